@@ -1,0 +1,139 @@
+"""Spikes with surrogate gradients.
+
+A spike is the Heaviside step ``z = H(x)`` of a distance to threshold ``x`` (``x >= 0`` fires). Its
+derivative is zero almost everywhere, so learning replaces it in the backward pass by a smooth
+*surrogate* ``dz/dx ≈ σ'(x)`` (Neftci, Mostafa & Zenke 2019, "Surrogate gradient learning in spiking
+neural networks"). Surrogates here are small frozen value objects; the one ``autograd.Function``
+below uses ``setup_context`` and ``generate_vmap_rule`` so that ``torch.func.grad``, ``vmap`` and
+``jvp`` all work through a spike, and its backward is itself differentiable (for meta-learning).
+
+Each surrogate states its derivative ``derivative(x)`` and a primitive ``smooth(x)`` whose derivative
+it is; the tests check one against the other by finite differences.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from neuroplastic.validation import require_positive
+
+__all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "spike", "SURROGATES"]
+
+
+class Surrogate:
+    """Abstract surrogate: ``derivative(x)`` replaces ``dH/dx`` in the backward pass."""
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
+        """A smooth function whose derivative is ``derivative``."""
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return spike(x, self)
+
+
+@dataclass(frozen=True)
+class FastSigmoid(Surrogate):
+    """SuperSpike's fast sigmoid (Zenke & Ganguli 2018): ``σ'(x) = 1 / (1 + scale·|x|)²``.
+
+    ``scale`` is the steepness in units of 1/x (DECOLLE uses 10, spytorch 100).
+    """
+
+    scale: float = 10.0
+
+    def __post_init__(self):
+        require_positive("FastSigmoid scale", self.scale)
+
+    def derivative(self, x):
+        return 1.0 / (1.0 + self.scale * x.abs()) ** 2
+
+    def smooth(self, x):
+        return x / (1.0 + self.scale * x.abs())
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    """e-prop's pseudo-derivative (Bellec et al. 2020): ``σ'(x) = γ · max(0, 1 − |x|/width)``."""
+
+    gamma: float = 0.3
+    width: float = 1.0
+
+    def __post_init__(self):
+        require_positive("Triangle gamma", self.gamma)
+        require_positive("Triangle width", self.width)
+
+    def derivative(self, x):
+        return self.gamma * torch.clamp(1.0 - x.abs() / self.width, min=0.0)
+
+    def smooth(self, x):
+        u = torch.clamp(x / self.width, -1.0, 1.0)
+        return self.gamma * self.width * (u - u * u.abs() / 2)
+
+
+@dataclass(frozen=True)
+class Boxcar(Surrogate):
+    """Rectangular window (error-triggered learning): ``σ'(x) = 1/width`` for ``|x| < width/2``."""
+
+    width: float = 1.0
+
+    def __post_init__(self):
+        require_positive("Boxcar width", self.width)
+
+    def derivative(self, x):
+        return (x.abs() < self.width / 2).to(x.dtype) / self.width
+
+    def smooth(self, x):
+        return torch.clamp(x / self.width, -0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Arctan(Surrogate):
+    """Arctangent (Fang et al. 2021): ``σ'(x) = (α/2) / (1 + (π α x / 2)²)``."""
+
+    alpha: float = 2.0
+
+    def __post_init__(self):
+        require_positive("Arctan alpha", self.alpha)
+
+    def derivative(self, x):
+        return (self.alpha / 2) / (1.0 + (math.pi * self.alpha * x / 2) ** 2)
+
+    def smooth(self, x):
+        return torch.atan(math.pi * self.alpha * x / 2) / math.pi
+
+
+SURROGATES = {"fast-sigmoid": FastSigmoid, "triangle": Triangle, "boxcar": Boxcar, "arctan": Arctan}
+
+
+class _Heaviside(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, surrogate):
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, surrogate = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+        ctx.surrogate = surrogate
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.surrogate.derivative(x), None
+
+    @staticmethod
+    def jvp(ctx, x_tangent, _surrogate_tangent):
+        (x,) = ctx.saved_tensors
+        return x_tangent * ctx.surrogate.derivative(x)
+
+
+def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    """``H(x)`` forward (1.0 where ``x >= 0``), ``surrogate.derivative(x)`` backward."""
+    return _Heaviside.apply(x, surrogate)

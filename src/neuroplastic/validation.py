@@ -1,0 +1,37 @@
+"""Checks that turn bad parameters and inputs into one clear error naming the problem."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = ["require_finite", "require_positive", "require_non_negative", "require_finite_tensor"]
+
+
+def require_finite(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def require_positive(name: str, value) -> float:
+    value = require_finite(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return value
+
+
+def require_non_negative(name: str, value) -> float:
+    value = require_finite(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+    return value
+
+
+def require_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return tensor
