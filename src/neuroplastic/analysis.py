@@ -37,6 +37,6 @@ def steady_state_rate(raster: torch.Tensor, dt: float) -> torch.Tensor:
 
 def fi_curve(model, currents, duration: float, dt: float, *, generator=None) -> torch.Tensor:
     """Steady-state rate (Hz) of ``model`` under each constant current, all simulated at once."""
-    inputs = step_current(currents, duration, dt)
+    inputs = model.drive(step_current(currents, duration, dt))
     result = run(model, inputs, dt, probes=[SpikeRaster()], noise=generator, keep_spikes=False)
     return steady_state_rate(result["spikes"], dt)

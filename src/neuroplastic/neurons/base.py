@@ -34,14 +34,15 @@ class NeuronModel:
     """Abstract neuron model. Subclasses are frozen dataclasses and define ``State``, ``step``.
 
     Class attributes: ``State`` (a NamedTuple type), ``voltage`` (the name of the membrane-potential
-    field, for plots and probes) and ``default_current`` (a step current that makes the model fire,
-    in the model's own current unit, for the command line).
+    field, for plots and probes), ``default_current`` (a step current that makes the model fire,
+    in ``current_unit``) and ``default_dt`` (ms), for the command line.
     """
 
     State: type = NamedTuple
     voltage: str = "v"
     default_current: float = 1.0
     current_unit: str = "a.u."
+    default_dt: float = 0.1
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -66,6 +67,11 @@ class NeuronModel:
 
     def step(self, state, current, dt: float, noise=None):
         raise NotImplementedError
+
+    def drive(self, current: torch.Tensor) -> torch.Tensor:
+        """The model's input for an injected current of shape ``(T, *shape)`` (identity by default;
+        models whose input carries more channels override this)."""
+        return current
 
     def replace(self, **changes):
         """A copy with some parameters changed (validated again)."""

@@ -1,0 +1,95 @@
+"""What the commands share: building a model from arguments, noise, plot paths, JSON output."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from neuroplastic.neurons import MODELS, make_model
+from neuroplastic.validation import require_finite, require_non_negative, require_positive
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for; reported as one line and exit code 2."""
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help=f"neuron model: {', '.join(sorted(MODELS))}")
+    parser.add_argument("--preset", help="named parameter set (Izhikevich: RS, IB, CH, FS, LTS, TC, RZ)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a numeric model parameter, e.g. --param tau_m=15 (repeatable)")
+    parser.add_argument("--dt", type=float, help="time step in ms (default: the model's own)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="white-noise strength σ (mV) for models with a noise term")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    parser.add_argument("--plot", help="write a figure to this file (.png, .pdf or .svg)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def build_model(args):
+    if args.model not in MODELS:
+        raise UsageError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
+    cls = MODELS[args.model]
+    model = cls() if args.preset is None else _preset(cls, args.model, args.preset)
+    changes = dict(_parse_param(text, model) for text in args.param)
+    if args.noise:
+        require_non_negative("--noise", args.noise)
+        if "sigma" not in {f.name for f in dataclasses.fields(model)}:
+            noisy = sorted(n for n, c in MODELS.items() if "sigma" in {f.name for f in dataclasses.fields(c)})
+            raise UsageError(f"model {args.model!r} has no noise term; models with one: {', '.join(noisy)}")
+        changes["sigma"] = args.noise
+    return model.replace(**changes) if changes else model
+
+
+def _preset(cls, name, preset):
+    if not hasattr(cls, "preset"):
+        raise UsageError(f"model {name!r} has no presets")
+    return cls.preset(preset)
+
+
+def _parse_param(text, model):
+    name, sep, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(model)}
+    if not sep:
+        raise UsageError(f"--param expects NAME=VALUE, got {text!r}")
+    if name not in fields or not isinstance(getattr(model, name), (int, float)):
+        numeric = sorted(n for n in fields if isinstance(getattr(model, n), (int, float)))
+        raise UsageError(f"unknown parameter {name!r} for {type(model).__name__}; choose from {', '.join(numeric)}")
+    try:
+        return name, require_finite(name, float(value))
+    except ValueError:
+        raise UsageError(f"parameter {name} must be a finite number, got {value!r}") from None
+
+
+def time_step(args, model) -> float:
+    return require_positive("--dt", model.default_dt if args.dt is None else args.dt)
+
+
+def plot_path(text):
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"--plot must end in {', '.join(PLOT_SUFFIXES)}, got {text!r}")
+    return path
+
+
+def noise_generator(model, seed):
+    return torch.Generator().manual_seed(seed) if getattr(model, "sigma", 0.0) > 0 else None
+
+
+def emit(summary: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(summary, allow_nan=False))
+    else:
+        print("\n".join(lines))
+
+
+def finite_floats(values):
+    return [round(float(v), 6) if math.isfinite(v) else None for v in values]

@@ -1,0 +1,53 @@
+"""``neuroplastic fi MODEL --currents a,b,c``: the steady-state f-I curve of a model."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from neuroplastic.analysis import fi_curve
+from neuroplastic.cli.common import (
+    UsageError,
+    add_model_arguments,
+    build_model,
+    emit,
+    noise_generator,
+    plot_path,
+    time_step,
+)
+from neuroplastic.report.plots import draw_fi, save
+from neuroplastic.validation import require_finite, require_positive
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("fi", help="f-I curve: steady-state rate for each step current")
+    add_model_arguments(parser)
+    parser.add_argument("--currents", required=True, help="comma-separated currents, e.g. 0,5,10,20")
+    parser.add_argument("--duration", type=float, default=1000.0,
+                        help="duration in ms; the rate counts spikes in its second half (default 1000)")
+    parser.set_defaults(handler=main)
+
+
+def parse_currents(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--currents must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise UsageError("--currents is empty")
+    return [require_finite("--currents", v) for v in values]
+
+
+def main(args):
+    model = build_model(args)
+    dt = time_step(args, model)
+    duration = require_positive("--duration", args.duration)
+    currents = parse_currents(args.currents)
+    path = plot_path(args.plot)
+    rates = fi_curve(model, currents, duration, dt, generator=noise_generator(model, args.seed)).tolist()
+    if path is not None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        draw_fi(ax, currents, rates, title=f"{args.model} f-I curve", unit=model.current_unit)
+        save(fig, path)
+    summary = {"model": args.model, "preset": args.preset, "duration_ms": duration, "dt_ms": dt,
+               "currents": currents, "rates_hz": rates, "plot": str(path) if path else None}
+    emit(summary, args.json, [f"{'current':>12}  {'rate (Hz)':>10}"]
+         + [f"{c:12g}  {r:10.2f}" for c, r in zip(currents, rates)] + ([f"plot: {path}"] if path else []))

@@ -1,0 +1,41 @@
+"""The ``neuroplastic`` command: one entry point, a subcommand per job.
+
+Bad input ends with exit code 2 and one line on stderr, before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neuroplastic.cli import fi, neuron, tour
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise SystemExit(_fail(message))
+
+
+def _fail(message: str) -> int:
+    print(f"neuroplastic: error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="neuroplastic", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in (tour, neuron, fi):
+        command.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ValueError as error:  # UsageError and every parameter check raise ValueError
+        return _fail(str(error))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``neuroplastic neuron MODEL``: one model under a step current, as a trace, a summary or JSON."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from neuroplastic.analysis import spike_times, step_current
+from neuroplastic.cli.common import (
+    add_model_arguments,
+    build_model,
+    emit,
+    finite_floats,
+    noise_generator,
+    plot_path,
+    time_step,
+)
+from neuroplastic.report.plots import draw_trace, save
+from neuroplastic.sim import Record, run
+from neuroplastic.validation import require_finite, require_positive
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("neuron", help="simulate one neuron model under a step current")
+    add_model_arguments(parser)
+    parser.add_argument("--current", type=float, help="step current (default: the model's own)")
+    parser.add_argument("--duration", type=float, default=200.0, help="duration in ms (default 200)")
+    parser.set_defaults(handler=main)
+
+
+def simulate(model, current: float, duration: float, dt: float, seed: int):
+    """Voltage trace (T,), spike raster (T, 1) and the time axis (ms) of one neuron."""
+    inputs = model.drive(step_current([current], duration, dt))
+    probe = Record(model.voltage)
+    result = run(model, inputs, dt, probes=[probe], noise=noise_generator(model, seed))
+    times = torch.arange(1, inputs.shape[0] + 1, dtype=torch.float64) * dt
+    return times, result[probe.name][:, 0], result.spikes
+
+
+def main(args):
+    model = build_model(args)
+    dt = time_step(args, model)
+    duration = require_positive("--duration", args.duration)
+    current = require_finite("--current", model.default_current if args.current is None else args.current)
+    path = plot_path(args.plot)
+    times, voltage, raster = simulate(model, current, duration, dt, args.seed)
+    spikes_ms = spike_times(raster, dt)[0]
+    rate = len(spikes_ms) / (duration / 1000.0)
+    name = args.model + (f" ({args.preset})" if args.preset else "")
+    if path is not None:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        draw_trace(ax, times.numpy(), voltage.numpy(), spikes_ms, title=f"{name}, I = {current:g} {model.current_unit}")
+        save(fig, path)
+    summary = {
+        "model": args.model, "preset": args.preset, "current": current, "duration_ms": duration,
+        "dt_ms": dt, "spike_count": len(spikes_ms), "rate_hz": rate,
+        "spike_times_ms": finite_floats(spikes_ms), "plot": str(path) if path else None,
+    }
+    shown = ", ".join(f"{t:.2f}" for t in spikes_ms[:10]) + (" …" if len(spikes_ms) > 10 else "")
+    emit(summary, args.json, [
+        f"{name}: I = {current:g} {model.current_unit} for {duration:g} ms (dt = {dt:g} ms)",
+        f"spikes: {len(spikes_ms)}  rate: {rate:.2f} Hz",
+        f"spike times (ms): {shown or 'none'}",
+    ] + ([f"plot: {path}"] if path else []))

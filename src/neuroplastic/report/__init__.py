@@ -1,0 +1,1 @@
+"""Figures and machine-readable summaries for people and scripts."""
