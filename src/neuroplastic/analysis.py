@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neuroplastic.coding import GaussianKernel, kernel_rate
 from neuroplastic.neurons.base import check_dt
 from neuroplastic.sim import SpikeRaster, run
 from neuroplastic.validation import require_positive
 
-__all__ = ["step_current", "spike_times", "steady_state_rate", "fi_curve"]
+__all__ = ["step_current", "spike_times", "steady_state_rate", "fi_curve", "reliability"]
 
 
 def step_current(amplitudes, duration: float, dt: float, *, dtype=torch.float64) -> torch.Tensor:
@@ -40,3 +41,20 @@ def fi_curve(model, currents, duration: float, dt: float, *, generator=None) -> 
     inputs = model.drive(step_current(currents, duration, dt))
     result = run(model, inputs, dt, probes=[SpikeRaster()], noise=generator, keep_spikes=False)
     return steady_state_rate(result["spikes"], dt)
+
+
+def reliability(raster: torch.Tensor, dt: float, sigma_ms: float = 3.0) -> float:
+    """Spike-timing reliability across trials (Schreiber et al. 2003, Neurocomputing 52:925).
+
+    ``raster`` is ``(T, trials)``. Each trial's spike train is smoothed with a Gaussian of width
+    ``sigma_ms``; the result is the mean cosine similarity over all pairs of trials: 1 for identical
+    spike times, near 0 for independent ones. Trials without spikes are left out.
+    """
+    smoothed = kernel_rate(raster.double(), dt, GaussianKernel(sigma_ms)).reshape(raster.shape[0], -1)
+    norms = smoothed.norm(dim=0)
+    smoothed = smoothed[:, norms > 0] / norms[norms > 0]
+    trials = smoothed.shape[1]
+    if trials < 2:
+        raise ValueError("reliability needs at least two trials with spikes")
+    similarity = smoothed.T @ smoothed
+    return ((similarity.sum() - trials) / (trials * (trials - 1))).item()

@@ -6,7 +6,13 @@ import numbers
 
 import torch
 
-__all__ = ["require_finite", "require_positive", "require_non_negative", "require_finite_tensor"]
+__all__ = [
+    "require_finite",
+    "require_positive",
+    "require_non_negative",
+    "require_count",
+    "require_finite_tensor",
+]
 
 
 def require_finite(name: str, value) -> float:
@@ -29,6 +35,13 @@ def require_non_negative(name: str, value) -> float:
     if value < 0:
         raise ValueError(f"{name} must be non-negative, got {value!r}")
     return value
+
+
+def require_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int, with a clear error unless it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def require_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from neuroplastic.neurons import MODELS, make_model
+from neuroplastic.neurons import MODELS
 from neuroplastic.validation import require_finite, require_non_negative, require_positive
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
