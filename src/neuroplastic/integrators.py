@@ -6,6 +6,9 @@ A neuron model states its continuous dynamics over a tuple ``y`` of tensors in o
 - ``relaxation(y, current) -> (taus, targets)`` meaning ``dy/dt = (target − y)/τ`` with ``τ`` and
   ``target`` possibly depending on ``y``; used by :class:`Exponential`.
 
+A model whose linear dynamics have a closed-form propagator states it as ``propagate(y, current,
+dt)``, used by :class:`Exact`.
+
 The exponential step ``y ← target + (y − target)·exp(−dt/τ)`` is exact for linear dynamics whose
 input is held over the step (LIF under a step current) and is the exponential-Euler / Rush–Larsen
 scheme otherwise (Rush & Larsen 1978; Hochbruck & Ostermann 2010).
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Integrator", "Euler", "RK4", "Exponential", "noise_increment"]
+__all__ = ["Integrator", "Euler", "RK4", "Exponential", "Exact", "noise_increment"]
 
 
 class Integrator:
@@ -71,6 +74,19 @@ class Exponential(Integrator):
         return tuple(
             target + (value - target) * _decay(tau, dt) for value, tau, target in zip(y, taus, targets)
         )
+
+
+@dataclass(frozen=True)
+class Exact(Integrator):
+    """Exact step of a linear system that states its own propagator ``propagate(y, current, dt)``."""
+
+    def __call__(self, system, y, current, dt):
+        propagate = getattr(system, "propagate", None)
+        if propagate is None:
+            raise ValueError(
+                f"{type(system).__name__} states no exact propagator; use Euler(), RK4() or Exponential()"
+            )
+        return propagate(y, current, dt)
 
 
 def _decay(tau, dt):

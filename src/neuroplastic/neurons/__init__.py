@@ -1,9 +1,17 @@
 """Neuron models: pure steps over explicit state. ``MODELS`` maps command-line names to classes."""
+from neuroplastic.neurons.adaptive_lif import AdaptiveLIF, AdaptiveLIFState
+from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import NeuronModel, ResetBySubtraction, ResetTo
+from neuroplastic.neurons.conductance_lif import ConductanceLIF, ConductanceLIFState, conductance_input
+from neuroplastic.neurons.current_lif import CurrentLIF, CurrentLIFState
 from neuroplastic.neurons.lif import LIF, LIFState
 
 MODELS = {
     "lif": LIF,
+    "cuba": CurrentLIF,
+    "alif": ALIF,
+    "adaptive": AdaptiveLIF,
+    "coba": ConductanceLIF,
 }
 
 
@@ -16,4 +24,8 @@ def make_model(name: str, **parameters) -> NeuronModel:
     return cls(**parameters)
 
 
-__all__ = ["NeuronModel", "ResetTo", "ResetBySubtraction", "LIF", "LIFState", "MODELS", "make_model"]
+__all__ = [
+    "NeuronModel", "ResetTo", "ResetBySubtraction", "MODELS", "make_model",
+    "LIF", "LIFState", "CurrentLIF", "CurrentLIFState", "ALIF", "ALIFState",
+    "AdaptiveLIF", "AdaptiveLIFState", "ConductanceLIF", "ConductanceLIFState", "conductance_input",
+]

@@ -68,6 +68,11 @@ class NeuronModel:
     def step(self, state, current, dt: float, noise=None):
         raise NotImplementedError
 
+    def state_shape(self, input_shape) -> tuple:
+        """The state's shape for one step's input of ``input_shape`` (the same, unless the input
+        carries channels)."""
+        return tuple(input_shape)
+
     def drive(self, current: torch.Tensor) -> torch.Tensor:
         """The model's input for an injected current of shape ``(T, *shape)`` (identity by default;
         models whose input carries more channels override this)."""

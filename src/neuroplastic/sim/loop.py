@@ -43,14 +43,14 @@ def run(
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
         raise ValueError("inputs must be a tensor of shape (T, *shape) with time first")
     require_finite_tensor("inputs", inputs)
-    steps, shape = inputs.shape[0], inputs.shape[1:]
+    shape = model.state_shape(inputs.shape[1:])
     if state is None:
         state = model.init_state(shape, dtype=inputs.dtype, device=inputs.device)
-    if isinstance(noise, torch.Tensor) and noise.shape != inputs.shape:
-        raise ValueError(f"frozen noise has shape {tuple(noise.shape)}, inputs {tuple(inputs.shape)}")
+    if isinstance(noise, torch.Tensor) and tuple(noise.shape) != (inputs.shape[0], *shape):
+        raise ValueError(f"frozen noise has shape {tuple(noise.shape)}, expected {(inputs.shape[0], *shape)}")
     outputs = []
-    for t in range(steps):
-        spikes, state = model.step(state, inputs[t], dt, noise=_noise_at(noise, t, shape, inputs))
+    for t, current in enumerate(inputs.unbind(0)):  # one unbind, not a graph node per index
+        spikes, state = model.step(state, current, dt, noise=_noise_at(noise, t, shape, inputs))
         if keep_spikes:
             outputs.append(spikes)
         for probe in probes:
