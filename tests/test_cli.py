@@ -59,6 +59,8 @@ BAD = [
     ["neuron", "lif", "--param", "tau_m"],
     ["neuron", "lif", "--noise", "-1"],
     ["neuron", "lif", "--preset", "RS"],
+    ["neuron", "izhikevich", "--preset", "XY"],
+    ["neuron", "hh", "--noise", "1"],
     ["neuron", "lif", "--plot", "trace.txt"],
     ["fi", "lif", "--currents", "1,abc"],
     ["fi", "lif", "--currents", "1,nan"],
@@ -91,3 +93,20 @@ def test_console_script_runs_as_a_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "neuroplastic.cli.main", "neuron", "lif", "--dt", "-1"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "dt" in done.stderr
+
+
+@pytest.mark.parametrize("model", ["lif", "cuba", "alif", "adaptive", "coba", "izhikevich", "hh"])
+def test_every_model_fires_under_its_default_current(model, capsys):
+    out = run_json(capsys, "neuron", model, "--duration", "100")
+    assert out["spike_count"] > 0
+
+
+def test_izhikevich_presets_from_the_command_line(capsys):
+    chattering = run_json(capsys, "neuron", "izhikevich", "--preset", "CH", "--duration", "300")
+    regular = run_json(capsys, "neuron", "izhikevich", "--preset", "RS", "--duration", "300")
+    assert chattering["spike_count"] > 2 * regular["spike_count"]  # bursts of ~5 vs single spikes
+
+
+def test_hh_fi_curve_is_class_ii(capsys):
+    out = run_json(capsys, "fi", "hh", "--currents", "6.0,10", "--duration", "400")
+    assert out["rates_hz"][0] == 0.0 and out["rates_hz"][1] > 60.0  # a jump, not a gradual onset

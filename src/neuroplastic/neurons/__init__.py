@@ -4,6 +4,8 @@ from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import NeuronModel, ResetBySubtraction, ResetTo
 from neuroplastic.neurons.conductance_lif import ConductanceLIF, ConductanceLIFState, conductance_input
 from neuroplastic.neurons.current_lif import CurrentLIF, CurrentLIFState
+from neuroplastic.neurons.hodgkin_huxley import HodgkinHuxley, HodgkinHuxleyState
+from neuroplastic.neurons.izhikevich import PRESETS, Izhikevich, IzhikevichState
 from neuroplastic.neurons.lif import LIF, LIFState
 
 MODELS = {
@@ -12,6 +14,8 @@ MODELS = {
     "alif": ALIF,
     "adaptive": AdaptiveLIF,
     "coba": ConductanceLIF,
+    "izhikevich": Izhikevich,
+    "hh": HodgkinHuxley,
 }
 
 
@@ -28,4 +32,5 @@ __all__ = [
     "NeuronModel", "ResetTo", "ResetBySubtraction", "MODELS", "make_model",
     "LIF", "LIFState", "CurrentLIF", "CurrentLIFState", "ALIF", "ALIFState",
     "AdaptiveLIF", "AdaptiveLIFState", "ConductanceLIF", "ConductanceLIFState", "conductance_input",
+    "Izhikevich", "IzhikevichState", "PRESETS", "HodgkinHuxley", "HodgkinHuxleyState",
 ]

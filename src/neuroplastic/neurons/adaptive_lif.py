@@ -66,7 +66,7 @@ class AdaptiveLIF(NeuronModel):
 
     State = AdaptiveLIFState
     default_current = 25.0
-    current_unit = "nA (R in MΩ, so R·I in mV)"
+    current_unit = "nA"  # with R in MΩ, R·I is in mV
 
     def __post_init__(self):
         super().__post_init__()

@@ -74,7 +74,7 @@ class ALIF(NeuronModel):
 
     State = ALIFState
     default_current = 0.05
-    current_unit = "v_th units per step (added to v)"
+    current_unit = "v_th/step"  # added to v each step
     default_dt = 1.0
 
     def __post_init__(self):

@@ -83,7 +83,7 @@ class ConductanceLIF(NeuronModel):
 
     State = ConductanceLIFState
     default_current = 15.0
-    current_unit = "nA (R in MΩ, so R·I in mV); input channels (I_ext, Δg_e, Δg_i)"
+    current_unit = "nA"  # the I_ext channel; R in MΩ
 
     def __post_init__(self):
         super().__post_init__()

@@ -81,7 +81,7 @@ class CurrentLIF(NeuronModel):
 
     State = CurrentLIFState
     default_current = 0.4  # at dt = 0.1 ms: a mean synaptic current of 20 nA
-    current_unit = "nA added to I_syn per step (summed weighted presynaptic spikes; R in MΩ)"
+    current_unit = "nA/step"  # jump of I_syn per step
 
     def initial_values(self):
         return {"v": self.e_l, "i_syn": 0.0, "refractory": 0.0}

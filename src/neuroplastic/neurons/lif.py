@@ -56,7 +56,7 @@ class LIF(NeuronModel):
 
     State = LIFState
     default_current = 20.0
-    current_unit = "nA (R in MΩ, so R·I in mV)"
+    current_unit = "nA"  # with R in MΩ, R·I is in mV
 
     def __post_init__(self):
         super().__post_init__()
