@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import grad, jvp, vmap
 
-from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Triangle, spike
+from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Triangle, spike
 
 X = torch.linspace(-2.0, 2.0, 41, dtype=torch.float64) + 0.013  # avoid the kinks of the triangle/boxcar
 
@@ -15,6 +15,7 @@ ANALYTIC = [
     (Triangle(gamma=0.3), lambda x: 0.3 * torch.relu(1.0 - x.abs())),  # Bellec et al. 2020
     (Boxcar(width=1.0), lambda x: (x.abs() < 0.5).double()),  # Payvand et al. 2020
     (Arctan(alpha=2.0), lambda x: 1.0 / (1.0 + (math.pi * x) ** 2)),  # Fang et al. 2021
+    (Rescaled(Triangle(gamma=0.3), 0.6), lambda x: 0.3 / 0.6 * torch.relu(1.0 - (x / 0.6).abs())),  # e-prop ψ
 ]
 
 

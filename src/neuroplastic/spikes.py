@@ -19,7 +19,7 @@ import torch
 
 from neuroplastic.validation import require_positive
 
-__all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "spike", "SURROGATES"]
+__all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "Rescaled", "spike", "SURROGATES"]
 
 
 class Surrogate:
@@ -104,6 +104,27 @@ class Arctan(Surrogate):
 
     def smooth(self, x):
         return torch.atan(math.pi * self.alpha * x / 2) / math.pi
+
+
+@dataclass(frozen=True)
+class Rescaled(Surrogate):
+    """``inner`` read on the scaled distance ``x / width``: ``σ'(x) = inner'(x/width) / width``.
+
+    ``spike(v − ϑ, Rescaled(s, ϑ))`` has the gradient of ``spike((v − ϑ)/ϑ, s)``, the normalized
+    distance of e-prop, for code that works on ``v − ϑ`` directly (the fused layer).
+    """
+
+    inner: Surrogate
+    width: float
+
+    def __post_init__(self):
+        require_positive("Rescaled width", self.width)
+
+    def derivative(self, x):
+        return self.inner.derivative(x / self.width) / self.width
+
+    def smooth(self, x):
+        return self.inner.smooth(x / self.width)
 
 
 SURROGATES = {"fast-sigmoid": FastSigmoid, "triangle": Triangle, "boxcar": Boxcar, "arctan": Arctan}

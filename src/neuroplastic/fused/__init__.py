@@ -1,0 +1,11 @@
+"""Fused fast paths: equivalent forms of the step path, tested equal to it (``docs/design.md``).
+
+:func:`lif_sequence` runs a feed-forward leaky integrate-and-fire layer over a whole sequence in one
+pass forward and one backward, after its input currents for all steps came from one matrix product.
+:func:`backend` says whether the C++ kernel (built on first use) or the PyTorch fallback runs it;
+the environment variable ``NEUROPLASTIC_FUSED`` (``auto``, ``torch``, ``cpp``) overrides the choice.
+"""
+from neuroplastic.fused.extension import backend
+from neuroplastic.fused.lif import LeakyState, lif_sequence
+
+__all__ = ["LeakyState", "backend", "lif_sequence"]

@@ -1,0 +1,201 @@
+"""A feed-forward leaky integrate-and-fire layer over a whole sequence, fused forward and backward.
+
+The discrete LIF of snnTorch's ``Leaky`` and of e-prop (Bellec et al. 2020, "A solution to the
+learning dilemma for recurrent networks of spiking neurons", Nat. Commun. 11:3625, Methods), reset by
+subtracting the threshold one step late, with the previous step's spike:
+
+    v_t = β v_{t−1} + I_t − θ z_{t−1},    z_t = H(v_t − θ)    (H(0) = 1; v_{−1}, z_{−1} default 0)
+
+In a feed-forward layer the currents ``I_t = W x_t`` of all T steps come from one matrix product
+beforehand; what is left is this elementwise recurrence, and here it is one pass each way.
+
+**Backward.** Exact BPTT with the surrogate ``h_t = σ'(v_t − θ)`` in place of ``H'``. Let
+``ḡ_t = dL/dv_t`` (total). ``v_t`` reaches the loss through ``z_t`` (directly, and through the reset
+in ``v_{t+1}``: ``∂v_{t+1}/∂z_t = −θ``, cut by ``detach_reset``) and through ``v_{t+1}``
+(``∂v_{t+1}/∂v_t = β``). With ``g^z_t``, ``g^v_t`` the gradients arriving at the spikes and voltages
+directly (``g^v`` only from the returned final state),
+
+    ḡ_t = h_t (g^z_t − k ḡ_{t+1}) + β ḡ_{t+1} + g^v_t,    ḡ_T = 0,    k = θ, or 0 with detach_reset
+
+and ``dL/dI_t = ḡ_t``, ``dL/dβ = Σ_t ḡ_t v_{t−1}`` (summed over the batch), ``dL/dv_{−1} = β ḡ_0``,
+``dL/dz_{−1} = −k ḡ_0``. ``tests/test_fused.py`` checks all of them against autograd through the step
+path (``neuroplastic.spikes.spike`` in a loop over t).
+
+**One graph node.** The sequence is one ``autograd.Function``: its forward runs the recurrence without
+a graph and saves only the voltages (one (B, N) tensor per step; with the layer's input and its
+spikes, three per step in all); its backward evaluates the surrogate as a PyTorch op (so the
+surrogates' maths stay in ``spikes.py`` alone) on a chunk of steps at a time, latest first, each
+followed by the reverse recurrence over that chunk while it is in cache. Both loops run in C++
+(``lif.cpp``) for CPU float32/float64 tensors when it can be built, otherwise in PyTorch
+(``fallback.py``); :func:`neuroplastic.fused.backend` says which. The backward is once
+differentiable: second-order methods (meta-learning through the learning) use the step path; so
+does ``vmap`` (not supported here: fold a population into the batch dimension instead).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from neuroplastic.fused import extension, fallback
+from neuroplastic.spikes import Surrogate
+from neuroplastic.validation import require_finite, require_positive
+
+__all__ = ["LeakyState", "lif_sequence"]
+
+_CHUNK = 1 << 20  # elements per chunk of the backward pass (4 MiB in float32)
+
+
+class LeakyState(NamedTuple):
+    v: torch.Tensor  # (B, N) membrane potential before the pending reset
+    z: torch.Tensor  # (B, N) spike of the last step
+
+
+def lif_sequence(
+    currents: torch.Tensor,
+    *,
+    beta,
+    threshold: float,
+    surrogate: Surrogate,
+    detach_reset: bool = False,
+    state: LeakyState | None = None,
+) -> tuple[torch.Tensor, LeakyState]:
+    """Spikes ``(T, B, N)`` of a LIF layer driven by ``currents`` ``(T, B, N)``, and its final state.
+
+    ``beta`` is the leak ``β ∈ (0, 1]``: a number, or a tensor of shape ``()`` or ``(N,)`` (one per
+    neuron), which gets a gradient if it requires one. ``threshold`` is ``θ > 0``; ``surrogate`` a
+    :class:`~neuroplastic.spikes.Surrogate`; ``detach_reset`` stops the gradient through the reset.
+    ``state`` is the :class:`LeakyState` ``(v_{−1}, z_{−1})`` to continue from (default zeros); the
+    returned state ``(v_{T−1}, z_{T−1})`` continues the sequence exactly in the next chunk, and carries
+    the gradient back across chunks unless detached (truncated BPTT).
+    """
+    _check_currents(currents)
+    steps, batch, size = currents.shape
+    require_positive("threshold", threshold)
+    _check_beta(beta, size)
+    if not isinstance(surrogate, Surrogate):
+        raise ValueError(f"surrogate must be a neuroplastic.spikes.Surrogate, got {surrogate!r}")
+    if not isinstance(detach_reset, bool):
+        raise ValueError(f"detach_reset must be a bool, got {detach_reset!r}")
+    v0, z0 = _initial_state(state, currents)
+    kernels = extension if extension.backend(currents) == "cpp" else fallback
+    spikes, voltages = _LeakySequence.apply(
+        currents, beta, float(threshold), surrogate, detach_reset, v0, z0, kernels
+    )
+    return spikes, LeakyState(voltages[-1].clone(), spikes[-1].clone())
+
+
+class _LeakySequence(torch.autograd.Function):
+    @staticmethod
+    def forward(currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels):
+        spikes, voltages = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
+        # A non-finite current stays in v at every later step (β > 0): the last row checks them all.
+        if not torch.isfinite(voltages[-1]).all():
+            raise ValueError(
+                "currents (or state) contain NaN or infinite values, or the voltage overflowed"
+            )
+        return spikes, voltages
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, beta, threshold, surrogate, detach_reset, v0, _, kernels = inputs
+        beta_tensor = beta if isinstance(beta, torch.Tensor) else None
+        ctx.save_for_backward(output[1], v0, beta_tensor)
+        ctx.beta = None if beta_tensor is not None else beta
+        ctx.threshold, ctx.surrogate, ctx.detach_reset = threshold, surrogate, detach_reset
+        ctx.kernels = kernels
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_voltages):
+        voltages, v0, beta_tensor = ctx.saved_tensors
+        beta = _rows(ctx.beta if beta_tensor is None else beta_tensor, v0)
+        grad_spikes, grad_voltages = _per_step(grad_spikes, voltages), _per_step(grad_voltages, voltages)
+        grad = torch.empty_like(voltages)
+        grad_beta = torch.zeros_like(v0) if ctx.needs_input_grad[1] else None
+        carry = None
+        for steps in reversed(_chunks(voltages)):
+            h = ctx.surrogate.derivative(voltages[steps] - ctx.threshold)
+            h = h.to(voltages.dtype).expand_as(voltages[steps])
+            ctx.kernels.backward(
+                h, carry, grad_spikes[steps], grad_voltages[steps], beta, ctx.threshold,
+                ctx.detach_reset, grad[steps],
+            )
+            carry = grad[steps.start]
+            if grad_beta is not None:
+                grad_beta += (grad[steps] * _previous(voltages, v0, steps)).sum(0)
+        if grad_beta is not None:
+            grad_beta = grad_beta.sum_to_size(beta_tensor.shape).to(beta_tensor)
+        grad_v0 = beta * grad[0] if ctx.needs_input_grad[5] else None
+        grad_z0 = -ctx.threshold * grad[0] if ctx.needs_input_grad[6] and not ctx.detach_reset else None
+        return grad, grad_beta, None, None, None, grad_v0, grad_z0, None
+
+
+def _chunks(voltages):
+    """Slices of about ``_CHUNK`` elements along time. The surrogate's temporaries stay in cache (over
+    the whole sequence at once, their fresh memory made the backward pass 4-8 times slower), and the
+    chunks are few (each op is a parallel region, which stalls when another process holds a core)."""
+    steps = max(1, _CHUNK // max(1, voltages[0].numel()))
+    return [slice(t, min(t + steps, len(voltages))) for t in range(0, len(voltages), steps)]
+
+
+def _previous(voltages, v0, steps):
+    """``v_{t−1}`` for the steps of a chunk."""
+    if steps.start > 0:
+        return voltages[steps.start - 1 : steps.stop - 1]
+    return torch.cat([v0[None], voltages[: steps.stop - 1]])
+
+
+def _rows(beta, like):
+    """β as a contiguous (B, N) tensor like ``like``."""
+    if isinstance(beta, torch.Tensor):
+        return beta.detach().to(like).expand_as(like).contiguous()
+    return torch.full_like(like, beta)
+
+
+def _per_step(grad, voltages):
+    """A gradient at every step, (T, B, N); a missing one is zeros, one row expanded over time."""
+    if grad is None:
+        return voltages.new_zeros(voltages.shape[1:]).expand_as(voltages)
+    return grad
+
+
+def _check_currents(currents):
+    if not isinstance(currents, torch.Tensor) or currents.dim() != 3:
+        shape = tuple(currents.shape) if isinstance(currents, torch.Tensor) else type(currents).__name__
+        raise ValueError(f"currents must be a tensor of shape (T, B, N), got {shape}")
+    if not currents.is_floating_point():
+        raise ValueError(f"currents must be floating point, got {currents.dtype}")
+    if currents.shape[0] == 0:
+        raise ValueError("currents must have at least one time step (T > 0)")
+
+
+def _check_beta(beta, size):
+    if isinstance(beta, torch.Tensor):
+        if beta.shape not in ((), (size,)) or not beta.is_floating_point():
+            raise ValueError(
+                f"beta must be a number or a float tensor of shape () or ({size},), "
+                f"got {beta.dtype} of shape {tuple(beta.shape)}"
+            )
+        values = beta.detach()
+        if not ((values > 0) & (values <= 1)).all():
+            raise ValueError("beta must lie in (0, 1]")
+    elif isinstance(beta, numbers.Real) and not isinstance(beta, bool):
+        if not 0 < require_finite("beta", beta) <= 1:
+            raise ValueError(f"beta must lie in (0, 1], got {beta!r}")
+    else:
+        raise ValueError(f"beta must be a number or a tensor, got {beta!r}")
+
+
+def _initial_state(state, currents):
+    shape = currents.shape[1:]
+    if state is None:
+        zeros = currents.new_zeros(shape)
+        return zeros, zeros
+    if not (isinstance(state, tuple) and len(state) == 2
+            and all(isinstance(x, torch.Tensor) and x.shape == shape for x in state)):
+        raise ValueError(f"state must be a LeakyState (v, z) of tensors of shape {tuple(shape)}")
+    return tuple(x.to(currents) for x in state)

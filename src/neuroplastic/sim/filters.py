@@ -1,0 +1,58 @@
+"""Linear first-order filters over time, with a backward pass linear in sequence length.
+
+``leaky_integrate(x, decay)`` computes ``y_t = decay · y_{t−1} + x_t`` (``y_{−1} = y0``, zero by
+default) along the first (time) dimension. It is the readout of e-prop (``κ``), an exponential trace
+and the low-pass of the van Rossum distance. Its gradient is the same filter run backwards in
+time, ``g_x_t = g_y_t + decay · g_x_{t+1}``, so one custom autograd node replaces T graph nodes.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["leaky_integrate"]
+
+
+def _forward_filter(x, decay, y0):
+    out = torch.empty_like(x)
+    y = torch.zeros_like(x[0]) if y0 is None else y0
+    for t in range(x.shape[0]):
+        y = decay * y + x[t]
+        out[t] = y
+    return out
+
+
+def _backward_filter(grad, decay):
+    out = torch.empty_like(grad)
+    g = torch.zeros_like(grad[0])
+    for t in range(grad.shape[0] - 1, -1, -1):
+        g = decay * g + grad[t]
+        out[t] = g
+    return out
+
+
+class _LeakyIntegrate(torch.autograd.Function):
+    @staticmethod
+    def forward(x, decay, y0):
+        with torch.no_grad():
+            return _forward_filter(x, decay, y0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, decay, y0 = inputs
+        ctx.decay = decay
+        ctx.has_y0 = y0 is not None
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_x = _backward_filter(grad_output, ctx.decay)
+        grad_y0 = ctx.decay * grad_x[0] if ctx.has_y0 else None
+        return grad_x, None, grad_y0
+
+
+def leaky_integrate(x: torch.Tensor, decay: float, y0: torch.Tensor | None = None) -> torch.Tensor:
+    """``y_t = decay · y_{t−1} + x_t`` over the first dimension of ``x`` (``decay`` a float)."""
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError("leaky_integrate needs a non-empty time dimension first")
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must lie in [0, 1], got {decay}")
+    return _LeakyIntegrate.apply(x, decay, y0)
