@@ -1,4 +1,4 @@
-"""``neuroplastic run``: for now a tour — every model's voltage trace and f-I curve in one figure."""
+"""``neuroplastic tour``: every neuron model's voltage trace and f-I curve in one figure."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +17,8 @@ TRACE_MS, FI_MS, FI_POINTS = 200.0, 500.0, 9
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("run", help="the main job: a tour of every neuron model (figure + summary)")
-    parser.add_argument("--out", default="neuroplastic-out", help="folder for the figure (default neuroplastic-out)")
+    parser = subparsers.add_parser("tour", help="every neuron model's trace and f-I curve in one figure")
+    parser.add_argument("--out", default="neuroplastic-out/tour", help="folder for the figure (default neuroplastic-out/tour)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.set_defaults(handler=main)
 

@@ -68,9 +68,10 @@ def mnist1d_signals(dataset_seed: int = 42) -> dict:
 
 
 def mnist1d_task(*, dataset_seed: int = 42, levels: int = 32, repeat: int = 1,
-                 dt: float = 1.0) -> Task:
+                 dt: float = 1.0, loss_steps: int | None = None) -> Task:
     """MNIST-1D through :func:`population_encode`: ``40 · repeat`` steps, ``levels`` inputs.
-    The encoding is deterministic; ``dataset_seed`` chooses the generated set."""
+    The encoding is deterministic; ``dataset_seed`` chooses the generated set; the loss and the
+    decision read the last ``loss_steps`` steps (``None``: all)."""
     repeat = require_count("repeat", repeat)
     dt = require_positive("dt", dt)
     data = mnist1d_signals(dataset_seed)
@@ -81,4 +82,4 @@ def mnist1d_task(*, dataset_seed: int = 42, levels: int = 32, repeat: int = 1,
 
     return Task(name="mnist1d", train=split(data["x"], data["y"]),
                 test=split(data["x_test"], data["y_test"]), n_inputs=levels, n_outputs=10,
-                dt=dt, kind="classification")
+                dt=dt, kind="classification", loss_steps=loss_steps)

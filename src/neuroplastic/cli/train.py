@@ -1,0 +1,86 @@
+"""``neuroplastic train --task T --rule R``: train a spiking network end to end, and
+``neuroplastic run``: the main job, training the default task (digits) with BPTT."""
+from __future__ import annotations
+
+from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.rules import RULES
+from neuroplastic.tasks import TASKS
+from neuroplastic.training.fit import fit
+from neuroplastic.training.recipes import NEURONS
+from neuroplastic.validation import require_count, require_positive
+
+SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s",
+                "peak_memory_mb", "spikes_per_sample", "out", "figures")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("train", help="train a spiking network on a task with a learning rule")
+    parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    parser.add_argument("--rule", default="bptt", help=f"learning rule: {', '.join(RULES)} (default bptt)")
+    parser.add_argument("--truncation", type=int, help="segment length in steps for --rule tbptt (default 50)")
+    parser.add_argument("--data", help="folder or file of a data set read from disk (shd, nmnist)")
+    add_training_arguments(parser, default_out="neuroplastic-out/train")
+    parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
+    parser.add_argument("--hidden", help="hidden layer sizes, e.g. 128 or 256,128 (default: the task's)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
+    parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    parser.set_defaults(handler=main)
+
+    run = subparsers.add_parser("run", help="the main job: train the default task (digits, BPTT) and report")
+    add_training_arguments(run, default_out="neuroplastic-out/run")
+    run.set_defaults(handler=main_job)
+
+
+def add_training_arguments(parser, *, default_out):
+    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
+    parser.add_argument("--out", default=default_out, help=f"folder for checkpoint, figures, summary ({default_out})")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def main(args):
+    if args.task not in TASKS:
+        raise UsageError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
+    if args.rule not in RULES:
+        raise UsageError(f"unknown rule {args.rule!r}; choose from {', '.join(RULES)}")
+    rule_options = {}
+    if args.truncation is not None:
+        if args.rule != "tbptt":
+            raise UsageError("--truncation applies to --rule tbptt only")
+        rule_options["steps"] = require_count("--truncation", args.truncation)
+    changes = {
+        "neuron": args.neuron,
+        "hidden": _sizes(args.hidden) if args.hidden else None,
+        "lr": None if args.lr is None else require_positive("--lr", args.lr),
+        "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
+    }
+    task_options = {"path": args.data} if args.data else {}
+    report(fit(args.task, args.rule, epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume,
+               rule_options=rule_options, task_options=task_options, **changes), args.json)
+
+
+def main_job(args):
+    report(fit("digits", "bptt", epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume), args.json)
+
+
+def _epochs(args):
+    return None if args.epochs is None else require_count("--epochs", args.epochs)
+
+
+def _sizes(text):
+    try:
+        return tuple(require_count("--hidden", int(part)) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--hidden must be comma-separated positive integers, got {text!r}") from None
+
+
+def report(summary: dict, as_json: bool):
+    metric = "test_accuracy" if "test_accuracy" in summary else "test_nmse"
+    emit({k: summary[k] for k in SUMMARY_KEYS if k in summary}, as_json, [
+        f"{summary['task']} / {summary['rule']}: {metric.replace('_', ' ')} {summary[metric]:.4f} "
+        f"after {summary['epochs']} epochs",
+        f"training time {summary['wall_time_s']:.1f} s, peak memory {summary['peak_memory_mb']:.0f} MB, "
+        f"{summary['spikes_per_sample']:.0f} hidden spikes per sample",
+        f"report: {summary['out']}/summary.json, figures: {', '.join(summary['figures'])}",
+    ])

@@ -1,0 +1,80 @@
+"""Default networks and hyperparameters per task: what ``neuroplastic train --task T`` uses.
+
+Each recipe names its neuron model by a short key (``lif``, ``alif``, ``cuba``) mapped to a model
+tuned for learning: threshold 1 (0.6 for e-prop's ALIF), reset by subtraction, no refractoriness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+from neuroplastic.neurons import ALIF, CurrentLIF, NeuronModel, ResetBySubtraction
+from neuroplastic.spikes import FastSigmoid, Triangle
+from neuroplastic.tasks import Task
+
+__all__ = ["Recipe", "RECIPES", "NEURONS", "recipe_for", "build_network"]
+
+NEURONS = {
+    "lif": lambda r: ALIF(tau_m=r.tau_m, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0)),
+    "alif": lambda r: ALIF(tau_m=r.tau_m, tau_a=r.tau_a, beta=r.adaptation, v_th=0.6, t_ref=r.t_ref,
+                           surrogate=Triangle(0.3)),
+    "cuba": lambda r: CurrentLIF(tau_m=r.tau_m, tau_s=5.0, e_l=0.0, v_th=1.0, t_ref=0.0,
+                                 reset=ResetBySubtraction(), surrogate=FastSigmoid(10.0)),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    hidden: tuple[int, ...] = (128,)
+    neuron: str = "lif"
+    recurrent: bool = False
+    tau_m: float = 20.0
+    tau_a: float = 2000.0  # alif only: adaptation time constant (ms)
+    adaptation: float = 0.0174  # alif only: β of the adaptive threshold (e-prop's cue task)
+    t_ref: float = 5.0  # alif only
+    tau_out: float = 20.0
+    scale: float = 1.0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    rate_target_hz: float = 10.0
+    rate_weight: float = 0.0
+
+    def __post_init__(self):
+        if self.neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {self.neuron!r}; choose from {', '.join(sorted(NEURONS))}")
+
+
+RECIPES = {
+    "digits": Recipe(hidden=(256,), epochs=20, batch_size=32, lr=3e-3, scale=2.0),
+    "mnist1d": Recipe(hidden=(256,), recurrent=True, epochs=30, batch_size=64, lr=2e-3),
+    "randman": Recipe(hidden=(128,), epochs=5, batch_size=64, lr=2e-3, scale=2.0),
+    "cue": Recipe(hidden=(100,), neuron="alif", recurrent=True, epochs=8, batch_size=64, lr=5e-3,
+                  rate_weight=1e-4),
+    "pattern": Recipe(hidden=(100,), recurrent=True, tau_m=30.0, tau_out=30.0, epochs=150,
+                      batch_size=1, lr=3e-3),
+    "shd": Recipe(hidden=(256,), recurrent=True, epochs=20, batch_size=64, lr=2e-3),
+    "nmnist": Recipe(hidden=(256,), epochs=10, batch_size=64, lr=2e-3),
+}
+
+
+def recipe_for(task_name: str, **changes) -> Recipe:
+    """The default recipe of ``task_name`` with some fields changed (``None`` values are ignored)."""
+    base = RECIPES.get(task_name, Recipe())
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})
+
+
+def build_network(task: Task, recipe: Recipe, *, seed: int = 0) -> SpikingNetwork:
+    generator = torch.Generator().manual_seed(seed)
+    neuron: NeuronModel = NEURONS[recipe.neuron](recipe)
+    sizes = (task.n_inputs, *recipe.hidden)
+    layers = [
+        SpikingLayer(n_in, n_out, neuron, dt=task.dt, recurrent=recipe.recurrent, scale=recipe.scale,
+                     generator=generator)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:])
+    ]
+    readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)
+    return SpikingNetwork(layers, readout)

@@ -1,0 +1,152 @@
+"""Rules, losses, checkpoints and the training loop, against closed forms and plain autograd."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuroplastic.cli.main import main
+from neuroplastic.rules import BPTT, TruncatedBPTT, make_rule, segments
+from neuroplastic.tasks import load_task
+from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
+from neuroplastic.training.fit import fit
+from neuroplastic.training.losses import rate_regularization, readout_cross_entropy, van_rossum_distance
+from neuroplastic.training.recipes import build_network, recipe_for
+from neuroplastic.training.trainer import Trainer, _detach
+
+
+def test_van_rossum_distance_matches_the_continuous_closed_forms():
+    """One spike against none: D² = ½; two single spikes Δ apart: D² = 1 − e^{−Δ/τ} (van Rossum 2001)."""
+    dt, tau, steps = 0.01, 10.0, 20_000
+    one, other = torch.zeros(steps, 1, 1), torch.zeros(steps, 1, 1)
+    one[1000] = 1.0
+    assert van_rossum_distance(one, other, tau=tau, dt=dt).item() == pytest.approx(0.5, rel=1e-3)
+    other[1500] = 1.0  # Δ = 5 ms
+    assert van_rossum_distance(one, other, tau=tau, dt=dt).item() == pytest.approx(1 - math.exp(-0.5), rel=1e-3)
+
+
+def test_readout_cross_entropy_is_the_mean_per_step_cross_entropy():
+    y = torch.randn(7, 5, 3)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    expected = torch.stack([F.cross_entropy(y[t], labels) for t in range(4, 7)]).mean()
+    torch.testing.assert_close(readout_cross_entropy(y, labels, 3), expected)
+
+
+def test_rate_regularization_vanishes_at_the_target_rate():
+    spikes = torch.zeros(100, 2, 4)
+    spikes[::10] = 1.0  # 1 spike per 10 steps of 1 ms: 100 Hz
+    assert rate_regularization([spikes], target_hz=100.0, dt=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert rate_regularization([spikes], target_hz=90.0, dt=1.0).item() == pytest.approx(100.0, rel=1e-4)
+
+
+def tiny_trainer(rule, task_name="randman", **changes):
+    task = load_task(task_name, seed=0)
+    recipe = recipe_for(task_name, hidden=(16,), recurrent=True, **changes)
+    net = build_network(task, recipe, seed=0).double()
+    return Trainer(task, net, rule, torch.optim.SGD(net.parameters(), lr=0.0), batch_size=8), task
+
+
+def test_bptt_update_is_the_autograd_gradient_of_the_sequence_loss():
+    trainer, task = tiny_trainer(BPTT())
+    inputs, labels = next(task.batches("train", 8, shuffle=False))
+    inputs = inputs.double()
+    output = trainer.network(inputs)
+    loss = readout_cross_entropy(output.readout, labels, task.loss_steps)
+    expected = torch.autograd.grad(loss, trainer.params)
+    segment = segments(inputs.shape[0], None)[0]
+    updates, _ = trainer.rule.update(segment, None, trainer.params,
+                                     loss=trainer.segment_loss(trainer.network(inputs), labels, segment))
+    for a, b in zip(updates, expected):
+        torch.testing.assert_close(a, b)
+
+
+def test_truncated_bptt_segments_sum_to_the_whole_loss_and_cut_the_gradient():
+    trainer, task = tiny_trainer(TruncatedBPTT(steps=30))
+    inputs, labels = next(task.batches("train", 8, shuffle=False))
+    inputs = inputs.double()
+    whole = trainer.segment_loss(trainer.network(inputs), labels, segments(inputs.shape[0], None)[0])
+    state = trainer.network.init_state((8,), dtype=torch.float64)
+    pieces, last_state = [], None
+    for segment in segments(inputs.shape[0], 30):
+        last_state = state
+        out = trainer.network(inputs[segment.start:segment.stop], state)
+        pieces.append(trainer.segment_loss(out, labels, segment))
+        state = _detach(out.state)
+    assert sum(p.item() for p in pieces) == pytest.approx(whole.item(), rel=1e-10)
+    # the last segment's gradient is BPTT of its loss from the detached state it started in
+    last = segments(inputs.shape[0], 30)[-1]
+    reference = torch.autograd.grad(pieces[-1], trainer.params, allow_unused=True)
+    out = trainer.network(inputs[last.start:last.stop], last_state)
+    updates, _ = trainer.rule.update(last, None, trainer.params, loss=trainer.segment_loss(out, labels, last))
+    for a, b in zip(updates, reference):
+        torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b)
+
+
+def test_torch_optimizers_and_schedulers_work_unchanged():
+    task = load_task("randman", seed=0)
+    net = build_network(task, recipe_for("randman", hidden=(32,)), seed=0)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = Trainer(task, net, BPTT(), optimizer, batch_size=64)
+    before = trainer.evaluate()["loss"]
+    for _ in range(3):
+        trainer.train_epoch(torch.Generator().manual_seed(0))
+        scheduler.step()
+    assert trainer.evaluate()["loss"] < 0.8 * before
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 / 8)
+
+
+def test_checkpoints_are_atomic_and_bad_files_give_clear_errors(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", {"epoch": 3, "w": torch.ones(2)})
+    assert load_checkpoint(path)["epoch"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"epoch": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a neuroplastic"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_fit_resumes_where_it_stopped(tmp_path):
+    first = fit("digits", epochs=1, out=tmp_path, progress=False, hidden=(32,))
+    resumed = fit("digits", epochs=2, out=tmp_path, resume=True, progress=False, hidden=(32,))
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == first["history"][0]
+    with pytest.raises(ValueError, match="made with"):
+        fit("digits", epochs=3, out=tmp_path, resume=True, progress=False, hidden=(64,))
+
+
+def test_train_command_json_and_report(tmp_path, capsys):
+    assert main(["train", "--task", "digits", "--epochs", "3", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("test_accuracy", "wall_time_s", "peak_memory_mb", "spikes_per_sample"):
+        assert key in summary
+    assert summary["test_accuracy"] > 0.9  # digits, 3 of the default 20 epochs
+    assert {p.name for p in tmp_path.iterdir()} >= {"checkpoint.pt", "summary.json", "learning_curve.png", "raster.png"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--task", "nope"],
+    ["train", "--task", "digits", "--rule", "nope"],
+    ["train", "--task", "digits", "--epochs", "0"],
+    ["train", "--task", "digits", "--lr", "-1"],
+    ["train", "--task", "digits", "--hidden", "12,x"],
+    ["train", "--task", "digits", "--neuron", "nope"],
+    ["train", "--task", "digits", "--truncation", "5"],
+    ["train", "--task", "digits", "--resume"],
+])
+def test_train_bad_input_exits_2(argv, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_make_rule_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown rule"):
+        make_rule("nope")
+    with pytest.raises(ValueError):
+        TruncatedBPTT(steps=0)
