@@ -110,3 +110,10 @@ def test_izhikevich_presets_from_the_command_line(capsys):
 def test_hh_fi_curve_is_class_ii(capsys):
     out = run_json(capsys, "fi", "hh", "--currents", "6.0,10", "--duration", "400")
     assert out["rates_hz"][0] == 0.0 and out["rates_hz"][1] > 60.0  # a jump, not a gradual onset
+
+
+def test_tour_draws_every_model(tmp_path, capsys):
+    out = run_json(capsys, "tour", "--out", str(tmp_path))
+    assert (tmp_path / "tour.png").stat().st_size > 10_000
+    assert set(out["models"]) == {"lif", "cuba", "alif", "adaptive", "coba", "izhikevich", "hh"}
+    assert all(max(curve["rates_hz"]) > 0 for curve in out["models"].values())

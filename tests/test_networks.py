@@ -86,3 +86,18 @@ def test_bad_shapes_and_models_raise():
         SpikingLayer(3, 4, "lif")
     with pytest.raises(ValueError, match="at least one"):
         SpikingNetwork([], LeakyReadout(3, 2))
+
+
+def test_dropout_acts_only_while_training():
+    generator = torch.Generator().manual_seed(0)
+    layer = SpikingLayer(12, 16, LIF_FOR_LEARNING, scale=3.0, generator=generator)
+    net = SpikingNetwork([layer], LeakyReadout(16, 3, generator=generator), dropout=0.5).double()
+    x = spikes_in()
+    net.eval()
+    torch.testing.assert_close(net(x).readout, run(net, x, 1.0).spikes)
+    net.train()
+    torch.manual_seed(0)
+    dropped = net(x).readout
+    assert not torch.allclose(dropped, net.eval()(x).readout)
+    with pytest.raises(ValueError, match="dropout"):
+        SpikingNetwork([layer], LeakyReadout(16, 3), dropout=1.0)

@@ -24,14 +24,21 @@ class NetworkOutput(NamedTuple):
 
 
 class SpikingNetwork(nn.Module):
-    """``layers`` of spiking neurons feeding a :class:`LeakyReadout`."""
+    """``layers`` of spiking neurons feeding a :class:`LeakyReadout`.
 
-    def __init__(self, layers: list[SpikingLayer], readout: LeakyReadout):
+    ``dropout`` drops each layer's output spikes independently at every step while training
+    (Srivastava et al. 2014), scaling the rest by ``1/(1 − p)``; it does nothing in ``eval()``.
+    """
+
+    def __init__(self, layers: list[SpikingLayer], readout: LeakyReadout, *, dropout: float = 0.0):
         super().__init__()
         if not layers:
             raise ValueError("a SpikingNetwork needs at least one spiking layer")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.layers = nn.ModuleList(layers)
         self.readout = readout
+        self.dropout = nn.Dropout(dropout)
 
     def init_state(self, shape: tuple[int], *, dtype=torch.float32, device=None) -> NetworkState:
         """The network at rest for a batch: ``shape`` is ``(B,)``."""
@@ -50,7 +57,8 @@ class SpikingNetwork(nn.Module):
         new state. ``dt`` is fixed by the layers; ``noise`` is unused (the layers are deterministic)."""
         layer_states = []
         for layer, layer_state in zip(self.layers, state.layers):
-            x, layer_state = layer.step(layer_state, x)
+            z, layer_state = layer.step(layer_state, x)
+            x = self.dropout(z)
             layer_states.append(layer_state)
         y = self.readout.step(state.readout, x)
         return y, NetworkState(tuple(layer_states), y)
@@ -63,8 +71,9 @@ class SpikingNetwork(nn.Module):
             state = self.init_state(x.shape[1:2], dtype=x.dtype, device=x.device)
         spikes, layer_states = [], []
         for layer, layer_state in zip(self.layers, state.layers):
-            x, layer_state = layer(x, layer_state)
-            spikes.append(x)
+            z, layer_state = layer(x, layer_state)
+            x = self.dropout(z)
+            spikes.append(z)
             layer_states.append(layer_state)
         y = self.readout(x, state.readout)
         return NetworkOutput(y, tuple(spikes), NetworkState(tuple(layer_states), y[-1]))

@@ -40,6 +40,7 @@ class Recipe:
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    dropout: float = 0.0  # of hidden spikes while training
     rate_target_hz: float = 10.0
     rate_weight: float = 0.0
 
@@ -77,4 +78,4 @@ def build_network(task: Task, recipe: Recipe, *, seed: int = 0) -> SpikingNetwor
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     ]
     readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)
-    return SpikingNetwork(layers, readout)
+    return SpikingNetwork(layers, readout, dropout=recipe.dropout)
