@@ -2,7 +2,11 @@
 from neuroplastic.neurons.adaptive_lif import AdaptiveLIF, AdaptiveLIFState
 from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import NeuronModel, ResetBySubtraction, ResetTo
-from neuroplastic.neurons.conductance_lif import ConductanceLIF, ConductanceLIFState, conductance_input
+from neuroplastic.neurons.conductance_lif import (
+    ConductanceLIF,
+    ConductanceLIFState,
+    conductance_input,
+)
 from neuroplastic.neurons.current_lif import CurrentLIF, CurrentLIFState
 from neuroplastic.neurons.hodgkin_huxley import HodgkinHuxley, HodgkinHuxleyState
 from neuroplastic.neurons.izhikevich import PRESETS, Izhikevich, IzhikevichState

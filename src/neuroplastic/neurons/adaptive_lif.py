@@ -33,10 +33,9 @@ from neuroplastic.neurons.base import (
     ResetBySubtraction,
     ResetTo,
     check_dt,
-    refractory_mask,
-    restart_refractory,
+    fire_and_reset,
 )
-from neuroplastic.spikes import FastSigmoid, Surrogate, spike
+from neuroplastic.spikes import FastSigmoid, Surrogate
 from neuroplastic.validation import require_finite, require_positive
 
 __all__ = ["AdaptiveLIF", "AdaptiveLIFState"]
@@ -103,10 +102,6 @@ class AdaptiveLIF(NeuronModel):
     def step(self, state, current, dt, noise=None):
         dt = check_dt(dt)
         v, w = self.integrator(self, (state.v, state.w), current, dt)
-        held = refractory_mask(state.refractory, dt)
-        v = torch.where(held, state.v, v)
-        spikes = spike(v - self.v_th, self.surrogate) * (~held)
-        v = self.reset(v, spikes, self.v_th - self.e_l)
+        spikes, v, refractory = fire_and_reset(self, state.v, v, state.refractory, dt)
         w = w + spikes.unsqueeze(-1) * w.new_tensor(self.b)
-        refractory = restart_refractory(state.refractory, spikes, self.t_ref, dt)
         return spikes, AdaptiveLIFState(v, w, refractory)

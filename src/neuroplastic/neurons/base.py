@@ -18,7 +18,12 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.validation import require_finite, require_non_negative, require_positive
+from neuroplastic.spikes import spike
+from neuroplastic.validation import (
+    require_finite,
+    require_non_negative,
+    require_positive,
+)
 
 __all__ = [
     "NeuronModel",
@@ -26,6 +31,7 @@ __all__ = [
     "ResetBySubtraction",
     "refractory_mask",
     "restart_refractory",
+    "fire_and_reset",
     "check_dt",
 ]
 
@@ -123,3 +129,15 @@ def refractory_mask(remaining: torch.Tensor, dt: float) -> torch.Tensor:
 def restart_refractory(remaining, spikes, t_ref: float, dt: float):
     """Count the refractory time down by ``dt``; a spike starts it again at ``t_ref``."""
     return torch.where(spikes > 0, torch.full_like(remaining, t_ref), (remaining - dt).clamp(min=0.0))
+
+
+def fire_and_reset(model, v_before, v, remaining, dt: float):
+    """The integrate-and-fire event shared by the LIF family (``model`` has ``v_th``, ``e_l``,
+    ``t_ref``, ``reset``, ``surrogate``): while refractory ``V`` keeps its value ``v_before``;
+    otherwise it spikes at ``V ≥ ϑ``, is reset, and the refractory count restarts.
+    Returns ``(spikes, v, remaining)``."""
+    held = refractory_mask(remaining, dt)
+    v = torch.where(held, v_before, v)
+    spikes = spike(v - model.v_th, model.surrogate) * (~held)
+    v = model.reset(v, spikes, model.v_th - model.e_l)
+    return spikes, v, restart_refractory(remaining, spikes, model.t_ref, dt)

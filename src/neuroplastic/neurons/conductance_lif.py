@@ -37,10 +37,9 @@ from neuroplastic.neurons.base import (
     ResetBySubtraction,
     ResetTo,
     check_dt,
-    refractory_mask,
-    restart_refractory,
+    fire_and_reset,
 )
-from neuroplastic.spikes import FastSigmoid, Surrogate, spike
+from neuroplastic.spikes import FastSigmoid, Surrogate
 from neuroplastic.validation import require_non_negative
 
 __all__ = ["ConductanceLIF", "ConductanceLIFState", "conductance_input"]
@@ -128,9 +127,5 @@ class ConductanceLIF(NeuronModel):
         v, g_e, g_i = self.integrator(self, y, i_ext, dt)
         if noise is not None and self.sigma > 0:
             v = v + noise_increment(self.sigma, self.tau_m, dt, noise)
-        held = refractory_mask(state.refractory, dt)
-        v = torch.where(held, state.v, v)
-        spikes = spike(v - self.v_th, self.surrogate) * (~held)
-        v = self.reset(v, spikes, self.v_th - self.e_l)
-        refractory = restart_refractory(state.refractory, spikes, self.t_ref, dt)
+        spikes, v, refractory = fire_and_reset(self, state.v, v, state.refractory, dt)
         return spikes, ConductanceLIFState(v, g_e, g_i, refractory)

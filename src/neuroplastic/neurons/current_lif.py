@@ -37,10 +37,9 @@ from neuroplastic.neurons.base import (
     ResetBySubtraction,
     ResetTo,
     check_dt,
-    refractory_mask,
-    restart_refractory,
+    fire_and_reset,
 )
-from neuroplastic.spikes import FastSigmoid, Surrogate, spike
+from neuroplastic.spikes import FastSigmoid, Surrogate
 
 __all__ = ["CurrentLIF", "CurrentLIFState"]
 
@@ -103,9 +102,5 @@ class CurrentLIF(NeuronModel):
     def step(self, state, current, dt, noise=None):
         dt = check_dt(dt)
         v, i_syn = self.integrator(self, (state.v, state.i_syn + current), None, dt)
-        held = refractory_mask(state.refractory, dt)
-        v = torch.where(held, state.v, v)
-        spikes = spike(v - self.v_th, self.surrogate) * (~held)
-        v = self.reset(v, spikes, self.v_th - self.e_l)
-        refractory = restart_refractory(state.refractory, spikes, self.t_ref, dt)
+        spikes, v, refractory = fire_and_reset(self, state.v, v, state.refractory, dt)
         return spikes, CurrentLIFState(v, i_syn, refractory)
