@@ -22,7 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.validation import require_count, require_finite_tensor, require_positive
+from neuroplastic.validation import (
+    require_count,
+    require_finite_tensor,
+    require_positive,
+)
 
 __all__ = [
     "poisson_encode",

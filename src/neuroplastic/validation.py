@@ -12,6 +12,7 @@ __all__ = [
     "require_non_negative",
     "require_count",
     "require_finite_tensor",
+    "lookup",
 ]
 
 
@@ -48,3 +49,11 @@ def require_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return tensor
+
+
+def lookup(kind: str, name: str, registry: dict):
+    """``registry[name]``, or a clear error naming the ``kind`` and the choices."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(registry)}") from None

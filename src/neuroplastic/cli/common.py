@@ -10,7 +10,12 @@ from pathlib import Path
 import torch
 
 from neuroplastic.neurons import MODELS
-from neuroplastic.validation import require_finite, require_non_negative, require_positive
+from neuroplastic.validation import (
+    lookup,
+    require_finite,
+    require_non_negative,
+    require_positive,
+)
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -33,9 +38,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_model(args):
-    if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
-    cls = MODELS[args.model]
+    cls = lookup("model", args.model, MODELS)
     model = cls() if args.preset is None else _preset(cls, args.model, args.preset)
     changes = dict(_parse_param(text, model) for text in args.param)
     if args.noise:

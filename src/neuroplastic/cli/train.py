@@ -7,7 +7,7 @@ from neuroplastic.rules import RULES
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.fit import fit
 from neuroplastic.training.recipes import NEURONS
-from neuroplastic.validation import require_count, require_positive
+from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s",
                 "peak_memory_mb", "spikes_per_sample", "out", "figures")
@@ -40,10 +40,8 @@ def add_training_arguments(parser, *, default_out):
 
 
 def main(args):
-    if args.task not in TASKS:
-        raise UsageError(f"unknown task {args.task!r}; choose from {', '.join(TASKS)}")
-    if args.rule not in RULES:
-        raise UsageError(f"unknown rule {args.rule!r}; choose from {', '.join(RULES)}")
+    lookup("task", args.task, TASKS)
+    lookup("rule", args.rule, RULES)
     rule_options = {}
     if args.truncation is not None:
         if args.rule != "tbptt":

@@ -11,6 +11,7 @@ from neuroplastic.neurons.current_lif import CurrentLIF, CurrentLIFState
 from neuroplastic.neurons.hodgkin_huxley import HodgkinHuxley, HodgkinHuxleyState
 from neuroplastic.neurons.izhikevich import PRESETS, Izhikevich, IzhikevichState
 from neuroplastic.neurons.lif import LIF, LIFState
+from neuroplastic.validation import lookup
 
 MODELS = {
     "lif": LIF,
@@ -25,11 +26,7 @@ MODELS = {
 
 def make_model(name: str, **parameters) -> NeuronModel:
     """The model called ``name`` with some parameters overridden; a clear error for unknown names."""
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}") from None
-    return cls(**parameters)
+    return lookup("model", name, MODELS)(**parameters)
 
 
 __all__ = [

@@ -1,5 +1,10 @@
 """Synapses: what is connected to what (dense, recurrent, Dale's E/I) and the traces rules share."""
-from neuroplastic.synapses.dale import DaleDense, DaleRecurrent, DaleSign, excitatory_count
+from neuroplastic.synapses.dale import (
+    DaleDense,
+    DaleRecurrent,
+    DaleSign,
+    excitatory_count,
+)
 from neuroplastic.synapses.dense import Dense, Recurrent, ZeroDiagonal
 from neuroplastic.synapses.traces import Trace
 

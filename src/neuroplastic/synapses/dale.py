@@ -93,7 +93,22 @@ def _dale_weight(n_out, n_in, fan_in, n_excitatory, scale, generator) -> nn.Para
     return nn.Parameter(magnitude * signs)
 
 
-class DaleDense(nn.Module):
+class _SignedSynapses(nn.Module):
+    """What both Dale layers share: the signs per presynaptic neuron, the magnitudes, the map."""
+
+    @property
+    def sign(self) -> torch.Tensor:
+        return self.parametrizations.weight[0].signs(self.parametrizations.weight.original)
+
+    @property
+    def magnitude(self) -> torch.Tensor:
+        return self.weight * self.sign
+
+    def forward(self, activity: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(activity, self.weight)
+
+
+class DaleDense(_SignedSynapses):
     """Feed-forward E/I synapses ``(…, n_in) → (…, n_out)``: ``I = s (|W̃| D)ᵀ``.
 
     The first ``n_excitatory`` inputs are excitatory (see :func:`excitatory_count`). ``weight`` is
@@ -112,22 +127,11 @@ class DaleDense(nn.Module):
                                    generator)
         parametrize.register_parametrization(self, "weight", DaleSign(self.n_excitatory))
 
-    @property
-    def sign(self) -> torch.Tensor:
-        return self.parametrizations.weight[0].signs(self.parametrizations.weight.original)
-
-    @property
-    def magnitude(self) -> torch.Tensor:
-        return self.weight * self.sign
-
-    def forward(self, activity: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(activity, self.weight)
-
     def extra_repr(self) -> str:
         return f"n_in={self.n_in}, n_out={self.n_out}, n_excitatory={self.n_excitatory}"
 
 
-class DaleRecurrent(nn.Module):
+class DaleRecurrent(_SignedSynapses):
     """Recurrent E/I synapses among ``n`` neurons, no self-connections: ``W = (|W̃| D) ⊙ (1 − I)``.
 
     The first ``n_excitatory`` neurons are excitatory. ``weight``, ``magnitude`` and ``sign`` as in
@@ -143,17 +147,6 @@ class DaleRecurrent(nn.Module):
         self.weight = _dale_weight(self.n, self.n, self.n - 1, self.n_excitatory, scale, generator)
         parametrize.register_parametrization(self, "weight", DaleSign(self.n_excitatory))
         parametrize.register_parametrization(self, "weight", ZeroDiagonal())
-
-    @property
-    def sign(self) -> torch.Tensor:
-        return self.parametrizations.weight[0].signs(self.parametrizations.weight.original)
-
-    @property
-    def magnitude(self) -> torch.Tensor:
-        return self.weight * self.sign
-
-    def forward(self, activity: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(activity, self.weight)
 
     def extra_repr(self) -> str:
         return f"n={self.n}, n_excitatory={self.n_excitatory}"

@@ -20,7 +20,7 @@ from neuroplastic.tasks.nmnist import load_nmnist, nmnist_task
 from neuroplastic.tasks.pattern import pattern_task
 from neuroplastic.tasks.randman import randman_task
 from neuroplastic.tasks.shd import load_shd, shd_task
-from neuroplastic.validation import require_count
+from neuroplastic.validation import lookup, require_count
 
 TASKS = {
     "digits": digits_task,
@@ -37,10 +37,7 @@ def load_task(name: str, *, seed: int = 0, **options) -> Task:
     """The task called ``name`` with some options changed. ``seed`` fixes every random draw of the
     tasks that make any (digits, randman, cue, pattern); the others are deterministic. A clear
     error for an unknown task or option."""
-    try:
-        factory = TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
+    factory = lookup("task", name, TASKS)
     accepted = [p for p in inspect.signature(factory).parameters if p != "seed"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:

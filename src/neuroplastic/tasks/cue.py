@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import torch
 
-from neuroplastic.coding import whole_steps, poisson_encode
+from neuroplastic.coding import poisson_encode, whole_steps
 from neuroplastic.tasks.base import Split, Task, event_tensor
-from neuroplastic.validation import require_count, require_non_negative, require_positive
+from neuroplastic.validation import (
+    require_count,
+    require_non_negative,
+    require_positive,
+)
 
 __all__ = ["cue_task", "GROUP", "CUE_MS", "SLOT_MS", "RECALL_MS", "CUE_RATE_HZ", "NOISE_RATE_HZ",
            "MINORITY_PROBABILITY"]

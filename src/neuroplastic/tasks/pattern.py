@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from neuroplastic.coding import whole_steps, poisson_encode
+from neuroplastic.coding import poisson_encode, whole_steps
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.validation import require_positive
 

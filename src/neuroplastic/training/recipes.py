@@ -13,6 +13,7 @@ from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import ALIF, CurrentLIF, NeuronModel, ResetBySubtraction
 from neuroplastic.spikes import FastSigmoid, Triangle
 from neuroplastic.tasks import Task
+from neuroplastic.validation import lookup
 
 __all__ = ["Recipe", "RECIPES", "NEURONS", "recipe_for", "build_network"]
 
@@ -45,8 +46,7 @@ class Recipe:
     rate_weight: float = 0.0
 
     def __post_init__(self):
-        if self.neuron not in NEURONS:
-            raise ValueError(f"unknown neuron {self.neuron!r}; choose from {', '.join(sorted(NEURONS))}")
+        lookup("neuron", self.neuron, NEURONS)
 
 
 RECIPES = {
