@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuroplastic.cli import fi, neuron, tour, train
+from neuroplastic.cli import bench, fi, neuron, tour, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,7 +23,7 @@ def _fail(message: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuroplastic", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (train, tour, neuron, fi):
+    for command in (train, tour, neuron, fi, bench):
         command.register(subparsers)
     return parser
 

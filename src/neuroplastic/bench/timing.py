@@ -1,0 +1,115 @@
+"""What one benchmark process measures: the passes it times, and the peak memory of one pass.
+
+**Passes.** ``fwd`` is the forward pass as in training, recording the graph; ``fwd_bwd`` the forward,
+``loss = spikes.sum()`` and ``loss.backward()``. Each call is timed once by :func:`elapsed_ms`; the
+parent asks every process in turn (:mod:`~neuroplastic.bench.suite`) and takes medians.
+
+**Memory.** ``peak_mb`` is the peak of the tensor memory a forward+backward pass allocates on top
+of what existed before it (weights, input): intermediate tensors, the graph's saved tensors and the
+weight gradient. It comes from ``torch.profiler`` with ``profile_memory=True``, whose trace records
+torch's CPU allocator's running total after every allocation and free ("Total Allocated", counting
+only blocks allocated while profiling). It is exact and independent of the C allocator. The resident
+memory is not: glibc keeps freed blocks under 32 MB for reuse, so ``rss_peak_mb`` (``ru_maxrss``,
+the high-water mark, after an unprofiled pass minus the resident memory just before it) also counts
+what the allocator holds back, and varies with the allocation pattern; it is reported as what the
+machine saw. ``tracemalloc`` does not see torch's allocations at all. Both are measured first thing in
+a fresh process, after a pass over two steps paid the one-time costs (thread pools, lazily loaded
+libraries: 7 to 20 MB resident), so no earlier pass's high-water mark hides this one's.
+
+**GEMM floor.** The matrix work no implementation of the layer can avoid: the forward product
+``(T·B × N) @ (N × N)`` and the weight gradient ``(N × T·B) @ (T·B × N)``, as
+``nn.functional.linear`` and its backward call them. The input gradient is not part of it: the
+input is data, so no library computes it. **Matrix-product peak**: a large square product
+(``2 n³`` FLOPs), what this machine's BLAS reaches with these threads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import tempfile
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+__all__ = ["elapsed_ms", "gemm_passes", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
+
+
+def elapsed_ms(fn) -> float:
+    """Wall time of one call ``fn()`` in ms."""
+    start = time.perf_counter()
+    fn()
+    return 1e3 * (time.perf_counter() - start)
+
+
+def training_passes(workload, x: torch.Tensor) -> dict:
+    """``{"fwd": ..., "fwd_bwd": ...}``: the two timed passes of ``workload`` over ``x`` (or a slice)."""
+
+    def forward(inputs=x):
+        with torch.enable_grad():
+            return workload.forward(inputs)
+
+    def forward_backward(inputs=x):
+        for parameter in workload.parameters:
+            parameter.grad = None
+        forward(inputs).sum().backward()
+
+    return {"fwd": forward, "fwd_bwd": forward_backward}
+
+
+def memory(workload, x: torch.Tensor) -> dict:
+    """``peak_mb`` and ``rss_peak_mb`` of a forward+backward pass: call first in a fresh process."""
+    forward_backward = training_passes(workload, x)["fwd_bwd"]
+    forward_backward(x[:2])  # one-time costs (thread pools, lazy libraries) before the baselines
+    _zero_grad(workload)  # each pass counts its weight gradient
+    before = rss_mb()
+    forward_backward()
+    result = {"rss_peak_mb": max(0.0, peak_rss_mb() - before)}
+    _zero_grad(workload)
+    result["peak_mb"] = tensor_peak_mb(forward_backward)
+    _zero_grad(workload)
+    return result
+
+
+def _zero_grad(workload):
+    for parameter in workload.parameters:
+        parameter.grad = None
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (MB)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """Highest resident memory of this process so far (MB; Linux counts ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def tensor_peak_mb(fn) -> float:
+    """Peak of the tensor memory allocated by ``fn()`` and not yet freed, in MB (``torch.profiler``)."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        fn()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "trace.json")
+        profiler.export_chrome_trace(path)
+        with open(path) as trace:
+            events = json.load(trace)["traceEvents"]
+    totals = [event["args"]["Total Allocated"] for event in events if event.get("name") == "[memory]"]
+    return max([0, *totals]) / 2**20
+
+
+def gemm_passes(size: int, steps: int, batch: int, peak_size: int, *, seed: int = 0) -> dict:
+    """``fwd``: the forward product; ``fwd_bwd``: it and the weight gradient (the GEMM floor);
+    ``peak``: a ``peak_size²`` square product."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.empty(steps * batch, size).bernoulli_(0.2, generator=generator)
+    weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator)
+    grad = torch.empty(steps * batch, size).normal_(generator=generator)
+    a = torch.empty(peak_size, peak_size).normal_(generator=generator)
+    b = torch.empty(peak_size, peak_size).normal_(generator=generator)
+    return {"fwd": lambda: torch.nn.functional.linear(x, weight),
+            "fwd_bwd": lambda: (torch.nn.functional.linear(x, weight), grad.T @ x),
+            "peak": lambda: a @ b}

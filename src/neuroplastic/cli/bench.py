@@ -1,0 +1,103 @@
+"""``neuroplastic bench``: time and size a LIF layer under BPTT against snnTorch, Norse and SpikingJelly.
+
+The workload, what each library runs and how it is measured are in :mod:`neuroplastic.bench`. With
+``--json`` the last line is one object: ``gemm_floor_ms``, ``matmul_peak_gflops``, ``cases`` (``name``,
+``N``, ``fwd_ms``, ``fwd_bwd_ms``, ``peak_mb``, …), ``ratios``, ``memory_growth``, ``utilization``,
+``backend``, ``threads`` and the run's settings and load average.
+"""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from neuroplastic.bench import suite
+from neuroplastic.bench.workloads import PEERS, installed
+from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.validation import require_count
+
+DEFAULTS = {"sizes": "512,4096", "steps": 500, "batch": 16, "repeats": 5, "peak_size": 2048}
+QUICK = {"sizes": "64", "steps": 20, "batch": 4, "repeats": 1, "peak_size": 256}
+INSTALL = {
+    "snntorch": "pip install snntorch",
+    "spikingjelly": "pip install --no-deps spikingjelly && pip install 'loguru>=0.7,<1'",
+    "norse": "pip install nir nirtorch && pip install --no-deps norse",
+}
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("bench", help="benchmark a LIF layer (forward, backward, memory) against peers")
+    parser.add_argument("--sizes", help="comma-separated layer widths N (default 512,4096)")
+    parser.add_argument("--steps", type=int, help="time steps T (default 500)")
+    parser.add_argument("--batch", type=int, help="batch size B (default 16)")
+    parser.add_argument("--repeats", type=int, help="timed rounds after a warm-up round; the median counts (default 5)")
+    parser.add_argument("--peers", help=f"comma-separated peers from {', '.join(PEERS)}, or 'none' "
+                                        "(default: those installed)")
+    parser.add_argument("--threads", type=int, help="torch threads for every case (default: this machine's cores)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (N=64, T=20, B=4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.set_defaults(handler=main)
+
+
+def main(args):
+    defaults = QUICK if args.quick else DEFAULTS
+    sizes = _sizes(defaults["sizes"] if args.sizes is None else args.sizes)
+    steps = require_count("--steps", defaults["steps"] if args.steps is None else args.steps)
+    batch = require_count("--batch", defaults["batch"] if args.batch is None else args.batch)
+    repeats = require_count("--repeats", defaults["repeats"] if args.repeats is None else args.repeats)
+    threads = require_count("--threads", suite.default_threads() if args.threads is None else args.threads)
+    peers = suite.default_peers() if args.peers is None else _peers(args.peers)
+    with tqdm(desc="bench", unit="step", file=sys.stderr) as bar:
+        summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"], bar=bar)
+    emit(summary, args.json, _table(summary))
+
+
+def _sizes(text):
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--sizes must be comma-separated positive integers, got {text!r}") from None
+    return list(dict.fromkeys(require_count("--sizes", size) for size in sizes))
+
+
+def _peers(text):
+    names = [] if text.strip() == "none" else [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in PEERS:
+            raise UsageError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}, or 'none'")
+        if not installed(name):
+            raise UsageError(f"peer {name!r} is not installed; install it with: {INSTALL[name]}")
+    return list(dict.fromkeys(names))
+
+
+def _table(summary):
+    """The summary as a readable table: per N the GEMM floor and each case, with its ratio."""
+    load = summary["load_average"]
+    lines = [
+        (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32, {summary['threads']} threads, "
+         f"neuroplastic backend {summary['backend']}; ms: median (min) of {summary['repeats']} rounds; "
+         f"load {load[0]:.1f}→{load[1]:.1f}"),
+        f"{'N':>6}  {'':14}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",
+    ]
+    for size, floor in summary["gemm_floor_ms"].items():
+        ratios = summary["ratios"][size]
+        lines.append(f"{size:>6}  {'GEMM floor':14}{summary['gemm_forward_ms'][size]:16.1f}"
+                     f"{floor:10.1f} ({summary['gemm_floor_min_ms'][size]:5.0f})")
+        for case in (c for c in summary["cases"] if str(c["N"]) == size):
+            name = case["name"]
+            ratio = (f"{ratios['neuroplastic_fwd_bwd_over_floor']:.2f}× floor" if name == "neuroplastic"
+                     else f"{ratios[name + '_fwd_bwd_over_neuroplastic']:.2f}× neuroplastic")
+            lines.append(f"{size:>6}  {name:14}{case['fwd_ms']:8.1f} ({case['fwd_min_ms']:5.0f})"
+                         f"{case['fwd_bwd_ms']:10.1f} ({case['fwd_bwd_min_ms']:5.0f}){case['peak_mb']:9.1f}  {ratio}")
+    use = ", ".join(f"N={size} {u['achieved_gflops']:.1f} GFLOP/s ({100 * u['fraction_of_peak']:.0f}%)"
+                    for size, u in summary["utilization"].items())
+    growth = summary["memory_growth"]
+    steps = "/".join(map(str, growth["steps"]))
+    peaks = "/".join(f"{peak:.1f}" for peak in growth["peak_mb"])
+    lines += [
+        (f"matmul peak {summary['matmul_peak_gflops']:.1f} GFLOP/s ({summary['matmul_peak_size']}² product); "
+         f"neuroplastic fwd+bwd achieves {use}"),
+        (f"activation memory, N={growth['N']}: {growth['activation_tensors_per_step']:.2f} (B,N) float32 tensors "
+         f"per step (peak MB at T={steps}: {peaks})"),
+    ]
+    return lines

@@ -1,0 +1,94 @@
+"""``neuroplastic bench``: its JSON contract, bad input, and that every library computes the same layer.
+
+The comparison is only fair if each peer's configuration is the same neuron: snnTorch's ``Leaky``
+must give neuroplastic's spikes exactly; SpikingJelly and Norse reset at once and then decay the reset
+(see :mod:`neuroplastic.bench.workloads`), so theirs must agree up to each neuron's first spike.
+"""
+import json
+
+import pytest
+import torch
+
+from neuroplastic.bench import default_peers
+from neuroplastic.bench.workloads import INPUT_SCALE, build, neuron, spiking_layer
+from neuroplastic.cli.main import main
+
+
+def currents(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(120, 4, 64, generator=generator) * 0.6 + 0.15
+
+
+def peer_spikes(name, c):
+    return neuron(name)(c * INPUT_SCALE.get(name, 1.0)).detach()
+
+
+def up_to_first_spike(spikes):
+    """Mask of the steps up to and including each neuron's first spike (all steps if it never fires)."""
+    fired_before = spikes.cumsum(0) - spikes
+    return fired_before == 0
+
+
+def test_neuroplastic_workload_runs_the_fused_layer_and_matches_the_lif_alone():
+    assert spiking_layer(32).fused
+    workload, x = build("neuroplastic", 32, 50, 3)
+    (weight,) = workload.parameters
+    expected = neuron("neuroplastic")(torch.nn.functional.linear(x, weight))
+    assert torch.equal(workload.forward(x), expected)
+    assert 0 < expected.mean() < 0.5
+
+
+def test_snntorch_leaky_gives_exactly_neuroplastics_spikes():
+    pytest.importorskip("snntorch")
+    c = currents()
+    ours = neuron("neuroplastic")(c)
+    assert ours.sum() > 100
+    assert torch.equal(peer_spikes("snntorch", c), ours)
+
+
+@pytest.mark.parametrize("name, module", [("spikingjelly", "spikingjelly"), ("norse", "norse")])
+def test_immediate_reset_peers_agree_until_the_first_spike(name, module):
+    pytest.importorskip(module)
+    c = currents(1)
+    ours, theirs = neuron("neuroplastic")(c), peer_spikes(name, c)
+    before = up_to_first_spike(ours)
+    assert torch.equal(before, up_to_first_spike(theirs))  # the same first spike for every neuron
+    assert torch.equal(theirs[before], ours[before])
+    assert (ours.sum(0) > 1).any()  # later spikes exist, where the reset conventions differ
+    # Their reset lowers the next voltage by βθ instead of θ: slightly more spikes, never fewer.
+    assert ours.sum() <= theirs.sum() <= 1.2 * ours.sum()
+
+
+def test_quick_json_has_every_case_positive(capsys):
+    peers = default_peers()[:1] or ["none"]  # one peer's process is enough for the contract; each costs seconds
+    assert main(["bench", "--quick", "--threads", "1", "--peers", peers[0], "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert "bench" in captured.err  # the progress bar
+    assert [case["name"] for case in out["cases"]] == ["neuroplastic", *default_peers()[:1]]
+    for case in out["cases"]:
+        assert case["N"] == 64 and case["peak_mb"] > 0
+        assert 0 < case["fwd_min_ms"] <= case["fwd_ms"] and 0 < case["fwd_bwd_min_ms"] <= case["fwd_bwd_ms"]
+    assert out["gemm_floor_ms"]["64"] > 0 and out["matmul_peak_gflops"] > 0
+    assert out["backend"] in ("cpp", "torch") and out["threads"] == 1
+    assert 0 < out["utilization"]["64"]["fraction_of_peak"]
+    growth = out["memory_growth"]
+    assert growth["steps"] == [4, 20, 80] and 0 < growth["peak_mb"][0] < growth["peak_mb"][2]
+    assert growth["activation_tensors_per_step"] > 0
+    assert out["ratios"]["64"]["neuroplastic_fwd_bwd_over_floor"] > 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["--sizes", "512,abc"], ["--sizes", "0"], ["--steps", "0"], ["--batch", "-1"], ["--repeats", "0"],
+    ["--threads", "0"], ["--peers", "brian2"],
+])
+def test_bad_input_exits_2_with_one_line(argv, capsys):
+    assert main(["bench", "--quick", "--json", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+
+
+def test_a_requested_peer_that_is_not_installed_says_how_to_install_it(capsys, monkeypatch):
+    monkeypatch.setattr("neuroplastic.cli.bench.installed", lambda name: False)
+    assert main(["bench", "--quick", "--peers", "snntorch"]) == 2
+    assert "pip install snntorch" in capsys.readouterr().err
