@@ -150,3 +150,10 @@ def test_make_rule_rejects_unknown_names():
         make_rule("nope")
     with pytest.raises(ValueError):
         TruncatedBPTT(steps=0)
+
+
+def test_an_unwritable_output_folder_exits_2_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--task", "digits", "--out", str(blocker / "run")]) == 2
+    assert "Not a directory" in capsys.readouterr().err

@@ -34,6 +34,8 @@ def main(argv=None) -> int:
         args.handler(args)
     except ValueError as error:  # UsageError and every parameter check raise ValueError
         return _fail(str(error))
+    except OSError as error:  # an output folder that cannot be written, a file that cannot be read
+        return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
     return 0
 
 

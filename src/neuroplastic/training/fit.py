@@ -50,6 +50,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     trainer = Trainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
                       rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight)
     generator = torch.Generator().manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder before training, not after
     history, wall = [], 0.0
     if checkpoint is not None:
         network.load_state_dict(checkpoint["network"])
