@@ -11,7 +11,12 @@ from neuroplastic.rules import BPTT, TruncatedBPTT, make_rule, segments
 from neuroplastic.tasks import load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
 from neuroplastic.training.fit import fit
-from neuroplastic.training.losses import rate_regularization, readout_cross_entropy, van_rossum_distance
+from neuroplastic.training.losses import (
+    rate_regularization,
+    readout_cross_entropy,
+    spike_count_loss,
+    van_rossum_distance,
+)
 from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.training.trainer import Trainer, _detach
 
@@ -24,6 +29,14 @@ def test_van_rossum_distance_matches_the_continuous_closed_forms():
     assert van_rossum_distance(one, other, tau=tau, dt=dt).item() == pytest.approx(0.5, rel=1e-3)
     other[1500] = 1.0  # Δ = 5 ms
     assert van_rossum_distance(one, other, tau=tau, dt=dt).item() == pytest.approx(1 - math.exp(-0.5), rel=1e-3)
+
+
+def test_spike_count_loss_is_the_mse_to_the_target_counts():
+    spikes = torch.zeros(10, 2, 3)
+    spikes[:8, 0, 1] = 1.0  # sample 0 (label 1): counts (0, 8, 0) = its targets (2, 8, 2) off by 2, 0, 2
+    spikes[:, 1, 0] = 1.0  # sample 1 (label 2): counts (10, 0, 0) against targets (2, 2, 8)
+    loss = spike_count_loss(spikes, torch.tensor([1, 2]), correct_rate=0.8, incorrect_rate=0.2)
+    assert loss.item() == pytest.approx((4 + 0 + 4 + 64 + 4 + 64) / 6)
 
 
 def test_readout_cross_entropy_is_the_mean_per_step_cross_entropy():
