@@ -21,7 +21,8 @@ def _fail(message: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="neuroplastic", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="neuroplastic", description="Spiking neural networks and the learning rules "
+                     "of neuromorphic computing. Bad input exits with code 2.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in (train, tour, neuron, fi, bench):
         command.register(subparsers)
