@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neuroplastic.coding import GaussianKernel, kernel_rate
+from neuroplastic.coding import GaussianKernel, count_rate, kernel_rate
 from neuroplastic.neurons.base import check_dt
 from neuroplastic.sim import SpikeRaster, run
 from neuroplastic.validation import require_positive
@@ -31,9 +31,7 @@ def spike_times(raster: torch.Tensor, dt: float) -> list[np.ndarray]:
 
 def steady_state_rate(raster: torch.Tensor, dt: float) -> torch.Tensor:
     """Rate (Hz) of each neuron in the second half of the run: spikes there / its length."""
-    steps = raster.shape[0]
-    second_half = raster[steps // 2 :]
-    return second_half.sum(0).double() / ((steps - steps // 2) * dt / 1000.0)
+    return count_rate(raster.double(), dt, start=(raster.shape[0] // 2) * dt)
 
 
 def fi_curve(model, currents, duration: float, dt: float, *, generator=None) -> torch.Tensor:

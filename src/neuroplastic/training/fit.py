@@ -62,6 +62,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     batches = -(-len(task.train) // recipe.batch_size)
     bar = tqdm(total=batches * (recipe.epochs - len(history)), desc=f"{task_name}/{rule_name}",
                unit="batch", disable=None if progress else True, leave=False)
+    metrics = None
     for epoch in range(len(history) + 1, recipe.epochs + 1):
         start = time.perf_counter()
         train_loss = trainer.train_epoch(generator, bar)
@@ -75,7 +76,8 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             "history": history, "wall_time_s": wall})
     bar.close()
-    metrics = trainer.evaluate("test")
+    if metrics is None:  # nothing left to train after resuming: evaluate the checkpoint's network
+        metrics = trainer.evaluate("test")
     summary = {
         "task": task_name, "rule": rule_name, "epochs": recipe.epochs, "seed": seed,
         metric: history[-1][metric], "test_loss": metrics["loss"], "wall_time_s": wall,

@@ -32,10 +32,11 @@ def peak_memory_mb() -> float:
 
 
 def _detach(state):
+    """The network state (nested tuples and NamedTuples of tensors) without its gradient history."""
     if isinstance(state, torch.Tensor):
         return state.detach()
-    return type(state)(*(_detach(part) for part in state)) if hasattr(state, "_fields") else tuple(
-        _detach(part) for part in state)
+    parts = [_detach(part) for part in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
 
 
 @dataclass
