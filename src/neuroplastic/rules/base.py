@@ -5,11 +5,20 @@ A rule is a small object with two methods::
     rule_state = rule.init(params)
     updates, rule_state = rule.update(info, rule_state, params, **signals)
 
-``params`` is a tuple of tensors, ``updates`` a tuple of the same shapes — a descent direction, to
-be applied by an optimizer (:func:`apply_updates` hands them to any ``torch.optim`` optimizer as its
-gradients, so optimizers and schedulers work unchanged). ``info`` says what the time loop has just
+``params`` is a tuple of tensors and ``updates`` a tuple of the same shapes, or ``None`` when the
+rule has nothing to apply this time (``every``, ``gate``). ``info`` says what the time loop has just
 done; ``signals`` carry whatever a rule may use (a loss, a reward, a learning signal) and a rule
 ignores the ones it does not need.
+
+Two kinds of updates, as in optax: a **gradient rule** (BPTT, e-prop, DECOLLE, …) returns an
+estimate of ``∂loss/∂θ``, which :func:`apply_updates` hands to any ``torch.optim`` optimizer as its
+gradients (so optimizers and schedulers work unchanged), or which ``scale(−η)`` turns into a change;
+a **plasticity rule** (STDP, Hebb, …) returns the change ``Δθ`` itself, which :func:`apply_changes`
+adds. Transformations (:mod:`neuroplastic.rules.combinators`) act on either.
+
+Online rules see one step at a time: ``info`` is a :class:`StepInfo` of the population whose
+weights they change (presynaptic activity, postsynaptic spikes, voltage, surrogate derivative), so a
+rule never reaches into a neuron's internals.
 
 Gradient rules see time in segments: ``segment_steps`` is the length of the pieces the loop cuts a
 sequence into (``None``: the whole sequence at once) and ``info`` is a :class:`Segment`. The
@@ -18,10 +27,11 @@ network's state crosses segment borders detached, so a rule's update depends on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-__all__ = ["Rule", "Segment", "apply_updates", "segments"]
+__all__ = ["Rule", "Segment", "StepInfo", "apply_changes", "apply_updates", "count_changes", "segments"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,27 @@ class Segment:
     @property
     def last(self) -> bool:
         return self.stop == self.steps
+
+
+class StepInfo(NamedTuple):
+    """One step ``t`` (0-based, of ``steps``) of one population, as the time loop hands it to a rule.
+
+    ``pre`` is the presynaptic activity that drove this step ``(B, n_pre)``, ``post`` the spikes the
+    population emitted ``(B, n_post)``; ``voltage`` the membrane potential and ``psi`` the surrogate
+    derivative ``∂z/∂v`` (``None`` when the population has none).
+    """
+
+    t: int
+    steps: int
+    dt: float
+    pre: torch.Tensor
+    post: torch.Tensor
+    voltage: torch.Tensor | None = None
+    psi: torch.Tensor | None = None
+
+    @property
+    def last(self) -> bool:
+        return self.t == self.steps - 1
 
 
 class Rule:
@@ -56,7 +87,26 @@ def segments(steps: int, segment_steps: int | None):
 
 
 def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> None:
-    """Give ``updates`` to ``optimizer`` as the gradients of ``params`` and take one step."""
+    """Give the gradient estimates ``updates`` to ``optimizer`` as the gradients of ``params`` and take
+    one step (nothing when ``updates`` is ``None``)."""
+    if updates is None:
+        return
     for param, update in zip(params, updates):
         param.grad = update
     optimizer.step()
+
+
+@torch.no_grad()
+def apply_changes(params, changes) -> None:
+    """Add the changes ``Δθ`` of a plasticity rule to ``params`` in place (nothing for ``None``)."""
+    if changes is None:
+        return
+    for param, change in zip(params, changes):
+        param.add_(change)
+
+
+def count_changes(updates) -> int:
+    """How many weights ``updates`` changes: its nonzero entries (0 for ``None``)."""
+    if updates is None:
+        return 0
+    return sum(int(torch.count_nonzero(u)) for u in updates)
