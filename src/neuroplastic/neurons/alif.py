@@ -97,3 +97,26 @@ class ALIF(NeuronModel):
         z = spike((v - self.threshold(a)) / self.v_th, self.surrogate) * (~held)
         refractory = restart_refractory(state.refractory, z, self.t_ref, dt)
         return z, ALIFState(v, a, z, refractory)
+
+    def pseudo_derivative(self, previous: ALIFState, state: ALIFState, dt: float) -> torch.Tensor:
+        """``ψ_t = ∂z_t/∂v_t``: the surrogate derivative of the step ``previous → state`` (zero while
+        refractory); ``∂z_t/∂a_t = −β ψ_t``."""
+        held = refractory_mask(previous.refractory, check_dt(dt))
+        return self.surrogate.derivative((state.v - self.threshold(state.a)) / self.v_th) / self.v_th * (~held)
+
+    def hidden_jacobian(self, psi, dt: float, *, reset_path: bool):
+        """``∂(v_{t+1}, a_{t+1})/∂(v_t, a_t)`` of each neuron given ``ψ_t``, other neurons' spikes held
+        fixed — the factor by which eligibility traces decay (Bellec et al. 2020, Methods)::
+
+            ∂v'/∂v = α − r v_th ψ     ∂v'/∂a = r v_th β ψ
+            ∂a'/∂v = ψ                ∂a'/∂a = ρ − β ψ
+
+        with ``r = 1`` when the reset's own path counts (``reset_path``: OSTL, exact BPTT of one
+        layer) and ``r = 0`` as in e-prop. Returns ``(∂v'/∂v, ∂v'/∂a, ∂a'/∂v, ∂a'/∂a)``."""
+        if not isinstance(self.reset, ResetBySubtraction):
+            raise ValueError("eligibility traces are derived for ResetBySubtraction only, got "
+                             f"{self.reset!r}")
+        dt = check_dt(dt)
+        alpha, rho = math.exp(-dt / self.tau_m), math.exp(-dt / self.tau_a)
+        r = self.v_th if reset_path and not self.reset.detach else 0.0
+        return alpha - r * psi, r * self.beta * psi, psi, rho - self.beta * psi

@@ -52,7 +52,11 @@ class StepInfo(NamedTuple):
 
     ``pre`` is the presynaptic activity that drove this step ``(B, n_pre)``, ``post`` the spikes the
     population emitted ``(B, n_post)``; ``voltage`` the membrane potential and ``psi`` the surrogate
-    derivative ``∂z/∂v`` (``None`` when the population has none).
+    derivative ``∂z/∂v`` (``None`` when the population has none); ``neuron`` the population's model,
+    whose ``hidden_jacobian`` tells eligibility traces how fast to decay.
+
+    A whole-sequence rule (``sequence_update``) receives the same record with time-first tensors
+    ``(T, B, n)`` and ``t = 0``.
     """
 
     t: int
@@ -62,6 +66,7 @@ class StepInfo(NamedTuple):
     post: torch.Tensor
     voltage: torch.Tensor | None = None
     psi: torch.Tensor | None = None
+    neuron: object = None
 
     @property
     def last(self) -> bool:

@@ -1,0 +1,139 @@
+"""e-prop (Bellec et al. 2020, "A solution to the learning dilemma for recurrent networks of spiking
+neurons", Nat. Commun. 11:3625) and OSTL (Bohnstingl et al. 2022, "Online spatio-temporal learning in
+deep neural networks", IEEE TNNLS): gradients as eligibility traces times learning signals.
+
+For a population with hidden state ``h = (v, a)`` per neuron (LIF: ``β = 0``) and presynaptic
+activity ``x_t`` (inputs, and the population's own spikes ``z_{t−1}`` for recurrent synapses)::
+
+    ε_t = J_t ε_{t−1} + (x_t, 0)             J_t = ∂h_t/∂h_{t−1}   (neuron.hidden_jacobian(ψ_{t−1}))
+    e_t = ψ_t (ε^v_t − β ε^a_t)               eligibility trace of synapse i ← j
+    ∇W_ij ≈ Σ_t L_t,i F_κ(e)_t,ij             F_κ(e)_t = κ F_κ(e)_{t−1} + e_t
+
+``L`` is the learning signal (:mod:`neuroplastic.rules.signals`), ``F_κ`` the filter of a leaky
+readout with decay ``κ`` (``readout_decay``; 0: none). e-prop drops the reset from ``J``
+(``∂v_t/∂v_{t−1} = α``); OSTL keeps it (``reset_path=True``), which makes it exact BPTT for one
+layer, the reset's gradient included. For LIF without the reset path the trace factorizes,
+``e_t = ψ_t ⊗ ε_t`` with ``ε_t = α ε_{t−1} + x_t`` (one trace per presynaptic neuron).
+
+Two modes with one meaning:
+
+- ``update`` (online): one step; memory constant in sequence length — ``F_κ(e)`` is kept per synapse.
+- ``sequence_update``: the whole sequence at once. Reordering the sums gives
+  ``Σ_t L_t F_κ(e)_t = Σ_t (L̃_t ψ_t) · ε_t`` with the anti-causal filter ``L̃_t = Σ_{t'≥t} κ^{t'−t} L_t'``,
+  and the adjoint of the trace recursion, ``λ_t = c_t + J_{t+1}ᵀ λ_{t+1}`` with
+  ``c_t = L̃_t ψ_t (1, −β)``, turns it into one matrix product ``Σ_t λ^v_t x_tᵀ``: per-neuron
+  recursions only, never a per-synapse tensor per step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neuroplastic.rules.base import Rule
+from neuroplastic.sim.filters import leaky_integrate
+
+__all__ = ["EProp", "ReadoutGradient", "reverse_filter", "split_columns"]
+
+
+def reverse_filter(x: torch.Tensor, decay: float) -> torch.Tensor:
+    """The anti-causal filter ``y_t = x_t + decay · y_{t+1}`` over the first (time) dimension."""
+    return x if decay == 0 else leaky_integrate(x.flip(0), decay).flip(0)
+
+
+def split_columns(grad: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
+    """Cut a gradient over concatenated presynaptic activity into one block per parameter."""
+    widths = [p.shape[-1] for p in params]
+    if sum(widths) != grad.shape[-1]:
+        raise ValueError(f"presynaptic activity has {grad.shape[-1]} entries, the parameters "
+                         f"{widths} columns")
+    return tuple(g.contiguous() for g in grad.split(widths, dim=-1))
+
+
+def _leak(neuron, dt) -> float:
+    """``∂v_t/∂v_{t−1}`` without the reset path: the same for every ``ψ``."""
+    return float(neuron.hidden_jacobian(0.0, dt, reset_path=False)[0])
+
+
+@dataclass(frozen=True)
+class EProp(Rule):
+    """Eligibility traces × learning signal (signal ``learning_signal``, ``(B, n)`` per step).
+
+    ``params`` are the population's input weight matrices in the order of the columns of
+    ``info.pre`` (e.g. ``(W_in, W_rec)`` for ``pre = [x_t, z_{t−1}]``). Returns gradient estimates.
+    """
+
+    readout_decay: float = 0.0
+    reset_path: bool = False
+
+    def __post_init__(self):
+        if not 0.0 <= self.readout_decay < 1.0:
+            raise ValueError(f"readout_decay must lie in [0, 1), got {self.readout_decay}")
+
+    def _factorized(self, neuron) -> bool:
+        return neuron.beta == 0 and not self.reset_path
+
+    def update(self, info, state, params, *, learning_signal, **signals):
+        pre, psi, neuron = info.pre, info.psi, info.neuron
+        if state is None:
+            per_synapse = (*psi.shape, pre.shape[-1])
+            trace_shape = pre.shape if self._factorized(neuron) else per_synapse
+            state = (pre.new_zeros(trace_shape), pre.new_zeros(trace_shape), None, torch.zeros_like(psi))
+        ev, ea, filtered, psi_prev = state
+        if self._factorized(neuron):
+            ev = _leak(neuron, info.dt) * ev + pre
+            if self.readout_decay == 0:  # no per-synapse tensor at all
+                return split_columns((learning_signal * psi).T @ ev, params), (ev, ea, None, psi)
+            e = psi.unsqueeze(-1) * ev.unsqueeze(-2)
+        else:
+            jvv, jva, jav, jaa = (j.unsqueeze(-1) for j in
+                                  neuron.hidden_jacobian(psi_prev, info.dt, reset_path=self.reset_path))
+            ev, ea = jvv * ev + jva * ea + pre.unsqueeze(-2), jav * ev + jaa * ea
+            e = psi.unsqueeze(-1) * (ev - neuron.beta * ea)
+        filtered = e if self.readout_decay == 0 or filtered is None else self.readout_decay * filtered + e
+        grad = torch.einsum("bi,bij->ij", learning_signal, filtered)
+        return split_columns(grad, params), (ev, ea, filtered, psi)
+
+    def sequence_update(self, info, state, params, *, learning_signal, **signals):
+        """The sum of ``update`` over a whole sequence that starts from rest (tensors ``(T, B, …)``)."""
+        pre, psi, neuron = info.pre, info.psi, info.neuron
+        g = reverse_filter(learning_signal, self.readout_decay) * psi
+        if self._factorized(neuron):
+            adjoint = reverse_filter(g, _leak(neuron, info.dt))
+        else:
+            adjoint = self._adjoint(g, psi, neuron, info.dt)
+        grad = torch.einsum("tbi,tbj->ij", adjoint, pre)
+        return split_columns(grad, params), state
+
+    def _adjoint(self, g, psi, neuron, dt):
+        """``λ^v_t`` of ``λ_t = c_t + J_{t+1}ᵀ λ_{t+1}``, ``c_t = g_t (1, −β)``, ``λ_T = 0``."""
+        lam_v, lam_a = g[-1], -neuron.beta * g[-1]
+        out = torch.empty_like(g)
+        out[-1] = lam_v
+        for t in range(g.shape[0] - 2, -1, -1):
+            jvv, jva, jav, jaa = neuron.hidden_jacobian(psi[t], dt, reset_path=self.reset_path)
+            lam_v, lam_a = g[t] + jvv * lam_v + jav * lam_a, -neuron.beta * g[t] + jva * lam_v + jaa * lam_a
+            out[t] = lam_v
+        return out
+
+
+@dataclass(frozen=True)
+class ReadoutGradient(Rule):
+    """The exact gradient of a leaky readout ``y_t = κ y_{t−1} + W z_t + b`` (``params = (W, b)``)
+    from the error ``∂E/∂y_t`` (signal ``learning_signal``) and the readout's input ``info.pre``."""
+
+    readout_decay: float = 0.0
+
+    def update(self, info, state, params, *, learning_signal, **signals):
+        pre = info.pre
+        if state is None:
+            state = (torch.zeros_like(pre), 0.0)
+        trace, bias_trace = state
+        trace = self.readout_decay * trace + pre
+        bias_trace = self.readout_decay * bias_trace + 1.0
+        grads = (learning_signal.T @ trace, learning_signal.sum(0) * bias_trace)
+        return grads, (trace, bias_trace)
+
+    def sequence_update(self, info, state, params, *, learning_signal, **signals):
+        filtered = reverse_filter(learning_signal, self.readout_decay)
+        return (torch.einsum("tbc,tbj->cj", filtered, info.pre), filtered.sum((0, 1))), state

@@ -1,0 +1,121 @@
+"""Learning signals: where the third factor ``L_t`` of a three-factor rule comes from.
+
+A source maps the readout error ``err_t = ∂E/∂y_t`` ``(…, C)`` (and, for local losses, the errors
+of extra fixed readouts) to one learning signal ``L^l_t`` ``(…, n_l)`` per spiking layer ``l``. All
+maps are matrix products on the last dimension, so the same code serves one step ``(B, ·)`` and a
+whole sequence ``(T, B, ·)``. With layer 1 at the bottom and ``L`` at the top:
+
+- :class:`Symmetric` — backpropagation through the layers at the same step (spatial BP):
+  ``L^L = err W_out``, ``L^l = (L^{l+1} ⊙ ψ^{l+1}) W^{l+1}``. On one layer: symmetric e-prop.
+- :class:`RandomFeedback` — feedback alignment (Lillicrap et al. 2016, Nat. Commun. 7:13276): the
+  same with fixed random matrices ``B`` in place of the transposed forward weights. On one layer:
+  random e-prop; ``adaptive=True`` moves the top matrix with the readout's own changes
+  (``B = B₀ + W_out − W_out⁰``: adaptive e-prop, Bellec et al. 2020).
+- :class:`DirectFeedback` — direct feedback alignment (Nøkland 2016, NeurIPS): ``L^l = err B^l``.
+- :class:`LocalReadouts` — DECOLLE (Kaiser, Mostafa & Neftci 2020, Front. Neurosci. 14:424): each
+  hidden layer has a fixed random leaky readout of its own and learns from the error of that
+  readout, ``L^l = err^l G^l``; the top layer learns from the network's readout.
+
+``feedback`` matrices: ``U(−1/√n, 1/√n)`` with ``n`` the size of the layer the signal comes from,
+drawn from the generator given to ``init``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from neuroplastic.networks import LeakyReadout, SpikingNetwork
+
+__all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "SIGNALS"]
+
+
+def _random(rows: int, cols: int, generator, dtype) -> torch.Tensor:
+    bound = 1.0 / math.sqrt(rows)
+    return ((2.0 * torch.rand(rows, cols, generator=generator) - 1.0) * bound).to(dtype)
+
+
+def _forward_weights(network: SpikingNetwork):
+    """``W^{l+1}`` restricted to the input columns, for every layer but the first."""
+    return [layer.synapses.weight for layer in network.layers[1:]]
+
+
+class LearningSignal:
+    """A source of learning signals. ``init`` draws what is fixed (feedback matrices, readouts)."""
+
+    def init(self, network: SpikingNetwork, generator: torch.Generator | None = None):
+        return None
+
+    def heads(self, fixed) -> list[LeakyReadout]:
+        """Extra readouts, one per hidden layer below the top, whose errors ``signals`` receives."""
+        return []
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        raise NotImplementedError
+
+
+def _propagate(top, backward, psis):
+    """``L^L = top``; ``L^l = (L^{l+1} ⊙ ψ^{l+1}) B^l`` for ``backward[l]`` of shape ``(n_{l+1}, n_l)``."""
+    signals = [top]
+    for matrix, psi in zip(reversed(backward), reversed(psis[1:])):
+        signals.append((signals[-1] * psi) @ matrix)
+    return signals[::-1]
+
+
+@dataclass(frozen=True)
+class Symmetric(LearningSignal):
+    def signals(self, fixed, network, err, head_errors, psis):
+        return _propagate(err @ network.readout.synapses.weight, _forward_weights(network), psis)
+
+
+@dataclass(frozen=True)
+class RandomFeedback(LearningSignal):
+    adaptive: bool = False
+
+    def init(self, network, generator=None):
+        dtype = network.readout.synapses.weight.dtype
+        sizes = [layer.size for layer in network.layers]
+        top = _random(network.readout.size, sizes[-1], generator, dtype)
+        below = [_random(n_above, n, generator, dtype) for n, n_above in zip(sizes[:-1], sizes[1:])]
+        return {"top": top, "below": below, "readout0": network.readout.synapses.weight.detach().clone()}
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        top = fixed["top"]
+        if self.adaptive:
+            top = top + network.readout.synapses.weight.detach() - fixed["readout0"]
+        return _propagate(err @ top, fixed["below"], psis)
+
+
+@dataclass(frozen=True)
+class DirectFeedback(LearningSignal):
+    def init(self, network, generator=None):
+        dtype = network.readout.synapses.weight.dtype
+        return [_random(network.readout.size, layer.size, generator, dtype) for layer in network.layers]
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        return [err @ matrix for matrix in fixed]
+
+
+@dataclass(frozen=True)
+class LocalReadouts(LearningSignal):
+    def init(self, network, generator=None):
+        readout = network.readout
+        heads = []
+        for layer in network.layers[:-1]:
+            head = LeakyReadout(layer.size, readout.size, dt=1.0, generator=generator)
+            head.decay = readout.decay  # the same leak as the network's readout
+            head.requires_grad_(False)
+            heads.append(head.to(readout.synapses.weight.dtype))
+        return heads
+
+    def heads(self, fixed):
+        return fixed
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        local = [e @ head.synapses.weight for e, head in zip(head_errors, fixed)]
+        return local + [err @ network.readout.synapses.weight]
+
+
+SIGNALS = {"symmetric": Symmetric, "random": RandomFeedback, "adaptive": lambda: RandomFeedback(True),
+           "direct": DirectFeedback, "local": LocalReadouts}

@@ -1,0 +1,185 @@
+"""Online and local learning of a :class:`SpikingNetwork`: every method as a three-factor rule.
+
+An :class:`OnlineMethod` names the two things that differ between methods: the rule that keeps each
+layer's eligibility traces (:class:`EProp`, with or without the reset path; error-triggered) and the
+source of the learning signal (:mod:`neuroplastic.rules.signals`). The readout always learns from its
+exact gradient (:class:`ReadoutGradient`). :class:`OnlineLearner` runs a batch through the network
+step by step — the one loop — and hands each layer's :class:`StepInfo` to its rule:
+
+- ``mode="online"``: the rules update at every step and their gradients are applied every
+  ``apply_every`` steps (at the end of the sequence when ``None``); memory does not grow with T;
+- ``mode="sequence"``: the same steps are recorded and each rule's ``sequence_update`` turns the
+  whole sequence into matrix products. The weights stay fixed within the sequence, so the result
+  equals the online mode with ``apply_every=None`` (tested).
+
+The error ``err_t = ∂E/∂y_t`` is that of the trainer's loss (:func:`readout_error`), so the learning
+signals estimate the gradient of the very loss BPTT minimizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from neuroplastic.networks import SpikingNetwork
+from neuroplastic.rules.base import Rule, StepInfo, apply_updates, count_changes
+from neuroplastic.rules.eprop import ReadoutGradient
+from neuroplastic.rules.signals import LearningSignal
+from neuroplastic.tasks import Task
+
+__all__ = ["OnlineMethod", "OnlineLearner", "readout_error"]
+
+
+def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int,
+                  t: int | None = None) -> torch.Tensor:
+    """``∂E/∂y`` of the trainer's loss for a sequence of ``steps`` steps: for the readout ``y`` of step
+    ``t`` ``(B, C)``, or of every step when ``t`` is ``None`` (``y`` is ``(T, B, C)``).
+    Classification: the mean cross-entropy over the last ``loss_steps`` steps; regression: the mean
+    squared error over all steps."""
+    batch = y.shape[-2]
+    if task.kind == "classification":
+        window = task.loss_steps or steps
+        onehot = torch.nn.functional.one_hot(targets, y.shape[-1]).to(y.dtype)
+        err = (torch.softmax(y, -1) - onehot) / (window * batch)
+        if t is None:
+            return err * (torch.arange(steps) >= steps - window).to(y.dtype)[:, None, None]
+        return err if t >= steps - window else torch.zeros_like(err)
+    target = targets if t is None else targets[t]
+    return 2.0 * (y - target) / (steps * batch * y.shape[-1])
+
+
+@dataclass(frozen=True)
+class OnlineMethod:
+    """``layer_rule(readout_decay)`` makes the rule of each spiking layer; ``signal`` the learning signal."""
+
+    name: str
+    layer_rule: object
+    signal: LearningSignal
+    filter_readout: bool = True  # filter eligibility traces with the readout's leak κ
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recording:
+    """What one step (or, stacked, a whole sequence) hands the rules."""
+
+    infos: list  # one StepInfo per layer
+    readout_input: torch.Tensor
+    readout: torch.Tensor
+    head_outputs: list
+
+
+class OnlineLearner:
+    """Gradients of a network's parameters from an :class:`OnlineMethod`, batch by batch."""
+
+    def __init__(self, network: SpikingNetwork, method: OnlineMethod, *, generator=None):
+        for layer in network.layers:
+            if not hasattr(layer.neuron, "hidden_jacobian"):
+                raise ValueError(f"{method.name} needs neurons with eligibility traces (LIF/ALIF), got "
+                                 f"{type(layer.neuron).__name__}")
+        self.network, self.method = network, method
+        decay = network.readout.decay if method.filter_readout else 0.0
+        self.layer_rules: list[Rule] = [method.layer_rule(decay) for _ in network.layers]
+        self.readout_rule = ReadoutGradient(network.readout.decay)
+        self.fixed = method.signal.init(network, generator)
+        self.heads = method.signal.heads(self.fixed)
+        self.groups = [_layer_params(layer) for layer in network.layers] + [
+            (network.readout.synapses.weight, network.readout.synapses.bias)]
+        recurrent = {id(layer.recurrent.parametrizations.weight.original)
+                     for layer in network.layers if layer.recurrent is not None}
+        self.recurrent = [i for i, p in enumerate(self.params) if id(p) in recurrent]
+        self.updates_applied = 0
+        self.synops = 0
+
+    @property
+    def params(self) -> tuple:
+        return tuple(p for group in self.groups for p in group)
+
+    def _step(self, state, heads, x, t, steps):
+        infos, layer_states = [], []
+        for layer, layer_state in zip(self.network.layers, state.layers):
+            pre = x if layer.recurrent is None else torch.cat([x, layer_state.z], -1)
+            z, new_state = layer.step(layer_state, x)
+            psi = layer.neuron.pseudo_derivative(layer_state.neuron, new_state.neuron, layer.dt)
+            infos.append(StepInfo(t, steps, layer.dt, pre, z, new_state.neuron.v, psi, layer.neuron))
+            layer_states.append(new_state)
+            self.synops += int(pre.sum()) * layer.size
+            x = z
+        y = self.network.readout.step(state.readout, x)
+        heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
+        return Recording(infos, x, y, heads), type(state)(tuple(layer_states), y)
+
+    def _signals(self, task, recording, targets, steps, t):
+        err = readout_error(task, recording.readout, targets, steps, t)
+        head_errors = [readout_error(task, h, targets, steps, t) for h in recording.head_outputs]
+        psis = [info.psi for info in recording.infos]
+        return err, self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
+
+    @torch.no_grad()
+    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> None:
+        """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end)."""
+        steps, batch = inputs.shape[:2]
+        state = self.network.init_state((batch,), dtype=inputs.dtype)
+        heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
+        rule_states = [None] * len(self.groups)
+        total = None
+        for t, x in enumerate(inputs.unbind(0)):
+            recording, state = self._step(state, heads, x, t, steps)
+            heads = recording.head_outputs
+            err, signals = self._signals(task, recording, targets, steps, t)
+            readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
+                                    recording.readout)
+            grads = []
+            for i, (rule, info, signal) in enumerate(zip(
+                    [*self.layer_rules, self.readout_rule], [*recording.infos, readout_info], [*signals, err])):
+                update, rule_states[i] = rule.update(info, rule_states[i], self.groups[i], learning_signal=signal)
+                grads.extend(update)
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
+                self.apply(optimizer, total)
+                total = None
+
+    @torch.no_grad()
+    def sequence(self, task: Task, inputs, targets, optimizer) -> None:
+        """One batch, recorded over the whole sequence, the gradients as matrix products over time."""
+        steps, batch = inputs.shape[:2]
+        state = self.network.init_state((batch,), dtype=inputs.dtype)
+        heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
+        recordings = []
+        for t, x in enumerate(inputs.unbind(0)):
+            recording, state = self._step(state, heads, x, t, steps)
+            heads = recording.head_outputs
+            recordings.append(recording)
+        whole = _stack(recordings)
+        err, signals = self._signals(task, whole, targets, steps, None)
+        readout_info = StepInfo(0, steps, self.network.layers[-1].dt, whole.readout_input, whole.readout)
+        grads = []
+        for rule, info, signal, group in zip([*self.layer_rules, self.readout_rule],
+                                             [*whole.infos, readout_info], [*signals, err], self.groups):
+            grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
+        self.apply(optimizer, grads)
+
+    def apply(self, optimizer, grads) -> None:
+        for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
+            grads[i] = grads[i].fill_diagonal_(0.0)
+        self.updates_applied += count_changes(grads)
+        apply_updates(optimizer, self.params, grads)
+
+
+def _layer_params(layer):
+    if layer.recurrent is None:
+        return (layer.synapses.weight,)
+    return (layer.synapses.weight, layer.recurrent.parametrizations.weight.original)
+
+
+def _stack(recordings: list[Recording]) -> Recording:
+    first = recordings[0]
+    infos = []
+    for i, info in enumerate(first.infos):
+        per_step = [r.infos[i] for r in recordings]
+        infos.append(info._replace(
+            t=0, pre=torch.stack([s.pre for s in per_step]), post=torch.stack([s.post for s in per_step]),
+            voltage=torch.stack([s.voltage for s in per_step]), psi=torch.stack([s.psi for s in per_step])))
+    return Recording(infos, torch.stack([r.readout_input for r in recordings]),
+                     torch.stack([r.readout for r in recordings]),
+                     [torch.stack(h) for h in zip(*[r.head_outputs for r in recordings])])

@@ -1,0 +1,178 @@
+"""e-prop and OSTL against autograd BPTT: the exact identities of REFERENCE.md (float64)."""
+import pytest
+import torch
+
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+from neuroplastic.neurons import ALIF, ResetBySubtraction
+from neuroplastic.rules.eprop import EProp
+from neuroplastic.rules.signals import Symmetric
+from neuroplastic.spikes import Triangle
+from neuroplastic.tasks.base import Split, Task
+from neuroplastic.training.losses import readout_cross_entropy
+from neuroplastic.training.online import OnlineLearner, OnlineMethod
+
+
+def small_task(steps=40, n_in=6, classes=3, samples=4, loss_steps=15, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = (torch.rand(samples, steps, n_in, generator=g) < 0.3).float()
+    labels = torch.randint(0, classes, (samples,), generator=g)
+    split = Split(inputs, labels)
+    return Task("toy", split, split, n_in, classes, 1.0, "classification", loss_steps)
+
+
+def small_network(task, *, beta=0.0, detach=True, recurrent=False, hidden=(5,), t_ref=0.0, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    neuron = ALIF(tau_m=20.0, tau_a=50.0, beta=beta, v_th=0.6, t_ref=t_ref,
+                  reset=ResetBySubtraction(detach=detach), surrogate=Triangle(0.3))
+    sizes = (task.n_inputs, *hidden)
+    layers = [SpikingLayer(a, b, neuron, recurrent=recurrent, scale=3.0, generator=g)
+              for a, b in zip(sizes[:-1], sizes[1:])]
+    readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=20.0, generator=g)
+    return SpikingNetwork(layers, readout).double()
+
+
+class Capture(torch.optim.Optimizer):
+    """Keeps the gradients it is given, changes nothing."""
+
+    def __init__(self, params):
+        super().__init__(params, {})
+        self.grads = None
+
+    def step(self, closure=None):
+        self.grads = [p.grad.clone() for group in self.param_groups for p in group["params"]]
+
+
+def batch(task):
+    return task.train.inputs.transpose(0, 1).double(), task.train.targets
+
+
+def bptt_gradients(network, task, params):
+    inputs, labels = batch(task)
+    out = network(inputs)
+    loss = readout_cross_entropy(out.readout, labels, task.loss_steps)
+    assert sum(z.sum() for z in out.spikes) > 0, "the test network must spike"
+    return torch.autograd.grad(loss, params)
+
+
+def learner_gradients(network, task, method, mode):
+    learner = OnlineLearner(network, method, generator=torch.Generator().manual_seed(3))
+    capture = Capture(learner.params)
+    inputs, labels = batch(task)
+    if mode == "online":
+        learner.online(task, inputs, labels, capture)
+    else:
+        learner.sequence(task, inputs, labels, capture)
+    return learner.params, capture.grads
+
+
+def assert_equal(actual, expected, rtol=1e-6):
+    for a, e in zip(actual, expected):
+        assert e.abs().max() > 0
+        torch.testing.assert_close(a, e, rtol=rtol, atol=1e-12 * float(e.abs().max()) + 1e-14)
+
+
+EPROP = OnlineMethod("eprop", lambda k: EProp(k), Symmetric())
+OSTL = OnlineMethod("ostl", lambda k: EProp(k, reset_path=True), Symmetric())
+
+
+@pytest.mark.parametrize("mode", ["online", "sequence"])
+def test_single_layer_eprop_is_bptt_with_the_reset_detached(mode):
+    task = small_task()
+    net = small_network(task, detach=True)
+    params, grads = learner_gradients(net, task, EPROP, mode)
+    assert_equal(grads, bptt_gradients(net, task, params))
+
+
+def test_single_layer_eprop_differs_from_bptt_when_the_reset_carries_gradient():
+    task = small_task()
+    net = small_network(task, detach=False)
+    params, grads = learner_gradients(net, task, EPROP, "sequence")
+    reference = bptt_gradients(net, task, params)
+    assert (grads[0] - reference[0]).norm() > 0.05 * reference[0].norm()
+
+
+@pytest.mark.parametrize("mode", ["online", "sequence"])
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_single_layer_ostl_is_bptt_including_the_reset(mode, beta):
+    task = small_task()
+    net = small_network(task, detach=False, beta=beta)
+    params, grads = learner_gradients(net, task, OSTL, mode)
+    assert_equal(grads, bptt_gradients(net, task, params))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_online_and_sequence_modes_agree(recurrent):
+    task = small_task()
+    net = small_network(task, detach=False, beta=0.3, recurrent=True if recurrent else False, t_ref=2.0)
+    for method in (EPROP, OSTL):
+        _, online = learner_gradients(net, task, method, "online")
+        _, sequence = learner_gradients(net, task, method, "sequence")
+        assert_equal(online, sequence, rtol=1e-9)
+
+
+def _recurrent_alif_forward(neuron, w_in, w_rec, w_out, b_out, inputs, probes, kappa):
+    """The e-prop ALIF network written out: spikes seen by other neurons, the reset and the readout
+    are ``z + δ`` (``δ`` = ``probes``, zero), the neuron's own adaptation sees ``z``."""
+    steps, batch, _ = inputs.shape
+    n = w_rec.shape[0]
+    alpha, rho = torch.exp(torch.tensor(-1.0 / neuron.tau_m)), torch.exp(torch.tensor(-1.0 / neuron.tau_a))
+    v = a = z = z_obs = torch.zeros(batch, n, dtype=torch.float64)
+    y = torch.zeros(batch, w_out.shape[0], dtype=torch.float64)
+    record = {"v": [], "a": [], "z": [], "y": []}
+    for t in range(steps):
+        v = alpha * v + inputs[t] @ w_in.T + z_obs @ w_rec.T - neuron.v_th * z_obs
+        a = rho * a + z
+        z = spike_of(neuron, v, a)
+        z_obs = z + probes[t]
+        y = kappa * y + z_obs @ w_out.T + b_out
+        for key, value in zip("vazy", (v, a, z, y)):
+            record[key].append(value)
+    return {k: torch.stack(v) for k, v in record.items()}
+
+
+def spike_of(neuron, v, a):
+    from neuroplastic.spikes import spike
+    return spike((v - neuron.threshold(a)) / neuron.v_th, neuron.surrogate)
+
+
+@pytest.mark.parametrize("mode", ["online", "sequence"])
+def test_eprop_with_the_total_derivative_as_learning_signal_is_bptt_with_recurrence(mode):
+    """Bellec et al. 2020, eq. (1): dE/dW = Σ_t (dE/dz_t) e_t, exact for a recurrent ALIF network when
+    dE/dz_t is the total derivative through everything but the neuron's own hidden state."""
+    from neuroplastic.neurons.alif import ALIFState
+    from neuroplastic.rules.base import StepInfo
+
+    task = small_task(steps=30, n_in=4)
+    g = torch.Generator().manual_seed(5)
+    n = 6
+    neuron = ALIF(tau_m=20.0, tau_a=40.0, beta=0.4, v_th=0.6, t_ref=0.0, surrogate=Triangle(0.3))
+    w_in = (torch.randn(n, 4, generator=g, dtype=torch.float64) * 0.9).requires_grad_()
+    w_rec = (torch.randn(n, n, generator=g, dtype=torch.float64) * 0.4).requires_grad_()
+    w_out = torch.randn(3, n, generator=g, dtype=torch.float64)
+    b_out = torch.zeros(3, dtype=torch.float64)
+    inputs, labels = batch(task)
+    probes = torch.zeros(inputs.shape[0], inputs.shape[1], n, dtype=torch.float64, requires_grad=True)
+    run = _recurrent_alif_forward(neuron, w_in, w_rec, w_out, b_out, inputs, probes, kappa=0.9)
+    loss = readout_cross_entropy(run["y"], labels, task.loss_steps)
+    assert run["z"].sum() > 5
+    bptt = torch.autograd.grad(loss, (w_in, w_rec), retain_graph=True)
+    (signal,) = torch.autograd.grad(loss, probes)  # dE/dz_t, t = 0 … T−1
+
+    v, a, z = (run[k].detach() for k in "vaz")
+    rest = torch.zeros_like(v[0])
+    previous_z = torch.cat([rest[None], z[:-1]])
+    previous = [ALIFState(rest, rest, rest, rest)] + [ALIFState(v[t], a[t], z[t], rest) for t in range(len(v) - 1)]
+    psi = torch.stack([neuron.pseudo_derivative(previous[t], ALIFState(v[t], a[t], z[t], rest), 1.0)
+                       for t in range(len(v))])
+    pre = torch.cat([inputs, previous_z], -1)
+    rule, params = EProp(0.0), (w_in.detach(), w_rec.detach())
+    if mode == "sequence":
+        info = StepInfo(0, len(v), 1.0, pre, z, v, psi, neuron)
+        grads, _ = rule.sequence_update(info, None, params, learning_signal=signal)
+    else:
+        state, grads = None, None
+        for t in range(len(v)):
+            info = StepInfo(t, len(v), 1.0, pre[t], z[t], v[t], psi[t], neuron)
+            step, state = rule.update(info, state, params, learning_signal=signal[t])
+            grads = step if grads is None else tuple(x + s for x, s in zip(grads, step))
+    assert_equal(grads, bptt)
