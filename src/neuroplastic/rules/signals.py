@@ -28,7 +28,8 @@ import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingNetwork
 
-__all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "SIGNALS"]
+__all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "Quantized",
+           "SIGNALS"]
 
 
 def _random(rows: int, cols: int, generator, dtype) -> torch.Tensor:
@@ -119,3 +120,46 @@ class LocalReadouts(LearningSignal):
 
 SIGNALS = {"symmetric": Symmetric, "random": RandomFeedback, "adaptive": lambda: RandomFeedback(True),
            "direct": DirectFeedback, "local": LocalReadouts}
+
+
+@dataclass(frozen=True)
+class Quantized(LearningSignal):
+    """Error-triggered learning (Payvand, Fouda, Kurdahi, Eltawil & Neftci 2020, "On-chip
+    error-triggered learning of multi-layer memristive spiking neural networks", IEEE JETCAS;
+    arXiv 2011.10852): the learning signal ``δ`` of ``inner`` is quantized to
+    ``θ · sign(δ) · ⌊|δ|/θ⌋`` — zero, and so no update, unless the error exceeds ``θ``; with the
+    threshold near the error's scale the signal is ternary, ``{−θ, 0, θ}``. After each step a
+    proportional controller moves ``θ`` towards the ``target_rate`` of neurons triggering an update:
+    ``log θ ← log θ + gain · (rate − target_rate)``. ``θ → 0`` gives back ``inner`` exactly."""
+
+    inner: LearningSignal
+    threshold: float = 1e-3
+    target_rate: float = 0.05
+    gain: float = 0.5
+
+    def __post_init__(self):
+        if not self.threshold > 0:
+            raise ValueError(f"error-triggered threshold must be positive, got {self.threshold}")
+        if not 0.0 < self.target_rate < 1.0:
+            raise ValueError(f"target_rate must lie in (0, 1), got {self.target_rate}")
+
+    def init(self, network, generator=None):
+        return {"inner": self.inner.init(network, generator), "threshold": self.threshold,
+                "triggered": 0, "events": 0}
+
+    def heads(self, fixed):
+        return self.inner.heads(fixed["inner"])
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        theta = fixed["threshold"]
+        out, triggered, events = [], 0, 0
+        for signal, psi in zip(self.inner.signals(fixed["inner"], network, err, head_errors, psis), psis):
+            quantized = theta * torch.sign(signal) * torch.floor(signal.abs() / theta)
+            out.append(quantized)
+            triggered += int(torch.count_nonzero(quantized * psi))
+            events += psi.numel()
+        fixed["triggered"] += triggered
+        fixed["events"] += events
+        if self.gain:
+            fixed["threshold"] = theta * math.exp(self.gain * (triggered / events - self.target_rate))
+        return out

@@ -16,11 +16,11 @@ import torch
 from tqdm import tqdm
 
 from neuroplastic.report.training import plot_learning_curve, plot_raster
-from neuroplastic.rules import make_rule
 from neuroplastic.tasks import load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
+from neuroplastic.training.methods import is_online, make_method
 from neuroplastic.training.recipes import build_network, recipe_for
-from neuroplastic.training.trainer import Trainer, peak_memory_mb
+from neuroplastic.training.trainer import OnlineTrainer, Trainer, peak_memory_mb
 from neuroplastic.validation import require_count
 
 __all__ = ["fit"]
@@ -33,7 +33,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     out = Path(out)
     recipe = recipe_for(task_name, epochs=epochs, **recipe_changes)
     require_count("epochs", recipe.epochs)
-    rule = make_rule(rule_name, **(rule_options or {}))
+    rule = make_method(rule_name, **(rule_options or {}))
     config = json.loads(json.dumps({  # as stored: JSON types only
         "task": task_name, "rule": rule_name, "rule_options": rule_options or {}, "seed": seed,
         "task_options": task_options or {},
@@ -47,17 +47,22 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, recomputed from the epoch on resume
         optimizer, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
-    trainer = Trainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
-                      rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight)
+    if is_online(rule_name):
+        trainer = OnlineTrainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
+                                generator=torch.Generator().manual_seed(seed + 1))
+    else:
+        trainer = Trainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
+                          rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight)
     generator = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder before training, not after
-    history, wall = [], 0.0
+    history, wall, counted = [], 0.0, {"updates": 0, "synops": 0}  # counts of earlier runs (resume)
     if checkpoint is not None:
         network.load_state_dict(checkpoint["network"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["generator"])
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
+        counted = checkpoint.get("counts", counted)
     metric = "test_accuracy" if task.kind == "classification" else "test_nmse"
     batches = -(-len(task.train) // recipe.batch_size)
     bar = tqdm(total=batches * (recipe.epochs - len(history)), desc=f"{task_name}/{rule_name}",
@@ -74,7 +79,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
         save_checkpoint(out / "checkpoint.pt", {
             "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-            "history": history, "wall_time_s": wall})
+            "history": history, "wall_time_s": wall, "counts": _counts(counted, trainer)})
     bar.close()
     if metrics is None:  # nothing left to train after resuming: evaluate the checkpoint's network
         metrics = trainer.evaluate("test")
@@ -82,6 +87,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
         "task": task_name, "rule": rule_name, "epochs": recipe.epochs, "seed": seed,
         metric: history[-1][metric], "test_loss": metrics["loss"], "wall_time_s": wall,
         "peak_memory_mb": peak_memory_mb(), "spikes_per_sample": metrics["spikes_per_sample"],
+        **_counts(counted, trainer),
         "out": str(out),
         "figures": [str(plot_learning_curve(history, metric, out / "learning_curve.png")),
                     str(_raster(task, network, out / "raster.png"))],
@@ -89,6 +95,11 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _counts(earlier: dict, trainer) -> dict:
+    """Weight updates applied and synaptic operations of training, this run and the earlier ones."""
+    return {"updates": earlier["updates"] + trainer.updates_applied, "synops": earlier["synops"] + trainer.synops}
 
 
 @torch.no_grad()

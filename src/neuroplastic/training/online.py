@@ -17,7 +17,8 @@ signals estimate the gradient of the very loss BPTT minimizes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -26,6 +27,7 @@ from neuroplastic.rules.base import Rule, StepInfo, apply_updates, count_changes
 from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.tasks import Task
+from neuroplastic.validation import require_count
 
 __all__ = ["OnlineMethod", "OnlineLearner", "readout_error"]
 
@@ -50,13 +52,23 @@ def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int
 
 @dataclass(frozen=True)
 class OnlineMethod:
-    """``layer_rule(readout_decay)`` makes the rule of each spiking layer; ``signal`` the learning signal."""
+    """``layer_rule(readout_decay)`` makes the rule of each spiking layer, ``signal`` is the source of
+    its learning signal; ``mode`` and ``apply_every`` say how the trainer runs it by default."""
 
     name: str
-    layer_rule: object
+    layer_rule: Callable[[float], Rule]
     signal: LearningSignal
+    mode: str = "sequence"
+    apply_every: int | None = None
     filter_readout: bool = True  # filter eligibility traces with the readout's leak κ
-    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mode not in ("online", "sequence"):
+            raise ValueError(f"mode must be 'online' or 'sequence', got {self.mode!r}")
+        if self.apply_every is not None:
+            require_count("apply_every", self.apply_every)
+            if self.mode == "sequence":
+                raise ValueError("apply_every needs mode='online' (a sequence is applied as a whole)")
 
 
 @dataclass
@@ -106,6 +118,7 @@ class OnlineLearner:
             self.synops += int(pre.sum()) * layer.size
             x = z
         y = self.network.readout.step(state.readout, x)
+        self.synops += int(x.sum()) * self.network.readout.size
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, x, y, heads), type(state)(tuple(layer_states), y)
 
@@ -116,16 +129,18 @@ class OnlineLearner:
         return err, self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
 
     @torch.no_grad()
-    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> None:
-        """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end)."""
+    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None):
+        """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end).
+        Returns the readout ``(T, B, C)``."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype)
         heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
         rule_states = [None] * len(self.groups)
-        total = None
+        total, readout = None, []
         for t, x in enumerate(inputs.unbind(0)):
             recording, state = self._step(state, heads, x, t, steps)
             heads = recording.head_outputs
+            readout.append(recording.readout)
             err, signals = self._signals(task, recording, targets, steps, t)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
@@ -138,10 +153,12 @@ class OnlineLearner:
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
                 self.apply(optimizer, total)
                 total = None
+        return torch.stack(readout)
 
     @torch.no_grad()
-    def sequence(self, task: Task, inputs, targets, optimizer) -> None:
-        """One batch, recorded over the whole sequence, the gradients as matrix products over time."""
+    def sequence(self, task: Task, inputs, targets, optimizer):
+        """One batch, recorded over the whole sequence, the gradients as matrix products over time.
+        Returns the readout ``(T, B, C)``."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype)
         heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
@@ -158,6 +175,7 @@ class OnlineLearner:
                                              [*whole.infos, readout_info], [*signals, err], self.groups):
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
         self.apply(optimizer, grads)
+        return whole.readout
 
     def apply(self, optimizer, grads) -> None:
         for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.networks import NetworkState, SpikingNetwork
-from neuroplastic.rules import Rule, apply_updates, segments
+from neuroplastic.rules import Rule, apply_updates, count_changes, segments
 from neuroplastic.tasks import Task
+from neuroplastic.training.online import OnlineLearner
 from neuroplastic.training.losses import (
     mse,
     normalized_mse,
@@ -23,12 +24,24 @@ from neuroplastic.training.losses import (
     window_logits,
 )
 
-__all__ = ["Trainer", "peak_memory_mb"]
+__all__ = ["Trainer", "OnlineTrainer", "peak_memory_mb"]
 
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
+    """Spikes times fan-out, summed over layers: the synaptic events of a forward pass (inputs
+    ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per layer)."""
+    total, pre = 0, inputs
+    for layer, z in zip(network.layers, spikes):
+        total += int(pre.sum()) * layer.size
+        if layer.recurrent is not None:
+            total += int(z[:-1].sum()) * layer.size
+        pre = z
+    return total + int(pre.sum()) * network.readout.size
 
 
 def _detach(state):
@@ -52,6 +65,8 @@ class Trainer:
     def __post_init__(self):
         self.params = tuple(p for p in self.network.parameters() if p.requires_grad)
         self.rule_state = self.rule.init(self.params)
+        self.updates_applied = 0  # weights changed, summed over updates
+        self.synops = 0  # synaptic operations of the training forward passes
 
     def segment_loss(self, output, targets, segment) -> torch.Tensor:
         """The task loss of steps ``[start, stop)``, weighted so that the segments sum to the loss
@@ -81,6 +96,8 @@ class Trainer:
             loss = self.segment_loss(output, targets, segment)
             updates, self.rule_state = self.rule.update(segment, self.rule_state, self.params, loss=loss)
             apply_updates(self.optimizer, self.params, updates)
+            self.updates_applied += count_changes(updates)
+            self.synops += synaptic_operations(self.network, inputs[segment.start : segment.stop], output.spikes)
             state = _detach(output.state)
             total += loss.item()
         return total
@@ -119,3 +136,32 @@ class Trainer:
         else:
             metrics["nmse"] = error_sum / samples
         return metrics
+
+
+@dataclass
+class OnlineTrainer(Trainer):
+    """The trainer of an :class:`OnlineMethod` (``rule``): each batch through an
+    :class:`OnlineLearner` in the method's mode. Rate regularization does not apply here."""
+
+    generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        self.learner = OnlineLearner(self.network, self.rule, generator=self.generator)
+        self.params = self.learner.params
+
+    @property
+    def updates_applied(self) -> int:
+        return self.learner.updates_applied
+
+    @property
+    def synops(self) -> int:
+        return self.learner.synops
+
+    def train_batch(self, inputs, targets) -> float:
+        if self.rule.mode == "online":
+            readout = self.learner.online(self.task, inputs, targets, self.optimizer, apply_every=self.rule.apply_every)
+        else:
+            readout = self.learner.sequence(self.task, inputs, targets, self.optimizer)
+        if self.task.kind == "classification":
+            return readout_cross_entropy(readout, targets, self.task.loss_steps).item()
+        return mse(readout, targets).item()
