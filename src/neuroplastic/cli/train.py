@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from neuroplastic.cli.common import UsageError, emit
-from neuroplastic.rules import RULES
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.fit import fit
+from neuroplastic.training.methods import METHODS
 from neuroplastic.training.recipes import NEURONS
 from neuroplastic.validation import lookup, require_count, require_positive
 
-SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s",
+SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
+                "synops",
                 "peak_memory_mb", "spikes_per_sample", "out", "figures")
 
 
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train a spiking network on a task with a learning rule")
     parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
-    parser.add_argument("--rule", default="bptt", help=f"learning rule: {', '.join(RULES)} (default bptt)")
+    parser.add_argument("--rule", default="bptt", help=f"learning rule: {', '.join(METHODS)} (default bptt)")
     parser.add_argument("--truncation", type=int, help="segment length in steps for --rule tbptt (default 50)")
+    parser.add_argument("--rule-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an option of the rule, e.g. --rule-option feedback=symmetric for eprop, "
+                             "mode=online, apply_every=10, threshold=0.01 for etl (repeatable)")
     parser.add_argument("--data", help="folder or file of a data set read from disk (shd, nmnist)")
     add_training_arguments(parser, default_out="neuroplastic-out/train")
     parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
@@ -41,8 +45,8 @@ def add_training_arguments(parser, *, default_out):
 
 def main(args):
     lookup("task", args.task, TASKS)
-    lookup("rule", args.rule, RULES)
-    rule_options = {}
+    lookup("rule", args.rule, METHODS)
+    rule_options = dict(parse_option(text) for text in args.rule_option)
     if args.truncation is not None:
         if args.rule != "tbptt":
             raise UsageError("--truncation applies to --rule tbptt only")
@@ -60,6 +64,21 @@ def main(args):
 
 def main_job(args):
     report(fit("digits", "bptt", epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume), args.json)
+
+
+def parse_option(text: str):
+    """``NAME=VALUE`` with VALUE an int, a float, ``none`` or a word."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise UsageError(f"--rule-option expects NAME=VALUE, got {text!r}")
+    if value.lower() == "none":
+        return name, None
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
 
 
 def _epochs(args):

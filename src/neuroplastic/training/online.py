@@ -27,9 +27,10 @@ from neuroplastic.rules.base import Rule, StepInfo, apply_updates, count_changes
 from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.tasks import Task
+from neuroplastic.training.losses import mse, readout_cross_entropy
 from neuroplastic.validation import require_count
 
-__all__ = ["OnlineMethod", "OnlineLearner", "readout_error"]
+__all__ = ["OnlineMethod", "OnlineLearner", "readout_error", "step_loss"]
 
 
 def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int,
@@ -48,6 +49,14 @@ def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int
         return err if t >= steps - window else torch.zeros_like(err)
     target = targets if t is None else targets[t]
     return 2.0 * (y - target) / (steps * batch * y.shape[-1])
+
+
+def step_loss(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int, t: int) -> float:
+    """Step ``t``'s share of the trainer's loss (the loss :func:`readout_error` differentiates)."""
+    if task.kind == "classification":
+        window = task.loss_steps or steps
+        return readout_cross_entropy(y[None], targets).item() / window if t >= steps - window else 0.0
+    return mse(y, targets[t]).item() / steps
 
 
 @dataclass(frozen=True)
@@ -129,18 +138,18 @@ class OnlineLearner:
         return err, self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
 
     @torch.no_grad()
-    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None):
+    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
         """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end).
-        Returns the readout ``(T, B, C)``."""
+        Returns the batch's loss, summed step by step so that nothing grows with the sequence."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype)
         heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
         rule_states = [None] * len(self.groups)
-        total, readout = None, []
-        for t, x in enumerate(inputs.unbind(0)):
-            recording, state = self._step(state, heads, x, t, steps)
+        total, loss = None, 0.0
+        for t in range(steps):  # one step's view at a time: nothing here grows with T
+            recording, state = self._step(state, heads, inputs[t], t, steps)
             heads = recording.head_outputs
-            readout.append(recording.readout)
+            loss += step_loss(task, recording.readout, targets, steps, t)
             err, signals = self._signals(task, recording, targets, steps, t)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
@@ -153,12 +162,12 @@ class OnlineLearner:
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
                 self.apply(optimizer, total)
                 total = None
-        return torch.stack(readout)
+        return loss
 
     @torch.no_grad()
-    def sequence(self, task: Task, inputs, targets, optimizer):
+    def sequence(self, task: Task, inputs, targets, optimizer) -> float:
         """One batch, recorded over the whole sequence, the gradients as matrix products over time.
-        Returns the readout ``(T, B, C)``."""
+        Returns the batch's loss."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype)
         heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
@@ -175,7 +184,7 @@ class OnlineLearner:
                                              [*whole.infos, readout_info], [*signals, err], self.groups):
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
         self.apply(optimizer, grads)
-        return whole.readout
+        return sum(step_loss(task, y, targets, steps, t) for t, y in enumerate(whole.readout.unbind(0)))
 
     def apply(self, optimizer, grads) -> None:
         for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse

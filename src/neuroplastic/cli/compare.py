@@ -1,0 +1,64 @@
+"""``neuroplastic compare --task T --rules a,b,…``: every rule trained with its defaults on the same
+task, network and seed, side by side. Each rule trains in a process of its own, so that its peak
+memory is its own."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.report.compare import plot_comparison
+from neuroplastic.tasks import TASKS
+from neuroplastic.training.methods import METHODS
+from neuroplastic.validation import lookup, require_count
+
+FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("compare", help="train several learning rules on one task and compare them")
+    parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    parser.add_argument("--rules", required=True, help=f"comma-separated rules from: {', '.join(METHODS)}")
+    parser.add_argument("--epochs", type=int, help="epochs for every rule (default: the task's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
+    parser.add_argument("--out", default="neuroplastic-out/compare", help="folder for the runs and the figure")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.set_defaults(handler=main)
+
+
+def main(args):
+    lookup("task", args.task, TASKS)
+    rules = [name.strip() for name in args.rules.split(",") if name.strip()]
+    if not rules:
+        raise UsageError("--rules needs at least one rule")
+    for name in rules:
+        lookup("rule", name, METHODS)
+    if len(set(rules)) != len(rules):
+        raise UsageError(f"--rules names a rule twice: {args.rules}")
+    epochs = [] if args.epochs is None else ["--epochs", str(require_count("--epochs", args.epochs))]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in rules:
+        print(f"training {args.task} with {name} …", file=sys.stderr, flush=True)
+        summary = _train(["--task", args.task, "--rule", name, "--seed", str(args.seed),
+                          "--out", str(out / name), *epochs])
+        results.append({key: summary[key] for key in FIELDS if key in summary} | {"rule": name})
+    metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
+    figure = plot_comparison(results, metric, out / "comparison.png", title=f"{args.task}, seed {args.seed}")
+    (out / "comparison.json").write_text(json.dumps({"task": args.task, "results": results}, indent=2))
+    header = f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14}"
+    rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['peak_memory_mb']:>12.0f} "
+            f"{r['updates']:>12.3g} {r['synops']:>14.3g}" for r in results]
+    emit({"task": args.task, "results": results, "figure": str(figure)}, args.json,
+         [header, *rows, f"figure: {figure}"])
+
+
+def _train(arguments: list[str]) -> dict:
+    command = [sys.executable, "-m", "neuroplastic.cli.main", "train", *arguments, "--json"]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise UsageError(f"training failed: {' '.join(arguments)} (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
