@@ -1,0 +1,59 @@
+"""``train --rule <online method>`` and ``compare``: JSON contracts, counts, bad input."""
+import json
+
+import pytest
+
+from neuroplastic.cli.main import main
+
+
+def last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_with_eprop_reports_updates_and_synaptic_operations(tmp_path, capsys):
+    assert main(["train", "--task", "digits", "--rule", "eprop", "--epochs", "2", "--out", str(tmp_path),
+                 "--json"]) == 0
+    summary = last_json(capsys)
+    assert summary["rule"] == "eprop" and summary["test_accuracy"] > 0.85
+    # at most 64 → 256 → 10 weights plus 10 biases, once per batch (45 batches × 2 epochs); inputs
+    # from the digits' blank border pixels never spike, so their weights get no update
+    assert 0.6 < summary["updates"] / (90 * (64 * 256 + 256 * 10 + 10)) <= 1.0
+    assert summary["synops"] > 0
+
+
+def test_train_online_options_reach_the_method(tmp_path, capsys):
+    assert main(["train", "--task", "digits", "--rule", "etl", "--epochs", "1", "--hidden", "32",
+                 "--rule-option", "threshold=0.01", "--rule-option", "apply_every=5", "--out", str(tmp_path),
+                 "--json"]) == 0
+    assert 0 < last_json(capsys)["updates"]
+
+
+def test_compare_prints_one_result_per_rule_and_writes_the_figure(tmp_path, capsys):
+    assert main(["compare", "--task", "digits", "--rules", "bptt,dfa", "--epochs", "1", "--out", str(tmp_path),
+                 "--json"]) == 0
+    out = last_json(capsys)
+    assert [r["rule"] for r in out["results"]] == ["bptt", "dfa"]
+    for result in out["results"]:
+        assert set(result) == {"rule", "test_accuracy", "wall_time_s", "peak_memory_mb", "updates", "synops"}
+        assert result["test_accuracy"] > 0.5 and result["updates"] > 0 and result["synops"] > 0
+    assert (tmp_path / "comparison.png").stat().st_size > 0
+    assert json.loads((tmp_path / "comparison.json").read_text())["results"] == out["results"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "--task", "digits", "--rules", ""],
+    ["compare", "--task", "digits", "--rules", "bptt,nope"],
+    ["compare", "--task", "digits", "--rules", "bptt,bptt"],
+    ["compare", "--task", "nope", "--rules", "bptt"],
+    ["compare", "--task", "digits", "--rules", "bptt", "--epochs", "0"],
+    ["train", "--task", "digits", "--rule", "eprop", "--rule-option", "feedback"],
+    ["train", "--task", "digits", "--rule", "eprop", "--rule-option", "feedback=sideways"],
+    ["train", "--task", "digits", "--rule", "eprop", "--rule-option", "colour=1"],
+    ["train", "--task", "digits", "--rule", "decolle", "--rule-option", "mode=sometimes"],
+    ["train", "--task", "digits", "--rule", "etl", "--rule-option", "target_rate=2"],
+    ["train", "--task", "digits", "--rule", "eprop", "--neuron", "cuba"],
+], ids=" ".join)
+def test_bad_input_exits_2_and_writes_nothing(argv, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
