@@ -128,3 +128,21 @@ def test_methods_by_name_and_bad_options():
         make_method("eprop", apply_every=5)
     with pytest.raises(ValueError, match="threshold"):
         make_method("etl", threshold=-1.0)
+
+
+def test_adaptive_feedback_follows_the_readout_changes():
+    """Adaptive e-prop: the feedback matrix receives the readout's own updates, B = B₀ + W_out − W_out⁰."""
+    task = small_task()
+    net = deep_network(task, hidden=(6,))
+    source = RandomFeedback(adaptive=True)
+    fixed = source.init(net, torch.Generator().manual_seed(0))
+    err = torch.randn(4, task.n_outputs, dtype=torch.float64)
+    before = source.signals(fixed, net, err, [], [None])[0]
+    torch.testing.assert_close(before, err @ fixed["top"])
+    change = torch.randn_like(net.readout.synapses.weight)
+    with torch.no_grad():
+        net.readout.synapses.weight += change
+    after = source.signals(fixed, net, err, [], [None])[0]
+    torch.testing.assert_close(after - before, err @ change)
+    static = RandomFeedback().signals(fixed, net, err, [], [None])[0]
+    torch.testing.assert_close(static, before)
