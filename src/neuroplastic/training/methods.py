@@ -45,7 +45,7 @@ def decolle(mode: str = "online", apply_every: int | None = 1):
     return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every)
 
 
-def etl(threshold: float = 1e-3, target_rate: float = 0.05, gain: float = 0.5, mode: str = "online",
+def etl(threshold: float = 1e-3, target_rate: float = 0.02, gain: float = 0.5, mode: str = "online",
         apply_every: int | None = 1):
     signal = Quantized(LocalReadouts(), threshold=threshold, target_rate=target_rate, gain=gain)
     return OnlineMethod("etl", EProp, signal, mode, apply_every)
