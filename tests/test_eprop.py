@@ -176,3 +176,21 @@ def test_eprop_with_the_total_derivative_as_learning_signal_is_bptt_with_recurre
             step, state = rule.update(info, state, params, learning_signal=signal[t])
             grads = step if grads is None else tuple(x + s for x, s in zip(grads, step))
     assert_equal(grads, bptt)
+
+
+def test_eprop_with_the_rate_regularizer_is_bptt_of_the_regularized_loss():
+    from neuroplastic.training.losses import rate_regularization
+
+    task = small_task()
+    net = small_network(task, detach=True)
+    learner = OnlineLearner(net, EPROP, rate_weight=0.3, rate_target_hz=40.0)
+    capture = Capture(learner.params)
+    inputs, labels = batch(task)
+    learner.sequence(task, inputs, labels, capture)
+    out = net(inputs)
+    loss = readout_cross_entropy(out.readout, labels, task.loss_steps) + 0.3 * rate_regularization(
+        out.spikes, target_hz=40.0, dt=1.0)
+    reference = torch.autograd.grad(loss, learner.params)
+    assert_equal(capture.grads, reference)
+    unregularized = bptt_gradients(net, task, learner.params)
+    assert (unregularized[0] - reference[0]).norm() > 0.01 * reference[0].norm()

@@ -49,6 +49,7 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
         optimizer, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
     if is_online(rule_name):
         trainer = OnlineTrainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
+                                rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight,
                                 generator=torch.Generator().manual_seed(seed + 1))
     else:
         trainer = Trainer(task, network, rule, optimizer, batch_size=recipe.batch_size,

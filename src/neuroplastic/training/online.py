@@ -13,7 +13,13 @@ step by step — the one loop — and hands each layer's :class:`StepInfo` to it
   equals the online mode with ``apply_every=None`` (tested).
 
 The error ``err_t = ∂E/∂y_t`` is that of the trainer's loss (:func:`readout_error`), so the learning
-signals estimate the gradient of the very loss BPTT minimizes.
+signals estimate the gradient of the very loss BPTT minimizes. With ``rate_weight > 0`` the firing-rate
+regularizer ``w Σ_l mean_i (ν_i − ν*)²`` adds its own learning signal to every layer (e-prop's rate
+regularization): ``∂/∂z_{t,b,i} = w · 2(ν_i − ν*)/n · (1000/dt)/(T·B)`` — exact in the sequence mode;
+online, ``ν_i`` is the running rate of the steps so far. This signal acts on ``z_t`` directly, not
+through the readout, so it is handed to the rules inverse-filtered, ``s_t − κ s_{t+1}``
+(``(1 − κ) s_t`` before the last step, the signal being constant in time), which their readout
+filter ``F_κ`` turns back into ``s_t``.
 """
 from __future__ import annotations
 
@@ -93,14 +99,16 @@ class Recording:
 class OnlineLearner:
     """Gradients of a network's parameters from an :class:`OnlineMethod`, batch by batch."""
 
-    def __init__(self, network: SpikingNetwork, method: OnlineMethod, *, generator=None):
+    def __init__(self, network: SpikingNetwork, method: OnlineMethod, *, generator=None,
+                 rate_weight: float = 0.0, rate_target_hz: float = 10.0):
         for layer in network.layers:
             if not hasattr(layer.neuron, "hidden_jacobian"):
                 raise ValueError(f"{method.name} needs neurons with eligibility traces (LIF/ALIF), got "
                                  f"{type(layer.neuron).__name__}")
         self.network, self.method = network, method
-        decay = network.readout.decay if method.filter_readout else 0.0
-        self.layer_rules: list[Rule] = [method.layer_rule(decay) for _ in network.layers]
+        self.rate_weight, self.rate_target_hz = rate_weight, rate_target_hz
+        self.decay = network.readout.decay if method.filter_readout else 0.0
+        self.layer_rules: list[Rule] = [method.layer_rule(self.decay) for _ in network.layers]
         self.readout_rule = ReadoutGradient(network.readout.decay)
         self.fixed = method.signal.init(network, generator)
         self.heads = method.signal.heads(self.fixed)
@@ -131,11 +139,27 @@ class OnlineLearner:
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, x, y, heads), type(state)(tuple(layer_states), y)
 
-    def _signals(self, task, recording, targets, steps, t):
+    def _signals(self, task, recording, targets, steps, t, spike_counts=None):
+        """The readout error and each layer's learning signal; ``spike_counts`` (per layer, summed
+        over batch and the steps so far) feed the rate regularizer."""
         err = readout_error(task, recording.readout, targets, steps, t)
         head_errors = [readout_error(task, h, targets, steps, t) for h in recording.head_outputs]
         psis = [info.psi for info in recording.infos]
-        return err, self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
+        signals = self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
+        if self.rate_weight and spike_counts is not None:
+            seen = (t + 1 if t is not None else steps) * err.shape[-2]  # steps so far × batch
+            # undo the rules' readout filter: (1 − κ) before the last step, 1 on it
+            last = torch.ones(()) if t == steps - 1 else torch.zeros(()) if t is not None else \
+                (torch.arange(steps) == steps - 1).to(err.dtype)[:, None, None]
+            unfilter = (1.0 - self.decay) + self.decay * last
+            signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
+                       for signal, count, info in zip(signals, spike_counts, recording.infos)]
+        return err, signals
+
+    def _rate_signal(self, spikes_per_step, info, samples):
+        """``∂(w Σ mean_i (ν_i − ν*)²)/∂z_{t,b,i}`` for the layer of ``info``, ``samples`` = T·B."""
+        rate_hz = spikes_per_step * (1000.0 / info.dt)
+        return self.rate_weight * 2.0 * (rate_hz - self.rate_target_hz) / rate_hz.numel() * (1000.0 / info.dt) / samples
 
     @torch.no_grad()
     def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
@@ -146,11 +170,13 @@ class OnlineLearner:
         heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
         rule_states = [None] * len(self.groups)
         total, loss = None, 0.0
+        counts = [torch.zeros(layer.size, dtype=inputs.dtype) for layer in self.network.layers]
         for t in range(steps):  # one step's view at a time: nothing here grows with T
             recording, state = self._step(state, heads, inputs[t], t, steps)
             heads = recording.head_outputs
             loss += step_loss(task, recording.readout, targets, steps, t)
-            err, signals = self._signals(task, recording, targets, steps, t)
+            counts = [count + info.post.sum(0) for count, info in zip(counts, recording.infos)]
+            err, signals = self._signals(task, recording, targets, steps, t, counts)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
             grads = []
@@ -177,7 +203,8 @@ class OnlineLearner:
             heads = recording.head_outputs
             recordings.append(recording)
         whole = _stack(recordings)
-        err, signals = self._signals(task, whole, targets, steps, None)
+        counts = [info.post.sum((0, 1)) for info in whole.infos]
+        err, signals = self._signals(task, whole, targets, steps, None, counts)
         readout_info = StepInfo(0, steps, self.network.layers[-1].dt, whole.readout_input, whole.readout)
         grads = []
         for rule, info, signal, group in zip([*self.layer_rules, self.readout_rule],

@@ -141,12 +141,13 @@ class Trainer:
 @dataclass
 class OnlineTrainer(Trainer):
     """The trainer of an :class:`OnlineMethod` (``rule``): each batch through an
-    :class:`OnlineLearner` in the method's mode. Rate regularization does not apply here."""
+    :class:`OnlineLearner` in the method's mode, the rate regularizer as a learning signal."""
 
     generator: torch.Generator | None = None
 
     def __post_init__(self):
-        self.learner = OnlineLearner(self.network, self.rule, generator=self.generator)
+        self.learner = OnlineLearner(self.network, self.rule, generator=self.generator,
+                                     rate_weight=self.rate_weight, rate_target_hz=self.rate_target_hz)
         self.params = self.learner.params
 
     @property
