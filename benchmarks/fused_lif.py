@@ -1,5 +1,9 @@
 """Time a feed-forward LIF layer under BPTT: fused C++, fused PyTorch fallback, the step path.
 
+"fused C++" evaluates its (built-in) surrogate inside the kernel and recomputes the voltages in the
+backward; "fused C++, PyTorch surrogate" is the same kernel given a surrogate it does not know (the
+same fast sigmoid as a subclass), evaluated by PyTorch from all the voltages, as any custom one is.
+
 The layer is one ``Linear(N → N)`` over all steps (one matrix product), then the LIF recurrence,
 then ``loss = spikes.sum()``. The GEMM floor is the matrix work no implementation can avoid: the
 forward product ``(T·B × N) @ (N × N)`` and the weight gradient ``(N × T·B) @ (T·B × N)``. The
@@ -24,6 +28,10 @@ from neuroplastic.spikes import FastSigmoid, spike
 BETA, THRESHOLD, SURROGATE = 0.9, 1.0, FastSigmoid()
 
 
+class CustomFastSigmoid(FastSigmoid):
+    """The same surrogate, unknown to the C++ kernel (a subclass may change ``derivative``)."""
+
+
 def step_path(currents):
     v = z = torch.zeros_like(currents[0])
     spikes = []
@@ -34,10 +42,10 @@ def step_path(currents):
     return torch.stack(spikes)
 
 
-def fused_path(backend):
+def fused_path(backend, surrogate=SURROGATE):
     def run(currents):
         os.environ[extension.ENV] = backend
-        return fused.lif_sequence(currents, beta=BETA, threshold=THRESHOLD, surrogate=SURROGATE)[0]
+        return fused.lif_sequence(currents, beta=BETA, threshold=THRESHOLD, surrogate=surrogate)[0]
     return run
 
 
@@ -64,8 +72,9 @@ def measure(size, steps, batch, repeats):
     currents = (flat @ weight.detach().T).reshape(steps, batch, size).requires_grad_()
     rows = {"GEMM floor": (lambda: flat @ weight.detach().T,
                            lambda: (flat @ weight.detach().T, grad.T @ flat))}
-    for name, layer in [("fused C++", fused_path("cpp")), ("fused fallback", fused_path("torch")),
-                        ("step path", step_path)]:
+    for name, layer in [("fused C++", fused_path("cpp")),
+                        ("fused C++, PyTorch surrogate", fused_path("cpp", CustomFastSigmoid())),
+                        ("fused fallback", fused_path("torch")), ("step path", step_path)]:
         def layer_input():
             return (flat @ weight.T).reshape(steps, batch, size)
 
@@ -81,13 +90,13 @@ def measure(size, steps, batch, repeats):
             rows[name + suffix] = (forward, forward_backward)
     print(f"B={batch} T={steps} N={size} float32, {torch.get_num_threads()} threads, "
           f"ms: median (min) of {repeats}")
-    print(f"{'':26}{'forward':>16}{'fwd+bwd':>16}{'fwd+bwd / floor':>18}")
+    print(f"{'':40}{'forward':>16}{'fwd+bwd':>16}{'fwd+bwd / floor':>18}")
     results = iter(timings([fn for pair in rows.values() for fn in pair], repeats))
     floor = None
     for name in rows:
         (fwd, fwd_min), (both, both_min) = next(results), next(results)
         floor = floor or (both, both_min)
-        print(f"{name:26}{fwd:9.1f} ({fwd_min:4.0f}){both:9.1f} ({both_min:4.0f})"
+        print(f"{name:40}{fwd:9.1f} ({fwd_min:4.0f}){both:9.1f} ({both_min:4.0f})"
               f"{both / floor[0]:9.2f} ({both_min / floor[1]:.2f})")
 
 

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from neuroplastic import fused
-from neuroplastic.fused import extension, fallback, lif_sequence
+from neuroplastic.fused import extension, lif_sequence
 from neuroplastic.fused import lif as fused_lif
-from neuroplastic.fused.lif import _LeakySequence
-from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Triangle, spike
+from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Triangle, spike
 
 SURROGATES = [FastSigmoid(scale=5.0), Triangle(gamma=0.3), Boxcar(width=1.0), Arctan(alpha=2.0)]
 THRESHOLD = 1.0
@@ -39,6 +38,7 @@ def fused_path(currents, beta, surrogate, detach_reset=False, state=None):
 def backend(request, monkeypatch):
     monkeypatch.setenv(extension.ENV, request.param)
     monkeypatch.setattr(fused_lif, "_CHUNK", 7 * 3 * 8)  # backward in chunks of 7 steps of (3, 8)
+    monkeypatch.setattr(fused_lif, "_INTERVAL", 3)  # or every third voltage kept, the last segment short
     if request.param == "cpp":
         try:
             fused.backend()
@@ -89,6 +89,11 @@ def test_matches_the_step_path(backend, surrogate, detach_reset, dtype):
     compare(weighted_all_steps, current, 0.9, surrogate, detach_reset)
 
 
+def test_non_contiguous_currents(backend):
+    current = currents(shape=(3, 40, 8)).transpose(0, 1).detach().requires_grad_()  # (40, 3, 8)
+    compare(weighted_all_steps, current, 0.9, FastSigmoid(), False)
+
+
 @pytest.mark.parametrize("loss", [lambda s, f: s.sum(), lambda s, f: s.sum(0).pow(2).sum(),
                                   lambda s, f: s[-1].sum() + 0.5 * s[3].sum()],
                          ids=["sum", "count-squared", "two-steps"])
@@ -136,19 +141,36 @@ def test_fires_at_exactly_the_threshold(backend):
     assert state.v.item() == THRESHOLD - 0.25
 
 
-def test_gradient_through_every_voltage(backend):
-    """The kernels take a voltage gradient at every step; the public API sends only the last one."""
-    current = currents().requires_grad_()
-    weights = torch.linspace(-1.0, 1.0, current.numel(), dtype=current.dtype).reshape(current.shape)
-    spikes, _, voltages = step_path(current, 0.9, Triangle())
-    (expected,) = torch.autograd.grad((spikes.sum(0) ** 2).sum() + (voltages * weights).sum(), current)
-    zeros = torch.zeros_like(current[0])
-    kernels = extension if backend == "cpp" else fallback
-    spikes, voltages = _LeakySequence.apply(
-        current, 0.9, THRESHOLD, Triangle(), False, zeros, zeros, kernels
-    )
-    (grad,) = torch.autograd.grad((spikes.sum(0) ** 2).sum() + (voltages * weights).sum(), current)
-    assert_relative(grad, expected, 1e-10)
+class Halved(FastSigmoid):
+    """A surrogate the C++ kernel does not know (a subclass may change ``derivative``)."""
+
+    def derivative(self, x):
+        return 0.5 * super().derivative(x)
+
+
+BUILT_IN = [FastSigmoid(scale=3.7), Triangle(gamma=0.7, width=0.3), Boxcar(width=0.3), Arctan(alpha=0.7)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("surrogate", BUILT_IN + [Rescaled(s, 0.7) for s in BUILT_IN] + [Halved()],
+                         ids=repr)
+def test_the_kernel_surrogate_is_the_derivative_of_spikes_py(backend, surrogate, dtype):
+    """One step from rest: ``v_0 = I_0`` exactly, so ``dL/dI_0 = σ'(I_0 − θ)`` for ``L = Σ z_0``."""
+    native = extension.native_surrogate(surrogate)
+    assert (native is None) == (type(surrogate) is Halved)
+    current = torch.linspace(-2.0, 2.0, 4001, dtype=dtype) + THRESHOLD
+    current = torch.cat([current, THRESHOLD + torch.tensor([-0.5, -0.35, -0.15, 0.15, 0.35, 0.5])])
+    current = current.to(dtype).reshape(1, 1, -1).requires_grad_()
+    spikes, _ = lif_sequence(current, beta=0.9, threshold=THRESHOLD, surrogate=surrogate)
+    spikes.sum().backward()
+    expected = surrogate.derivative(current.detach() - THRESHOLD)
+    tolerance = {torch.float32: 1e-6, torch.float64: 1e-15}[dtype]
+    torch.testing.assert_close(current.grad, expected, rtol=tolerance, atol=0.0)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True], ids=["reset-grad", "reset-detached"])
+def test_a_custom_surrogate_matches_the_step_path(backend, detach_reset):
+    compare(weighted_all_steps, currents().requires_grad_(), 0.9, Halved(), detach_reset)
 
 
 def test_many_neurons_split_among_threads_and_blocks(backend):
@@ -161,16 +183,24 @@ def test_many_neurons_split_among_threads_and_blocks(backend):
         torch.set_num_threads(threads)
 
 
-def test_one_graph_node_saving_only_the_voltages(backend):
+@pytest.mark.parametrize("surrogate", [Triangle(), Halved()], ids=["built-in", "custom"])
+def test_one_graph_node_and_what_it_saves(backend, surrogate):
     current = currents(shape=(50, 2, 4)).requires_grad_()
-    spikes, state = lif_sequence(current, beta=0.9, threshold=THRESHOLD, surrogate=Triangle())
+    spikes, state = lif_sequence(current, beta=0.9, threshold=THRESHOLD, surrogate=surrogate)
     node = spikes.grad_fn
     assert type(node).__name__ == "_LeakySequenceBackward"
     inputs = [fn for fn, _ in node.next_functions if fn is not None]
     assert len(inputs) == 1 and inputs[0].variable is current  # straight to the leaf, no per-step ops
-    voltages, v0, beta = node.saved_tensors
-    assert voltages.shape == current.shape and v0.shape == current.shape[1:] and beta is None
-    assert state.v.grad_fn.next_functions[0][0].next_functions[0][0] is node
+    saved_currents, kept, v0, z0, beta = node.saved_tensors
+    assert v0.shape == current.shape[1:] and beta is None
+    if backend == "cpp" and type(surrogate) is Triangle:  # the currents, and every third voltage
+        assert saved_currents is current and kept.shape == (17, 2, 4) and z0.shape == v0.shape
+        steps = [*range(2, 50, 3), 49]  # the last of every three steps, and the last step
+        assert torch.equal(kept, step_path(current, 0.9, surrogate)[2][steps].detach())
+    else:  # all the voltages
+        assert saved_currents is None and z0 is None
+        assert torch.equal(kept, step_path(current, 0.9, surrogate)[2].detach())
+    assert state.v.grad_fn is node and state.z.grad_fn.next_functions[0][0].next_functions[0][0] is node
 
 
 def test_torch_func_grad_agrees_with_autograd(backend):

@@ -10,6 +10,12 @@ temporary folder and is moved into place atomically, so concurrent first uses (t
 need no lock and a killed build leaves nothing half-written. If no build succeeds the PyTorch
 fallback is used, with one warning.
 
+For the built-in surrogates (and :class:`~neuroplastic.spikes.Rescaled` of them; :func:`native_surrogate`
+says which, with what constants) the kernel evaluates the surrogate itself, and the forward keeps only
+every ``interval``-th voltage: the backward recomputes the others from the currents
+(:func:`backward_recompute`). Any other surrogate (a subclass too, as it may override ``derivative``)
+is evaluated in PyTorch from all the voltages and handed to :func:`backward` as ``h``.
+
 ``NEUROPLASTIC_FUSED`` chooses: ``auto`` (default) the C++ kernel where it applies, ``torch`` always
 the fallback, ``cpp`` the C++ kernel or an error.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -27,7 +34,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["backend", "forward", "backward"]
+from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Surrogate, Triangle
+
+__all__ = ["backend", "backward", "backward_recompute", "forward", "native_surrogate"]
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
@@ -64,22 +73,61 @@ def backend(tensor: torch.Tensor | None = None) -> str:
     return "torch"
 
 
-def forward(currents, beta, threshold, v0, z0):
-    """``(spikes, voltages)`` of the recurrence, as ``fallback.forward``."""
+def forward(currents, beta, threshold, v0, z0, interval=1):
+    """``(spikes, voltages)`` as ``fallback.forward``; with ``interval`` k > 1, instead of all the
+    voltages only those at steps k−1, 2k−1, …, and the last step (``⌈T/k⌉`` rows)."""
+    currents = currents.contiguous()
+    steps = currents.shape[0]
     spikes = torch.empty_like(currents)
-    voltages = torch.empty_like(currents)
+    kept = currents.new_empty(((steps + interval - 1) // interval, *currents.shape[1:]))
     torch.ops.neuroplastic_fused.lif_forward(
-        currents.contiguous(), beta, threshold, v0.contiguous(), z0.contiguous(), spikes, voltages
+        currents, beta, threshold, v0.contiguous(), z0.contiguous(), interval, spikes, kept
     )
-    return spikes, voltages
+    return spikes, kept
 
 
-def backward(h, carry, grad_spikes, grad_voltages, beta, threshold, detach_reset, out):
+def backward(h, carry, grad_spikes, grad_final, beta, threshold, detach_reset, out):
     """The reverse recurrence over a chunk of steps into ``out``, as ``fallback.backward``."""
     torch.ops.neuroplastic_fused.lif_backward(
-        h.contiguous(), carry, *_base_and_stride(grad_spikes), *_base_and_stride(grad_voltages),
-        beta, threshold, detach_reset, out,
+        h.contiguous(), carry, *_base_and_stride(grad_spikes), grad_final.contiguous(), beta,
+        threshold, detach_reset, out,
     )
+
+
+def backward_recompute(currents, kept, interval, v0, z0, native, grad_spikes, grad_final, beta,
+                       threshold, detach_reset, out, grad_beta=None):
+    """The reverse recurrence over the whole sequence into ``out`` (and ``dL/dβ`` per neuron into
+    ``grad_beta``), recomputing the voltages from ``currents`` and the ``kept`` ones of
+    :func:`forward` with the same ``interval``; ``native`` from :func:`native_surrogate`."""
+    kind, constants = native
+    torch.ops.neuroplastic_fused.lif_backward_recompute(
+        currents.contiguous(), kept, interval, v0.contiguous(), z0.contiguous(), kind, constants,
+        *_base_and_stride(grad_spikes), grad_final.contiguous(), beta, threshold, detach_reset, out,
+        grad_beta,
+    )
+
+
+def native_surrogate(surrogate: Surrogate) -> tuple[int, tuple[float, float, float]] | None:
+    """``(kind, (a, b, w))`` of a surrogate ``lif.cpp`` evaluates itself, else ``None``.
+
+    ``h = σ'(x/w)/w`` with ``w`` the width of :class:`~neuroplastic.spikes.Rescaled` (1 otherwise) and
+    ``σ'`` one of (``a``, ``b`` as the formula in ``spikes.py`` computes them from its fields):
+    fast sigmoid ``1/(1 + a|x|)²``, triangle ``a·max(0, 1 − |x|/b)``, boxcar ``[|x| < a]/b``, arctan
+    ``a/(1 + (b x/2)²)``.
+    """
+    width = 1.0
+    if type(surrogate) is Rescaled:
+        surrogate, width = surrogate.inner, surrogate.width
+    kind = type(surrogate)
+    if kind is FastSigmoid:
+        return 1, (surrogate.scale, 0.0, width)
+    if kind is Triangle:
+        return 2, (surrogate.gamma, surrogate.width, width)
+    if kind is Boxcar:
+        return 3, (surrogate.width / 2, surrogate.width, width)
+    if kind is Arctan:
+        return 4, (surrogate.alpha / 2, math.pi * surrogate.alpha, width)
+    return None
 
 
 def _base_and_stride(grad):

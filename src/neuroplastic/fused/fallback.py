@@ -30,20 +30,20 @@ def forward(currents, beta, threshold, v0, z0):
     return spikes, voltages
 
 
-def backward(h, carry, grad_spikes, grad_voltages, beta, threshold, detach_reset, out):
-    """``ḡ_t = h_t (g^z_t − k ḡ_{t+1}) + β ḡ_{t+1} + g^v_t`` over a chunk of steps, into ``out``.
+def backward(h, carry, grad_spikes, grad_final, beta, threshold, detach_reset, out):
+    """``ḡ_t = h_t (g^z_t − k ḡ_{t+1}) + β ḡ_{t+1}`` over a chunk of steps, into ``out``.
 
-    ``carry`` is ``ḡ`` at the step after the chunk, ``None`` after the last step.
+    ``carry`` is ``ḡ`` at the step after the chunk, ``None`` after the last step, where
+    ``ḡ_{T−1} = h_{T−1} g^z_{T−1} + g^v`` with ``grad_final`` = ``g^v``, the final voltage's gradient.
     """
     reset = 0.0 if detach_reset else threshold
     scratch = torch.empty_like(beta)
     for t in reversed(range(h.shape[0])):
         g = out[t]
         if carry is None:
-            torch.mul(h[t], grad_spikes[t], out=g)
+            torch.mul(h[t], grad_spikes[t], out=g).add_(grad_final)
         else:
             torch.mul(carry, reset, out=scratch)
             torch.sub(grad_spikes[t], scratch, out=scratch)
             torch.mul(h[t], scratch, out=g).addcmul_(beta, carry)
-        g.add_(grad_voltages[t])
         carry = g

@@ -12,24 +12,39 @@ beforehand; what is left is this elementwise recurrence, and here it is one pass
 **Backward.** Exact BPTT with the surrogate ``h_t = σ'(v_t − θ)`` in place of ``H'``. Let
 ``ḡ_t = dL/dv_t`` (total). ``v_t`` reaches the loss through ``z_t`` (directly, and through the reset
 in ``v_{t+1}``: ``∂v_{t+1}/∂z_t = −θ``, cut by ``detach_reset``) and through ``v_{t+1}``
-(``∂v_{t+1}/∂v_t = β``). With ``g^z_t``, ``g^v_t`` the gradients arriving at the spikes and voltages
-directly (``g^v`` only from the returned final state),
+(``∂v_{t+1}/∂v_t = β``). With ``g^z_t`` the gradient arriving at the spikes directly and ``g^v`` at
+the returned final voltage,
 
-    ḡ_t = h_t (g^z_t − k ḡ_{t+1}) + β ḡ_{t+1} + g^v_t,    ḡ_T = 0,    k = θ, or 0 with detach_reset
+    ḡ_t = h_t (g^z_t − k ḡ_{t+1}) + β ḡ_{t+1},    ḡ_{T−1} = h_{T−1} g^z_{T−1} + g^v,
+
+``k = θ``, or 0 with ``detach_reset``,
 
 and ``dL/dI_t = ḡ_t``, ``dL/dβ = Σ_t ḡ_t v_{t−1}`` (summed over the batch), ``dL/dv_{−1} = β ḡ_0``,
 ``dL/dz_{−1} = −k ḡ_0``. ``tests/test_fused.py`` checks all of them against autograd through the step
 path (``neuroplastic.spikes.spike`` in a loop over t).
 
-**One graph node.** The sequence is one ``autograd.Function``: its forward runs the recurrence without
-a graph and saves only the voltages (one (B, N) tensor per step; with the layer's input and its
-spikes, three per step in all); its backward evaluates the surrogate as a PyTorch op (so the
-surrogates' maths stay in ``spikes.py`` alone) on a chunk of steps at a time, latest first, each
-followed by the reverse recurrence over that chunk while it is in cache. Both loops run in C++
-(``lif.cpp``) for CPU float32/float64 tensors when it can be built, otherwise in PyTorch
-(``fallback.py``); :func:`neuroplastic.fused.backend` says which. The backward is once
-differentiable: second-order methods (meta-learning through the learning) use the step path; so
-does ``vmap`` (not supported here: fold a population into the batch dimension instead).
+**One graph node.** The sequence is one ``autograd.Function``; its forward runs the recurrence without
+a graph. Both loops run in C++ (``lif.cpp``) for CPU float32/float64 tensors when it can be built,
+otherwise in PyTorch (``fallback.py``); :func:`neuroplastic.fused.backend` says which.
+
+- For a built-in surrogate (``extension.native_surrogate``; a test holds the C++ formulas to
+  ``spikes.py``'s) on the C++ kernel, the forward keeps the voltage of every ``_INTERVAL``-th step
+  only, and the backward evaluates the surrogate itself, in one pass over the whole sequence: it
+  recomputes the voltages of ``_INTERVAL`` steps at a time from the currents (which it saves; no
+  copy) and the kept voltage before them, exactly as the forward computed them, then runs the reverse
+  recurrence over them while they are in cache. Between the passes the currents (the caller's
+  tensor) and the spikes are the only (B, N) tensors per step (plus ``1/_INTERVAL`` of one), and
+  the backward reads the currents where it would have read the voltages: the same memory traffic.
+  (The price: modifying the currents in place between the passes is an error, as for any input an
+  autograd node saves.)
+- For any other surrogate, or on the fallback, the forward saves the voltage of every step (three
+  (B, N) tensors per step with the currents and the spikes), and the backward evaluates the
+  surrogate as PyTorch ops on a chunk of steps at a time, latest first, each chunk followed by the
+  reverse recurrence over it while it is in cache.
+
+The backward is once differentiable: second-order methods (meta-learning through the learning) use
+the step path; so does ``vmap`` (not supported here: fold a population into the batch dimension
+instead).
 """
 from __future__ import annotations
 
@@ -45,7 +60,8 @@ from neuroplastic.validation import require_finite, require_positive
 
 __all__ = ["LeakyState", "lif_sequence"]
 
-_CHUNK = 1 << 20  # elements per chunk of the backward pass (4 MiB in float32)
+_CHUNK = 1 << 20  # elements per chunk of a backward pass with h from PyTorch (4 MiB in float32)
+_INTERVAL = 32  # steps between the voltages kept for a backward that recomputes the others
 
 
 class LeakyState(NamedTuple):
@@ -81,28 +97,39 @@ def lif_sequence(
         raise ValueError(f"detach_reset must be a bool, got {detach_reset!r}")
     v0, z0 = _initial_state(state, currents)
     kernels = extension if extension.backend(currents) == "cpp" else fallback
-    spikes, voltages = _LeakySequence.apply(
+    spikes, v_last, _ = _LeakySequence.apply(
         currents, beta, float(threshold), surrogate, detach_reset, v0, z0, kernels
     )
-    return spikes, LeakyState(voltages[-1].clone(), spikes[-1].clone())
+    return spikes, LeakyState(v_last, spikes[-1].clone())
 
 
 class _LeakySequence(torch.autograd.Function):
+    """Outputs spikes, the final voltage and what the backward reads (not differentiable)."""
+
     @staticmethod
     def forward(currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels):
-        spikes, voltages = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
+        if _native(kernels, surrogate) is not None:
+            spikes, kept = extension.forward(currents, _rows(beta, v0), threshold, v0, z0, _INTERVAL)
+        else:
+            spikes, kept = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
         # A non-finite current stays in v at every later step (β > 0): the last row checks them all.
-        if not torch.isfinite(voltages[-1]).all():
+        if not torch.isfinite(kept[-1]).all():
             raise ValueError(
                 "currents (or state) contain NaN or infinite values, or the voltage overflowed"
             )
-        return spikes, voltages
+        return spikes, kept[-1].clone(), kept
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, beta, threshold, surrogate, detach_reset, v0, _, kernels = inputs
+        currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels = inputs
+        ctx.native = _native(kernels, surrogate)
         beta_tensor = beta if isinstance(beta, torch.Tensor) else None
-        ctx.save_for_backward(output[1], v0, beta_tensor)
+        if ctx.native is not None:  # the voltages every _INTERVAL steps; the rest from the currents
+            ctx.save_for_backward(currents, output[2], v0, z0, beta_tensor)
+        else:  # all the voltages
+            ctx.save_for_backward(None, output[2], v0, None, beta_tensor)
+        ctx.mark_non_differentiable(output[2])
+        ctx.steps, ctx.interval = len(output[0]), _INTERVAL
         ctx.beta = None if beta_tensor is not None else beta
         ctx.threshold, ctx.surrogate, ctx.detach_reset = threshold, surrogate, detach_reset
         ctx.kernels = kernels
@@ -110,28 +137,43 @@ class _LeakySequence(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_spikes, grad_voltages):
-        voltages, v0, beta_tensor = ctx.saved_tensors
+    def backward(ctx, grad_spikes, grad_final, _):
+        currents, kept, v0, z0, beta_tensor = ctx.saved_tensors
         beta = _rows(ctx.beta if beta_tensor is None else beta_tensor, v0)
-        grad_spikes, grad_voltages = _per_step(grad_spikes, voltages), _per_step(grad_voltages, voltages)
-        grad = torch.empty_like(voltages)
-        grad_beta = torch.zeros_like(v0) if ctx.needs_input_grad[1] else None
-        carry = None
-        for steps in reversed(_chunks(voltages)):
-            h = ctx.surrogate.derivative(voltages[steps] - ctx.threshold)
-            h = h.to(voltages.dtype).expand_as(voltages[steps])
-            ctx.kernels.backward(
-                h, carry, grad_spikes[steps], grad_voltages[steps], beta, ctx.threshold,
-                ctx.detach_reset, grad[steps],
+        if grad_spikes is None:
+            grad_spikes = v0.new_zeros(v0.shape).expand(ctx.steps, *v0.shape)
+        grad_final = torch.zeros_like(v0) if grad_final is None else grad_final
+        grad = v0.new_empty((ctx.steps, *v0.shape))
+        grad_beta = None
+        if ctx.native is not None:  # the surrogate inside the kernel: one pass over the whole sequence
+            grad_beta = torch.empty_like(v0) if ctx.needs_input_grad[1] else None
+            extension.backward_recompute(
+                currents, kept, ctx.interval, v0, z0, ctx.native, grad_spikes, grad_final, beta,
+                ctx.threshold, ctx.detach_reset, grad, grad_beta,
             )
-            carry = grad[steps.start]
-            if grad_beta is not None:
-                grad_beta += (grad[steps] * _previous(voltages, v0, steps)).sum(0)
+        else:
+            carry = None
+            for steps in reversed(_chunks(kept)):
+                h = ctx.surrogate.derivative(kept[steps] - ctx.threshold)
+                h = h.to(kept.dtype).expand_as(kept[steps])
+                ctx.kernels.backward(
+                    h, carry, grad_spikes[steps], grad_final, beta, ctx.threshold, ctx.detach_reset,
+                    grad[steps],
+                )
+                carry = grad[steps.start]
+            if ctx.needs_input_grad[1]:
+                grad_beta = sum((grad[steps] * _previous(kept, v0, steps)).sum(0)
+                                for steps in _chunks(kept))
         if grad_beta is not None:
             grad_beta = grad_beta.sum_to_size(beta_tensor.shape).to(beta_tensor)
         grad_v0 = beta * grad[0] if ctx.needs_input_grad[5] else None
         grad_z0 = -ctx.threshold * grad[0] if ctx.needs_input_grad[6] and not ctx.detach_reset else None
         return grad, grad_beta, None, None, None, grad_v0, grad_z0, None
+
+
+def _native(kernels, surrogate):
+    """The C++ kernel's own form of ``surrogate`` (``extension.native_surrogate``), if it runs."""
+    return extension.native_surrogate(surrogate) if kernels is extension else None
 
 
 def _chunks(voltages):
@@ -154,13 +196,6 @@ def _rows(beta, like):
     if isinstance(beta, torch.Tensor):
         return beta.detach().to(like).expand_as(like).contiguous()
     return torch.full_like(like, beta)
-
-
-def _per_step(grad, voltages):
-    """A gradient at every step, (T, B, N); a missing one is zeros, one row expanded over time."""
-    if grad is None:
-        return voltages.new_zeros(voltages.shape[1:]).expand_as(voltages)
-    return grad
 
 
 def _check_currents(currents):
