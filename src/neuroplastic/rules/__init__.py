@@ -11,6 +11,11 @@ from neuroplastic.rules.base import (
 )
 from neuroplastic.rules.bptt import BPTT, TruncatedBPTT
 from neuroplastic.rules.combinators import Transform, bound, chain, clip, every, gate, partition, scale
+from neuroplastic.rules.hebbian import Hebb, Oja
+from neuroplastic.rules.homeostasis import AdaptiveThreshold, Normalize, SynapticScaling
+from neuroplastic.rules.modulated import Dopamine, Reward, RewardPrediction, ThreeFactor
+from neuroplastic.rules.stdp import Additive, AllToAll, Nearest, PairSTDP, SoftBounds
+from neuroplastic.rules.triplet import TripletSTDP
 from neuroplastic.validation import lookup
 
 RULES = {"bptt": BPTT, "tbptt": TruncatedBPTT}
@@ -22,4 +27,8 @@ def make_rule(name: str, **options) -> Rule:
 
 __all__ = ["Rule", "Segment", "StepInfo", "apply_changes", "apply_updates", "count_changes", "segments",
            "Transform", "chain", "partition", "scale", "clip", "bound", "every", "gate",
-           "BPTT", "TruncatedBPTT", "RULES", "make_rule"]
+           "BPTT", "TruncatedBPTT", "RULES", "make_rule",
+           # plasticity rules (changes, not gradients: not trainer methods, so not in RULES)
+           "PairSTDP", "Additive", "SoftBounds", "AllToAll", "Nearest", "TripletSTDP", "Hebb", "Oja",
+           "ThreeFactor", "Reward", "RewardPrediction", "Dopamine", "AdaptiveThreshold", "SynapticScaling",
+           "Normalize"]
