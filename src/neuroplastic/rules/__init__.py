@@ -15,6 +15,7 @@ from neuroplastic.rules.hebbian import Hebb, Oja
 from neuroplastic.rules.homeostasis import AdaptiveThreshold, Normalize, SynapticScaling
 from neuroplastic.rules.modulated import Dopamine, Reward, RewardPrediction, ThreeFactor
 from neuroplastic.rules.stdp import Additive, AllToAll, Nearest, PairSTDP, SoftBounds
+from neuroplastic.rules.superspike import DoubleExponential, RMSScale, SuperSpike
 from neuroplastic.rules.triplet import TripletSTDP
 from neuroplastic.validation import lookup
 
@@ -31,4 +32,6 @@ __all__ = ["Rule", "Segment", "StepInfo", "apply_changes", "apply_updates", "cou
            # plasticity rules (changes, not gradients: not trainer methods, so not in RULES)
            "PairSTDP", "Additive", "SoftBounds", "AllToAll", "Nearest", "TripletSTDP", "Hebb", "Oja",
            "ThreeFactor", "Reward", "RewardPrediction", "Dopamine", "AdaptiveThreshold", "SynapticScaling",
-           "Normalize"]
+           "Normalize",
+           # SuperSpike (a layer rule for online learning, like e-prop) and its per-synapse rate
+           "SuperSpike", "RMSScale", "DoubleExponential"]
