@@ -1,4 +1,5 @@
 """Synapses: what is connected to what (dense, recurrent, Dale's E/I) and the traces rules share."""
+from neuroplastic.synapses.conductance import ConductanceSynapses
 from neuroplastic.synapses.dale import (
     DaleDense,
     DaleRecurrent,
@@ -17,4 +18,5 @@ __all__ = [
     "DaleSign",
     "excitatory_count",
     "Trace",
+    "ConductanceSynapses",
 ]

@@ -1,0 +1,49 @@
+"""``neuroplastic reproduce NAME``: run a published plasticity experiment end to end, write its figure,
+and report measured against published numbers (``--json``: one object as the last line). ``--list``
+names the experiments."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neuroplastic.cli.common import UsageError, plot_path
+from neuroplastic.experiments.base import EXPERIMENTS, get_experiment
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("reproduce", help="reproduce a published plasticity experiment "
+                                   f"({', '.join(EXPERIMENTS)})")
+    parser.add_argument("name", nargs="?", help="the experiment (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--quick", action="store_true", help="the scaled configuration of the tests")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--out", default="neuroplastic-out/reproduce",
+                        help="folder for the figure (default neuroplastic-out/reproduce)")
+    parser.add_argument("--plot", help="figure path instead of OUT/NAME.png (.png, .pdf or .svg)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.set_defaults(handler=main)
+
+
+def main(args):
+    if args.list:
+        for name, (_, description) in EXPERIMENTS.items():
+            print(f"{name:22s} {description}")
+        return
+    if args.name is None:
+        raise UsageError(f"name an experiment ({', '.join(EXPERIMENTS)}) or use --list")
+    run = get_experiment(args.name)
+    figure = plot_path(args.plot) if args.plot else Path(args.out) / f"{args.name}.png"
+    if figure.exists() and figure.is_dir():
+        raise UsageError(f"figure path {figure} is a folder")
+    outcome = run(quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    outcome.draw(figure)
+    summary = {**outcome.summary(), "figure": str(figure)}
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+        return
+    print(f"{outcome.name}: {'PASSED' if outcome.passed else 'FAILED'}  (figure: {figure})")
+    for key, value in summary["measured"].items():
+        if not isinstance(value, list):
+            shown = value if key not in summary["published"] else f"{value}   (published: {summary['published'][key]})"
+            print(f"  {key}: {shown}")

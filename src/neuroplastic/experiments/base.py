@@ -1,0 +1,67 @@
+"""What every experiment returns, and the registry of experiments by name."""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tqdm import tqdm
+
+from neuroplastic.validation import lookup
+
+__all__ = ["Outcome", "EXPERIMENTS", "get_experiment", "progress_bar", "rounded"]
+
+# name -> (module, one-line description); modules are imported only when an experiment runs
+EXPERIMENTS = {
+    "stdp-window": ("neuroplastic.experiments.stdp_window",
+                    "STDP learning window by pairing protocols, fitted τ+ and τ− (Bi & Poo 1998); "
+                    "triplet STDP's pairing-frequency dependence (Pfister & Gerstner 2006)"),
+    "stdp-bimodal": ("neuroplastic.experiments.stdp_bimodal",
+                     "competitive STDP makes the weight distribution bimodal and regulates the output rate "
+                     "(Song, Miller & Abbott 2000)"),
+    "unsupervised-digits": ("neuroplastic.experiments.digits",
+                            "STDP, lateral inhibition and adaptive thresholds learn scikit-learn's digits "
+                            "unsupervised (Diehl & Cook 2015 style)"),
+    "distal-reward": ("neuroplastic.experiments.distal_reward",
+                      "dopamine-modulated STDP finds the one rewarded synapse despite a 1–3 s reward delay "
+                      "(Izhikevich 2007)"),
+}
+
+
+@dataclass
+class Outcome:
+    """The result of one experiment: ``measured`` and ``published`` numbers, ``passed`` criteria."""
+
+    name: str
+    passed: bool
+    measured: dict
+    published: dict
+    draw: Callable = field(repr=False, default=None)  # draw(path): write the figure
+
+    def summary(self) -> dict:
+        return {"name": self.name, "passed": bool(self.passed), "measured": rounded(self.measured),
+                "published": rounded(self.published)}
+
+
+def rounded(value):
+    """JSON-safe copy: floats rounded to 6 significant digits, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    value = float(value)
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def get_experiment(name: str) -> Callable:
+    """The ``run`` function of the experiment ``name`` (a clear error for an unknown name)."""
+    module, _ = lookup("experiment", name, EXPERIMENTS)
+    return importlib.import_module(module).run
+
+
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "step"):
+    """A tqdm bar (on stderr) or a silent stand-in with the same ``update`` / ``close``."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, mininterval=0.5, leave=False)
