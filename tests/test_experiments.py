@@ -104,3 +104,36 @@ def test_reproduce_bad_input_exits_2_with_one_line_and_writes_nothing(argv, caps
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_thresholded_lif_with_zero_offsets_is_the_conductance_lif():
+    from neuroplastic.experiments.digits import ThresholdedLIF
+    from neuroplastic.neurons import ConductanceLIF
+    from neuroplastic.neurons.conductance_lif import conductance_input
+
+    model = ConductanceLIF(t_ref=2.0)
+    gen = torch.Generator().manual_seed(0)
+    shifted = ThresholdedLIF(model, torch.zeros(6, dtype=torch.float64))
+    a = b = model.init_state((1, 6), dtype=torch.float64)
+    for _ in range(300):
+        g_e = (torch.rand(1, 6, generator=gen, dtype=torch.float64) < 0.3) * 0.4
+        g_i = (torch.rand(1, 6, generator=gen, dtype=torch.float64) < 0.1) * 0.2
+        sa, a = model.step(a, conductance_input(torch.zeros(1, 6, dtype=torch.float64), g_e, g_i), 0.5)
+        sb, b = shifted.step(b, g_e, g_i, 0.5)
+        assert torch.equal(sa, sb) and torch.equal(a.v, b.v)
+    raised = ThresholdedLIF(model, torch.full((6,), 1e3, dtype=torch.float64))
+    assert not raised.step(model.init_state((1, 6), dtype=torch.float64)._replace(
+        v=torch.zeros(1, 6, dtype=torch.float64)), torch.zeros(1, 6), torch.zeros(1, 6), 0.5)[0].any()
+
+
+def test_unsupervised_digits_quick_reaches_80_percent():
+    outcome = get_experiment("unsupervised-digits")(quick=True, progress=False)
+    m = outcome.measured
+    assert outcome.passed, m
+    assert m["test_accuracy"] >= 0.80 and m["n_exc"] <= 400 and m["classes_covered"] == 10
+
+
+@pytest.mark.slow
+def test_unsupervised_digits_full():
+    outcome = get_experiment("unsupervised-digits")(progress=False)
+    assert outcome.passed and outcome.measured["n_exc"] == 400, outcome.measured
