@@ -8,7 +8,8 @@ made to fire by a brief strong current pulse and presynaptic neuron ``i`` fires 
 Pair STDP (additive, all-to-all, τ+ = 16.8, τ− = 33.7 ms) runs through the one rule interface at every
 step. Per pairing, the change of synapse ``i ← i`` is compared with the rule's closed form at the
 *measured* spike-time difference, and τ+ and τ− are fitted to the measured window (least squares on
-``log|Δw|``). Criteria: every point within 2% of the closed form; fitted τ± within 2% of Bi & Poo's.
+``log|Δw|``). Transmission uses the fixed initial weight (a weak test synapse that never fires the cell,
+as in the recordings), so the protocol, not the learnt weights, sets the spike times. Criteria: every point within 2% of the closed form; fitted τ± within 2% of Bi & Poo's.
 
 **Triplet.** Pre–post pairs (Δt = ±10 ms, 60 pairings) at 0.1–50 Hz through the triplet rule with the
 visual-cortex parameters: potentiation at Δt = +10 ms must grow with frequency, and Δt = −10 ms must
@@ -43,8 +44,8 @@ def pairing_window(rule: PairSTDP, delays_ms, pairings: int, dt: float, progress
     """Measured ``(Δt, Δw per pairing)`` of each synapse ``i ← i`` under the pairing protocol."""
     k, period, lead = len(delays_ms), round(1000.0 / dt), round(150.0 / dt)
     neuron = ConductanceLIF()
-    weight = torch.full((k, k), 1e-4, dtype=torch.float64)
-    synapses = ConductanceSynapses(weight)
+    weight = torch.full((k, k), 1e-4, dtype=torch.float64)  # plastic; only i ← i is measured
+    synapses = ConductanceSynapses(1e-4 * torch.eye(k, dtype=torch.float64))  # fixed weak transmission
     offsets = [round(d / dt) for d in delays_ms]
     state, rule_state = neuron.init_state((1, k), dtype=torch.float64), rule.init((weight,))
     eye = torch.eye(k, dtype=torch.bool)
