@@ -57,3 +57,9 @@ def test_bad_input_exits_2_and_writes_nothing(argv, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "o")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_train_with_superspike_learns_digits(tmp_path, capsys):
+    assert main(["train", "--task", "digits", "--rule", "superspike", "--epochs", "1", "--hidden", "64",
+                 "--out", str(tmp_path), "--json"]) == 0
+    assert last_json(capsys)["test_accuracy"] > 0.6

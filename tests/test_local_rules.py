@@ -146,3 +146,18 @@ def test_adaptive_feedback_follows_the_readout_changes():
     torch.testing.assert_close(after - before, err @ change)
     static = RandomFeedback().signals(fixed, net, err, [], [None])[0]
     torch.testing.assert_close(static, before)
+
+
+def test_rtrl_by_name_through_the_online_trainer_is_bptt():
+    from neuroplastic.training.trainer import OnlineTrainer
+    from test_eprop import bptt_gradients, small_network
+
+    task = small_task(steps=20)
+    net = small_network(task, detach=False, beta=0.3, recurrent=True)
+    rule = make_method("rtrl")
+    trainer = OnlineTrainer(task, net, rule, Capture(net.parameters()), batch_size=4)
+    inputs, labels = batch(task)
+    trainer.train_batch(inputs, labels)
+    assert_equal(trainer.optimizer.grads, bptt_gradients(net, task, trainer.params))
+    with pytest.raises(ValueError, match="rate_weight"):
+        OnlineTrainer(task, net, rule, Capture(net.parameters()), rate_weight=1e-3)

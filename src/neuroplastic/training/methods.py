@@ -10,15 +10,21 @@ per layer and a source of learning signals:
 | ``dfa`` | e-prop traces | direct feedback alignment | per sequence |
 | ``decolle`` | e-prop traces | fixed random local readouts | every step |
 | ``etl`` | e-prop traces | local readouts, quantized (error-triggered) | every step |
+| ``superspike`` | SuperSpike traces (ε and α double exponentials) | symmetric (spatial backprop) | per sequence |
+| ``rtrl`` | exact forward sensitivities of the whole network (small networks) | the readout error | per sequence |
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from neuroplastic.rules import RULES, make_rule
+from neuroplastic.rules.base import Rule
 from neuroplastic.rules.eprop import EProp
+from neuroplastic.rules.superspike import SuperSpike
 from neuroplastic.rules.signals import SIGNALS, DirectFeedback, LocalReadouts, Quantized, RandomFeedback, Symmetric
 from neuroplastic.training.online import OnlineMethod
+from neuroplastic.training.rtrl import RTRLLearner
 from neuroplastic.validation import lookup
 
 __all__ = ["ONLINE_METHODS", "METHODS", "make_method", "is_online"]
@@ -51,7 +57,50 @@ def etl(threshold: float = 1e-3, target_rate: float = 0.02, gain: float = 0.5, m
     return OnlineMethod("etl", EProp, signal, mode, apply_every)
 
 
-ONLINE_METHODS = {"eprop": eprop, "ostl": ostl, "fa": fa, "dfa": dfa, "decolle": decolle, "etl": etl}
+@dataclass(frozen=True)
+class ErrorAsGradient(Rule):
+    """SuperSpike reads the error ``e = −∂E/∂S`` per unit time; the learner's signals are ``∂E/∂z``."""
+
+    rule: SuperSpike
+
+    def update(self, info, state, params, *, learning_signal, **signals):
+        return self.rule.update(info, state, params, learning_signal=-learning_signal / info.dt)
+
+    def sequence_update(self, info, state, params, *, learning_signal, **signals):
+        return self.rule.sequence_update(info, state, params, learning_signal=-learning_signal / info.dt)
+
+
+def superspike(tau_rise: float = 5.0, tau_decay: float = 10.0, mode: str = "sequence",
+               apply_every: int | None = None):
+    """SuperSpike's eligibility (its own output filter α instead of the readout's) on readout errors."""
+    from neuroplastic.rules.superspike import DoubleExponential
+
+    kernel = DoubleExponential(tau_rise, tau_decay)
+    rule = ErrorAsGradient(SuperSpike(epsilon=kernel, alpha=kernel))
+    return OnlineMethod("superspike", lambda decay: rule, Symmetric(), mode, apply_every, filter_readout=False)
+
+
+@dataclass(frozen=True)
+class RTRLMethod:
+    """Exact real-time recurrent learning (:class:`RTRLLearner`); small networks only."""
+
+    name: str = "rtrl"
+    apply_every: int | None = None
+    max_sensitivity: int = 2**24
+    mode: str = "online"
+
+    def learner(self, network, *, generator=None, rate_weight=0.0, rate_target_hz=10.0):
+        if rate_weight:
+            raise ValueError("rtrl learns the task loss only; set the recipe's rate_weight to 0")
+        return RTRLLearner(network, max_sensitivity=self.max_sensitivity)
+
+
+def rtrl(apply_every: int | None = None, max_sensitivity: int = 2**24):
+    return RTRLMethod(apply_every=apply_every, max_sensitivity=max_sensitivity)
+
+
+ONLINE_METHODS = {"eprop": eprop, "ostl": ostl, "fa": fa, "dfa": dfa, "decolle": decolle, "etl": etl,
+                  "superspike": superspike, "rtrl": rtrl}
 METHODS = {**RULES, **ONLINE_METHODS}
 
 

@@ -77,6 +77,10 @@ class OnlineMethod:
     apply_every: int | None = None
     filter_readout: bool = True  # filter eligibility traces with the readout's leak κ
 
+    def learner(self, network, *, generator=None, rate_weight=0.0, rate_target_hz=10.0) -> "OnlineLearner":
+        return OnlineLearner(network, self, generator=generator, rate_weight=rate_weight,
+                             rate_target_hz=rate_target_hz)
+
     def __post_init__(self):
         if self.mode not in ("online", "sequence"):
             raise ValueError(f"mode must be 'online' or 'sequence', got {self.mode!r}")
@@ -148,13 +152,17 @@ class OnlineLearner:
         signals = self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
         if self.rate_weight and spike_counts is not None:
             seen = (t + 1 if t is not None else steps) * err.shape[-2]  # steps so far × batch
-            # undo the rules' readout filter: (1 − κ) before the last step, 1 on it
-            last = torch.ones(()) if t == steps - 1 else torch.zeros(()) if t is not None else \
-                (torch.arange(steps) == steps - 1).to(err.dtype)[:, None, None]
-            unfilter = (1.0 - self.decay) + self.decay * last
+            unfilter = self._unfilter(steps, t, err.dtype)
             signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
                        for signal, count, info in zip(signals, spike_counts, recording.infos)]
         return err, signals
+
+    def _unfilter(self, steps, t, dtype):
+        """``1 − κ`` before the last step and 1 on it: what undoes the rules' readout filter for a
+        signal constant in time (step ``t``, or every step when ``t`` is ``None``)."""
+        last = torch.arange(steps) == steps - 1 if t is None else torch.tensor(t == steps - 1)
+        factor = 1.0 - self.decay + self.decay * last.to(dtype)
+        return factor if t is not None else factor[:, None, None]
 
     def _rate_signal(self, spikes_per_step, info, samples):
         """``∂(w Σ mean_i (ν_i − ν*)²)/∂z_{t,b,i}`` for the layer of ``info``, ``samples`` = T·B."""

@@ -15,7 +15,6 @@ import torch
 from neuroplastic.networks import NetworkState, SpikingNetwork
 from neuroplastic.rules import Rule, apply_updates, count_changes, segments
 from neuroplastic.tasks import Task
-from neuroplastic.training.online import OnlineLearner
 from neuroplastic.training.losses import (
     mse,
     normalized_mse,
@@ -140,14 +139,14 @@ class Trainer:
 
 @dataclass
 class OnlineTrainer(Trainer):
-    """The trainer of an :class:`OnlineMethod` (``rule``): each batch through an
-    :class:`OnlineLearner` in the method's mode, the rate regularizer as a learning signal."""
+    """The trainer of an online method (``rule``: an :class:`OnlineMethod` or :class:`RTRLMethod`):
+    each batch through the method's learner in the method's mode."""
 
     generator: torch.Generator | None = None
 
     def __post_init__(self):
-        self.learner = OnlineLearner(self.network, self.rule, generator=self.generator,
-                                     rate_weight=self.rate_weight, rate_target_hz=self.rate_target_hz)
+        self.learner = self.rule.learner(self.network, generator=self.generator, rate_weight=self.rate_weight,
+                                         rate_target_hz=self.rate_target_hz)
         self.params = self.learner.params
 
     @property
