@@ -161,3 +161,30 @@ def test_rtrl_by_name_through_the_online_trainer_is_bptt():
     assert_equal(trainer.optimizer.grads, bptt_gradients(net, task, trainer.params))
     with pytest.raises(ValueError, match="rate_weight"):
         OnlineTrainer(task, net, rule, Capture(net.parameters()), rate_weight=1e-3)
+
+
+def test_the_reward_error_is_the_policy_gradient_on_average():
+    """E_a[−r (onehot(a) − π)] = −π_label (onehot(label) − π) = −∂E[r]/∂y (REINFORCE, b = 0)."""
+    from neuroplastic.rules.signals import Reward
+
+    source = Reward(DirectFeedback(), baseline_decay=0.0)
+    y = torch.tensor([[0.3, -1.0, 0.8, 0.1]], dtype=torch.float64).expand(200_000, 4)
+    labels = torch.full((200_000,), 2)
+    fixed = {"inner": None, "baseline": 0.0, "generator": torch.Generator().manual_seed(0)}
+    delta = source.error(fixed, None, y, labels, torch.tensor(1.0, dtype=torch.float64))
+    policy = torch.softmax(y[0], -1)
+    expected = -policy[2] * (torch.nn.functional.one_hot(torch.tensor(2), 4) - policy)
+    torch.testing.assert_close(delta.mean(0), expected, atol=4e-3, rtol=0)
+    assert fixed["baseline"] == pytest.approx(float(policy[2]), abs=4e-3)  # the mean reward, d = 0
+    outside = source.error(fixed, None, y[:5], labels[:5], torch.tensor(0.0, dtype=torch.float64))
+    assert outside.abs().max() == 0
+
+
+def test_eprop_learns_digits_from_reward_alone(tmp_path):
+    from neuroplastic.training.fit import fit
+
+    summary = fit("digits", "eprop", epochs=3, out=tmp_path, rule_options={"reward": True}, progress=False,
+                  hidden=(64,))
+    assert summary["test_accuracy"] > 0.5  # chance is 0.1
+    with pytest.raises(ValueError, match="classification"):
+        fit("pattern", "eprop", epochs=1, out=tmp_path / "p", rule_options={"reward": True}, progress=False)

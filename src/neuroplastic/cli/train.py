@@ -67,12 +67,13 @@ def main_job(args):
 
 
 def parse_option(text: str):
-    """``NAME=VALUE`` with VALUE an int, a float, ``none`` or a word."""
+    """``NAME=VALUE`` with VALUE an int, a float, ``none``, ``true``, ``false`` or a word."""
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise UsageError(f"--rule-option expects NAME=VALUE, got {text!r}")
-    if value.lower() == "none":
-        return name, None
+    words = {"none": None, "true": True, "false": False}
+    if value.lower() in words:
+        return name, words[value.lower()]
     for kind in (int, float):
         try:
             return name, kind(value)

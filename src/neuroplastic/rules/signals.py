@@ -12,6 +12,9 @@ whole sequence ``(T, B, ·)``. With layer 1 at the bottom and ``L`` at the top:
   random e-prop; ``adaptive=True`` moves the top matrix with the readout's own changes
   (``B = B₀ + W_out − W_out⁰``: adaptive e-prop, Bellec et al. 2020).
 - :class:`DirectFeedback` — direct feedback alignment (Nøkland 2016, NeurIPS): ``L^l = err B^l``.
+- :class:`Reward` — reinforcement instead of supervision (REINFORCE, Williams 1992; e-prop's
+  reward-based form, Bellec et al. 2020): the readout is a policy, an action is sampled, and the error
+  handed to ``inner`` is ``−(r − b)(onehot(a) − π)`` with reward ``r`` and a running baseline ``b``.
 - :class:`LocalReadouts` — DECOLLE (Kaiser, Mostafa & Neftci 2020, Front. Neurosci. 14:424): each
   hidden layer has a fixed random leaky readout of its own and learns from the error of that
   readout, ``L^l = err^l G^l``; the top layer learns from the network's readout.
@@ -51,6 +54,11 @@ class LearningSignal:
     def heads(self, fixed) -> list[LeakyReadout]:
         """Extra readouts, one per hidden layer below the top, whose errors ``signals`` receives."""
         return []
+
+    def error(self, fixed, supervised, y, targets, weight):
+        """The error of a readout ``y`` that the signals start from: the supervised ``∂E/∂y``
+        (``weight``: each step's weight in a classification loss, ``None`` for regression)."""
+        return supervised
 
     def signals(self, fixed, network, err, head_errors, psis):
         raise NotImplementedError
@@ -118,6 +126,46 @@ class LocalReadouts(LearningSignal):
         return local + [err @ network.readout.synapses.weight]
 
 
+@dataclass(frozen=True)
+class Reward(LearningSignal):
+    """Learning from a reward instead of a label. At each step of the loss window the readout is a
+    policy ``π = softmax(y)``; an action ``a ~ π`` is drawn, the reward is ``r = 1`` if ``a`` is the
+    label and 0 otherwise, and the error becomes ``δ = −(r − b)(onehot(a) − π)``, weighted like the
+    supervised loss: its mean over actions is ``−∂E[r]/∂y`` for ``b = 0``, and the baseline ``b``
+    (a running mean of the reward, ``b ← d·b + (1 − d)·r̄``) only lowers its variance. ``inner``
+    carries the error to the layers (default: direct random feedback)."""
+
+    inner: LearningSignal = DirectFeedback()
+    baseline_decay: float = 0.99
+
+    def __post_init__(self):
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1), got {self.baseline_decay}")
+
+    def init(self, network, generator=None):
+        return {"inner": self.inner.init(network, generator), "baseline": 0.0, "generator": generator}
+
+    def heads(self, fixed):
+        return self.inner.heads(fixed["inner"])
+
+    def error(self, fixed, supervised, y, targets, weight):
+        if weight is None:
+            raise ValueError("reward learning needs a classification task (a label to reward)")
+        policy = torch.softmax(y, -1)
+        flat = policy.reshape(-1, policy.shape[-1])
+        action = torch.multinomial(flat, 1, generator=fixed["generator"]).reshape(policy.shape[:-1])
+        reward = (action == targets).to(y.dtype)
+        inside = (weight > 0).reshape(weight.shape[:-1]).expand_as(reward)  # steps of the loss window
+        if inside.any():
+            mean = float(reward[inside].mean())
+            fixed["baseline"] = self.baseline_decay * fixed["baseline"] + (1.0 - self.baseline_decay) * mean
+        onehot = torch.nn.functional.one_hot(action, policy.shape[-1]).to(y.dtype)
+        return -(reward - fixed["baseline"]).unsqueeze(-1) * (onehot - policy) * weight
+
+    def signals(self, fixed, network, err, head_errors, psis):
+        return self.inner.signals(fixed["inner"], network, err, head_errors, psis)
+
+
 SIGNALS = {"symmetric": Symmetric, "random": RandomFeedback, "adaptive": lambda: RandomFeedback(True),
            "direct": DirectFeedback, "local": LocalReadouts}
 
@@ -149,6 +197,9 @@ class Quantized(LearningSignal):
 
     def heads(self, fixed):
         return self.inner.heads(fixed["inner"])
+
+    def error(self, fixed, supervised, y, targets, weight):
+        return self.inner.error(fixed["inner"], supervised, y, targets, weight)
 
     def signals(self, fixed, network, err, head_errors, psis):
         theta = fixed["threshold"]

@@ -4,7 +4,7 @@ per layer and a source of learning signals:
 
 | name | layer rule | learning signal | default schedule |
 |---|---|---|---|
-| ``eprop`` | e-prop traces (reset path dropped) | random feedback (``feedback=symmetric``, ``adaptive``) | per sequence |
+| ``eprop`` | e-prop traces (reset path dropped) | random feedback (``feedback=symmetric``, ``adaptive``; ``reward=true``: from a reward) | per sequence |
 | ``ostl`` | traces with the reset path (exact for one layer) | symmetric (spatial backprop) | per sequence |
 | ``fa`` | e-prop traces | feedback alignment | per sequence |
 | ``dfa`` | e-prop traces | direct feedback alignment | per sequence |
@@ -22,7 +22,15 @@ from neuroplastic.rules import RULES, make_rule
 from neuroplastic.rules.base import Rule
 from neuroplastic.rules.eprop import EProp
 from neuroplastic.rules.superspike import SuperSpike
-from neuroplastic.rules.signals import SIGNALS, DirectFeedback, LocalReadouts, Quantized, RandomFeedback, Symmetric
+from neuroplastic.rules.signals import (
+    SIGNALS,
+    DirectFeedback,
+    LocalReadouts,
+    Quantized,
+    RandomFeedback,
+    Reward,
+    Symmetric,
+)
 from neuroplastic.training.online import OnlineMethod
 from neuroplastic.training.rtrl import RTRLLearner
 from neuroplastic.validation import lookup
@@ -30,9 +38,12 @@ from neuroplastic.validation import lookup
 __all__ = ["ONLINE_METHODS", "METHODS", "make_method", "is_online"]
 
 
-def eprop(feedback: str = "random", mode: str = "sequence", apply_every: int | None = None):
+def eprop(feedback: str = "random", reward: bool = False, mode: str = "sequence", apply_every: int | None = None):
+    """e-prop; ``reward=True`` learns from a reward for the sampled class instead of the label."""
     signal = lookup("e-prop feedback", feedback, {k: SIGNALS[k] for k in ("symmetric", "random", "adaptive")})()
-    return OnlineMethod("eprop", EProp, signal, mode, apply_every)
+    if not isinstance(reward, bool):
+        raise ValueError(f"e-prop reward must be true or false, got {reward!r}")
+    return OnlineMethod("eprop", EProp, Reward(signal) if reward else signal, mode, apply_every)
 
 
 def ostl(mode: str = "sequence", apply_every: int | None = None):

@@ -36,7 +36,7 @@ from neuroplastic.tasks import Task
 from neuroplastic.training.losses import mse, readout_cross_entropy
 from neuroplastic.validation import require_count
 
-__all__ = ["OnlineMethod", "OnlineLearner", "readout_error", "step_loss"]
+__all__ = ["OnlineMethod", "OnlineLearner", "readout_error", "step_loss", "window_weight"]
 
 
 def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int,
@@ -47,14 +47,19 @@ def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int
     squared error over all steps."""
     batch = y.shape[-2]
     if task.kind == "classification":
-        window = task.loss_steps or steps
         onehot = torch.nn.functional.one_hot(targets, y.shape[-1]).to(y.dtype)
-        err = (torch.softmax(y, -1) - onehot) / (window * batch)
-        if t is None:
-            return err * (torch.arange(steps) >= steps - window).to(y.dtype)[:, None, None]
-        return err if t >= steps - window else torch.zeros_like(err)
+        return (torch.softmax(y, -1) - onehot) * window_weight(task, steps, batch, t, y.dtype)
     target = targets if t is None else targets[t]
     return 2.0 * (y - target) / (steps * batch * y.shape[-1])
+
+
+def window_weight(task: Task, steps: int, batch: int, t: int | None = None, dtype=torch.float32):
+    """The weight of a sample's cross-entropy at step ``t`` in the trainer's loss: ``1/(W·B)`` in the
+    window of the last ``W = loss_steps`` steps, 0 before (``(T, 1, 1)`` for every step if ``t`` is None)."""
+    window = task.loss_steps or steps
+    inside = torch.arange(steps) >= steps - window if t is None else torch.tensor(t >= steps - window)
+    weight = inside.to(dtype) / (window * batch)
+    return weight[:, None, None] if t is None else weight
 
 
 def step_loss(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int, t: int) -> float:
@@ -146,8 +151,8 @@ class OnlineLearner:
     def _signals(self, task, recording, targets, steps, t, spike_counts=None):
         """The readout error and each layer's learning signal; ``spike_counts`` (per layer, summed
         over batch and the steps so far) feed the rate regularizer."""
-        err = readout_error(task, recording.readout, targets, steps, t)
-        head_errors = [readout_error(task, h, targets, steps, t) for h in recording.head_outputs]
+        err, *head_errors = [self._error(task, y, targets, steps, t)
+                             for y in (recording.readout, *recording.head_outputs)]
         psis = [info.psi for info in recording.infos]
         signals = self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
         if self.rate_weight and spike_counts is not None:
@@ -156,6 +161,13 @@ class OnlineLearner:
             signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
                        for signal, count, info in zip(signals, spike_counts, recording.infos)]
         return err, signals
+
+    def _error(self, task, y, targets, steps, t):
+        """The error a readout ``y`` hands the learning signals: the supervised ``∂E/∂y``, or what the
+        source makes of it (a reward)."""
+        supervised = readout_error(task, y, targets, steps, t)
+        weight = window_weight(task, steps, y.shape[-2], t, y.dtype) if task.kind == "classification" else None
+        return self.method.signal.error(self.fixed, supervised, y, targets, weight)
 
     def _unfilter(self, steps, t, dtype):
         """``1 − κ`` before the last step and 1 on it: what undoes the rules' readout filter for a
