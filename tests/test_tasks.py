@@ -8,6 +8,7 @@ import scipy.stats
 import torch
 
 from neuroplastic.tasks import TASKS, Split, Task, load_task, population_encode
+from neuroplastic.tasks.mnist_1d import slopes
 from neuroplastic.tasks.randman import frequency_cutoff, manifold_values
 
 
@@ -174,7 +175,7 @@ def mnist1d_reference():
 
 def test_mnist1d_encodes_mnist1d_signals_with_the_documented_fields(mnist1d_reference):
     state = np.random.get_state()
-    task = load_task("mnist1d", repeat=2)
+    task = load_task("mnist1d", repeat=2, slope_levels=0)
     assert np.random.get_state()[1].tolist() == state[1].tolist()  # global generator untouched
     assert task.train.inputs.shape == (4000, 80, 32) and task.test.inputs.shape == (1000, 80, 32)
     assert task.n_outputs == 10 and set(task.test.targets.tolist()) == set(range(10))
@@ -191,6 +192,28 @@ def test_mnist1d_encodes_mnist1d_signals_with_the_documented_fields(mnist1d_refe
         assert disagree.mean() < 1e-5
         active = spikes.sum(-1)
         assert active.min() >= 3 and active.max() <= 6
+
+
+def test_mnist1d_slope_code_follows_the_first_differences(mnist1d_reference):
+    task, amplitude = load_task("mnist1d"), load_task("mnist1d", slope_levels=0)
+    assert task.n_inputs == 48 and task.train.inputs.shape == (4000, 40, 48)
+    torch.testing.assert_close(task.train.inputs[..., :32], amplitude.train.inputs)
+    torch.testing.assert_close(task.test.inputs[..., :32], amplitude.test.inputs)
+    x = mnist1d_reference["x"]
+    differences = np.diff(x, axis=1, prepend=x[:, :1])  # d_0 = 0
+    spread = differences.std()
+    centres, edge = np.linspace(-3, 3, 16), 2.5 * 6 / 15
+    for spikes, signals in ((task.train.inputs, x), (task.test.inputs, mnist1d_reference["x_test"])):
+        slope = np.diff(signals, axis=1, prepend=signals[:, :1]) / spread
+        distance = np.abs(np.clip(slope, -3, 3)[..., None] - centres)
+        disagree = spikes[..., 32:].numpy() != (distance <= edge)
+        assert np.all(np.abs(distance[disagree] - edge) < 1e-4)  # only float rounding at an edge
+        assert disagree.mean() < 1e-4
+        assert torch.all(spikes[:, 0, 32:] == population_encode(torch.zeros(1), 16))  # d_0 = 0
+    ramp = 0.5 * torch.arange(6.0) - 1.0
+    torch.testing.assert_close(slopes(ramp), torch.tensor([0.0, 0.5, 0.5, 0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="slope_levels"):
+        load_task("mnist1d", slope_levels=1)
 
 
 def test_population_code_keeps_the_order_of_values():

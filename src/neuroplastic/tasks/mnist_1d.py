@@ -17,6 +17,18 @@ Abbott, *Theoretical Neuroscience*, 2001, ch. 3.3). [−3, 3] holds 98.8% of the
 are clipped to the nearest end. Overlap matters: in one run each of a 64-unit GRU (30 epochs of
 Adam), 32 levels of this code gave 93% test accuracy, the raw signal 95%, and a code in which each
 value excites a single neuron only 82%.
+
+Slope population (``slope_levels``, default 16): the same code applied to the first difference
+``d_t = x_t − x_{t−1}`` (``d_0 = 0``) divided by its standard deviation over the training split
+(0.59 for the published set), on ``[−3, 3]`` as well; its neurons sit after the ``levels``
+amplitude neurons. Rises and falls excite different neurons (an ON/OFF-like code of the signal's
+derivative), so the network reads the local shape of the digit in one step instead of comparing
+two successive amplitude codes. The slope ignores offsets, and MNIST-1D's random shear (a linear
+trend of up to 2.4 standard deviations across a sample) moves it by about 0.1 of its standard
+deviation. Tuned on a validation split (3000 training samples, the other 1000 of the training
+split held out, one seed, default recipe): amplitude code 71% validation accuracy, amplitude after
+removing each sample's least-squares linear trend 75%, amplitude and 8 slope levels 86%, amplitude
+and 16 slope levels 90% (seeds 0 and 1). No data augmentation is used.
 """
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ import torch
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.validation import require_count, require_positive
 
-__all__ = ["mnist1d_task", "mnist1d_signals", "population_encode"]
+__all__ = ["mnist1d_task", "mnist1d_signals", "population_encode", "slopes"]
 
 _RANGE = 3.0  # preferred values span [−_RANGE, _RANGE] (the signals have unit variance)
 _FIELD = 2.5  # receptive-field half-width in centre spacings
@@ -67,20 +79,36 @@ def mnist1d_signals(dataset_seed: int = 42) -> dict:
         random.setstate(python_state)
 
 
-def mnist1d_task(*, dataset_seed: int = 42, levels: int = 32, repeat: int = 1,
-                 dt: float = 1.0, loss_steps: int | None = 10) -> Task:
-    """MNIST-1D through :func:`population_encode`: ``40 · repeat`` steps, ``levels`` inputs.
+def slopes(signals) -> torch.Tensor:
+    """First differences along the last axis, ``d_t = x_t − x_{t−1}`` with ``d_0 = 0``."""
+    signals = torch.as_tensor(signals, dtype=torch.float32)
+    return torch.diff(signals, dim=-1, prepend=signals[..., :1])
+
+
+def mnist1d_task(*, dataset_seed: int = 42, levels: int = 32, slope_levels: int = 16,
+                 repeat: int = 1, dt: float = 1.0, loss_steps: int | None = 10) -> Task:
+    """MNIST-1D through :func:`population_encode`: ``40 · repeat`` steps, ``levels`` amplitude
+    inputs followed by ``slope_levels`` slope inputs (0: none; see the module docstring).
     The encoding is deterministic; ``dataset_seed`` chooses the generated set; the loss and the
     decision read the last ``loss_steps`` steps (``None``: all; the default 10 gave the best test
-    accuracy of the recurrent LIF recipe, 75% against 65% for all 40 steps)."""
+    accuracy of the recurrent LIF recipe with the amplitude code alone, 75% against 65% for all 40
+    steps)."""
     repeat = require_count("repeat", repeat)
+    slope_levels = require_count("slope_levels", slope_levels, minimum=0)
+    if slope_levels == 1:
+        raise ValueError("slope_levels must be 0 (no slope code) or at least 2, got 1")
     dt = require_positive("dt", dt)
     data = mnist1d_signals(dataset_seed)
+    slope_std = slopes(data["x"]).std().item()  # the training split's only
 
     def split(signals, labels):
-        spikes = population_encode(signals, levels).repeat_interleave(repeat, dim=1)
+        spikes = population_encode(signals, levels)
+        if slope_levels:
+            slope_code = population_encode(slopes(signals) / slope_std, slope_levels)
+            spikes = torch.cat([spikes, slope_code], -1)
+        spikes = spikes.repeat_interleave(repeat, dim=1)
         return Split(spikes, torch.as_tensor(labels, dtype=torch.int64))
 
     return Task(name="mnist1d", train=split(data["x"], data["y"]),
-                test=split(data["x_test"], data["y_test"]), n_inputs=levels, n_outputs=10,
-                dt=dt, kind="classification", loss_steps=loss_steps)
+                test=split(data["x_test"], data["y_test"]), n_inputs=levels + slope_levels,
+                n_outputs=10, dt=dt, kind="classification", loss_steps=loss_steps)
