@@ -19,8 +19,10 @@ whole sequence ``(T, B, ·)``. With layer 1 at the bottom and ``L`` at the top:
   hidden layer has a fixed random leaky readout of its own and learns from the error of that
   readout, ``L^l = err^l G^l``; the top layer learns from the network's readout.
 
-``feedback`` matrices: ``U(−1/√n, 1/√n)`` with ``n`` the size of the layer the signal comes from,
-drawn from the generator given to ``init``.
+Feedback matrices ``B`` stand for forward weights and are drawn at their scale,
+``U(−1/√n, 1/√n)`` with ``n`` the size of the layer the signal goes to (the fan-in of the forward
+matrix it replaces), from the generator given to ``init``: the task's error then enters at the same
+size as with symmetric feedback, next to other signals such as the rate regularizer's.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ __all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "L
 
 
 def _random(rows: int, cols: int, generator, dtype) -> torch.Tensor:
-    bound = 1.0 / math.sqrt(rows)
+    """A ``(rows, cols)`` feedback matrix, drawn like forward weights of fan-in ``cols``."""
+    bound = 1.0 / math.sqrt(cols)
     return ((2.0 * torch.rand(rows, cols, generator=generator) - 1.0) * bound).to(dtype)
 
 
