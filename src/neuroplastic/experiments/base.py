@@ -23,6 +23,9 @@ EXPERIMENTS = {
     "unsupervised-digits": ("neuroplastic.experiments.digits",
                             "STDP, lateral inhibition and adaptive thresholds learn scikit-learn's digits "
                             "unsupervised (Diehl & Cook 2015 style)"),
+    "distal-reward": ("neuroplastic.experiments.distal_reward",
+                      "dopamine-modulated STDP finds the one rewarded synapse among 100,000 despite a 1-3 s "
+                      "reward delay (Izhikevich 2007)"),
 }
 
 
