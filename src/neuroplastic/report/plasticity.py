@@ -5,7 +5,7 @@ import numpy as np
 
 from neuroplastic.report.plots import plt, save
 
-__all__ = ["draw_bimodal", "draw_window", "draw_digits", "draw_distal_reward"]
+__all__ = ["draw_bimodal", "draw_window", "draw_digits"]
 
 
 def draw_bimodal(path, w0, w, out_steps, steps, dt, snapshots, measured):
@@ -70,18 +70,4 @@ def draw_digits(path, weights, labels, accuracy, side=8):
     ax.imshow(mosaic, cmap="hot_r")
     ax.set_axis_off()
     ax.set_title(f"receptive fields of {n} excitatory neurons; test accuracy {100 * accuracy:.1f}%", fontsize=9)
-    return save(fig, path)
-
-
-def draw_distal_reward(path, times_s, target, others_mean, bound, reward_times_s):
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.plot(times_s, np.asarray(target) / bound, color="tab:red", label="rewarded synapse")
-    ax.plot(times_s, np.asarray(others_mean) / bound, color="tab:blue", label="mean of the others")
-    if len(reward_times_s):
-        ax.plot(reward_times_s, np.full(len(reward_times_s), 1.03), "|", color="tab:green", ms=6, label="reward")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("s / s_max")
-    ax.set_ylim(-0.02, 1.08)
-    ax.legend(fontsize=8)
-    ax.set_title("Izhikevich 2007: distal reward by dopamine-modulated STDP", fontsize=9)
     return save(fig, path)
