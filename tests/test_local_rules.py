@@ -165,9 +165,9 @@ def test_rtrl_by_name_through_the_online_trainer_is_bptt():
 
 def test_the_reward_error_is_the_policy_gradient_on_average():
     """E_a[−r (onehot(a) − π)] = −π_label (onehot(label) − π) = −∂E[r]/∂y (REINFORCE, b = 0)."""
-    from neuroplastic.rules.signals import Reward
+    from neuroplastic.rules.signals import Reinforce
 
-    source = Reward(DirectFeedback(), baseline_decay=0.0)
+    source = Reinforce(DirectFeedback(), baseline_decay=0.0)
     y = torch.tensor([[0.3, -1.0, 0.8, 0.1]], dtype=torch.float64).expand(200_000, 4)
     labels = torch.full((200_000,), 2)
     fixed = {"inner": None, "baseline": 0.0, "generator": torch.Generator().manual_seed(0)}

@@ -47,6 +47,8 @@ def main(args):
     lookup("task", args.task, TASKS)
     lookup("rule", args.rule, METHODS)
     rule_options = dict(parse_option(text) for text in args.rule_option)
+    if len(rule_options) != len(args.rule_option):
+        raise UsageError("--rule-option names an option twice")
     if args.truncation is not None:
         if args.rule != "tbptt":
             raise UsageError("--truncation applies to --rule tbptt only")

@@ -23,7 +23,11 @@ RULES = {"bptt": BPTT, "tbptt": TruncatedBPTT}
 
 
 def make_rule(name: str, **options) -> Rule:
-    return lookup("rule", name, RULES)(**options)
+    rule = lookup("rule", name, RULES)
+    try:
+        return rule(**options)
+    except TypeError as error:
+        raise ValueError(f"rule {name!r}: {error}") from None
 
 
 __all__ = ["Rule", "Segment", "StepInfo", "apply_changes", "apply_updates", "count_changes", "segments",

@@ -91,14 +91,17 @@ def segments(steps: int, segment_steps: int | None):
     return [Segment(start, min(start + size, steps), steps) for start in range(0, steps, size)]
 
 
-def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> None:
+def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> int:
     """Give the gradient estimates ``updates`` to ``optimizer`` as the gradients of ``params`` and take
-    one step (nothing when ``updates`` is ``None``)."""
+    one step (nothing when ``updates`` is ``None``). Returns how many weights the step changed — with
+    momentum, more than the nonzero entries of ``updates``."""
     if updates is None:
-        return
+        return 0
+    before = [param.detach().clone() for param in params]
     for param, update in zip(params, updates):
         param.grad = update
     optimizer.step()
+    return sum(int((param.detach() != old).sum()) for param, old in zip(params, before))
 
 
 @torch.no_grad()

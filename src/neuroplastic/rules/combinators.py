@@ -76,6 +76,14 @@ class partition(Rule):  # noqa: N801
         if unknown:
             raise ValueError(f"partition: labels {unknown} have no rule (rules: {sorted(self.rules)})")
 
+    @property
+    def segment_steps(self):
+        """The rules' common segment length (they run in one loop, so they must agree)."""
+        lengths = {rule.segment_steps for rule in self.rules.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"partition: its rules cut sequences differently ({sorted(map(str, lengths))})")
+        return lengths.pop()
+
     def _groups(self, params):
         if len(params) != len(self.labels):
             raise ValueError(f"partition: {len(self.labels)} labels for {len(params)} parameters")
@@ -142,7 +150,7 @@ class bound(Transform):  # noqa: N801
             raise ValueError(f"bound needs low < high, got [{self.low}, {self.high}]")
 
     def transform(self, info, updates, params):
-        return tuple((p + u).clamp(self.low, self.high) - p for p, u in zip(params, updates))
+        return tuple((p.detach() + u).clamp(self.low, self.high) - p.detach() for p, u in zip(params, updates))
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,10 @@ class every(Rule):  # noqa: N801
     def __post_init__(self):
         require_count("every steps", self.steps)
         _require_rule(self.rule)
+
+    @property
+    def segment_steps(self):
+        return self.rule.segment_steps
 
     def init(self, params):
         return (self.rule.init(params), None, 0)

@@ -12,7 +12,7 @@ whole sequence ``(T, B, ·)``. With layer 1 at the bottom and ``L`` at the top:
   random e-prop; ``adaptive=True`` moves the top matrix with the readout's own changes
   (``B = B₀ + W_out − W_out⁰``: adaptive e-prop, Bellec et al. 2020).
 - :class:`DirectFeedback` — direct feedback alignment (Nøkland 2016, NeurIPS): ``L^l = err B^l``.
-- :class:`Reward` — reinforcement instead of supervision (REINFORCE, Williams 1992; e-prop's
+- :class:`Reinforce` — reinforcement instead of supervision (REINFORCE, Williams 1992; e-prop's
   reward-based form, Bellec et al. 2020): the readout is a policy, an action is sampled, and the error
   handed to ``inner`` is ``−(r − b)(onehot(a) − π)`` with reward ``r`` and a running baseline ``b``.
 - :class:`LocalReadouts` — DECOLLE (Kaiser, Mostafa & Neftci 2020, Front. Neurosci. 14:424): each
@@ -34,7 +34,7 @@ import torch
 from neuroplastic.networks import LeakyReadout, SpikingNetwork
 
 __all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "Quantized",
-           "SIGNALS"]
+           "Reinforce", "SIGNALS"]
 
 
 def _random(rows: int, cols: int, generator, dtype) -> torch.Tensor:
@@ -65,6 +65,11 @@ class LearningSignal:
 
     def signals(self, fixed, network, err, head_errors, psis):
         raise NotImplementedError
+
+    def finish(self, fixed, signals, psis):
+        """The last say on each layer's total signal, after the learner added its own terms (the rate
+        regularizer's): error-triggered learning quantizes here."""
+        return signals
 
 
 def _propagate(top, backward, psis):
@@ -130,13 +135,16 @@ class LocalReadouts(LearningSignal):
 
 
 @dataclass(frozen=True)
-class Reward(LearningSignal):
+class Reinforce(LearningSignal):
     """Learning from a reward instead of a label. At each step of the loss window the readout is a
     policy ``π = softmax(y)``; an action ``a ~ π`` is drawn, the reward is ``r = 1`` if ``a`` is the
     label and 0 otherwise, and the error becomes ``δ = −(r − b)(onehot(a) − π)``, weighted like the
     supervised loss: its mean over actions is ``−∂E[r]/∂y`` for ``b = 0``, and the baseline ``b``
-    (a running mean of the reward, ``b ← d·b + (1 − d)·r̄``) only lowers its variance. ``inner``
-    carries the error to the layers (default: direct random feedback)."""
+    (a running mean of the reward, ``b ← d·b + (1 − d)·r̄``, updated after each use) only lowers its
+    variance. ``inner`` carries the error to the layers (default: direct random feedback). The
+    baseline moves once per step online and once per sequence in the whole-sequence mode, so the two
+    modes differ here (the one source where they do); local readouts of ``inner`` draw their own
+    actions and share the baseline."""
 
     inner: LearningSignal = DirectFeedback()
     baseline_decay: float = 0.99
@@ -158,15 +166,19 @@ class Reward(LearningSignal):
         flat = policy.reshape(-1, policy.shape[-1])
         action = torch.multinomial(flat, 1, generator=fixed["generator"]).reshape(policy.shape[:-1])
         reward = (action == targets).to(y.dtype)
+        onehot = torch.nn.functional.one_hot(action, policy.shape[-1]).to(y.dtype)
+        delta = -(reward - fixed["baseline"]).unsqueeze(-1) * (onehot - policy) * weight  # the old baseline
         inside = (weight > 0).reshape(weight.shape[:-1]).expand_as(reward)  # steps of the loss window
         if inside.any():
             mean = float(reward[inside].mean())
             fixed["baseline"] = self.baseline_decay * fixed["baseline"] + (1.0 - self.baseline_decay) * mean
-        onehot = torch.nn.functional.one_hot(action, policy.shape[-1]).to(y.dtype)
-        return -(reward - fixed["baseline"]).unsqueeze(-1) * (onehot - policy) * weight
+        return delta
 
     def signals(self, fixed, network, err, head_errors, psis):
         return self.inner.signals(fixed["inner"], network, err, head_errors, psis)
+
+    def finish(self, fixed, signals, psis):
+        return self.inner.finish(fixed["inner"], signals, psis)
 
 
 SIGNALS = {"symmetric": Symmetric, "random": RandomFeedback, "adaptive": lambda: RandomFeedback(True),
@@ -181,7 +193,9 @@ class Quantized(LearningSignal):
     ``θ · sign(δ) · ⌊|δ|/θ⌋`` — zero, and so no update, unless the error exceeds ``θ``; with the
     threshold near the error's scale the signal is ternary, ``{−θ, 0, θ}``. After each step a
     proportional controller moves ``θ`` towards the ``target_rate`` of neurons triggering an update:
-    ``log θ ← log θ + gain · (rate − target_rate)``. ``θ → 0`` gives back ``inner`` exactly."""
+    ``log θ ← log θ + gain · (rate − target_rate)`` — after every step online, after every sequence in
+    the whole-sequence mode (θ fixed within it). ``θ → 0`` gives back ``inner`` exactly. The whole
+    signal is quantized, the rate regularizer's share included, so nothing bypasses the trigger."""
 
     inner: LearningSignal
     threshold: float = 1e-3
@@ -189,8 +203,10 @@ class Quantized(LearningSignal):
     gain: float = 0.5
 
     def __post_init__(self):
-        if not self.threshold > 0:
-            raise ValueError(f"error-triggered threshold must be positive, got {self.threshold}")
+        if not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"error-triggered threshold must be finite and positive, got {self.threshold}")
+        if not (math.isfinite(self.gain) and self.gain >= 0):
+            raise ValueError(f"error-triggered gain must be finite and non-negative, got {self.gain}")
         if not 0.0 < self.target_rate < 1.0:
             raise ValueError(f"target_rate must lie in (0, 1), got {self.target_rate}")
 
@@ -205,9 +221,12 @@ class Quantized(LearningSignal):
         return self.inner.error(fixed["inner"], supervised, y, targets, weight)
 
     def signals(self, fixed, network, err, head_errors, psis):
+        return self.inner.signals(fixed["inner"], network, err, head_errors, psis)
+
+    def finish(self, fixed, signals, psis):
         theta = fixed["threshold"]
         out, triggered, events = [], 0, 0
-        for signal, psi in zip(self.inner.signals(fixed["inner"], network, err, head_errors, psis), psis):
+        for signal, psi in zip(self.inner.finish(fixed["inner"], signals, psis), psis):
             quantized = theta * torch.sign(signal) * torch.floor(signal.abs() / theta)
             out.append(quantized)
             triggered += int(torch.count_nonzero(quantized * psi))

@@ -44,7 +44,9 @@ def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, s
     task = load_task(task_name, seed=seed, **(task_options or {}))
     torch.manual_seed(seed)
     network = build_network(task, recipe, seed=seed)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    # event-driven methods (DECOLLE, error-triggered) without momentum: only what their rule updates moves
+    betas = (0.9 if getattr(rule, "momentum", True) else 0.0, 0.999)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, betas=betas, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, recomputed from the epoch on resume
         optimizer, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
     if is_online(rule_name):

@@ -28,7 +28,7 @@ from neuroplastic.rules.signals import (
     LocalReadouts,
     Quantized,
     RandomFeedback,
-    Reward,
+    Reinforce,
     Symmetric,
 )
 from neuroplastic.training.online import OnlineMethod
@@ -43,7 +43,7 @@ def eprop(feedback: str = "random", reward: bool = False, mode: str = "sequence"
     signal = lookup("e-prop feedback", feedback, {k: SIGNALS[k] for k in ("symmetric", "random", "adaptive")})()
     if not isinstance(reward, bool):
         raise ValueError(f"e-prop reward must be true or false, got {reward!r}")
-    return OnlineMethod("eprop", EProp, Reward(signal) if reward else signal, mode, apply_every)
+    return OnlineMethod("eprop", EProp, Reinforce(signal) if reward else signal, mode, apply_every)
 
 
 def ostl(mode: str = "sequence", apply_every: int | None = None):
@@ -59,13 +59,13 @@ def dfa(mode: str = "sequence", apply_every: int | None = None):
 
 
 def decolle(mode: str = "online", apply_every: int | None = 1):
-    return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every)
+    return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every, momentum=False)
 
 
 def etl(threshold: float = 1e-3, target_rate: float = 0.02, gain: float = 0.5, mode: str = "online",
         apply_every: int | None = 1):
     signal = Quantized(LocalReadouts(), threshold=threshold, target_rate=target_rate, gain=gain)
-    return OnlineMethod("etl", EProp, signal, mode, apply_every)
+    return OnlineMethod("etl", EProp, signal, mode, apply_every, momentum=False)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Online and local learning of a :class:`SpikingNetwork`: every method as a three-factor rule.
 
 An :class:`OnlineMethod` names the two things that differ between methods: the rule that keeps each
-layer's eligibility traces (:class:`EProp`, with or without the reset path; error-triggered) and the
-source of the learning signal (:mod:`neuroplastic.rules.signals`). The readout always learns from its
+layer's eligibility traces (:class:`EProp`, with or without the reset path; SuperSpike's) and the
+source of the learning signal (:mod:`neuroplastic.rules.signals`: feedback of several kinds, local
+readouts, error-triggered quantization, reward). The readout always learns from its
 exact gradient (:class:`ReadoutGradient`). :class:`OnlineLearner` runs a batch through the network
 step by step — the one loop — and hands each layer's :class:`StepInfo` to its rule:
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.networks import SpikingNetwork
-from neuroplastic.rules.base import Rule, StepInfo, apply_updates, count_changes
+from neuroplastic.rules.base import Rule, StepInfo, apply_updates
 from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.tasks import Task
@@ -73,7 +74,8 @@ def step_loss(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int, t:
 @dataclass(frozen=True)
 class OnlineMethod:
     """``layer_rule(readout_decay)`` makes the rule of each spiking layer, ``signal`` is the source of
-    its learning signal; ``mode`` and ``apply_every`` say how the trainer runs it by default."""
+    its learning signal; ``mode`` and ``apply_every`` say how the trainer runs it by default, and
+    ``momentum`` whether its optimizer may keep moving weights whose update is zero."""
 
     name: str
     layer_rule: Callable[[float], Rule]
@@ -81,6 +83,7 @@ class OnlineMethod:
     mode: str = "sequence"
     apply_every: int | None = None
     filter_readout: bool = True  # filter eligibility traces with the readout's leak κ
+    momentum: bool = True  # False: the optimizer writes only the weights the rule changes (event-driven)
 
     def learner(self, network, *, generator=None, rate_weight=0.0, rate_target_hz=10.0) -> "OnlineLearner":
         return OnlineLearner(network, self, generator=generator, rate_weight=rate_weight,
@@ -110,6 +113,9 @@ class OnlineLearner:
 
     def __init__(self, network: SpikingNetwork, method: OnlineMethod, *, generator=None,
                  rate_weight: float = 0.0, rate_target_hz: float = 10.0):
+        if network.dropout.p > 0:
+            raise ValueError(f"{method.name} runs the network's own step, without dropout; the network has "
+                             f"dropout {network.dropout.p}")
         for layer in network.layers:
             if not hasattr(layer.neuron, "hidden_jacobian"):
                 raise ValueError(f"{method.name} needs neurons with eligibility traces (LIF/ALIF), got "
@@ -154,13 +160,14 @@ class OnlineLearner:
         err, *head_errors = [self._error(task, y, targets, steps, t)
                              for y in (recording.readout, *recording.head_outputs)]
         psis = [info.psi for info in recording.infos]
-        signals = self.method.signal.signals(self.fixed, self.network, err, head_errors, psis)
+        source = self.method.signal
+        signals = source.signals(self.fixed, self.network, err, head_errors, psis)
         if self.rate_weight and spike_counts is not None:
             seen = (t + 1 if t is not None else steps) * err.shape[-2]  # steps so far × batch
             unfilter = self._unfilter(steps, t, err.dtype)
             signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
                        for signal, count, info in zip(signals, spike_counts, recording.infos)]
-        return err, signals
+        return err, source.finish(self.fixed, signals, psis)
 
     def _error(self, task, y, targets, steps, t):
         """The error a readout ``y`` hands the learning signals: the supervised ``∂E/∂y``, or what the
@@ -236,8 +243,7 @@ class OnlineLearner:
     def apply(self, optimizer, grads) -> None:
         for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
             grads[i] = grads[i].fill_diagonal_(0.0)
-        self.updates_applied += count_changes(grads)
-        apply_updates(optimizer, self.params, grads)
+        self.updates_applied += apply_updates(optimizer, self.params, grads)
 
 
 def _layer_params(layer):

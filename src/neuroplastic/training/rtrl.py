@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from neuroplastic.networks import SpikingNetwork
-from neuroplastic.rules.base import apply_updates, count_changes
+from neuroplastic.rules.base import apply_updates
 from neuroplastic.tasks import Task
 from neuroplastic.training.online import readout_error, step_loss
 from neuroplastic.validation import require_count
@@ -154,5 +154,4 @@ class RTRLLearner:
     def apply(self, optimizer, flat_grad: torch.Tensor) -> None:
         grads = [g.view_as(p).to(p.dtype).clone()
                  for g, p in zip(flat_grad.split([p.numel() for p in self.params]), self.params)]
-        self.updates_applied += count_changes(grads)
-        apply_updates(optimizer, self.params, grads)
+        self.updates_applied += apply_updates(optimizer, self.params, grads)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.networks import NetworkState, SpikingNetwork
-from neuroplastic.rules import Rule, apply_updates, count_changes, segments
+from neuroplastic.rules import Rule, apply_updates, segments
 from neuroplastic.tasks import Task
 from neuroplastic.training.losses import (
     mse,
@@ -64,7 +64,7 @@ class Trainer:
     def __post_init__(self):
         self.params = tuple(p for p in self.network.parameters() if p.requires_grad)
         self.rule_state = self.rule.init(self.params)
-        self.updates_applied = 0  # weights changed, summed over updates
+        self.updates_applied = 0  # weights each optimizer step changed, summed
         self.synops = 0  # synaptic operations of the training forward passes
 
     def segment_loss(self, output, targets, segment) -> torch.Tensor:
@@ -94,8 +94,7 @@ class Trainer:
             output = self.network(inputs[segment.start : segment.stop], state)
             loss = self.segment_loss(output, targets, segment)
             updates, self.rule_state = self.rule.update(segment, self.rule_state, self.params, loss=loss)
-            apply_updates(self.optimizer, self.params, updates)
-            self.updates_applied += count_changes(updates)
+            self.updates_applied += apply_updates(self.optimizer, self.params, updates)
             self.synops += synaptic_operations(self.network, inputs[segment.start : segment.stop], output.spikes)
             state = _detach(output.state)
             total += loss.item()
