@@ -62,7 +62,7 @@ def decolle(mode: str = "online", apply_every: int | None = 1):
     return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every, momentum=False)
 
 
-def etl(threshold: float = 1e-3, target_rate: float = 0.02, gain: float = 0.5, mode: str = "online",
+def etl(threshold: float = 1e-3, target_rate: float = 0.005, gain: float = 0.5, mode: str = "online",
         apply_every: int | None = 1):
     signal = Quantized(LocalReadouts(), threshold=threshold, target_rate=target_rate, gain=gain)
     return OnlineMethod("etl", EProp, signal, mode, apply_every, momentum=False)
