@@ -5,7 +5,7 @@ backward; "fused C++, PyTorch surrogate" is the same kernel given a surrogate it
 same fast sigmoid as a subclass), evaluated by PyTorch from all the voltages, as any custom one is.
 
 The layer is one ``Linear(N → N)`` over all steps (one matrix product), then the LIF recurrence,
-then ``loss = spikes.sum()``. The GEMM floor is the matrix work no implementation can avoid: the
+then ``loss = spikes.sum()``. The GEMM floor is the matrix work of a dense implementation: the
 forward product ``(T·B × N) @ (N × N)`` and the weight gradient ``(N × T·B) @ (T·B × N)``. The
 "(LIF only)" rows time the recurrence and the loss alone, from a leaf tensor of currents: what each
 implementation adds to the floor, less disturbed by a busy machine than the full layer's time.

@@ -12,6 +12,9 @@ of one case, and the ratios between cases stay meaningful.
 the forward product and the weight gradient (no input gradient: the input is data). Its achieved
 FLOP/s, ``2 × 2·T·B·N² / fwd_bwd_ms``, over the matrix-product peak of the same run is the fraction of
 the machine's matrix throughput the layer turns into useful work; the recurrence counts as overhead.
+These are dense-equivalent FLOPs: where the input is spikes neuroplastic's synapses are event-driven
+(one addition per spike and output instead of a multiply-add per synapse), do less work than that,
+and can exceed 100%.
 
 **Memory growth.** neuroplastic's peak tensor memory of forward+backward at ``T/5``, ``T`` and ``4T``
 steps (the smallest N), measured by its process before the timed rounds. Activations grow linearly in T; the slope between the

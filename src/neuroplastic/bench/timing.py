@@ -16,10 +16,12 @@ machine saw. ``tracemalloc`` does not see torch's allocations at all. Both are m
 a fresh process, after a pass over two steps paid the one-time costs (thread pools, lazily loaded
 libraries: 7 to 20 MB resident), so no earlier pass's high-water mark hides this one's.
 
-**GEMM floor.** The matrix work no implementation of the layer can avoid: the forward product
+**GEMM floor.** The matrix work every dense implementation of the layer does: the forward product
 ``(T·B × N) @ (N × N)`` and the weight gradient ``(N × T·B) @ (T·B × N)``, as
 ``nn.functional.linear`` and its backward call them. The input gradient is not part of it: the
-input is data, so no library computes it. **Matrix-product peak**: a large square product
+input is data, so no library computes it. An event-driven implementation (neuroplastic's, where the
+input is spikes: :func:`~neuroplastic.fused.spike_linear`) adds a row of weights per spike instead
+and can run below it. **Matrix-product peak**: a large square product
 (``2 n³`` FLOPs), what this machine's BLAS reaches with these threads.
 """
 from __future__ import annotations

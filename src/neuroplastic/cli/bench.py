@@ -89,7 +89,8 @@ def _table(summary):
                      else f"{ratios[name + '_fwd_bwd_over_neuroplastic']:.2f}× neuroplastic")
             lines.append(f"{size:>6}  {name:14}{case['fwd_ms']:8.1f} ({case['fwd_min_ms']:5.0f})"
                          f"{case['fwd_bwd_ms']:10.1f} ({case['fwd_bwd_min_ms']:5.0f}){case['peak_mb']:9.1f}  {ratio}")
-    use = ", ".join(f"N={size} {u['achieved_gflops']:.1f} GFLOP/s ({100 * u['fraction_of_peak']:.0f}%)"
+    use = ", ".join(f"N={size} {u['achieved_gflops']:.1f} GFLOP/s "
+                    f"({100 * u['fraction_of_peak']:.0f}%, dense-equivalent)"
                     for size, u in summary["utilization"].items())
     growth = summary["memory_growth"]
     steps = "/".join(map(str, growth["steps"]))

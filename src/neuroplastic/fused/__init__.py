@@ -2,10 +2,12 @@
 
 :func:`lif_sequence` runs a feed-forward leaky integrate-and-fire layer over a whole sequence in one
 pass forward and one backward, after its input currents for all steps came from one matrix product.
+:func:`spike_linear` computes a layer's synaptic currents event by event where its input is spikes.
 :func:`backend` says whether the C++ kernel (built on first use) or the PyTorch fallback runs it;
 the environment variable ``NEUROPLASTIC_FUSED`` (``auto``, ``torch``, ``cpp``) overrides the choice.
 """
 from neuroplastic.fused.extension import backend
 from neuroplastic.fused.lif import LeakyState, lif_sequence
+from neuroplastic.fused.event_linear import spike_linear
 
-__all__ = ["LeakyState", "backend", "lif_sequence"]
+__all__ = ["LeakyState", "backend", "lif_sequence", "spike_linear"]

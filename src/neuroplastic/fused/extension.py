@@ -1,10 +1,10 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
-``lif.cpp`` ships inside the package and is compiled just in time with
-``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) the first time a fused pass
-runs on CPU float32/float64 tensors, never at import. The library is cached as
+``lif.cpp`` and ``spike_linear.cpp`` ship inside the package and are compiled into one library just
+in time with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) the first time
+a fused pass runs on CPU float32/float64 tensors, never at import. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
-hash covering the source, the torch version, the flags and the machine, so a changed source or a
+hash covering the sources, the torch version, the flags and the machine, so a changed source or a
 new torch builds afresh and later processes load the file without ninja. Each build runs in its own
 temporary folder and is moved into place atomically, so concurrent first uses (test workers, jobs)
 need no lock and a killed build leaves nothing half-written. If no build succeeds the PyTorch
@@ -40,7 +40,7 @@ __all__ = ["backend", "backward", "backward_recompute", "forward", "native_surro
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
-_SOURCE = Path(__file__).with_name("lif.cpp")
+_SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp"))
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the
 # step path and the spikes match it exactly; no -march=native, as the cache may be shared by machines.
@@ -160,7 +160,7 @@ def _build_and_load():
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     root = root / "neuroplastic"
-    source = _SOURCE.read_bytes()
+    source = b"".join(path.read_bytes() for path in _SOURCES)
     names = []
     for flags in _FLAG_SETS:
         key = repr((source, torch.__version__, flags, platform.machine())).encode()
@@ -176,7 +176,7 @@ def _build_and_load():
         try:
             with _ninja_on_path():
                 cpp_extension.load(
-                    name, [str(_SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags,
+                    name, [str(path) for path in _SOURCES], extra_cflags=cflags, extra_ldflags=ldflags,
                     build_directory=build, is_python_module=False,
                 )
             library = f"{name}{cpp_extension.LIB_EXT}"

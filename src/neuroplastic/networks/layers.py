@@ -5,7 +5,8 @@ A :class:`SpikingLayer` is a population of any neuron model fed by dense synapse
 (no self-connections). ``step`` is the readable truth; ``forward`` runs a whole time-first sequence
 and is tested equal to it: the input currents of all steps come from one matrix product, and a
 feed-forward layer of plain LIF neurons (``ALIF`` with ``beta = 0``, no refractoriness, reset by
-subtraction) runs its recurrence in the fused kernel of :mod:`neuroplastic.fused`.
+subtraction) runs its recurrence in the fused kernel of :mod:`neuroplastic.fused`, fed by
+event-driven synapses where its input is spikes (:func:`~neuroplastic.fused.spike_linear`).
 
 :class:`LeakyReadout` is e-prop's output (Bellec et al. 2020): ``y_t = κ y_{t−1} + W_out z_t + b``,
 ``κ = exp(−dt/τ_out)``.
@@ -17,8 +18,9 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
-from neuroplastic.fused import LeakyState, lif_sequence
+from neuroplastic.fused import LeakyState, lif_sequence, spike_linear
 from neuroplastic.neurons import ALIF, NeuronModel, ResetBySubtraction
 from neuroplastic.neurons.alif import ALIFState
 from neuroplastic.sim.filters import leaky_integrate
@@ -72,7 +74,10 @@ class SpikingLayer(nn.Module):
         """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-        currents = self.synapses(x)
+        if self.fused and _plain(self.synapses):  # once differentiable anyway: the synapses may be
+            currents = spike_linear(x, self.synapses.weight, self.synapses.bias)  # event-driven
+        else:
+            currents = self.synapses(x)
         if self.fused:
             return self._forward_fused(currents, state)
         w_rec = None if self.recurrent is None else self.recurrent.weight  # read once per sequence
@@ -94,6 +99,13 @@ class SpikingLayer(nn.Module):
         # beta = 0: the adaptation a has no effect, and is not tracked on this path.
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
         return spikes, LayerState(neuron_state, final.z)
+
+
+def _plain(synapses: nn.Module) -> bool:
+    """A :class:`Dense` whose call is just its product: no subclass, no forward hooks of its own
+    (pruning, spectral norm and the like install them) or global ones."""
+    return (type(synapses) is Dense and not synapses._forward_hooks and not synapses._forward_pre_hooks
+            and not module_hooks._global_forward_hooks and not module_hooks._global_forward_pre_hooks)
 
 
 class LeakyReadout(nn.Module):

@@ -1,0 +1,317 @@
+// Event-driven products with a binary spike matrix S (R × n_in), for the synapses I = S Wᵀ (+ b) of a
+// layer fed by spikes, and their weight gradient Gᵀ S. Spike-sparse: the work is one row of weights
+// per spike instead of a multiply-add per synapse, so at a spike density p it is about p of a dense
+// product's additions (and no multiplications). event_linear.py holds the equations, the dispatch
+// and the tests' references; this file is the loops.
+//
+//   spike_index:            the spikes of every row as a list of its columns (CSR: offsets,
+//                           columns); refuses (returns −1) a matrix with a value other than 0 or 1.
+//   spike_index_transpose:  the same spikes by column (for every column, its rows).
+//   spike_sum:              out[r, :] = init + Σ_{j ∈ row r} m[j, :]   (forward: m = Wᵀ)
+//   spike_sum_packed:       gt[j, :] = Σ_{r ∈ column j} g[r, :]      (weight gradient (dL/dW)ᵀ)
+//
+// Internal ops: the last three trust the index spike_index (and spike_index_transpose) made; they
+// check shapes and dtypes, not the indices themselves.
+// Each output is a fixed number of partial sums in a fixed order (a row's spikes by column, a
+// column's by row), whatever the batching of the rows: a step-by-step caller of spike_sum gets the
+// bits of a whole sequence. The sums over a tile of output columns stay in registers; the functions that run
+// them are compiled for AVX-512, AVX2 and plain x86-64 and the loader picks one per machine
+// (target_clones), since the build cache may be shared by machines.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NP_CLONES
+#endif
+
+// A tile of kLanes vectors of 64 bytes (kLanes × 16 floats or × 8 doubles), summed in registers.
+template <typename scalar_t, int64_t kLanes>
+struct Tile {
+  typedef scalar_t vec __attribute__((vector_size(64)));
+  static constexpr int64_t per_vec = 64 / sizeof(scalar_t);
+  static constexpr int64_t width = kLanes * per_vec;
+};
+// Tile sizes, tuned on the standard workload (n_in = n_out = 512, 8000 rows, 2 cores; BENCHMARKS.md).
+constexpr int64_t kOutLanes = 8;    // forward: 8 vectors (128 floats) of an output row, one sum each
+constexpr int64_t kGradLanes = 2;   // weight gradient: 2 vectors of columns, 4 partial sums each,
+constexpr int64_t kGradRows = 256;  // from kGradRows rows of G packed together (32 KB in float32)
+constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (its rows stay in cache)
+
+template <typename scalar_t>
+int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {
+  int64_t count = 0, other = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    count += row[j] != scalar_t(0);
+    other += (row[j] != scalar_t(0)) & (row[j] != scalar_t(1));
+  }
+  *binary = other == 0;
+  return count;
+}
+
+template <typename scalar_t>
+int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& columns) {
+  const int64_t rows = spikes.size(0), n = spikes.size(1);
+  const scalar_t* s = spikes.data_ptr<scalar_t>();
+  offsets.resize_({rows + 1});
+  int64_t* off = offsets.data_ptr<int64_t>();
+  std::vector<char> binary_rows(rows, 1);
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      bool binary = true;
+      off[r + 1] = count_row(s + r * n, n, &binary);
+      binary_rows[r] = binary;
+    }
+  });
+  if (std::find(binary_rows.begin(), binary_rows.end(), 0) != binary_rows.end()) return -1;
+  off[0] = 0;
+  for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
+  columns.resize_({off[rows]});
+  int32_t* col = columns.data_ptr<int32_t>();
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    std::vector<int32_t> found(n + 1);  // branch-free: every column is written, the spikes' kept
+    for (int64_t r = begin; r < end; ++r) {
+      const scalar_t* row = s + r * n;
+      int64_t k = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        found[k] = static_cast<int32_t>(j);
+        k += row[j] != scalar_t(0);
+      }
+      std::copy(found.begin(), found.begin() + k, col + off[r]);
+    }
+  });
+  return off[rows];
+}
+
+// The same spikes by column within blocks of kGradRows rows: key (block, column) lists its rows in
+// increasing order, counted from the block's first row. Threads own blocks.
+void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, int64_t n,
+                     at::Tensor& t_offsets, at::Tensor& t_rows) {
+  const int64_t rows = offsets.numel() - 1, nnz = columns.numel();
+  const int64_t blocks = (rows + kGradRows - 1) / kGradRows;
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  const int32_t* col = columns.data_ptr<int32_t>();
+  t_offsets.resize_({blocks * n + 1});
+  t_rows.resize_({nnz});
+  int64_t* t_off = t_offsets.data_ptr<int64_t>();
+  int32_t* t_row = t_rows.data_ptr<int32_t>();
+  std::fill(t_off, t_off + blocks * n + 1, 0);
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t k = off[b * kGradRows]; k < off[std::min(rows, (b + 1) * kGradRows)]; ++k) {
+        ++t_off[b * n + col[k] + 1];
+      }
+    }
+  });
+  for (int64_t key = 0; key < blocks * n; ++key) t_off[key + 1] += t_off[key];
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      std::vector<int64_t> next(t_off + b * n, t_off + (b + 1) * n);
+      for (int64_t r = b * kGradRows; r < std::min(rows, (b + 1) * kGradRows); ++r) {
+        for (int64_t k = off[r]; k < off[r + 1]; ++k) {
+          t_row[next[col[k]]++] = static_cast<int32_t>(r - b * kGradRows);
+        }
+      }
+    }
+  });
+}
+
+// out[0:width] = init + Σ_k m[idx[k]·ld : +width], for width ≤ the tile's: kSums partial sums
+// (k mod kSums), so that consecutive additions do not wait for each other, added pairwise at the end.
+template <typename scalar_t, int64_t kLanes, int64_t kSums>
+inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t ld, const int32_t* idx, int64_t count,
+                        const scalar_t* init, scalar_t* out, int64_t width) {
+  using T = Tile<scalar_t, kLanes>;
+  using vec = typename T::vec;
+  if (width == T::width) {
+    vec sums[kSums][kLanes] = {}, v;
+    int64_t k = 0;
+    for (; k + kSums <= count; k += kSums) {
+      for (int64_t s = 0; s < kSums; ++s) {
+        const scalar_t* row = m + idx[k + s] * ld;
+        for (int64_t l = 0; l < kLanes; ++l) {
+          std::memcpy(&v, row + l * T::per_vec, sizeof(vec));
+          sums[s][l] += v;
+        }
+      }
+    }
+    for (int64_t s = 0; k < count; ++k, ++s) {
+      for (int64_t l = 0; l < kLanes; ++l) {
+        std::memcpy(&v, m + idx[k] * ld + l * T::per_vec, sizeof(vec));
+        sums[s][l] += v;
+      }
+    }
+    for (int64_t l = 0; l < kLanes; ++l) {
+      for (int64_t half = kSums / 2; half > 0; half /= 2) {
+        for (int64_t s = 0; s < half; ++s) sums[s][l] += sums[s + half][l];
+      }
+      v = vec{};
+      if (init) std::memcpy(&v, init + l * T::per_vec, sizeof(vec));
+      v += sums[0][l];
+      std::memcpy(out + l * T::per_vec, &v, sizeof(vec));
+    }
+    return;
+  }
+  for (int64_t c = 0; c < width; ++c) {  // the same sums, one column at a time
+    scalar_t sums[kSums] = {};
+    for (int64_t k = 0; k < count; ++k) sums[k % kSums] += m[idx[k] * ld + c];
+    for (int64_t half = kSums / 2; half > 0; half /= 2) {
+      for (int64_t s = 0; s < half; ++s) sums[s] += sums[s + half];
+    }
+    out[c] = (init ? init[c] : scalar_t(0)) + sums[0];
+  }
+}
+
+// Rows [r0, r1) of one column tile (m, init and out start at its first column).
+template <typename scalar_t>
+NP_CLONES void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, const int32_t* ix,
+                             int64_t r0, int64_t r1, const scalar_t* init, scalar_t* out, int64_t width) {
+  for (int64_t r = r0; r < r1; ++r) {
+    sum_rows<scalar_t, kOutLanes, 1>(m, ld, ix + off[r], off[r + 1] - off[r], init, out + r * ld, width);
+  }
+}
+
+// out[r, :] = init + Σ_{k ∈ row r} m[idx[k], :] for every row r of (offsets, idx).
+template <typename scalar_t>
+void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const at::Tensor& m,
+                  const std::optional<at::Tensor>& init, at::Tensor& out) {
+  const int64_t rows = out.size(0), n_out = out.size(1);
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  const int32_t* ix = idx.data_ptr<int32_t>();
+  const scalar_t* mp = m.data_ptr<scalar_t>();
+  const scalar_t* b = init ? init->data_ptr<scalar_t>() : nullptr;
+  scalar_t* o = out.data_ptr<scalar_t>();
+  constexpr int64_t tile = Tile<scalar_t, kOutLanes>::width;
+  at::parallel_for(0, rows, kRowBlock, [&](int64_t begin, int64_t end) {
+    for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
+      for (int64_t c0 = 0; c0 < n_out; c0 += tile) {
+        sum_row_block(mp + c0, n_out, off, ix, r0, std::min(end, r0 + kRowBlock), b ? b + c0 : nullptr,
+                      o + c0, std::min(tile, n_out - c0));
+      }
+    }
+  });
+}
+
+// gt[j, tile] (+)= Σ_{r ∈ key j of the block} packed[r] for every column j (gt starts at the tile).
+template <typename scalar_t>
+NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix,
+                                int64_t n_in, bool first, scalar_t* gt, int64_t ld, int64_t width) {
+  constexpr int64_t tile = Tile<scalar_t, kGradLanes>::width;
+  for (int64_t j = 0; j < n_in; ++j) {
+    scalar_t* out = gt + j * ld;
+    sum_rows<scalar_t, kGradLanes, 4>(packed, tile, ix + off[j], off[j + 1] - off[j], first ? nullptr : out,
+                                      out, width);
+  }
+}
+
+// gt[j, :] = Σ_{r ∈ column j} g[r, :] for every column j, from the blocked index of
+// transpose_index: a tile of one vector of g's columns at a time, kGradRows rows of it packed into
+// a buffer that stays in the L1 cache while every column sums its spikes' rows from it (in
+// registers) and adds that to its running sum in gt. Threads own tiles.
+template <typename scalar_t>
+void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const at::Tensor& g,
+                         at::Tensor& gt) {
+  const int64_t rows = g.size(0), n_out = g.size(1), n_in = gt.size(0);
+  const int64_t blocks = (rows + kGradRows - 1) / kGradRows;
+  const int64_t* off = t_offsets.data_ptr<int64_t>();
+  const int32_t* ix = t_rows.data_ptr<int32_t>();
+  const scalar_t* gp = g.data_ptr<scalar_t>();
+  scalar_t* o = gt.data_ptr<scalar_t>();
+  constexpr int64_t tile = Tile<scalar_t, kGradLanes>::width;
+  const int64_t tiles = (n_out + tile - 1) / tile;
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> packed(kGradRows * tile);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t c0 = t * tile, width = std::min(tile, n_out - c0);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t r0 = b * kGradRows, r1 = std::min(rows, r0 + kGradRows);
+        for (int64_t r = r0; r < r1; ++r) {
+          std::copy(gp + r * n_out + c0, gp + r * n_out + c0 + width, &packed[(r - r0) * tile]);
+        }
+        add_column_block(packed.data(), off + b * n_in, ix, n_in, b == 0, o + c0, n_out, width);
+      }
+    }
+  });
+}
+
+void check_matrix(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.is_contiguous() && t.device().is_cpu(),
+              name, " must be a contiguous 2-d CPU tensor");
+}
+
+void check_index(const at::Tensor& offsets, const at::Tensor& idx) {
+  TORCH_CHECK(offsets.dim() == 1 && offsets.scalar_type() == at::kLong && offsets.is_contiguous(),
+              "offsets must be a contiguous int64 vector");
+  TORCH_CHECK(idx.dim() == 1 && idx.scalar_type() == at::kInt && idx.is_contiguous(),
+              "indices must be a contiguous int32 vector");
+}
+
+int64_t spike_index(const at::Tensor& spikes, at::Tensor offsets, at::Tensor columns) {
+  check_matrix(spikes, "spikes");
+  TORCH_CHECK(spikes.size(1) <= INT32_MAX, "spikes: too many columns to index");  // rows: int64
+  int64_t count = 0;
+  AT_DISPATCH_FLOATING_TYPES(spikes.scalar_type(), "spike_index", [&] {
+    count = index_spikes<scalar_t>(spikes, offsets, columns);
+  });
+  return count;
+}
+
+void spike_index_transpose(const at::Tensor& offsets, const at::Tensor& columns, int64_t n,
+                           at::Tensor t_offsets, at::Tensor t_rows) {
+  check_index(offsets, columns);
+  transpose_index(offsets, columns, n, t_offsets, t_rows);
+}
+
+void spike_sum(const at::Tensor& offsets, const at::Tensor& idx, const at::Tensor& m,
+               const std::optional<at::Tensor>& init, at::Tensor out) {
+  check_index(offsets, idx);
+  check_matrix(m, "m");
+  check_matrix(out, "out");
+  TORCH_CHECK(m.size(1) == out.size(1) && offsets.numel() == out.size(0) + 1 &&
+                  m.scalar_type() == out.scalar_type(), "spike_sum: shapes or dtypes disagree");
+  TORCH_CHECK(!init || (init->is_contiguous() && init->numel() == out.size(1) &&
+                        init->scalar_type() == out.scalar_type()), "spike_sum: init must be (n_out,)");
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "spike_sum", [&] {
+    sum_selected<scalar_t>(offsets, idx, m, init, out);
+  });
+}
+
+void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const at::Tensor& g,
+                      at::Tensor gt) {
+  check_index(t_offsets, t_rows);
+  check_matrix(g, "g");
+  check_matrix(gt, "gt");
+  const int64_t blocks = (g.size(0) + kGradRows - 1) / kGradRows;
+  TORCH_CHECK(g.size(1) == gt.size(1) && t_offsets.numel() == blocks * gt.size(0) + 1 &&
+                  g.scalar_type() == gt.scalar_type(), "spike_sum_packed: shapes or dtypes disagree");
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "spike_sum_packed", [&] {
+    sum_selected_packed<scalar_t>(t_offsets, t_rows, g, gt);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
+  m.def("spike_index(Tensor spikes, Tensor(a!) offsets, Tensor(b!) columns) -> int");
+  m.def("spike_index_transpose(Tensor offsets, Tensor columns, int n, Tensor(a!) t_offsets, "
+        "Tensor(b!) t_rows) -> ()");
+  m.def("spike_sum_packed(Tensor t_offsets, Tensor t_rows, Tensor g, Tensor(a!) gt) -> ()");
+  m.def("spike_sum(Tensor offsets, Tensor idx, Tensor m, Tensor? init, Tensor(a!) out) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {
+  m.impl("spike_index", spike_index);
+  m.impl("spike_index_transpose", spike_index_transpose);
+  m.impl("spike_sum", spike_sum);
+  m.impl("spike_sum_packed", spike_sum_packed);
+}

@@ -1,0 +1,176 @@
+"""Event-driven synapses equal the matrix product they replace, values and gradients (autograd of
+``torch.nn.functional.linear`` is the reference), and step aside where they do not apply."""
+import pytest
+import torch
+import torch.nn.utils.prune  # noqa: F401 (torch.nn.utils.prune is used below)
+
+from neuroplastic import ALIF, FastSigmoid, run
+from neuroplastic.fused import backend, event_linear as module, spike_linear
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+
+pytestmark = pytest.mark.skipif(backend() != "cpp", reason="the event-driven kernel is C++ only")
+
+
+def spikes(shape, density, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.empty(shape, dtype=dtype).bernoulli_(density, generator=generator)
+
+
+def parameters(n_in, n_out, dtype=torch.float64, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(n_out, n_in, dtype=dtype, generator=generator).requires_grad_()
+    bias = torch.randn(n_out, dtype=dtype, generator=generator).requires_grad_()
+    return weight, bias
+
+
+def calls_of_the_kernel(monkeypatch):
+    calls = []
+    original = module._SpikeLinear.apply
+    monkeypatch.setattr(module._SpikeLinear, "apply",  # records (sparse forward, sparse gradient)
+                        lambda *args: calls.append(args[-2:]) or original(*args))
+    return calls
+
+
+# n_out 37 and 200: tiles and a remainder; 64 and 16: whole tiles of float64 and float32.
+@pytest.mark.parametrize("n_in, n_out", [(12, 37), (50, 200), (33, 64), (8, 16)])
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.3])
+@pytest.mark.parametrize("sparse_gradient", [True, False])
+def test_values_and_all_gradients_equal_autograd_of_linear(n_in, n_out, density, sparse_gradient,
+                                                           monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    if not sparse_gradient:
+        monkeypatch.setattr(module, "GRADIENT_DENSITY", 0.0)  # BLAS's weight gradient from the spikes
+    x = spikes((30, 4, n_in), density).requires_grad_()
+    weight, bias = parameters(n_in, n_out)
+    grad_out = torch.randn(30, 4, n_out, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ours = spike_linear(x, weight, bias)
+    expected = torch.nn.functional.linear(x, weight, bias)
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(ours, (x, weight, bias), grad_out)
+    want = torch.autograd.grad(expected, (x, weight, bias), grad_out)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert calls == [(True, sparse_gradient)]  # the event-driven forward ran, and the chosen gradient
+
+
+def test_float32_agrees_to_rounding_and_rows_are_summed_alike_in_any_batch():
+    x = spikes((40, 8, 64), 0.2, torch.float32)
+    weight, _ = parameters(64, 100, torch.float32)
+    whole = spike_linear(x, weight)
+    torch.testing.assert_close(whole, torch.nn.functional.linear(x, weight), rtol=1e-5, atol=1e-5)
+    by_step = torch.stack([spike_linear(x_t, weight) for x_t in x])
+    assert torch.equal(whole, by_step)
+
+
+def test_rows_without_spikes_get_the_bias_and_no_weight_gradient():
+    x = torch.zeros(5, 3, 10, dtype=torch.float64)
+    x[2, 1, 4] = 1.0
+    weight, bias = parameters(10, 20)
+    out = spike_linear(x, weight, bias)
+    torch.testing.assert_close(out[0, 0], bias.detach())
+    (grad_weight,) = torch.autograd.grad(out.sum(), weight)
+    expected = torch.zeros_like(weight)
+    expected[:, 4] = 1.0
+    torch.testing.assert_close(grad_weight, expected)
+
+
+@pytest.mark.parametrize("change", ["graded", "nan", "dense", "int", "nan-weight", "bfloat16"])
+def test_anything_but_sparse_spikes_takes_the_matrix_product(change, monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    x = spikes((20, 2, 16), 0.2)
+    weight, bias = parameters(16, 8)
+    if change == "graded":
+        x[3, 1, 2] = 0.5
+    elif change == "nan":
+        x[0, 0, 0] = float("nan")
+    elif change == "dense":
+        x = spikes((20, 2, 16), 0.8)
+    elif change == "nan-weight":  # a matrix product spreads it to every row: so must we
+        weight = weight.detach().clone()
+        weight[0, 0] = float("nan")
+    elif change == "bfloat16":  # even where the C++ kernel is demanded, linear takes other dtypes
+        monkeypatch.setenv("NEUROPLASTIC_FUSED", "cpp")
+        x, weight, bias = (t.detach().to(torch.bfloat16) for t in (x, weight, bias))
+    elif change == "int":
+        x = x.long()
+        with pytest.raises(RuntimeError):  # what linear itself says of the mismatch
+            spike_linear(x, weight, bias)
+        assert calls == []
+        return
+    out = spike_linear(x, weight, bias)
+    assert calls == []
+    torch.testing.assert_close(out, torch.nn.functional.linear(x, weight, bias), equal_nan=True)
+
+
+def test_beyond_the_forward_limit_only_the_gradient_is_event_driven(monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    n_in = module.FORWARD_MAX_INPUTS + 1
+    x = spikes((3, 2, n_in), 0.1)
+    weight, bias = parameters(n_in, 5)
+    out = spike_linear(x, weight, bias)
+    assert calls == [(False, True)]
+    expected = torch.nn.functional.linear(x, weight, bias)
+    assert torch.equal(out, expected)
+    grad_out = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, (weight, bias), grad_out),
+                    torch.autograd.grad(expected, (weight, bias), grad_out)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_torch_backend_setting_turns_it_off(monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    monkeypatch.setenv("NEUROPLASTIC_FUSED", "torch")
+    x = spikes((10, 2, 8), 0.2)
+    weight, _ = parameters(8, 4)
+    torch.testing.assert_close(spike_linear(x, weight), torch.nn.functional.linear(x, weight))
+    assert calls == []
+
+
+def test_the_event_driven_gradient_is_first_order_only():
+    x = spikes((10, 2, 8), 0.2)
+    weight, _ = parameters(8, 4)
+    (grad,) = torch.autograd.grad(spike_linear(x, weight).pow(2).sum(), weight, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
+def fused_network():
+    generator = torch.Generator().manual_seed(0)
+    lif = ALIF(tau_m=20.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0))
+    layer = SpikingLayer(40, 30, lif, scale=3.0, generator=generator)
+    return SpikingNetwork([layer], LeakyReadout(30, 3, generator=generator)).double()
+
+
+def test_a_fused_layer_fed_spikes_uses_it_and_matches_its_step_path(monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    net = fused_network()
+    x = spikes((50, 4, 40), 0.2)
+    torch.testing.assert_close(net(x).readout, run(net, x, 1.0).spikes, rtol=1e-12, atol=1e-12)
+    assert calls == [(True, True)]
+    net(x * 0.5)  # graded input: the matrix product
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("hook", ["prune", "forward_hook", "global_hook"])
+def test_synapses_with_hooks_are_called_as_modules(hook, monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    net = fused_network()
+    synapses = net.layers[0].synapses
+    seen = []
+    if hook == "prune":  # a forward pre-hook recomputes the weight from weight_orig and a mask
+        torch.nn.utils.prune.l1_unstructured(synapses, "weight", amount=1.0)
+    elif hook == "forward_hook":
+        synapses.register_forward_hook(lambda *args: seen.append(1))
+    else:
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: seen.append(1))
+    x = spikes((50, 4, 40), 0.2)
+    try:
+        out = net(x)
+    finally:
+        if hook == "global_hook":
+            handle.remove()
+    assert calls == []
+    if hook == "prune":
+        assert sum(z.sum() for z in out.spikes) == 0  # every weight pruned: no current, no spike
+    else:
+        assert seen
