@@ -14,17 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from neuroplastic.bench.timing import elapsed_ms
 from neuroplastic.fused import backend, event_linear
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return 1e3 * (time.perf_counter() - start)
 
 
 def passes(spikes, weight, grad, dense: bool):
@@ -54,7 +48,7 @@ def measure(size: int, rows: int, density: float, repeats: int) -> dict:
     for round_ in range(repeats + 1):
         for name, (forward, weight_gradient) in paths.items():
             for kind, fn in (("forward", forward), ("weight_gradient", weight_gradient)):
-                elapsed = timed(fn)
+                elapsed = elapsed_ms(fn)
                 if round_:  # the first round warms up
                     times[name, kind].append(elapsed)
     result = {"n": size, "rows": rows, "density": density}

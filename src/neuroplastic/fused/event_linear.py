@@ -93,7 +93,6 @@ class _SpikeLinear(torch.autograd.Function):
         spikes, weight, bias, offsets, columns, _, sparse_gradient = inputs
         # The spikes' index serves the event-driven gradient; the dense one needs the spikes.
         ctx.save_for_backward(None if sparse_gradient else spikes, weight, offsets, columns)
-        ctx.sparse_gradient = sparse_gradient
         ctx.has_bias = bias is not None
 
     @staticmethod

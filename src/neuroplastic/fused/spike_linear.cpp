@@ -215,8 +215,8 @@ NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, cons
 }
 
 // gt[j, :] = Σ_{r ∈ column j} g[r, :] for every column j, from the blocked index of
-// transpose_index: a tile of one vector of g's columns at a time, kGradRows rows of it packed into
-// a buffer that stays in the L1 cache while every column sums its spikes' rows from it (in
+// transpose_index: a tile of kGradLanes vectors of g's columns at a time, kGradRows rows of it
+// packed into a buffer that stays in the L1 cache while every column sums its spikes' rows from it (in
 // registers) and adds that to its running sum in gt. Threads own tiles.
 template <typename scalar_t>
 void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const at::Tensor& g,

@@ -74,12 +74,13 @@ class SpikingLayer(nn.Module):
         """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-        if self.fused and _plain(self.synapses):  # once differentiable anyway: the synapses may be
-            currents = spike_linear(x, self.synapses.weight, self.synapses.bias)  # event-driven
-        else:
-            currents = self.synapses(x)
-        if self.fused:
+        if self.fused:  # once differentiable anyway, so plain synapses may be event-driven
+            if _plain(self.synapses):
+                currents = spike_linear(x, self.synapses.weight, self.synapses.bias)
+            else:
+                currents = self.synapses(x)
             return self._forward_fused(currents, state)
+        currents = self.synapses(x)
         w_rec = None if self.recurrent is None else self.recurrent.weight  # read once per sequence
         neuron_state, z, outputs = state.neuron, state.z, []
         for current in currents.unbind(0):
