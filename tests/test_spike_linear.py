@@ -24,10 +24,16 @@ def parameters(n_in, n_out, dtype=torch.float64, seed=1):
 
 
 def calls_of_the_kernel(monkeypatch):
+    """Records (sparse forward, sparse gradient) of every input indexed as spikes."""
     calls = []
-    original = module._SpikeLinear.apply
-    monkeypatch.setattr(module._SpikeLinear, "apply",  # records (sparse forward, sparse gradient)
-                        lambda *args: calls.append(args[-2:]) or original(*args))
+    original = module.index
+
+    def index(*args):
+        events = original(*args)
+        if events is not None:
+            calls.append((events.sparse_forward, events.sparse_gradient))
+        return events
+    monkeypatch.setattr(module, "index", index)
     return calls
 
 

@@ -4,6 +4,12 @@
 first), then run one warm-up round and ``repeats`` timed rounds; in a round each process in turn times
 one forward pass (the GEMM process: the forward product), then each one forward+backward pass (the
 GEMM process: the GEMM floor), then the GEMM process one square product.
+Before every turn the parent waits ``SETTLE_S`` (50 ms): after its last parallel region a process's
+OpenMP threads keep spinning for a while (libgomp's default wait policy), and with as many threads as
+cores they would take a core from the next case's first parallel regions, a cost that depends on
+who ran before and that no single training process pays. Measured on the standard workload (2 cores):
+neuroplastic's forward+backward 46.9 ms without the wait, 33.4 ms without it but with
+``OMP_WAIT_POLICY=PASSIVE`` in every process, 33.6 ms with it.
 A case's time is the median over the rounds (``*_min_ms``: the least disturbed round). On a machine
 shared with other jobs, a busy spell then slows one round of every case instead of all the rounds
 of one case, and the ratios between cases stay meaningful.
@@ -27,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import time
 from collections import defaultdict
 
 from neuroplastic.bench.peers import Case
@@ -36,6 +43,7 @@ __all__ = ["default_peers", "default_threads", "run"]
 
 GEMMS = 2  # forward product and weight gradient; the input gradient is not computed
 KINDS = ("fwd", "fwd_bwd")
+SETTLE_S = 0.05  # seconds between turns (module docstring)
 
 
 def default_threads() -> int:
@@ -77,7 +85,9 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, bar=Non
                 advance(f"round {round_}/{repeats} N={size}")
                 for kind in KINDS:
                     for name, case in cases.items():
+                        time.sleep(SETTLE_S)
                         times[name, size, kind].append(case.time(kind))
+                time.sleep(SETTLE_S)
                 times["peak", size, "peak"].append(cases["gemm"].time("peak"))
     timed = {key: sorted(values[1:]) for key, values in times.items()}  # without the warm-up round
     cases = [_case(infos[name, size, steps], timed, size) for size in sizes for name in names[1:]]

@@ -2,12 +2,15 @@
 
 :func:`lif_sequence` runs a feed-forward leaky integrate-and-fire layer over a whole sequence in one
 pass forward and one backward, after its input currents for all steps came from one matrix product.
-:func:`spike_linear` computes a layer's synaptic currents event by event where its input is spikes.
+:func:`spike_linear` computes a layer's synaptic currents event by event where its input is spikes;
+:func:`linear_lif_sequence` is the two as one operation, which reuses the currents' memory.
 :func:`backend` says whether the C++ kernel (built on first use) or the PyTorch fallback runs it;
 the environment variable ``NEUROPLASTIC_FUSED`` (``auto``, ``torch``, ``cpp``) overrides the choice.
 """
 from neuroplastic.fused.extension import backend
 from neuroplastic.fused.lif import LeakyState, lif_sequence
 from neuroplastic.fused.event_linear import spike_linear
+from neuroplastic.fused.linear_lif import linear_lif_sequence
+from neuroplastic.fused.workspace import empty_cache
 
-__all__ = ["LeakyState", "backend", "lif_sequence", "spike_linear"]
+__all__ = ["LeakyState", "backend", "empty_cache", "lif_sequence", "linear_lif_sequence", "spike_linear"]

@@ -35,6 +35,8 @@ only on their fused path.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -50,8 +52,28 @@ GRADIENT_DENSITY = 0.35  # spike density up to which the event-driven weight gra
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``torch.nn.functional.linear(x, weight, bias)``, event-driven where ``x`` is spikes (module
     docstring): ``x`` is ``(…, n_in)``, ``weight`` ``(n_out, n_in)``, ``bias`` ``(n_out,)`` or None."""
-    if not _applies(x, weight, bias):
+    events = index(x, weight, bias)
+    if events is None:
         return torch.nn.functional.linear(x, weight, bias)
+    out = _SpikeLinear.apply(events.spikes, weight, bias, events)
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+class Events(NamedTuple):
+    """Input spikes ``(rows, n_in)`` indexed by :func:`index`, and which passes run event by event."""
+
+    spikes: torch.Tensor
+    offsets: torch.Tensor  # CSR: row r's spikes are columns[offsets[r]:offsets[r + 1]]
+    columns: torch.Tensor
+    sparse_forward: bool
+    sparse_gradient: bool
+
+
+def index(x, weight, bias) -> Events | None:
+    """The spikes of ``x`` indexed, or None where the matrix product is the one to run: arguments
+    the event-driven path does not handle, an input that is not all 0 and 1, or too many spikes."""
+    if not _applies(x, weight, bias):
+        return None
     n_in = weight.shape[1]
     spikes = x.reshape(-1, n_in).contiguous()
     offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
@@ -59,9 +81,8 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     sparse_forward = 0 <= count <= FORWARD_DENSITY * spikes.numel() and n_in <= FORWARD_MAX_INPUTS
     sparse_gradient = 0 <= count <= GRADIENT_DENSITY * spikes.numel()
     if not (sparse_forward or sparse_gradient):  # not spikes (count −1), or too many
-        return torch.nn.functional.linear(x, weight, bias)
-    out = _SpikeLinear.apply(spikes, weight, bias, offsets, columns, sparse_forward, sparse_gradient)
-    return out.reshape(*x.shape[:-1], weight.shape[0])
+        return None
+    return Events(spikes, offsets, columns, sparse_forward, sparse_gradient)
 
 
 def _applies(x, weight, bias):
@@ -78,35 +99,55 @@ def _applies(x, weight, bias):
     )
 
 
+def currents_into(events: Events, weight, bias, out):
+    """``out`` (rows, n_out) ``= spikes Wᵀ + b``, event by event or as the matrix product."""
+    if not events.sparse_forward:
+        weight, bias = weight.detach(), None if bias is None else bias.detach()
+        if bias is None:
+            torch.mm(events.spikes, weight.t(), out=out)
+        else:
+            torch.addmm(bias, events.spikes, weight.t(), out=out)
+        return out
+    bias = None if bias is None else bias.detach().contiguous()
+    torch.ops.neuroplastic_fused.spike_sum(events.offsets, events.columns, weight.detach().t().contiguous(), bias, out)
+    return out
+
+
+def saved(events: Events) -> tuple:
+    """What :func:`gradients` (and :func:`currents_into` again) need of ``events``, to save for
+    backward: the spikes where a pass multiplies them, and the index."""
+    dense = not (events.sparse_forward and events.sparse_gradient)
+    return events.spikes if dense else None, events.offsets, events.columns
+
+
+def gradients(grad, spikes, weight, offsets, columns, needs_input, needs_weight, needs_bias):
+    """``(dL/dx, dL/dW, dL/db)`` of ``grad`` = dL/dI (rows, n_out), None where not needed:
+    ``dL/dW`` summed spike by spike unless ``spikes`` were saved (then ``Gᵀ S``)."""
+    grad = grad.contiguous()
+    grad_spikes = grad @ weight if needs_input else None
+    grad_weight = _weight_gradient(spikes, grad, offsets, columns, weight.shape[1]) if needs_weight else None
+    grad_bias = grad.sum(0) if needs_bias else None
+    return grad_spikes, grad_weight, grad_bias
+
+
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
-    def forward(spikes, weight, bias, offsets, columns, sparse_forward, sparse_gradient):
-        if not sparse_forward:
-            return torch.nn.functional.linear(spikes, weight, bias)
-        out = spikes.new_empty(spikes.shape[0], weight.shape[0])
-        init = None if bias is None else bias.detach().contiguous()
-        torch.ops.neuroplastic_fused.spike_sum(offsets, columns, weight.detach().t().contiguous(), init, out)
-        return out
+    def forward(spikes, weight, bias, events):
+        return currents_into(events, weight, bias, spikes.new_empty(spikes.shape[0], weight.shape[0]))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        spikes, weight, bias, offsets, columns, _, sparse_gradient = inputs
-        # The spikes' index serves the event-driven gradient; the dense one needs the spikes.
-        ctx.save_for_backward(None if sparse_gradient else spikes, weight, offsets, columns)
+        _, weight, bias, events = inputs
+        ctx.save_for_backward(weight, *saved(events))
         ctx.has_bias = bias is not None
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        spikes, weight, offsets, columns = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_spikes = grad @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = grad_bias = None
-        if ctx.needs_input_grad[1]:
-            grad_weight = _weight_gradient(spikes, grad, offsets, columns, weight.shape[1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(0)
-        return grad_spikes, grad_weight, grad_bias, None, None, None, None
+        weight, spikes, offsets, columns = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grads = gradients(grad, spikes, weight, offsets, columns, needs[0], needs[1], ctx.has_bias and needs[2])
+        return *grads, None
 
 
 def _weight_gradient(spikes, grad, offsets, columns, n_in):

@@ -88,14 +88,7 @@ def lif_sequence(
     the gradient back across chunks unless detached (truncated BPTT).
     """
     _check_currents(currents)
-    steps, batch, size = currents.shape
-    require_positive("threshold", threshold)
-    _check_beta(beta, size)
-    if not isinstance(surrogate, Surrogate):
-        raise ValueError(f"surrogate must be a neuroplastic.spikes.Surrogate, got {surrogate!r}")
-    if not isinstance(detach_reset, bool):
-        raise ValueError(f"detach_reset must be a bool, got {detach_reset!r}")
-    v0, z0 = _initial_state(state, currents)
+    v0, z0 = check_arguments(currents.shape, currents, beta, threshold, surrogate, detach_reset, state)
     kernels = extension if extension.backend(currents) == "cpp" else fallback
     spikes, v_last, _ = _LeakySequence.apply(
         currents, beta, float(threshold), surrogate, detach_reset, v0, z0, kernels
@@ -108,67 +101,88 @@ class _LeakySequence(torch.autograd.Function):
 
     @staticmethod
     def forward(currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels):
-        if _native(kernels, surrogate) is not None:
-            spikes, kept = extension.forward(currents, _rows(beta, v0), threshold, v0, z0, _INTERVAL)
-        else:
-            spikes, kept = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
-        # A non-finite current stays in v at every later step (β > 0): the last row checks them all.
-        if not torch.isfinite(kept[-1]).all():
-            raise ValueError(
-                "currents (or state) contain NaN or infinite values, or the voltage overflowed"
-            )
+        spikes, kept = forward_pass(currents, beta, threshold, surrogate, v0, z0, kernels)
         return spikes, kept[-1].clone(), kept
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels = inputs
-        ctx.native = _native(kernels, surrogate)
+        remember(ctx, beta, threshold, surrogate, detach_reset, kernels, len(output[0]))
         beta_tensor = beta if isinstance(beta, torch.Tensor) else None
         if ctx.native is not None:  # the voltages every _INTERVAL steps; the rest from the currents
             ctx.save_for_backward(currents, output[2], v0, z0, beta_tensor)
         else:  # all the voltages
             ctx.save_for_backward(None, output[2], v0, None, beta_tensor)
         ctx.mark_non_differentiable(output[2])
-        ctx.steps, ctx.interval = len(output[0]), _INTERVAL
-        ctx.beta = None if beta_tensor is not None else beta
-        ctx.threshold, ctx.surrogate, ctx.detach_reset = threshold, surrogate, detach_reset
-        ctx.kernels = kernels
         ctx.set_materialize_grads(False)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_spikes, grad_final, _):
         currents, kept, v0, z0, beta_tensor = ctx.saved_tensors
-        beta = _rows(ctx.beta if beta_tensor is None else beta_tensor, v0)
-        if grad_spikes is None:
-            grad_spikes = v0.new_zeros(v0.shape).expand(ctx.steps, *v0.shape)
-        grad_final = torch.zeros_like(v0) if grad_final is None else grad_final
         grad = v0.new_empty((ctx.steps, *v0.shape))
-        grad_beta = None
-        if ctx.native is not None:  # the surrogate inside the kernel: one pass over the whole sequence
-            grad_beta = torch.empty_like(v0) if ctx.needs_input_grad[1] else None
-            extension.backward_recompute(
-                currents, kept, ctx.interval, v0, z0, ctx.native, grad_spikes, grad_final, beta,
-                ctx.threshold, ctx.detach_reset, grad, grad_beta,
-            )
-        else:
-            carry = None
-            for steps in reversed(_chunks(kept)):
-                h = ctx.surrogate.derivative(kept[steps] - ctx.threshold)
-                h = h.to(kept.dtype).expand_as(kept[steps])
-                ctx.kernels.backward(
-                    h, carry, grad_spikes[steps], grad_final, beta, ctx.threshold, ctx.detach_reset,
-                    grad[steps],
-                )
-                carry = grad[steps.start]
-            if ctx.needs_input_grad[1]:
-                grad_beta = sum((grad[steps] * _previous(kept, v0, steps)).sum(0)
-                                for steps in _chunks(kept))
-        if grad_beta is not None:
-            grad_beta = grad_beta.sum_to_size(beta_tensor.shape).to(beta_tensor)
-        grad_v0 = beta * grad[0] if ctx.needs_input_grad[5] else None
-        grad_z0 = -ctx.threshold * grad[0] if ctx.needs_input_grad[6] and not ctx.detach_reset else None
+        needs = ctx.needs_input_grad
+        grad, grad_beta, grad_v0, grad_z0 = backward_pass(
+            ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, grad, needs[1], needs[5], needs[6]
+        )
         return grad, grad_beta, None, None, None, grad_v0, grad_z0, None
+
+
+def forward_pass(currents, beta, threshold, surrogate, v0, z0, kernels):
+    """``(spikes, kept)``: the spikes of every step, and the voltages the backward pass reads (every
+    ``_INTERVAL``-th where the kernel recomputes the others, else all); the last row is ``v_{T−1}``."""
+    if _native(kernels, surrogate) is not None:
+        spikes, kept = extension.forward(currents, _rows(beta, v0), threshold, v0, z0, _INTERVAL)
+    else:
+        spikes, kept = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
+    # A non-finite current stays in v at every later step (β > 0): the last row checks them all.
+    if not torch.isfinite(kept[-1]).all():
+        raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
+    return spikes, kept
+
+
+def remember(ctx, beta, threshold, surrogate, detach_reset, kernels, steps):
+    """What :func:`backward_pass` reads from ``ctx`` besides the saved tensors."""
+    ctx.native = _native(kernels, surrogate)
+    ctx.steps, ctx.interval = steps, _INTERVAL
+    ctx.beta = None if isinstance(beta, torch.Tensor) else beta
+    ctx.threshold, ctx.surrogate, ctx.detach_reset = threshold, surrogate, detach_reset
+    ctx.kernels = kernels
+
+
+def backward_pass(ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, grad,
+                  needs_beta, needs_v0, needs_z0):
+    """``(dL/dI, dL/dβ, dL/dv_{−1}, dL/dz_{−1})`` (None where not needed), ``dL/dI`` into ``grad``
+    (T, B, N). With the native surrogate ``grad`` may be ``currents`` itself: each segment's currents
+    are read before its gradient is written."""
+    beta = _rows(ctx.beta if beta_tensor is None else beta_tensor, v0)
+    if grad_spikes is None:
+        grad_spikes = v0.new_zeros(v0.shape).expand(ctx.steps, *v0.shape)
+    grad_final = torch.zeros_like(v0) if grad_final is None else grad_final
+    grad_beta = None
+    if ctx.native is not None:  # the surrogate inside the kernel: one pass over the whole sequence
+        grad_beta = torch.empty_like(v0) if needs_beta else None
+        extension.backward_recompute(
+            currents, kept, ctx.interval, v0, z0, ctx.native, grad_spikes, grad_final, beta,
+            ctx.threshold, ctx.detach_reset, grad, grad_beta,
+        )
+    else:
+        carry = None
+        for steps in reversed(_chunks(kept)):
+            h = ctx.surrogate.derivative(kept[steps] - ctx.threshold)
+            h = h.to(kept.dtype).expand_as(kept[steps])
+            ctx.kernels.backward(
+                h, carry, grad_spikes[steps], grad_final, beta, ctx.threshold, ctx.detach_reset,
+                grad[steps],
+            )
+            carry = grad[steps.start]
+        if needs_beta:
+            grad_beta = sum((grad[steps] * _previous(kept, v0, steps)).sum(0) for steps in _chunks(kept))
+    if grad_beta is not None:
+        grad_beta = grad_beta.sum_to_size(beta_tensor.shape).to(beta_tensor)
+    grad_v0 = beta * grad[0] if needs_v0 else None
+    grad_z0 = -ctx.threshold * grad[0] if needs_z0 and not ctx.detach_reset else None
+    return grad, grad_beta, grad_v0, grad_z0
 
 
 def _native(kernels, surrogate):
@@ -225,12 +239,20 @@ def _check_beta(beta, size):
         raise ValueError(f"beta must be a number or a tensor, got {beta!r}")
 
 
-def _initial_state(state, currents):
-    shape = currents.shape[1:]
+def check_arguments(shape, like, beta, threshold, surrogate, detach_reset, state):
+    """Refuses what :func:`lif_sequence` refuses, for currents of ``shape`` (T, B, N); returns the
+    initial state ``(v_{−1}, z_{−1})`` as tensors like ``like``."""
+    require_positive("threshold", threshold)
+    _check_beta(beta, shape[-1])
+    if not isinstance(surrogate, Surrogate):
+        raise ValueError(f"surrogate must be a neuroplastic.spikes.Surrogate, got {surrogate!r}")
+    if not isinstance(detach_reset, bool):
+        raise ValueError(f"detach_reset must be a bool, got {detach_reset!r}")
+    shape = shape[1:]
     if state is None:
-        zeros = currents.new_zeros(shape)
+        zeros = like.new_zeros(shape)
         return zeros, zeros
     if not (isinstance(state, tuple) and len(state) == 2
             and all(isinstance(x, torch.Tensor) and x.shape == shape for x in state)):
         raise ValueError(f"state must be a LeakyState (v, z) of tensors of shape {tuple(shape)}")
-    return tuple(x.to(currents) for x in state)
+    return tuple(x.to(like) for x in state)

@@ -6,7 +6,8 @@ A :class:`SpikingLayer` is a population of any neuron model fed by dense synapse
 and is tested equal to it: the input currents of all steps come from one matrix product, and a
 feed-forward layer of plain LIF neurons (``ALIF`` with ``beta = 0``, no refractoriness, reset by
 subtraction) runs its recurrence in the fused kernel of :mod:`neuroplastic.fused`, fed by
-event-driven synapses where its input is spikes (:func:`~neuroplastic.fused.spike_linear`).
+event-driven synapses where its input is spikes, as one operation
+(:func:`~neuroplastic.fused.linear_lif_sequence`).
 
 :class:`LeakyReadout` is e-prop's output (Bellec et al. 2020): ``y_t = κ y_{t−1} + W_out z_t + b``,
 ``κ = exp(−dt/τ_out)``.
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from neuroplastic.fused import LeakyState, lif_sequence, spike_linear
+from neuroplastic.fused import LeakyState, lif_sequence, linear_lif_sequence
 from neuroplastic.neurons import ALIF, NeuronModel, ResetBySubtraction
 from neuroplastic.neurons.alif import ALIFState
 from neuroplastic.sim.filters import leaky_integrate
@@ -74,12 +75,8 @@ class SpikingLayer(nn.Module):
         """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-        if self.fused:  # once differentiable anyway, so plain synapses may be event-driven
-            if _plain(self.synapses):
-                currents = spike_linear(x, self.synapses.weight, self.synapses.bias)
-            else:
-                currents = self.synapses(x)
-            return self._forward_fused(currents, state)
+        if self.fused:
+            return self._forward_fused(x, state)
         currents = self.synapses(x)
         w_rec = None if self.recurrent is None else self.recurrent.weight  # read once per sequence
         neuron_state, z, outputs = state.neuron, state.z, []
@@ -90,13 +87,14 @@ class SpikingLayer(nn.Module):
             outputs.append(z)
         return torch.stack(outputs), LayerState(neuron_state, z)
 
-    def _forward_fused(self, currents, state):
+    def _forward_fused(self, x, state):
         n = self.neuron
-        spikes, final = lif_sequence(
-            currents, beta=math.exp(-self.dt / n.tau_m), threshold=n.v_th,
-            surrogate=Rescaled(n.surrogate, n.v_th), detach_reset=n.reset.detach,
-            state=LeakyState(state.neuron.v, state.neuron.z),
-        )
+        options = dict(beta=math.exp(-self.dt / n.tau_m), threshold=n.v_th, surrogate=Rescaled(n.surrogate, n.v_th),
+                       detach_reset=n.reset.detach, state=LeakyState(state.neuron.v, state.neuron.z))
+        if _plain(self.synapses):  # once differentiable anyway, so the synapses may be fused in
+            spikes, final = linear_lif_sequence(x, self.synapses.weight, self.synapses.bias, **options)
+        else:
+            spikes, final = lif_sequence(self.synapses(x), **options)
         # beta = 0: the adaptation a has no effect, and is not tracked on this path.
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
         return spikes, LayerState(neuron_state, final.z)

@@ -1,0 +1,101 @@
+"""Synapses and a LIF layer as one fused operation: ``lif_sequence(spike_linear(x, W, b))``.
+
+The LIF layer of :mod:`~neuroplastic.fused.lif` (``v_t = β v_{t−1} + I_t − θ z_{t−1}``,
+``z_t = H(v_t − θ)``) driven by the currents ``I_t = W x_t + b`` of :mod:`~neuroplastic.fused.event_linear`
+(event by event where ``x`` is spikes), with the same spikes and the same gradients (the same kernels
+run in the same order; ``tests/test_linear_lif.py`` checks values and every gradient against the
+two operations). What fusing adds is that the currents ``(T, B, N)`` belong to the operation, never
+to the caller, so
+
+- the backward pass writes ``dL/dI`` over them (the LIF kernel reads each segment's currents
+  before it writes that segment's gradient) instead of allocating a third ``(T, B, N)`` tensor, and
+  hands them to the weight gradient;
+- their memory is reused from one pass to the next (:mod:`~neuroplastic.fused.workspace`), whose
+  pages are then mapped already.
+
+Between the passes it keeps what ``lif_sequence`` and ``spike_linear`` keep: the currents, every
+``_INTERVAL``-th voltage, the spikes' index (and the input where a pass multiplies it). Backward
+through the same graph a second time (``retain_graph=True``) recomputes the currents the first
+backward wrote over.
+
+It runs where both fused paths do with a built-in surrogate (the kernel recomputes the voltages
+from the currents; :func:`~neuroplastic.fused.extension.native_surrogate`) and the input is indexed as
+spikes; otherwise it is the two operations one after the other. Once differentiable, as they are.
+"""
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from neuroplastic.fused import event_linear, extension, lif, workspace
+from neuroplastic.fused.lif import LeakyState
+
+__all__ = ["linear_lif_sequence"]
+
+
+def linear_lif_sequence(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    beta,
+    threshold: float,
+    surrogate,
+    detach_reset: bool = False,
+    state: LeakyState | None = None,
+) -> tuple[torch.Tensor, LeakyState]:
+    """Spikes ``(T, B, n_out)`` and the final state of a LIF layer fed by ``x`` ``(T, B, n_in)``
+    through ``weight`` ``(n_out, n_in)`` and ``bias``; the other arguments as
+    :func:`~neuroplastic.fused.lif_sequence`'s."""
+    if not (isinstance(x, torch.Tensor) and x.dim() == 3 and isinstance(weight, torch.Tensor)
+            and weight.dim() == 2):
+        raise ValueError("x must be a (T, B, n_in) tensor and weight an (n_out, n_in) tensor")
+    native = extension.native_surrogate(surrogate) is not None
+    events = event_linear.index(x, weight, bias) if native else None
+    if events is None:  # not indexed as spikes (then the matrix product), or not fused with them
+        currents = torch.nn.functional.linear(x, weight, bias) if native else event_linear.spike_linear(x, weight, bias)
+        return lif.lif_sequence(currents, beta=beta, threshold=threshold, surrogate=surrogate,
+                                detach_reset=detach_reset, state=state)
+    shape = (x.shape[0], x.shape[1], weight.shape[0])
+    v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
+    spikes, v_last, _ = _LinearLeakySequence.apply(
+        events.spikes, weight, bias, beta, v0, z0, events, shape, float(threshold), surrogate, detach_reset
+    )
+    return spikes, LeakyState(v_last, spikes[-1].clone())
+
+
+class _LinearLeakySequence(torch.autograd.Function):
+    """Outputs spikes, the final voltage and the kept voltages (not differentiable)."""
+
+    @staticmethod
+    def forward(ctx, spikes, weight, bias, beta, v0, z0, events, shape, threshold, surrogate, detach_reset):
+        lease = workspace.Lease(shape, v0)  # back to the workspace with the graph or after backward
+        event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, shape[-1]))
+        out, kept = lif.forward_pass(lease.buffer, beta, threshold, surrogate, v0, z0, extension)
+        lif.remember(ctx, beta, threshold, surrogate, detach_reset, extension, shape[0])
+        ctx.currents, ctx.shape = lease, shape
+        ctx.sparse = events.sparse_forward, events.sparse_gradient
+        beta_tensor = beta if isinstance(beta, torch.Tensor) else None
+        ctx.save_for_backward(weight, bias, *event_linear.saved(events), kept, v0, z0, beta_tensor)
+        ctx.mark_non_differentiable(kept)
+        ctx.set_materialize_grads(False)
+        return out, kept[-1].clone(), kept
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_final, _):
+        weight, bias, spikes, offsets, columns, kept, v0, z0, beta_tensor = ctx.saved_tensors
+        lease, ctx.currents = ctx.currents, None
+        if lease is None:  # a second backward pass (retained graph): the first wrote over them
+            events = event_linear.Events(spikes, offsets, columns, *ctx.sparse)
+            lease = workspace.Lease(ctx.shape, v0)
+            event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, ctx.shape[-1]))
+        currents = lease.buffer
+        needs = ctx.needs_input_grad
+        grad, grad_beta, grad_v0, grad_z0 = lif.backward_pass(
+            ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, currents,
+            needs[3], needs[4], needs[5],
+        )
+        grads = event_linear.gradients(grad.view(-1, ctx.shape[-1]), spikes, weight, offsets, columns,
+                                       needs[0], needs[1], bias is not None and needs[2])
+        return *grads, grad_beta, grad_v0, grad_z0, None, None, None, None, None

@@ -1,0 +1,62 @@
+"""Buffers that fused operations reuse from one pass to the next instead of allocating afresh.
+
+A fused layer's currents ``(T, B, N)`` are its own: made in the forward pass, read and overwritten
+by the backward pass, never seen by the caller. Allocated afresh each pass they are also slow to
+write: glibc hands large freed blocks back to the kernel (its trim threshold adapts to about twice
+the largest block it has mapped), so the next pass's first write to every 4 KiB page of a new
+16 MiB tensor is a page fault that the kernel serves by zeroing the page. On the standard workload
+(``neuroplastic bench``, N = 512) that is 4096 faults, about 4 ms of a 30 ms pass. A buffer handed
+back with :func:`give` after the backward pass is handed out again by :func:`take` for the next
+one, its pages already mapped. A :class:`Lease` gives its buffer back when dropped, also when the
+graph that held it is freed without a backward pass (a forward pass only, or an exception).
+
+At most ``MAX_BYTES`` are kept (a buffer given back beyond that is freed as usual), and
+:func:`empty_cache` frees them all. Only a buffer no one else refers
+to may be given back: its contents are overwritten by the next :func:`take`.
+"""
+from __future__ import annotations
+
+import threading
+
+import torch
+
+__all__ = ["MAX_BYTES", "Lease", "empty_cache", "give", "take"]
+
+MAX_BYTES = 256 << 20  # kept at most, in all
+_free: list[torch.Tensor] = []
+_lock = threading.Lock()
+
+
+def take(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialized tensor of ``shape`` with ``like``'s dtype and device: a kept one if any fits."""
+    with _lock:
+        for i, buffer in enumerate(_free):
+            if buffer.shape == shape and buffer.dtype == like.dtype and buffer.device == like.device:
+                return _free.pop(i)
+    return like.new_empty(shape)
+
+
+def give(buffer: torch.Tensor) -> None:
+    """Keeps ``buffer`` (contiguous, referred to by no one else) for a later :func:`take`, within
+    ``MAX_BYTES``."""
+    size = buffer.numel() * buffer.element_size()
+    with _lock:
+        if sum(b.numel() * b.element_size() for b in _free) + size <= MAX_BYTES:
+            _free.append(buffer)
+
+
+class Lease:
+    """``buffer``, from :func:`take`, given back when the lease is dropped: hold the lease, not the
+    buffer, where the buffer's last user may be a graph that is freed without a backward pass."""
+
+    def __init__(self, shape: tuple[int, ...], like: torch.Tensor):
+        self.buffer = take(shape, like)
+
+    def __del__(self):
+        give(self.buffer)
+
+
+def empty_cache() -> None:
+    """Frees every kept buffer."""
+    with _lock:
+        _free.clear()
