@@ -73,12 +73,13 @@ def backend(tensor: torch.Tensor | None = None) -> str:
     return "torch"
 
 
-def forward(currents, beta, threshold, v0, z0, interval=1):
+def forward(currents, beta, threshold, v0, z0, interval=1, spikes=None):
     """``(spikes, voltages)`` as ``fallback.forward``; with ``interval`` k > 1, instead of all the
-    voltages only those at steps k−1, 2k−1, …, and the last step (``⌈T/k⌉`` rows)."""
+    voltages only those at steps k−1, 2k−1, …, and the last step (``⌈T/k⌉`` rows). ``spikes``: a
+    contiguous tensor like ``currents`` to write the spikes into (default a new one)."""
     currents = currents.contiguous()
     steps = currents.shape[0]
-    spikes = torch.empty_like(currents)
+    spikes = torch.empty_like(currents) if spikes is None else spikes
     kept = currents.new_empty(((steps + interval - 1) // interval, *currents.shape[1:]))
     torch.ops.neuroplastic_fused.lif_forward(
         currents, beta, threshold, v0.contiguous(), z0.contiguous(), interval, spikes, kept

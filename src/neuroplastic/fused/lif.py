@@ -128,11 +128,12 @@ class _LeakySequence(torch.autograd.Function):
         return grad, grad_beta, None, None, None, grad_v0, grad_z0, None
 
 
-def forward_pass(currents, beta, threshold, surrogate, v0, z0, kernels):
+def forward_pass(currents, beta, threshold, surrogate, v0, z0, kernels, spikes=None):
     """``(spikes, kept)``: the spikes of every step, and the voltages the backward pass reads (every
-    ``_INTERVAL``-th where the kernel recomputes the others, else all); the last row is ``v_{T−1}``."""
+    ``_INTERVAL``-th where the kernel recomputes the others, else all); the last row is ``v_{T−1}``.
+    ``spikes``: where the native kernel writes them (default a new tensor)."""
     if _native(kernels, surrogate) is not None:
-        spikes, kept = extension.forward(currents, _rows(beta, v0), threshold, v0, z0, _INTERVAL)
+        spikes, kept = extension.forward(currents, _rows(beta, v0), threshold, v0, z0, _INTERVAL, spikes)
     else:
         spikes, kept = kernels.forward(currents, _rows(beta, v0), threshold, v0, z0)
     # A non-finite current stays in v at every later step (β > 0): the last row checks them all.

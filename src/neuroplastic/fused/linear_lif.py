@@ -13,6 +13,13 @@ to the caller, so
 - their memory is reused from one pass to the next (:mod:`~neuroplastic.fused.workspace`), whose
   pages are then mapped already.
 
+The output spikes, the one ``(T, B, N)`` tensor a pass still allocates, are allocated first, before
+the spikes' index. Allocated after the index's few-MB buffers, they often no longer fit into the
+block the previous pass's output left (the index's buffers take part of it): the C heap then grows
+by the output's size and shrinks again at the end of the pass, and every pass writes fresh pages
+(measured: 4000 page faults, 16 MB, in about half the passes of ``neuroplastic bench``; with the
+output first, in a few).
+
 Between the passes it keeps what ``lif_sequence`` and ``spike_linear`` keep: the currents, every
 ``_INTERVAL``-th voltage, the spikes' index (and the input where a pass multiplies it). Backward
 through the same graph a second time (``retain_graph=True``) recomputes the currents the first
@@ -51,15 +58,16 @@ def linear_lif_sequence(
             and weight.dim() == 2):
         raise ValueError("x must be a (T, B, n_in) tensor and weight an (n_out, n_in) tensor")
     native = extension.native_surrogate(surrogate) is not None
+    shape = (x.shape[0], x.shape[1], weight.shape[0])
+    out = x.new_empty(shape) if native else None  # before the index: see the module docstring
     events = event_linear.index(x, weight, bias) if native else None
     if events is None:  # not indexed as spikes (then the matrix product), or not fused with them
         currents = torch.nn.functional.linear(x, weight, bias) if native else event_linear.spike_linear(x, weight, bias)
         return lif.lif_sequence(currents, beta=beta, threshold=threshold, surrogate=surrogate,
                                 detach_reset=detach_reset, state=state)
-    shape = (x.shape[0], x.shape[1], weight.shape[0])
     v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
     spikes, v_last, _ = _LinearLeakySequence.apply(
-        events.spikes, weight, bias, beta, v0, z0, events, shape, float(threshold), surrogate, detach_reset
+        events.spikes, weight, bias, beta, v0, z0, events, [out], float(threshold), surrogate, detach_reset
     )
     return spikes, LeakyState(v_last, spikes[-1].clone())
 
@@ -68,10 +76,12 @@ class _LinearLeakySequence(torch.autograd.Function):
     """Outputs spikes, the final voltage and the kept voltages (not differentiable)."""
 
     @staticmethod
-    def forward(ctx, spikes, weight, bias, beta, v0, z0, events, shape, threshold, surrogate, detach_reset):
+    def forward(ctx, spikes, weight, bias, beta, v0, z0, events, output, threshold, surrogate, detach_reset):
+        out = output.pop()  # the tensor to write the spikes into, (T, B, n_out); not an input
+        shape = out.shape
         lease = workspace.Lease(shape, v0)  # back to the workspace with the graph or after backward
         event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, shape[-1]))
-        out, kept = lif.forward_pass(lease.buffer, beta, threshold, surrogate, v0, z0, extension)
+        out, kept = lif.forward_pass(lease.buffer, beta, threshold, surrogate, v0, z0, extension, out)
         lif.remember(ctx, beta, threshold, surrogate, detach_reset, extension, shape[0])
         ctx.currents, ctx.shape = lease, shape
         ctx.sparse = events.sparse_forward, events.sparse_gradient
