@@ -142,13 +142,14 @@ def test_the_workspace_keeps_what_fits_and_frees_on_request(monkeypatch):
     assert workspace.take((4, 5), like) is not buffer  # handed out once
     assert workspace.take((4, 5), like.double()).dtype == torch.float64
     monkeypatch.setattr(workspace, "MAX_BYTES", 100)
-    workspace.give(torch.empty(4, 5))  # 80 bytes: kept
-    workspace.give(torch.empty(4, 5))  # 160: over the cap, not kept
-    kept = workspace.take((4, 5), like)
-    assert workspace.take((4, 5), like).data_ptr() != kept.data_ptr()
-    workspace.give(kept)
+    older, newer = torch.empty(4, 5), torch.empty(2, 5)
+    workspace.give(older)  # 80 bytes: kept
+    workspace.give(newer)  # 120 in all: over the cap, the older one goes
+    assert workspace.take((4, 5), like) is not older
+    assert workspace.take((2, 5), like) is newer
+    workspace.give(newer)
     workspace.empty_cache()
-    assert workspace.take((4, 5), like) is not kept
+    assert workspace.take((2, 5), like) is not newer
 
 
 @pytest.mark.parametrize("case", ["graded input", "custom surrogate"])

@@ -10,7 +10,7 @@ back with :func:`give` after the backward pass is handed out again by :func:`tak
 one, its pages already mapped. A :class:`Lease` gives its buffer back when dropped, also when the
 graph that held it is freed without a backward pass (a forward pass only, or an exception).
 
-At most ``MAX_BYTES`` are kept (a buffer given back beyond that is freed as usual), and
+At most ``MAX_BYTES`` are kept (beyond that, those given back longest ago are freed), and
 :func:`empty_cache` frees them all. Only a buffer no one else refers
 to may be given back: its contents are overwritten by the next :func:`take`.
 """
@@ -37,12 +37,12 @@ def take(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
 
 
 def give(buffer: torch.Tensor) -> None:
-    """Keeps ``buffer`` (contiguous, referred to by no one else) for a later :func:`take`, within
-    ``MAX_BYTES``."""
-    size = buffer.numel() * buffer.element_size()
+    """Keeps ``buffer`` (contiguous, referred to by no one else) for a later :func:`take`; beyond
+    ``MAX_BYTES`` the buffers given longest ago are freed (the latest shapes are the likeliest next)."""
     with _lock:
-        if sum(b.numel() * b.element_size() for b in _free) + size <= MAX_BYTES:
-            _free.append(buffer)
+        _free.append(buffer)
+        while sum(b.numel() * b.element_size() for b in _free) > MAX_BYTES:
+            _free.pop(0)
 
 
 class Lease:
