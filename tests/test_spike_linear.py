@@ -5,7 +5,7 @@ import torch
 import torch.nn.utils.prune  # noqa: F401 (torch.nn.utils.prune is used below)
 
 from neuroplastic import ALIF, FastSigmoid, run
-from neuroplastic.fused import backend, event_linear as module, spike_linear
+from neuroplastic.fused import backend, event_linear as module, linear_lif_sequence, spike_linear
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 
 pytestmark = pytest.mark.skipif(backend() != "cpp", reason="the event-driven kernel is C++ only")
@@ -57,6 +57,35 @@ def test_values_and_all_gradients_equal_autograd_of_linear(n_in, n_out, density,
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert calls == [(True, sparse_gradient)]  # the event-driven forward ran, and the chosen gradient
+
+
+def kernels_run(monkeypatch):
+    """Records the name of every event-driven sum that runs."""
+    ran = []
+    namespace = torch.ops.neuroplastic_fused
+    for name in ("spike_sum", "spike_sum_packed"):
+        original = getattr(namespace, name)
+        monkeypatch.setattr(namespace, name, lambda *args, _name=name, _original=original:
+                            ran.append(_name) or _original(*args))
+    return ran
+
+
+@pytest.mark.parametrize("passes", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("fused", [False, True], ids=["spike_linear", "linear_lif_sequence"])
+def test_each_pass_runs_the_kernel_chosen_for_it(passes, fused, monkeypatch):
+    sparse_forward, sparse_gradient = passes
+    monkeypatch.setattr(module, "FORWARD_DENSITY", 1.0 if sparse_forward else 0.0)
+    monkeypatch.setattr(module, "GRADIENT_DENSITY", 1.0 if sparse_gradient else 0.0)
+    ran = kernels_run(monkeypatch)
+    x = spikes((30, 4, 12), 0.2)
+    weight, bias = parameters(12, 20)
+    if fused:
+        out, _ = linear_lif_sequence(x, weight, bias, beta=0.9, threshold=1.0, surrogate=FastSigmoid())
+    else:
+        out = spike_linear(x, weight, bias)
+    assert ran == ["spike_sum"] * sparse_forward
+    out.sum().backward()
+    assert ran == ["spike_sum"] * sparse_forward + ["spike_sum_packed"] * sparse_gradient
 
 
 def test_float32_agrees_to_rounding_and_rows_are_summed_alike_in_any_batch():

@@ -120,12 +120,15 @@ def saved(events: Events) -> tuple:
     return events.spikes if dense else None, events.offsets, events.columns
 
 
-def gradients(grad, spikes, weight, offsets, columns, needs_input, needs_weight, needs_bias):
-    """``(dL/dx, dL/dW, dL/db)`` of ``grad`` = dL/dI (rows, n_out), None where not needed:
-    ``dL/dW`` summed spike by spike unless ``spikes`` were saved (then ``Gᵀ S``)."""
+def gradients(grad, spikes, weight, offsets, columns, sparse_gradient, needs_input, needs_weight, needs_bias):
+    """``(dL/dx, dL/dW, dL/db)`` of ``grad`` = dL/dI (rows, n_out), None where not needed;
+    ``dL/dW`` summed spike by spike if ``sparse_gradient``, else ``Gᵀ S`` from the saved ``spikes``."""
     grad = grad.contiguous()
     grad_spikes = grad @ weight if needs_input else None
-    grad_weight = _weight_gradient(spikes, grad, offsets, columns, weight.shape[1]) if needs_weight else None
+    grad_weight = None
+    if needs_weight:
+        grad_weight = _summed_weight_gradient(grad, offsets, columns, weight.shape[1]) if sparse_gradient \
+            else grad.t() @ spikes
     grad_bias = grad.sum(0) if needs_bias else None
     return grad_spikes, grad_weight, grad_bias
 
@@ -139,21 +142,20 @@ class _SpikeLinear(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         _, weight, bias, events = inputs
         ctx.save_for_backward(weight, *saved(events))
-        ctx.has_bias = bias is not None
+        ctx.has_bias, ctx.sparse_gradient = bias is not None, events.sparse_gradient
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         weight, spikes, offsets, columns = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grads = gradients(grad, spikes, weight, offsets, columns, needs[0], needs[1], ctx.has_bias and needs[2])
+        grads = gradients(grad, spikes, weight, offsets, columns, ctx.sparse_gradient, needs[0], needs[1],
+                          ctx.has_bias and needs[2])
         return *grads, None
 
 
-def _weight_gradient(spikes, grad, offsets, columns, n_in):
-    """``dL/dW = Gᵀ S``: by BLAS from the spikes if they were saved, else summed spike by spike."""
-    if spikes is not None:
-        return grad.t() @ spikes
+def _summed_weight_gradient(grad, offsets, columns, n_in):
+    """``dL/dW = Gᵀ S`` summed spike by spike, from the spikes' index."""
     by_column = offsets.new_empty(0), columns.new_empty(0)
     torch.ops.neuroplastic_fused.spike_index_transpose(offsets, columns, n_in, *by_column)
     grad_t = grad.new_empty(n_in, grad.shape[1])

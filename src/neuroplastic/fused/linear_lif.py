@@ -107,5 +107,5 @@ class _LinearLeakySequence(torch.autograd.Function):
             needs[3], needs[4], needs[5],
         )
         grads = event_linear.gradients(grad.view(-1, ctx.shape[-1]), spikes, weight, offsets, columns,
-                                       needs[0], needs[1], bias is not None and needs[2])
+                                       ctx.sparse[1], needs[0], needs[1], bias is not None and needs[2])
         return *grads, grad_beta, grad_v0, grad_z0, None, None, None, None, None
