@@ -35,6 +35,8 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from neuroplastic import fused
+
 __all__ = ["elapsed_ms", "gemm_passes", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
 
 
@@ -91,7 +93,10 @@ def peak_rss_mb() -> float:
 
 
 def tensor_peak_mb(fn) -> float:
-    """Peak of the tensor memory allocated by ``fn()`` and not yet freed, in MB (``torch.profiler``)."""
+    """Peak of the tensor memory allocated by ``fn()`` and not yet freed, in MB (``torch.profiler``).
+    The fused layers' workspace is emptied first, so that ``fn`` allocates, and counts, the buffers
+    it would otherwise take from an earlier pass."""
+    fused.empty_cache()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         fn()
     with tempfile.TemporaryDirectory() as folder:
