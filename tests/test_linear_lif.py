@@ -83,13 +83,25 @@ def test_values_and_every_gradient_equal_autograd(dtype, detach_reset, passes, m
         assert error <= tolerance, f"{name}: relative error {error:.3g}"
 
 
-def test_it_is_one_graph_node_and_equals_the_two_operations_bit_for_bit():
-    x, weight, bias = inputs(seed=4)
-    options = dict(beta=0.9, threshold=THRESHOLD, surrogate=Triangle(gamma=0.3))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("passes", ["sparse", "dense forward", "dense gradient"])
+def test_it_is_one_graph_node_and_equals_the_two_operations_bit_for_bit(dtype, passes, monkeypatch):
+    if passes == "dense forward":
+        monkeypatch.setattr(event_linear, "FORWARD_DENSITY", 0.0)
+    elif passes == "dense gradient":
+        monkeypatch.setattr(event_linear, "GRADIENT_DENSITY", 0.0)
+    x, weight, bias = inputs(seed=4, dtype=dtype)
+    x.requires_grad_()
+    beta = torch.linspace(0.5, 0.95, 9, dtype=dtype).requires_grad_()
+    state = LeakyState(torch.full((3, 9), 0.5, dtype=dtype).requires_grad_(),
+                       torch.ones(3, 9, dtype=dtype).requires_grad_())
+    leaves = (x, weight, bias, beta, *state)
+    options = dict(beta=beta, threshold=THRESHOLD, surrogate=Triangle(gamma=0.3), state=state)
     results = []
     for spikes, final in (linear_lif_sequence(x, weight, bias, **options),
                           lif_sequence(spike_linear(x, weight, bias), **options)):
-        results.append((spikes.grad_fn, spikes.detach(), *torch.autograd.grad(loss(spikes, final), (weight, bias))))
+        results.append((spikes.grad_fn, spikes.detach(), final.v.detach(),
+                        *torch.autograd.grad(loss(spikes, final), leaves)))
     (node, *fused_results), (_, *separate_results) = results
     assert type(node).__name__ == "_LinearLeakySequenceBackward"
     for a, b in zip(fused_results, separate_results, strict=True):
@@ -122,7 +134,7 @@ def test_the_buffer_is_reused_after_a_backward_pass_or_a_dropped_graph():
     x, weight, bias = inputs(seed=9)
     taken = []
     original = workspace.take
-    workspace_take = lambda shape, like: taken.append(original(shape, like)) or taken[-1]  # noqa: E731
+    workspace_take = lambda shape, like: taken.append(original(shape, like)) or taken[-1]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(workspace, "take", workspace_take)
         fused(x, weight, bias, 0.9, Triangle(gamma=0.3))  # a graph dropped without a backward pass
@@ -132,6 +144,26 @@ def test_the_buffer_is_reused_after_a_backward_pass_or_a_dropped_graph():
         with torch.no_grad():
             fused(x, weight, bias, 0.9, Triangle(gamma=0.3))
     assert len(taken) == 4 and len({buffer.data_ptr() for buffer in taken}) == 1
+
+
+def test_a_pass_in_inference_mode_leaves_nothing_a_training_pass_cannot_write(monkeypatch):
+    monkeypatch.setattr(event_linear, "FORWARD_DENSITY", 0.0)  # currents by torch.mm(out=buffer)
+    x, weight, bias = inputs(seed=13)
+    with torch.inference_mode():
+        fused(x, weight, bias, 0.9, Triangle(gamma=0.3))
+    spikes, final = fused(x, weight, bias, 0.9, Triangle(gamma=0.3))
+    want, _ = reference(x, weight, bias, 0.9, Triangle(gamma=0.3))
+    assert torch.equal(spikes, want)
+    loss(spikes, final).backward()
+
+
+def test_a_buffer_given_back_while_the_lock_is_held_does_not_deadlock():
+    # the garbage collector may drop a lease at any allocation, also inside take's own locked loop
+    like = torch.zeros(1)
+    buffer = workspace.take((3, 4), like)
+    with workspace._lock:
+        workspace.give(buffer)  # must not wait for the lock
+    assert workspace.take((3, 4), like) is buffer
 
 
 def test_the_workspace_keeps_what_fits_and_frees_on_request(monkeypatch):
@@ -158,7 +190,7 @@ def test_other_cases_run_the_two_operations(case):
     surrogate = Halved() if case == "custom surrogate" else Triangle(gamma=0.3)
     if case == "graded input":
         x = 0.5 * x
-    spikes, final = fused(x, weight, bias, 0.9, surrogate)
+    spikes, _ = fused(x, weight, bias, 0.9, surrogate)
     assert type(spikes.grad_fn).__name__ == "_LeakySequenceBackward"
     want, _ = reference(x, weight, bias, 0.9, surrogate)
     assert torch.equal(spikes, want)
@@ -176,6 +208,10 @@ def test_bad_arguments_are_refused_with_their_names():
     x, weight, bias = inputs(seed=12)
     with pytest.raises(ValueError, match=r"x must be a \(T, B, n_in\)"):
         fused(x[0], weight, bias, 0.9, Triangle())
+    with pytest.raises(ValueError, match=r"x has 12 inputs per step but weight is \(9, 11\)"):
+        fused(x, weight[:, :11], bias, 0.9, Triangle())
+    with pytest.raises(ValueError, match=r"bias must be None or a tensor of shape \(9,\), got \(1, 9\)"):
+        fused(x, weight, bias[None], 0.9, Triangle())
     with pytest.raises(ValueError, match="beta"):
         fused(x, weight, bias, 1.5, Triangle())
     with pytest.raises(ValueError, match="threshold"):

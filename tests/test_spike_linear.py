@@ -180,8 +180,10 @@ def test_a_fused_layer_fed_spikes_uses_it_and_matches_its_step_path(monkeypatch)
     calls = calls_of_the_kernel(monkeypatch)
     net = fused_network()
     x = spikes((50, 4, 40), 0.2)
-    torch.testing.assert_close(net(x).readout, run(net, x, 1.0).spikes, rtol=1e-12, atol=1e-12)
+    out = net(x)
+    torch.testing.assert_close(out.readout, run(net, x, 1.0).spikes, rtol=1e-12, atol=1e-12)
     assert calls == [(True, True)]
+    assert type(out.spikes[0].grad_fn).__name__ == "_LinearLeakySequenceBackward"
     net(x * 0.5)  # graded input: the matrix product
     assert len(calls) == 1
 

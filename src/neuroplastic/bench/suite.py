@@ -9,7 +9,10 @@ OpenMP threads keep spinning for a while (libgomp's default wait policy), and wi
 cores they would take a core from the next case's first parallel regions, a cost that depends on
 who ran before and that no single training process pays. Measured on the standard workload (2 cores):
 neuroplastic's forward+backward 46.9 ms without the wait, 33.4 ms without it but with
-``OMP_WAIT_POLICY=PASSIVE`` in every process, 33.6 ms with it.
+``OMP_WAIT_POLICY=PASSIVE`` in every process, 33.6 ms with it (a 2-thread process burns 8-10 ms of
+CPU spinning after a parallel region, 0.1 ms when passive). Every case pays the same small price
+for it: its own threads have gone to sleep, so its first parallel region wakes them. (Intel's
+OpenMP runtime spins 200 ms by default; no case here loads it.)
 A case's time is the median over the rounds (``*_min_ms``: the least disturbed round). On a machine
 shared with other jobs, a busy spell then slows one round of every case instead of all the rounds
 of one case, and the ratios between cases stay meaningful.

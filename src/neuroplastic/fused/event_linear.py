@@ -52,7 +52,7 @@ GRADIENT_DENSITY = 0.35  # spike density up to which the event-driven weight gra
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``torch.nn.functional.linear(x, weight, bias)``, event-driven where ``x`` is spikes (module
     docstring): ``x`` is ``(…, n_in)``, ``weight`` ``(n_out, n_in)``, ``bias`` ``(n_out,)`` or None."""
-    events = index(x, weight, bias)
+    events = index(x, weight, bias) if applies(x, weight, bias) else None
     if events is None:
         return torch.nn.functional.linear(x, weight, bias)
     out = _SpikeLinear.apply(events.spikes, weight, bias, events)
@@ -70,10 +70,8 @@ class Events(NamedTuple):
 
 
 def index(x, weight, bias) -> Events | None:
-    """The spikes of ``x`` indexed, or None where the matrix product is the one to run: arguments
-    the event-driven path does not handle, an input that is not all 0 and 1, or too many spikes."""
-    if not _applies(x, weight, bias):
-        return None
+    """The spikes of ``x`` indexed, for arguments that :func:`applies` to; None where the matrix
+    product is the one to run: an input that is not all 0 and 1, or too many spikes."""
     n_in = weight.shape[1]
     spikes = x.reshape(-1, n_in).contiguous()
     offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
@@ -85,7 +83,7 @@ def index(x, weight, bias) -> Events | None:
     return Events(spikes, offsets, columns, sparse_forward, sparse_gradient)
 
 
-def _applies(x, weight, bias):
+def applies(x, weight, bias) -> bool:
     """The event-driven path handles these arguments; anything else is ``linear``'s to take (or to
     refuse). Non-finite weights go to ``linear`` too: a row without spikes would leave out the
     ``0 · NaN = NaN`` of a matrix product."""

@@ -23,7 +23,11 @@ forward+backward passes, each then 10-25 ms slower; with the output first, none 
 Between the passes it keeps what ``lif_sequence`` and ``spike_linear`` keep: the currents, every
 ``_INTERVAL``-th voltage, the spikes' index (and the input where a pass multiplies it). Backward
 through the same graph a second time (``retain_graph=True``) recomputes the currents the first
-backward wrote over.
+backward wrote over. Two consequences of owning the currents: the workspace keeps their buffers
+after use, up to ``workspace.MAX_BYTES`` (256 MB) for the process, until
+:func:`~neuroplastic.fused.empty_cache`; and saved-tensor hooks (``torch.utils.checkpoint``'s
+non-reentrant form, ``save_on_cpu``) do not see the currents, which stay in memory until the
+backward pass (the reentrant ``checkpoint`` does free them).
 
 It runs where both fused paths do with a built-in surrogate (the kernel recomputes the voltages
 from the currents; :func:`~neuroplastic.fused.extension.native_surrogate`) and the input is indexed as
@@ -54,10 +58,9 @@ def linear_lif_sequence(
     """Spikes ``(T, B, n_out)`` and the final state of a LIF layer fed by ``x`` ``(T, B, n_in)``
     through ``weight`` ``(n_out, n_in)`` and ``bias``; the other arguments as
     :func:`~neuroplastic.fused.lif_sequence`'s."""
-    if not (isinstance(x, torch.Tensor) and x.dim() == 3 and isinstance(weight, torch.Tensor)
-            and weight.dim() == 2):
-        raise ValueError("x must be a (T, B, n_in) tensor and weight an (n_out, n_in) tensor")
-    native = extension.native_surrogate(surrogate) is not None
+    _check_shapes(x, weight, bias)
+    native = extension.native_surrogate(surrogate) is not None and event_linear.applies(x, weight, bias)
+    # native: the operation may run (if the index finds spikes); else the two operations do
     shape = (x.shape[0], x.shape[1], weight.shape[0])
     out = x.new_empty(shape) if native else None  # before the index: see the module docstring
     events = event_linear.index(x, weight, bias) if native else None
@@ -66,10 +69,23 @@ def linear_lif_sequence(
         return lif.lif_sequence(currents, beta=beta, threshold=threshold, surrogate=surrogate,
                                 detach_reset=detach_reset, state=state)
     v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
+    # `out` travels in a tuple: a tensor argument would be an input of the graph node, and an input
+    # written and returned by forward is treated by autograd as modified in place.
     spikes, v_last, _ = _LinearLeakySequence.apply(
-        events.spikes, weight, bias, beta, v0, z0, events, [out], float(threshold), surrogate, detach_reset
+        events.spikes, weight, bias, beta, v0, z0, events, (out,), float(threshold), surrogate, detach_reset
     )
     return spikes, LeakyState(v_last, spikes[-1].clone())
+
+
+def _check_shapes(x, weight, bias):
+    if not (isinstance(x, torch.Tensor) and x.dim() == 3 and isinstance(weight, torch.Tensor)
+            and weight.dim() == 2):
+        raise ValueError("x must be a (T, B, n_in) tensor and weight an (n_out, n_in) tensor")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"x has {x.shape[-1]} inputs per step but weight is {tuple(weight.shape)} (n_out, n_in)")
+    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != weight.shape[:1]):
+        shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise ValueError(f"bias must be None or a tensor of shape ({weight.shape[0]},), got {shape}")
 
 
 class _LinearLeakySequence(torch.autograd.Function):
@@ -77,7 +93,7 @@ class _LinearLeakySequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spikes, weight, bias, beta, v0, z0, events, output, threshold, surrogate, detach_reset):
-        out = output.pop()  # the tensor to write the spikes into, (T, B, n_out); not an input
+        (out,) = output  # the tensor to write the spikes into, (T, B, n_out)
         shape = out.shape
         lease = workspace.Lease(shape, v0)  # back to the workspace with the graph or after backward
         event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, shape[-1]))
