@@ -1,5 +1,7 @@
 """Synapses and LIF as one operation equal autograd through ``linear`` and the step path (values and
 every gradient), reuse their buffer safely, and step aside where they do not apply."""
+import threading
+
 import pytest
 import torch
 
@@ -162,7 +164,10 @@ def test_a_buffer_given_back_while_the_lock_is_held_does_not_deadlock():
     like = torch.zeros(1)
     buffer = workspace.take((3, 4), like)
     with workspace._lock:
-        workspace.give(buffer)  # must not wait for the lock
+        giving = threading.Thread(target=workspace.give, args=(buffer,), daemon=True)
+        giving.start()  # another thread would deadlock only if give waited for the lock; it must not
+        giving.join(timeout=10)
+        assert not giving.is_alive()
     assert workspace.take((3, 4), like) is buffer
 
 
