@@ -52,7 +52,12 @@ GRADIENT_DENSITY = 0.35  # spike density up to which the event-driven weight gra
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``torch.nn.functional.linear(x, weight, bias)``, event-driven where ``x`` is spikes (module
     docstring): ``x`` is ``(…, n_in)``, ``weight`` ``(n_out, n_in)``, ``bias`` ``(n_out,)`` or None."""
-    events = index(x, weight, bias) if applies(x, weight, bias) else None
+    return linear_from(index(x, weight, bias) if applies(x, weight, bias) else None, x, weight, bias)
+
+
+def linear_from(events: Events | None, x, weight, bias) -> torch.Tensor:
+    """:func:`spike_linear` of ``x`` with its spikes already indexed (``events`` from :func:`index`),
+    or the matrix product where ``events`` is None."""
     if events is None:
         return torch.nn.functional.linear(x, weight, bias)
     out = _SpikeLinear.apply(events.spikes, weight, bias, events)

@@ -59,13 +59,13 @@ def linear_lif_sequence(
     through ``weight`` ``(n_out, n_in)`` and ``bias``; the other arguments as
     :func:`~neuroplastic.fused.lif_sequence`'s."""
     _check_shapes(x, weight, bias)
-    native = extension.native_surrogate(surrogate) is not None and event_linear.applies(x, weight, bias)
-    # native: the operation may run (if the index finds spikes); else the two operations do
+    applicable = event_linear.applies(x, weight, bias)
+    native = extension.native_surrogate(surrogate) is not None
     shape = (x.shape[0], x.shape[1], weight.shape[0])
-    out = x.new_empty(shape) if native else None  # before the index: see the module docstring
-    events = event_linear.index(x, weight, bias) if native else None
-    if events is None:  # not indexed as spikes (then the matrix product), or not fused with them
-        currents = torch.nn.functional.linear(x, weight, bias) if native else event_linear.spike_linear(x, weight, bias)
+    out = x.new_empty(shape) if native and applicable else None  # before the index: module docstring
+    events = event_linear.index(x, weight, bias) if applicable else None
+    if events is None or not native:  # the two operations (spike_linear's, or the matrix product)
+        currents = event_linear.linear_from(events, x, weight, bias)
         return lif.lif_sequence(currents, beta=beta, threshold=threshold, surrogate=surrogate,
                                 detach_reset=detach_reset, state=state)
     v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
