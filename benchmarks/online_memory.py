@@ -27,11 +27,11 @@ RULES = ("bptt", "eprop", "decolle")
 def child(rule: str, steps: int) -> float:
     import torch
 
-    from neuroplastic.rules import BPTT
     from neuroplastic.tasks.base import Split, Task
     from neuroplastic.training.methods import make_method
+    from neuroplastic.training.objectives import objective_for
+    from neuroplastic.training.problem import Problem
     from neuroplastic.training.recipes import build_network, recipe_for
-    from neuroplastic.training.trainer import OnlineTrainer, Trainer
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -40,14 +40,11 @@ def child(rule: str, steps: int) -> float:
     task = Task("memory", Split(inputs, labels), Split(inputs, labels), 40, 2, 1.0, "classification", 150)
     net = build_network(task, recipe_for("cue"), seed=0)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    if rule == "bptt":
-        trainer = Trainer(task, net, BPTT(), optimizer, batch_size=16)
-    else:
-        trainer = OnlineTrainer(task, net, make_method(rule, mode="online", apply_every=None), optimizer,
-                                batch_size=16)
+    method = make_method(rule) if rule == "bptt" else make_method(rule, mode="online", apply_every=None)
+    learner = method.learner(Problem(net, objective_for(task), task.dt))
     batch = inputs.transpose(0, 1).contiguous()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    trainer.train_batch(batch, labels)
+    learner.train_batch(batch, labels, optimizer)
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0
 
 

@@ -9,7 +9,9 @@ from neuroplastic.rules.signals import Symmetric
 from neuroplastic.spikes import Triangle
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.training.losses import readout_cross_entropy
+from neuroplastic.training.objectives import objective_for
 from neuroplastic.training.online import OnlineLearner, OnlineMethod
+from neuroplastic.training.problem import Problem
 
 
 def small_task(steps=40, n_in=6, classes=3, samples=4, loss_steps=15, seed=0):
@@ -55,13 +57,13 @@ def bptt_gradients(network, task, params):
 
 
 def learner_gradients(network, task, method, mode):
-    learner = OnlineLearner(network, method, generator=torch.Generator().manual_seed(3))
+    learner = OnlineLearner(Problem(network, objective_for(task), generator=torch.Generator().manual_seed(3)), method)
     capture = Capture(learner.params)
     inputs, labels = batch(task)
     if mode == "online":
-        learner.online(task, inputs, labels, capture)
+        learner.online(inputs, labels, capture)
     else:
-        learner.sequence(task, inputs, labels, capture)
+        learner.sequence(inputs, labels, capture)
     return learner.params, capture.grads
 
 
@@ -183,10 +185,10 @@ def test_eprop_with_the_rate_regularizer_is_bptt_of_the_regularized_loss():
 
     task = small_task()
     net = small_network(task, detach=True)
-    learner = OnlineLearner(net, EPROP, rate_weight=0.3, rate_target_hz=40.0)
+    learner = OnlineLearner(Problem(net, objective_for(task), rate_weight=0.3, rate_target_hz=40.0), EPROP)
     capture = Capture(learner.params)
     inputs, labels = batch(task)
-    learner.sequence(task, inputs, labels, capture)
+    learner.sequence(inputs, labels, capture)
     out = net(inputs)
     loss = readout_cross_entropy(out.readout, labels, task.loss_steps) + 0.3 * rate_regularization(
         out.spikes, target_hz=40.0, dt=1.0)

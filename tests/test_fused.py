@@ -197,8 +197,8 @@ def test_one_graph_node_and_what_it_saves(backend, surrogate):
         assert saved_currents is current and kept.shape == (17, 2, 4) and z0.shape == v0.shape
         steps = [*range(2, 50, 3), 49]  # the last of every three steps, and the last step
         assert torch.equal(kept, step_path(current, 0.9, surrogate)[2][steps].detach())
-    else:  # all the voltages
-        assert saved_currents is None and z0 is None
+    else:  # all the voltages, and the currents for a differentiable backward
+        assert saved_currents is current and z0.shape == v0.shape
         assert torch.equal(kept, step_path(current, 0.9, surrogate)[2].detach())
     assert state.v.grad_fn is node and state.z.grad_fn.next_functions[0][0].next_functions[0][0] is node
 
@@ -214,12 +214,25 @@ def test_torch_func_grad_agrees_with_autograd(backend):
     assert_relative(torch.func.grad(loss)(current.detach()), expected, 1e-12)
 
 
-def test_backward_is_once_differentiable(backend):
-    current = currents().requires_grad_()
-    spikes, _ = lif_sequence(current, beta=0.9, threshold=THRESHOLD, surrogate=FastSigmoid())
-    (first,) = torch.autograd.grad(weighted_all_steps(spikes, None), current, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        first.sum().backward()
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_second_derivatives_are_the_step_paths(backend, detach_reset):
+    """A backward with create_graph runs the recurrence again with autograd: grad-of-grad with
+    respect to the currents, β, v₀ and z₀ equals that of the step path (before: silently dropped)."""
+    inputs = [currents(), torch.full((8,), 0.9, dtype=torch.float64), 0.3 * currents(seed=5)[0],
+              (currents(seed=6)[0] > 0.5).double()]
+
+    def squared_gradient(path):
+        x = [t.clone().requires_grad_() for t in inputs]
+        spikes, final = path(x[0], x[1], FastSigmoid(scale=5.0), detach_reset, state=(x[2], x[3]))[:2]
+        loss = weighted_all_steps(spikes, None) + (final[0] ** 2).sum()
+        first = torch.autograd.grad(loss, x, create_graph=True, allow_unused=True, materialize_grads=True)
+        second = torch.autograd.grad(sum((g ** 2).sum() for g in first), x, allow_unused=True)
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(x, second)]
+
+    expected = squared_gradient(step_path)
+    assert expected[0].abs().max() > 0 and expected[1].abs().max() > 0
+    for actual, wanted in zip(squared_gradient(fused_path), expected):
+        torch.testing.assert_close(actual, wanted, rtol=1e-10, atol=1e-10 * wanted.abs().max().item())
 
 
 def nan_currents():

@@ -110,6 +110,33 @@ def test_it_is_one_graph_node_and_equals_the_two_operations_bit_for_bit(dtype, p
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("passes", ["sparse", "dense forward", "dense gradient"])
+def test_second_derivatives_equal_autograd(detach_reset, passes, monkeypatch):
+    """With create_graph the backward runs linear and the recurrence again with autograd: grad-of-grad
+    with respect to every input equals the reference's (before: silently dropped)."""
+    if passes == "dense forward":
+        monkeypatch.setattr(event_linear, "FORWARD_DENSITY", 0.0)
+    elif passes == "dense gradient":
+        monkeypatch.setattr(event_linear, "GRADIENT_DENSITY", 0.0)
+    x, weight, bias = inputs(seed=9)
+    beta = torch.linspace(0.5, 0.95, 9, dtype=torch.float64)
+    state = LeakyState(torch.full((3, 9), 0.5, dtype=torch.float64), torch.ones(3, 9, dtype=torch.float64))
+    leaves = [t.clone().requires_grad_() for t in (x, weight, bias, beta, *state)]
+
+    def squared_gradient(path):
+        x, weight, bias, beta, v0, z0 = leaves
+        spikes, final = path(x, weight, bias, beta, FastSigmoid(5.0), detach_reset, LeakyState(v0, z0))
+        first = torch.autograd.grad(loss(spikes, final), leaves, create_graph=True, materialize_grads=True)
+        second = torch.autograd.grad(sum((g ** 2).sum() for g in first), leaves, allow_unused=True)
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, second)]
+
+    expected = squared_gradient(reference)
+    assert all(g.abs().max() > 0 for g in expected[:4])
+    for a, b in zip(squared_gradient(fused), expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * b.abs().max().item())
+
+
 def test_a_retained_graph_backpropagates_twice_with_the_currents_recomputed():
     x, weight, bias = inputs(seed=5)
     spikes, final = fused(x, weight, bias, 0.9, Triangle(gamma=0.3))

@@ -11,7 +11,9 @@ from neuroplastic.sim import run
 from neuroplastic.spikes import Boxcar, Triangle
 from neuroplastic.training.losses import readout_cross_entropy
 from neuroplastic.training.methods import make_method
+from neuroplastic.training.objectives import objective_for
 from neuroplastic.training.online import OnlineLearner, OnlineMethod
+from neuroplastic.training.problem import Problem
 from test_eprop import Capture, assert_equal, batch, small_task
 
 
@@ -25,10 +27,10 @@ def deep_network(task, hidden=(7, 5), *, tau_m=20.0, tau_out=20.0, surrogate=Tri
 
 
 def gradients(network, task, method, mode="sequence"):
-    learner = OnlineLearner(network, method, generator=torch.Generator().manual_seed(3))
+    learner = OnlineLearner(Problem(network, objective_for(task), generator=torch.Generator().manual_seed(3)), method)
     capture = Capture(learner.params)
     inputs, labels = batch(task)
-    getattr(learner, mode)(task, inputs, labels, capture)
+    getattr(learner, mode)(inputs, labels, capture)
     return learner, capture.grads
 
 
@@ -63,9 +65,9 @@ def test_spatial_backprop_is_bptt_when_nothing_above_the_first_layer_remembers()
     net.layers[1].neuron = net.layers[1].neuron.replace(tau_m=1e-4)
     _, grads = gradients(net, task, method(Symmetric()))
     inputs, labels = batch(task)
-    readout = run(net, inputs, 1.0).spikes  # the step path: the fused kernel needs a leak
+    readout = run(net, inputs, 1.0).readout  # the step path: the fused kernel needs a leak
     loss = readout_cross_entropy(readout, labels, task.loss_steps)
-    assert_equal(grads, torch.autograd.grad(loss, tuple(OnlineLearner(net, method(Symmetric())).params)))
+    assert_equal(grads, torch.autograd.grad(loss, tuple(OnlineLearner(Problem(net, objective_for(task)), method(Symmetric())).params)))
 
 
 def test_feedback_alignment_with_the_forward_weights_is_backprop():
@@ -108,11 +110,12 @@ def test_error_triggered_learning_with_a_vanishing_threshold_is_decolle_with_a_b
 def test_the_error_threshold_settles_near_the_target_rate():
     task = small_task(steps=60, samples=8)
     net = deep_network(task)
-    learner = OnlineLearner(net, method(Quantized(LocalReadouts(), threshold=1e-6, target_rate=0.05, gain=1.0)))
+    learner = OnlineLearner(Problem(net, objective_for(task)),
+                            method(Quantized(LocalReadouts(), threshold=1e-6, target_rate=0.05, gain=1.0)))
     inputs, labels = batch(task)
     for _ in range(5):
         learner.fixed["triggered"] = learner.fixed["events"] = 0
-        learner.online(task, inputs, labels, Capture(learner.params))
+        learner.online(inputs, labels, Capture(learner.params))
     rate = learner.fixed["triggered"] / learner.fixed["events"]
     assert 0.01 < rate < 0.15
 
@@ -150,19 +153,19 @@ def test_adaptive_feedback_follows_the_readout_changes():
     torch.testing.assert_close(static, before)
 
 
-def test_rtrl_by_name_through_the_online_trainer_is_bptt():
-    from neuroplastic.training.trainer import OnlineTrainer
+def test_rtrl_by_name_through_its_learner_is_bptt():
     from test_eprop import bptt_gradients, small_network
 
     task = small_task(steps=20)
     net = small_network(task, detach=False, beta=0.3, recurrent=True)
     rule = make_method("rtrl")
-    trainer = OnlineTrainer(task, net, rule, Capture(net.parameters()), batch_size=4)
+    learner = rule.learner(Problem(net, objective_for(task)))
+    optimizer = Capture(net.parameters())
     inputs, labels = batch(task)
-    trainer.train_batch(inputs, labels)
-    assert_equal(trainer.optimizer.grads, bptt_gradients(net, task, trainer.params))
+    learner.train_batch(inputs, labels, optimizer)
+    assert_equal(optimizer.grads, bptt_gradients(net, task, learner.params))
     with pytest.raises(ValueError, match="rate_weight"):
-        OnlineTrainer(task, net, rule, Capture(net.parameters()), rate_weight=1e-3)
+        rule.learner(Problem(net, objective_for(task), rate_weight=1e-3))
 
 
 def test_the_reward_error_is_the_policy_gradient_on_average():

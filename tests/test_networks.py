@@ -35,7 +35,7 @@ def test_sequence_path_equals_the_step_path_of_run(name):
     neuron, recurrent = NEURONS[name]
     net, x = network(neuron, recurrent), spikes_in()
     assert net.layers[0].fused == (name == "fused-lif")
-    stepped = run(net, x, 1.0).spikes
+    stepped = run(net, x, 1.0).readout
     sequence = net(x)
     torch.testing.assert_close(sequence.readout, stepped, rtol=1e-12, atol=1e-12)
     assert sum(z.sum() for z in sequence.spikes) > 0
@@ -48,7 +48,7 @@ def test_gradients_of_both_paths_agree(name):
     target = torch.randn(60, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     params = tuple(net.parameters())
     by_sequence = torch.autograd.grad(((net(x).readout - target) ** 2).sum(), params)
-    by_steps = torch.autograd.grad(((run(net, x, 1.0).spikes - target) ** 2).sum(), params)
+    by_steps = torch.autograd.grad(((run(net, x, 1.0).readout - target) ** 2).sum(), params)
     for a, b in zip(by_sequence, by_steps):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     assert any(g.abs().sum() > 0 for g in by_sequence[:-2])  # gradients reach the hidden weights
@@ -94,7 +94,7 @@ def test_dropout_acts_only_while_training():
     net = SpikingNetwork([layer], LeakyReadout(16, 3, generator=generator), dropout=0.5).double()
     x = spikes_in()
     net.eval()
-    torch.testing.assert_close(net(x).readout, run(net, x, 1.0).spikes)
+    torch.testing.assert_close(net(x).readout, run(net, x, 1.0).readout)
     net.train()
     torch.manual_seed(0)
     dropped = net(x).readout

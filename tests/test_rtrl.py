@@ -7,7 +7,9 @@ import torch
 from test_eprop import EPROP, Capture, batch, bptt_gradients, small_network, small_task
 
 from neuroplastic.training.losses import readout_cross_entropy
+from neuroplastic.training.objectives import objective_for
 from neuroplastic.training.online import OnlineLearner
+from neuroplastic.training.problem import Problem
 from neuroplastic.training.rtrl import RTRLLearner
 
 
@@ -24,10 +26,10 @@ class Record(Capture):
 
 
 def rtrl_gradients(network, task, apply_every=None):
-    learner = RTRLLearner(network)
+    learner = RTRLLearner(Problem(network, objective_for(task)))
     record = Record(learner.params)
     inputs, labels = batch(task)
-    learner.online(task, inputs, labels, record, apply_every=apply_every)
+    learner.online(inputs, labels, record, apply_every=apply_every)
     return learner, record
 
 
@@ -58,9 +60,9 @@ def test_rtrl_differs_from_eprop_with_recurrence():
     task = small_task(steps=30)
     net = small_network(task, recurrent=True, detach=False, beta=0.5)
     _, record = rtrl_gradients(net, task)
-    eprop = OnlineLearner(net, EPROP)
+    eprop = OnlineLearner(Problem(net, objective_for(task)), EPROP)
     capture = Capture(eprop.params)
-    eprop.online(task, *batch(task), capture)
+    eprop.online(*batch(task), capture)
     assert relative_error(capture.grads[:2], record.grads[:2]) > 0.05
 
 
@@ -82,7 +84,7 @@ def test_apply_every_applies_the_gradient_of_each_window():
 def test_apply_every_changes_the_weights_step_wise():
     task = small_task(steps=30)
     net = small_network(task, recurrent=True, detach=False, beta=0.5)
-    learner = RTRLLearner(net)
+    learner = RTRLLearner(Problem(net, objective_for(task)))
     before = [p.detach().clone() for p in learner.params]
     changes = []
 
@@ -91,7 +93,7 @@ def test_apply_every_changes_the_weights_step_wise():
             super().step()
             changes.append(sum(float((p - b).abs().sum()) for p, b in zip(learner.params, before)))
 
-    learner.online(task, *batch(task), Watch(learner.params, lr=0.1), apply_every=7)
+    learner.online(*batch(task), Watch(learner.params, lr=0.1), apply_every=7)
     assert len(changes) == math.ceil(30 / 7)
     moved = sum(int((p.detach() != b).sum()) for p, b in zip(learner.params, before))
     assert 0 < moved <= learner.updates_applied  # SGD writes the nonzero gradient entries, each window
@@ -104,13 +106,13 @@ def test_counts_match_the_online_learner():
     task = small_task(steps=30)
     net = small_network(task, recurrent=True, detach=False, beta=0.5, hidden=(4, 3))
     learner, _ = rtrl_gradients(net, task)
-    online = OnlineLearner(net, EPROP)
-    online.online(task, *batch(task), Capture(online.params))  # the same forward pass
+    online = OnlineLearner(Problem(net, objective_for(task)), EPROP)
+    online.online(*batch(task), Capture(online.params))  # the same forward pass
     assert learner.params == online.params
     assert learner.synops == online.synops > 0
     diagonals = sum(layer.size for layer in net.layers)  # a recurrent weight's diagonal is no synapse
-    writing = RTRLLearner(net)  # SGD writes every weight with a nonzero gradient, once
-    writing.online(task, *batch(task), torch.optim.SGD(writing.params, lr=1e-3))
+    writing = RTRLLearner(Problem(net, objective_for(task)))  # SGD writes every weight with a nonzero gradient, once
+    writing.online(*batch(task), torch.optim.SGD(writing.params, lr=1e-3))
     assert writing.updates_applied == sum(p.numel() for p in writing.params) - diagonals
 
 
@@ -118,23 +120,23 @@ def test_too_large_a_sensitivity_is_refused():
     task = small_task(steps=5, loss_steps=2)
     net = small_network(task, recurrent=True)
     with pytest.raises(ValueError, match=r"state 28 × parameters 73"):
-        RTRLLearner(net, max_sensitivity=1000)
-    learner = RTRLLearner(net, max_sensitivity=28 * 73 * 2)
+        RTRLLearner(Problem(net, objective_for(task)), max_sensitivity=1000)
+    learner = RTRLLearner(Problem(net, objective_for(task)), max_sensitivity=28 * 73 * 2)
     with pytest.raises(ValueError, match="batch 4"):
-        learner.online(task, *batch(task), Capture(learner.params))
+        learner.online(*batch(task), Capture(learner.params))
 
 
 def test_bad_input_is_refused():
     task = small_task(steps=5, loss_steps=2)
     net = small_network(task, recurrent=True)
-    learner = RTRLLearner(net)
+    learner = RTRLLearner(Problem(net, objective_for(task)))
     inputs, labels = batch(task)
     with pytest.raises(ValueError, match="inputs must be"):
-        learner.online(task, inputs[..., :3], labels, Capture(learner.params))
+        learner.online(inputs[..., :3], labels, Capture(learner.params))
     with pytest.raises(ValueError, match="apply_every"):
-        learner.online(task, inputs, labels, Capture(learner.params), apply_every=0)
+        learner.online(inputs, labels, Capture(learner.params), apply_every=0)
     with pytest.raises(ValueError, match="max_sensitivity"):
-        RTRLLearner(net, max_sensitivity=0)
+        RTRLLearner(Problem(net, objective_for(task)), max_sensitivity=0)
     net.dropout.p = 0.2
     with pytest.raises(ValueError, match="dropout"):
-        RTRLLearner(net)
+        RTRLLearner(Problem(net, objective_for(task)))

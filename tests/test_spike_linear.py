@@ -161,12 +161,21 @@ def test_the_torch_backend_setting_turns_it_off(monkeypatch):
     assert calls == []
 
 
-def test_the_event_driven_gradient_is_first_order_only():
-    x = spikes((10, 2, 8), 0.2)
-    weight, _ = parameters(8, 4)
-    (grad,) = torch.autograd.grad(spike_linear(x, weight).pow(2).sum(), weight, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        grad.sum().backward()
+@pytest.mark.parametrize("sparse_gradient", [True, False])
+def test_second_derivatives_are_those_of_linear(sparse_gradient, monkeypatch):
+    """With create_graph the backward is made of differentiable products: grad-of-grad with respect
+    to input, weight and bias equals autograd of ``linear`` (before: silently first order)."""
+    if not sparse_gradient:
+        monkeypatch.setattr(module, "GRADIENT_DENSITY", 0.0)
+    x = spikes((10, 2, 8), 0.2).requires_grad_()
+    weight, bias = parameters(8, 4)
+
+    def squared_gradient(linear):
+        first = torch.autograd.grad(linear(x, weight, bias).pow(3).sum(), (x, weight, bias), create_graph=True)
+        return torch.autograd.grad(sum(g.pow(2).sum() for g in first), (x, weight, bias))
+
+    for a, b in zip(squared_gradient(spike_linear), squared_gradient(torch.nn.functional.linear)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def fused_network():
@@ -181,7 +190,7 @@ def test_a_fused_layer_fed_spikes_uses_it_and_matches_its_step_path(monkeypatch)
     net = fused_network()
     x = spikes((50, 4, 40), 0.2)
     out = net(x)
-    torch.testing.assert_close(out.readout, run(net, x, 1.0).spikes, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.readout, run(net, x, 1.0).readout, rtol=1e-12, atol=1e-12)
     assert calls == [(True, True)]
     assert type(out.spikes[0].grad_fn).__name__ == "_LinearLeakySequenceBackward"
     net(x * 0.5)  # graded input: the matrix product

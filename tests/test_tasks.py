@@ -75,10 +75,31 @@ def test_task_rejects_inconsistent_fields(change, message):
 
 
 def test_split_rejects_bad_tensors():
-    with pytest.raises(ValueError, match="float32"):
-        Split(torch.zeros(2, 3, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.int64))
+    for dtype in (torch.float16, torch.int64):
+        with pytest.raises(ValueError, match="float32 or float64"):
+            Split(torch.zeros(2, 3, 4, dtype=dtype), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="2 input samples but 3 targets"):
         Split(torch.zeros(2, 3, 4), torch.zeros(3, dtype=torch.int64))
+
+
+def test_float64_tasks_and_a_validation_split():
+    task = load_task("randman", seed=0)
+    double = task.to(torch.float64)
+    inputs, labels = next(double.batches("train", 4, shuffle=False))
+    assert inputs.dtype == torch.float64 and torch.equal(inputs.float(), next(task.batches("train", 4, shuffle=False))[0])
+    held = double.with_validation(0.25, seed=1)
+    assert len(held.validation) == round(0.25 * len(task.train)) and len(held.train) + len(held.validation) == len(task.train)
+    dense = [split.inputs.to_dense().flatten(1) for split in (held.train, held.validation, double.train)]
+    seen = torch.cat(dense[:2])
+    assert torch.equal(seen.sort(0).values, dense[2].sort(0).values)  # the same samples, each once
+    assert list(held.splits) == ["train", "validation", "test"] and held.test is double.test
+    assert sum(len(y) for _, y in held.batches("validation", 7, shuffle=False)) == len(held.validation)
+    with pytest.raises(ValueError, match="splits train, test, not 'validation'"):
+        next(task.batches("validation", 4, shuffle=False))
+    with pytest.raises(ValueError, match="fraction"):
+        task.with_validation(1.5)
+    with pytest.raises(ValueError, match="train inputs torch.float32"):
+        Task("mixed", task.train, double.test, task.n_inputs, task.n_outputs, task.dt, task.kind)
 
 
 def test_load_task_names_the_problem():

@@ -18,7 +18,9 @@ from neuroplastic.training.losses import (
     van_rossum_distance,
 )
 from neuroplastic.training.recipes import build_network, recipe_for
-from neuroplastic.training.trainer import Trainer, _detach
+from neuroplastic.training.objectives import objective_for
+from neuroplastic.training.problem import GradientLearner, Problem, detached
+from neuroplastic.training.trainer import Trainer
 
 
 def test_van_rossum_distance_matches_the_continuous_closed_forms():
@@ -53,45 +55,45 @@ def test_rate_regularization_vanishes_at_the_target_rate():
     assert rate_regularization([spikes], target_hz=90.0, dt=1.0).item() == pytest.approx(100.0, rel=1e-4)
 
 
-def tiny_trainer(rule, task_name="randman", **changes):
+def tiny_learner(rule, task_name="randman", **changes):
     task = load_task(task_name, seed=0)
     recipe = recipe_for(task_name, hidden=(16,), recurrent=True, **changes)
     net = build_network(task, recipe, seed=0).double()
-    return Trainer(task, net, rule, torch.optim.SGD(net.parameters(), lr=0.0), batch_size=8), task
+    return GradientLearner(Problem(net, objective_for(task), task.dt), rule), task
 
 
 def test_bptt_update_is_the_autograd_gradient_of_the_sequence_loss():
-    trainer, task = tiny_trainer(BPTT())
+    learner, task = tiny_learner(BPTT())
     inputs, labels = next(task.batches("train", 8, shuffle=False))
     inputs = inputs.double()
-    output = trainer.network(inputs)
+    output = learner.problem.network(inputs)
     loss = readout_cross_entropy(output.readout, labels, task.loss_steps)
-    expected = torch.autograd.grad(loss, trainer.params)
+    expected = torch.autograd.grad(loss, learner.params)
     segment = segments(inputs.shape[0], None)[0]
-    updates, _ = trainer.rule.update(segment, None, trainer.params,
-                                     loss=trainer.segment_loss(trainer.network(inputs), labels, segment))
+    updates, _ = learner.rule.update(segment, None, learner.params,
+                                     loss=learner.problem.loss(learner.problem.network(inputs), labels, segment))
     for a, b in zip(updates, expected):
         torch.testing.assert_close(a, b)
 
 
 def test_truncated_bptt_segments_sum_to_the_whole_loss_and_cut_the_gradient():
-    trainer, task = tiny_trainer(TruncatedBPTT(steps=30))
+    learner, task = tiny_learner(TruncatedBPTT(steps=30))
     inputs, labels = next(task.batches("train", 8, shuffle=False))
     inputs = inputs.double()
-    whole = trainer.segment_loss(trainer.network(inputs), labels, segments(inputs.shape[0], None)[0])
-    state = trainer.network.init_state((8,), dtype=torch.float64)
+    whole = learner.problem.loss(learner.problem.network(inputs), labels, segments(inputs.shape[0], None)[0])
+    state = learner.problem.network.init_state((8,), dtype=torch.float64)
     pieces, last_state = [], None
     for segment in segments(inputs.shape[0], 30):
         last_state = state
-        out = trainer.network(inputs[segment.start:segment.stop], state)
-        pieces.append(trainer.segment_loss(out, labels, segment))
-        state = _detach(out.state)
+        out = learner.problem.network(inputs[segment.start:segment.stop], state)
+        pieces.append(learner.problem.loss(out, labels, segment))
+        state = detached(out.state)
     assert sum(p.item() for p in pieces) == pytest.approx(whole.item(), rel=1e-10)
     # the last segment's gradient is BPTT of its loss from the detached state it started in
     last = segments(inputs.shape[0], 30)[-1]
-    reference = torch.autograd.grad(pieces[-1], trainer.params, allow_unused=True)
-    out = trainer.network(inputs[last.start:last.stop], last_state)
-    updates, _ = trainer.rule.update(last, None, trainer.params, loss=trainer.segment_loss(out, labels, last))
+    reference = torch.autograd.grad(pieces[-1], learner.params, allow_unused=True)
+    out = learner.problem.network(inputs[last.start:last.stop], last_state)
+    updates, _ = learner.rule.update(last, None, learner.params, loss=learner.problem.loss(out, labels, last))
     for a, b in zip(updates, reference):
         torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b)
 
@@ -101,7 +103,8 @@ def test_torch_optimizers_and_schedulers_work_unchanged():
     net = build_network(task, recipe_for("randman", hidden=(32,)), seed=0)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    trainer = Trainer(task, net, BPTT(), optimizer, batch_size=64)
+    learner = GradientLearner(Problem(net, objective_for(task), task.dt), BPTT())
+    trainer = Trainer(task, net, learner, optimizer, evaluate=objective_for(task).evaluate, batch_size=64)
     before = trainer.evaluate()["loss"]
     for _ in range(3):
         trainer.train_epoch(torch.Generator().manual_seed(0))

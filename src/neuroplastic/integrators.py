@@ -97,4 +97,5 @@ def _decay(tau, dt):
 
 def noise_increment(sigma: float, tau: float, dt: float, noise: torch.Tensor) -> torch.Tensor:
     """Euler–Maruyama increment ``σ √(dt/τ) ξ`` of ``τ dV = … dt + σ √τ dW`` (``noise`` is ``ξ``)."""
-    return (sigma * math.sqrt(dt / tau)) * noise
+    root = torch.sqrt(dt / tau) if isinstance(tau, torch.Tensor) else math.sqrt(dt / tau)
+    return (sigma * root) * noise

@@ -30,16 +30,17 @@ the additions (float32: ~1e-6 relative). One difference remains by design: a NaN
 gradient ``G`` reaches the weight gradient only through the inputs that spiked (a matrix product
 spreads it over every input as ``0 · NaN``); the weight gradient is non-finite either way.
 
-The backward is once differentiable, as that of the fused LIF sequence it feeds; layers use this
-only on their fused path.
+Where a graph of the gradient is being built (``create_graph=True``) the backward is the three
+products above as differentiable operations, so second derivatives are those of ``linear``; under
+``torch.func`` transforms and forward-mode AD :func:`applies` is false and ``linear`` runs.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from neuroplastic import transforms
 from neuroplastic.fused import extension
 
 __all__ = ["spike_linear"]
@@ -91,13 +92,14 @@ def index(x, weight, bias) -> Events | None:
 def applies(x, weight, bias) -> bool:
     """The event-driven path handles these arguments; anything else is ``linear``'s to take (or to
     refuse). Non-finite weights go to ``linear`` too: a row without spikes would leave out the
-    ``0 · NaN = NaN`` of a matrix product."""
+    ``0 · NaN = NaN`` of a matrix product. So does everything under ``torch.func`` transforms."""
     return (
         isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor) and weight.dim() == 2
         and x.dim() >= 1 and x.shape[-1] == weight.shape[1] and x.numel() > 0
         and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
         and x.dtype == weight.dtype and x.device == weight.device
         and (bias is None or (bias.dtype == weight.dtype and bias.shape == weight.shape[:1]))
+        and not transforms.active(x, weight, bias)
         and extension.backend(weight) == "cpp" and bool(torch.isfinite(weight).all())
     )
 
@@ -116,41 +118,35 @@ def currents_into(events: Events, weight, bias, out):
     return out
 
 
-def saved(events: Events) -> tuple:
-    """What :func:`gradients` (and :func:`currents_into` again) need of ``events``, to save for
-    backward: the spikes where a pass multiplies them, and the index."""
-    dense = not (events.sparse_forward and events.sparse_gradient)
-    return events.spikes if dense else None, events.offsets, events.columns
-
-
 def gradients(grad, spikes, weight, offsets, columns, sparse_gradient, needs_input, needs_weight, needs_bias):
     """``(dL/dx, dL/dW, dL/db)`` of ``grad`` = dL/dI (rows, n_out), None where not needed;
-    ``dL/dW`` summed spike by spike if ``sparse_gradient``, else ``Gᵀ S`` from the saved ``spikes``."""
+    ``dL/dW`` summed spike by spike if ``sparse_gradient``, else ``Gᵀ S``. Where a graph of the
+    gradient is being built, all three are differentiable matrix products."""
     grad = grad.contiguous()
     grad_spikes = grad @ weight if needs_input else None
     grad_weight = None
     if needs_weight:
-        grad_weight = _summed_weight_gradient(grad, offsets, columns, weight.shape[1]) if sparse_gradient \
+        summed = sparse_gradient and not torch.is_grad_enabled()
+        grad_weight = _summed_weight_gradient(grad, offsets, columns, weight.shape[1]) if summed \
             else grad.t() @ spikes
     grad_bias = grad.sum(0) if needs_bias else None
     return grad_spikes, grad_weight, grad_bias
 
 
-class _SpikeLinear(torch.autograd.Function):
+class _SpikeLinear(extension.KernelFunction):
     @staticmethod
     def forward(spikes, weight, bias, events):
         return currents_into(events, weight, bias, spikes.new_empty(spikes.shape[0], weight.shape[0]))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, weight, bias, events = inputs
-        ctx.save_for_backward(weight, *saved(events))
+        spikes, weight, bias, events = inputs
+        ctx.save_for_backward(spikes, weight, events.offsets, events.columns)
         ctx.has_bias, ctx.sparse_gradient = bias is not None, events.sparse_gradient
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        weight, spikes, offsets, columns = ctx.saved_tensors
+        spikes, weight, offsets, columns = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grads = gradients(grad, spikes, weight, offsets, columns, ctx.sparse_gradient, needs[0], needs[1],
                           ctx.has_bias and needs[2])

@@ -34,9 +34,10 @@ from pathlib import Path
 
 import torch
 
+from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Surrogate, Triangle
 
-__all__ = ["backend", "backward", "backward_recompute", "forward", "native_surrogate"]
+__all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forward", "native_surrogate"]
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
@@ -50,6 +51,27 @@ _FLAG_SETS = (
 )
 _lock = threading.Lock()
 _loaded: bool | None = None
+
+
+class KernelFunction(torch.autograd.Function):
+    """An ``autograd.Function`` whose forward runs these kernels, which ``torch.func`` transforms and
+    forward-mode AD cannot see into: its ``vmap`` and ``jvp`` refuse with a clear error. The operations
+    that use one run a differentiable form of their own under transforms instead, so these are only
+    reached by a direct call of the Function."""
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        _refuse()
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        _refuse()
+
+
+def _refuse():
+    raise RuntimeError("a fused C++ operation cannot run under torch.func transforms or forward-mode AD; "
+                       "call it outside the transform, or use a layer's step path (path='step', or 'auto', "
+                       "which chooses it under transforms)")
 
 
 def backend(tensor: torch.Tensor | None = None) -> str:
@@ -119,6 +141,8 @@ def native_surrogate(surrogate: Surrogate) -> tuple[int, tuple[float, float, flo
     width = 1.0
     if type(surrogate) is Rescaled:
         surrogate, width = surrogate.inner, surrogate.width
+    if isinstance(width, torch.Tensor) or holds_tensors(surrogate):  # per-neuron or learnable constants
+        return None
     kind = type(surrogate)
     if kind is FastSigmoid:
         return 1, (surrogate.scale, 0.0, width)

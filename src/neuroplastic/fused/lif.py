@@ -42,9 +42,14 @@ otherwise in PyTorch (``fallback.py``); :func:`neuroplastic.fused.backend` says 
   surrogate as PyTorch ops on a chunk of steps at a time, latest first, each chunk followed by the
   reverse recurrence over it while it is in cache.
 
-The backward is once differentiable: second-order methods (meta-learning through the learning) use
-the step path; so does ``vmap`` (not supported here: fold a population into the batch dimension
-instead).
+**Higher order and transforms.** Where a graph of the gradient is being built (a backward with
+``create_graph=True``: second derivatives, Hessian-vector products, meta-gradients) the backward
+pass does not use the kernels: it runs the recurrence again from the saved inputs with surrogate
+spikes and autograd (:func:`~neuroplastic.fused.fallback.differentiable`) and differentiates that, so
+every derivative of every order is the step path's. Under ``torch.func`` transforms (``grad``,
+``vmap``, ``jvp``, …), which cannot see into the kernels, under forward-mode AD, and for a
+surrogate with tensor constants (per neuron, or learnable: the kernels would not return their
+gradient), :func:`lif_sequence` runs that differentiable recurrence instead of the operation.
 """
 from __future__ import annotations
 
@@ -52,11 +57,12 @@ import numbers
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from neuroplastic import transforms
 from neuroplastic.fused import extension, fallback
+from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.spikes import Surrogate
-from neuroplastic.validation import require_finite, require_positive
+from neuroplastic.validation import require_finite, require_finite_tensor, require_positive
 
 __all__ = ["LeakyState", "lif_sequence"]
 
@@ -89,6 +95,10 @@ def lif_sequence(
     """
     _check_currents(currents)
     v0, z0 = check_arguments(currents.shape, currents, beta, threshold, surrogate, detach_reset, state)
+    if transforms.active(currents, beta, v0, z0) or holds_tensors(surrogate):  # module docstring
+        require_finite_tensor("currents", currents)
+        spikes, v_last = fallback.differentiable(currents, beta, float(threshold), surrogate, detach_reset, v0, z0)
+        return spikes, LeakyState(v_last, spikes[-1])
     kernels = extension if extension.backend(currents) == "cpp" else fallback
     spikes, v_last, _ = _LeakySequence.apply(
         currents, beta, float(threshold), surrogate, detach_reset, v0, z0, kernels
@@ -96,7 +106,7 @@ def lif_sequence(
     return spikes, LeakyState(v_last, spikes[-1].clone())
 
 
-class _LeakySequence(torch.autograd.Function):
+class _LeakySequence(extension.KernelFunction):
     """Outputs spikes, the final voltage and what the backward reads (not differentiable)."""
 
     @staticmethod
@@ -109,19 +119,21 @@ class _LeakySequence(torch.autograd.Function):
         currents, beta, threshold, surrogate, detach_reset, v0, z0, kernels = inputs
         remember(ctx, beta, threshold, surrogate, detach_reset, kernels, len(output[0]))
         beta_tensor = beta if isinstance(beta, torch.Tensor) else None
-        if ctx.native is not None:  # the voltages every _INTERVAL steps; the rest from the currents
-            ctx.save_for_backward(currents, output[2], v0, z0, beta_tensor)
-        else:  # all the voltages
-            ctx.save_for_backward(None, output[2], v0, None, beta_tensor)
+        # with the native surrogate the voltages every _INTERVAL steps (the rest from the currents),
+        # else all of them; the currents in any case for a differentiable backward
+        ctx.save_for_backward(currents, output[2], v0, z0, beta_tensor)
         ctx.mark_non_differentiable(output[2])
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_spikes, grad_final, _):
         currents, kept, v0, z0, beta_tensor = ctx.saved_tensors
-        grad = v0.new_empty((ctx.steps, *v0.shape))
         needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # a graph of the gradient is being built: module docstring
+            grads = differentiable_gradients(ctx, currents, beta_tensor, v0, z0, grad_spikes, grad_final,
+                                             (needs[0], needs[1], needs[5], needs[6]))
+            return grads[0], grads[1], None, None, None, grads[2], grads[3], None
+        grad = v0.new_empty((ctx.steps, *v0.shape))
         grad, grad_beta, grad_v0, grad_z0 = backward_pass(
             ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, grad, needs[1], needs[5], needs[6]
         )
@@ -186,6 +198,22 @@ def backward_pass(ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_fi
     return grad, grad_beta, grad_v0, grad_z0
 
 
+def differentiable_gradients(ctx, currents, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
+    """``(dL/dI, dL/dβ, dL/dv_{−1}, dL/dz_{−1})`` (None where ``needs`` is false) as the step path
+    gives them, with a graph: the recurrence run again with autograd from the saved inputs."""
+    beta = ctx.beta if beta_tensor is None else beta_tensor
+    with torch.enable_grad():
+        spikes, v_last = fallback.differentiable(currents, beta, ctx.threshold, ctx.surrogate, ctx.detach_reset,
+                                                 v0, z0)
+    pairs = [(out, grad) for out, grad in ((spikes, grad_spikes), (v_last, grad_final)) if grad is not None]
+    wanted = [x for x, need in zip((currents, beta_tensor, v0, z0), needs) if need]
+    if not pairs or not wanted:
+        return None, None, None, None
+    found = iter(torch.autograd.grad([out for out, _ in pairs], wanted, [grad for _, grad in pairs],
+                                     create_graph=True, allow_unused=True))
+    return tuple(next(found) if need else None for need in needs)
+
+
 def _native(kernels, surrogate):
     """The C++ kernel's own form of ``surrogate`` (``extension.native_surrogate``), if it runs."""
     return extension.native_surrogate(surrogate) if kernels is extension else None
@@ -230,7 +258,7 @@ def _check_beta(beta, size):
                 f"beta must be a number or a float tensor of shape () or ({size},), "
                 f"got {beta.dtype} of shape {tuple(beta.shape)}"
             )
-        values = beta.detach()
+        values = transforms.concrete(beta).detach()
         if not ((values > 0) & (values <= 1)).all():
             raise ValueError("beta must lie in (0, 1]")
     elif isinstance(beta, numbers.Real) and not isinstance(beta, bool):
@@ -243,6 +271,8 @@ def _check_beta(beta, size):
 def check_arguments(shape, like, beta, threshold, surrogate, detach_reset, state):
     """Refuses what :func:`lif_sequence` refuses, for currents of ``shape`` (T, B, N); returns the
     initial state ``(v_{−1}, z_{−1})`` as tensors like ``like``."""
+    if isinstance(threshold, torch.Tensor):
+        raise ValueError("threshold must be a number here (the fused operation has one threshold for all neurons)")
     require_positive("threshold", threshold)
     _check_beta(beta, shape[-1])
     if not isinstance(surrogate, Surrogate):

@@ -21,7 +21,7 @@ by the output's size and shrinks again at the end of the pass, and every pass wr
 forward+backward passes, each then 10-25 ms slower; with the output first, none in 22 passes).
 
 Between the passes it keeps what ``lif_sequence`` and ``spike_linear`` keep: the currents, every
-``_INTERVAL``-th voltage, the spikes' index (and the input where a pass multiplies it). Backward
+``_INTERVAL``-th voltage, the spikes' index and the input. Backward
 through the same graph a second time (``retain_graph=True``) recomputes the currents the first
 backward wrote over. Two consequences of owning the currents: the workspace keeps their buffers
 after use, up to ``workspace.MAX_BYTES`` (256 MB) for the process, until
@@ -31,14 +31,17 @@ backward pass (the reentrant ``checkpoint`` does free them).
 
 It runs where both fused paths do with a built-in surrogate (the kernel recomputes the voltages
 from the currents; :func:`~neuroplastic.fused.extension.native_surrogate`) and the input is indexed as
-spikes; otherwise it is the two operations one after the other. Once differentiable, as they are.
+spikes; otherwise it is the two operations one after the other. Where a graph of the gradient is
+being built (``create_graph=True``) its backward runs ``linear`` and the recurrence again with
+autograd from the saved inputs and differentiates them, as ``lif_sequence``'s does, so derivatives of
+every order are the step path's; under ``torch.func`` transforms it is the two operations, which then
+run their differentiable forms.
 """
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
-from neuroplastic.fused import event_linear, extension, lif, workspace
+from neuroplastic.fused import event_linear, extension, fallback, lif, workspace
 from neuroplastic.fused.lif import LeakyState
 
 __all__ = ["linear_lif_sequence"]
@@ -71,7 +74,7 @@ def linear_lif_sequence(
     v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
     # `out` travels in a tuple: a tensor argument would be an input of the graph node, and an input
     # written and returned by forward is treated by autograd as modified in place.
-    spikes, v_last, _ = _LinearLeakySequence.apply(
+    spikes, v_last, _, _ = _LinearLeakySequence.apply(
         events.spikes, weight, bias, beta, v0, z0, events, (out,), float(threshold), surrogate, detach_reset
     )
     return spikes, LeakyState(v_last, spikes[-1].clone())
@@ -88,36 +91,44 @@ def _check_shapes(x, weight, bias):
         raise ValueError(f"bias must be None or a tensor of shape ({weight.shape[0]},), got {shape}")
 
 
-class _LinearLeakySequence(torch.autograd.Function):
-    """Outputs spikes, the final voltage and the kept voltages (not differentiable)."""
+class _LinearLeakySequence(extension.KernelFunction):
+    """Outputs spikes, the final voltage, the kept voltages (not differentiable) and the lease on the
+    currents' buffer (for the graph to hold)."""
 
     @staticmethod
-    def forward(ctx, spikes, weight, bias, beta, v0, z0, events, output, threshold, surrogate, detach_reset):
+    def forward(spikes, weight, bias, beta, v0, z0, events, output, threshold, surrogate, detach_reset):
         (out,) = output  # the tensor to write the spikes into, (T, B, n_out)
         shape = out.shape
         lease = workspace.Lease(shape, v0)  # back to the workspace with the graph or after backward
         event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, shape[-1]))
         out, kept = lif.forward_pass(lease.buffer, beta, threshold, surrogate, v0, z0, extension, out)
-        lif.remember(ctx, beta, threshold, surrogate, detach_reset, extension, shape[0])
-        ctx.currents, ctx.shape = lease, shape
-        ctx.sparse = events.sparse_forward, events.sparse_gradient
-        beta_tensor = beta if isinstance(beta, torch.Tensor) else None
-        ctx.save_for_backward(weight, bias, *event_linear.saved(events), kept, v0, z0, beta_tensor)
-        ctx.mark_non_differentiable(kept)
-        ctx.set_materialize_grads(False)
-        return out, kept[-1].clone(), kept
+        return out, kept[-1].clone(), kept, lease
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_spikes, grad_final, _):
-        weight, bias, spikes, offsets, columns, kept, v0, z0, beta_tensor = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        spikes, weight, bias, beta, v0, z0, events, _, threshold, surrogate, detach_reset = inputs
+        out, _, kept, lease = output
+        lif.remember(ctx, beta, threshold, surrogate, detach_reset, extension, out.shape[0])
+        ctx.currents, ctx.shape = lease, out.shape
+        ctx.sparse = events.sparse_forward, events.sparse_gradient
+        beta_tensor = beta if isinstance(beta, torch.Tensor) else None
+        ctx.save_for_backward(spikes, weight, bias, events.offsets, events.columns, kept, v0, z0, beta_tensor)
+        ctx.mark_non_differentiable(kept)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_final, _kept, _lease):
+        spikes, weight, bias, offsets, columns, kept, v0, z0, beta_tensor = ctx.saved_tensors
         lease, ctx.currents = ctx.currents, None
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # a graph of the gradient is being built: module docstring
+            return _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes,
+                                             grad_final, needs)
         if lease is None:  # a second backward pass (retained graph): the first wrote over them
             events = event_linear.Events(spikes, offsets, columns, *ctx.sparse)
             lease = workspace.Lease(ctx.shape, v0)
             event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, ctx.shape[-1]))
         currents = lease.buffer
-        needs = ctx.needs_input_grad
         grad, grad_beta, grad_v0, grad_z0 = lif.backward_pass(
             ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, currents,
             needs[3], needs[4], needs[5],
@@ -125,3 +136,21 @@ class _LinearLeakySequence(torch.autograd.Function):
         grads = event_linear.gradients(grad.view(-1, ctx.shape[-1]), spikes, weight, offsets, columns,
                                        ctx.sparse[1], needs[0], needs[1], bias is not None and needs[2])
         return *grads, grad_beta, grad_v0, grad_z0, None, None, None, None, None
+
+
+def _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
+    """Every input's gradient as the step path gives it, with a graph: the currents and the recurrence
+    run again with autograd from the saved inputs."""
+    beta = ctx.beta if beta_tensor is None else beta_tensor
+    with torch.enable_grad():
+        currents = torch.nn.functional.linear(spikes, weight, bias).view(ctx.shape)
+        out, v_last = fallback.differentiable(currents, beta, ctx.threshold, ctx.surrogate, ctx.detach_reset, v0, z0)
+    pairs = [(o, g) for o, g in ((out, grad_spikes), (v_last, grad_final)) if g is not None]
+    inputs = (spikes, weight, bias, beta_tensor, v0, z0)
+    wanted = [x for x, need in zip(inputs, needs) if need]
+    grads = [None] * len(inputs)
+    if pairs and wanted:
+        found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs],
+                                         create_graph=True, allow_unused=True))
+        grads = [next(found) if need else None for need in needs[:len(inputs)]]
+    return *grads, None, None, None, None, None

@@ -1,5 +1,7 @@
 """Spiking networks for learning: layers of any neuron model, a leaky readout, the network."""
 from neuroplastic.networks.layers import LayerState, LeakyReadout, SpikingLayer
-from neuroplastic.networks.network import NetworkOutput, NetworkState, SpikingNetwork
+from neuroplastic.networks.network import LayerStep, NetworkOutput, NetworkState, SpikingNetwork
+from neuroplastic.networks.paths import PATHS, use_path
 
-__all__ = ["SpikingLayer", "LayerState", "LeakyReadout", "SpikingNetwork", "NetworkState", "NetworkOutput"]
+__all__ = ["SpikingLayer", "LayerState", "LeakyReadout", "SpikingNetwork", "NetworkState", "NetworkOutput",
+           "LayerStep", "PATHS", "use_path"]

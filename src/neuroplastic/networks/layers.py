@@ -1,13 +1,16 @@
 """Layers of spiking neurons and a leaky-integrator readout, over one step or a whole sequence.
 
-A :class:`SpikingLayer` is a population of any neuron model fed by dense synapses
-``I_t = W x_t`` and, if recurrent, by its own spikes of the previous step ``+ W_rec z_{t−1}``
+A :class:`SpikingLayer` is a population of any neuron model fed by synapses ``I_t = W x_t`` (any
+module of the synapse protocol, :mod:`neuroplastic.synapses.protocol`; dense by default) and, if
+recurrent, by its own spikes of the previous step through recurrent synapses ``+ W_rec z_{t−1}``
 (no self-connections). ``step`` is the readable truth; ``forward`` runs a whole time-first sequence
-and is tested equal to it: the input currents of all steps come from one matrix product, and a
-feed-forward layer of plain LIF neurons (``ALIF`` with ``beta = 0``, no refractoriness, reset by
-subtraction) runs its recurrence in the fused kernel of :mod:`neuroplastic.fused`, fed by
-event-driven synapses where its input is spikes, as one operation
-(:func:`~neuroplastic.fused.linear_lif_sequence`).
+and is tested equal to it: the input currents of all steps come from the synapses at once (one matrix
+product), then the neurons step through time. :mod:`neuroplastic.networks.paths` says when a
+feed-forward layer of plain LIF neurons runs the fused operation of :mod:`neuroplastic.fused` instead
+(``path=``), an equivalent form tested equal to it.
+
+The neuron model's tensor parameters (per-neuron values, ``nn.Parameter`` s to learn) belong to the
+layer's ``neuron_parameters`` module; ``layer.neuron`` is the model with their current values.
 
 :class:`LeakyReadout` is e-prop's output (Bellec et al. 2020): ``y_t = κ y_{t−1} + W_out z_t + b``,
 ``κ = exp(−dt/τ_out)``.
@@ -20,11 +23,16 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from torch.nn.modules import module as module_hooks
+from torch.nn.utils import parametrize
 
 from neuroplastic.fused import LeakyState, lif_sequence, linear_lif_sequence
-from neuroplastic.neurons import ALIF, NeuronModel, ResetBySubtraction
+from neuroplastic.networks import paths
+from neuroplastic.neurons import NeuronModel
 from neuroplastic.neurons.alif import ALIFState
+from neuroplastic.neurons.base import exp_decay
+from neuroplastic.neurons.parameters import ModelParameters
 from neuroplastic.sim.filters import leaky_integrate
+from neuroplastic.sim.loop import noise_at
 from neuroplastic.spikes import Rescaled
 from neuroplastic.synapses import Dense, Recurrent
 from neuroplastic.validation import require_positive
@@ -35,69 +43,131 @@ __all__ = ["SpikingLayer", "LayerState", "LeakyReadout"]
 class LayerState(NamedTuple):
     neuron: tuple  # the neuron model's state
     z: torch.Tensor  # spikes of the previous step (B, N)
+    synapses: tuple = ()  # the input synapses' own state (() for synapses without)
+    recurrent: tuple = ()  # the recurrent synapses' own state
 
 
 class SpikingLayer(nn.Module):
-    """``n_in → n_out`` spiking neurons of model ``neuron`` advancing by ``dt`` ms per step."""
+    """``n_in → n_out`` spiking neurons of model ``neuron`` advancing by ``dt`` ms per step.
 
-    def __init__(self, n_in: int, n_out: int, neuron: NeuronModel, *, dt: float = 1.0,
-                 recurrent: bool = False, scale: float = 1.0, generator: torch.Generator | None = None):
+    ``synapses``: the input synapses (default ``Dense(n_in, n_out, scale=scale)``); ``recurrent``:
+    ``True`` for ``Recurrent(n_out, scale=scale)``, or recurrent synapses of one's own (e.g.
+    ``DaleRecurrent``); ``path``: ``"auto"``, ``"step"`` or ``"fused"`` (:mod:`~neuroplastic.networks.paths`).
+    """
+
+    def __init__(self, n_in: int, n_out: int, neuron: NeuronModel, *, dt: float = 1.0, recurrent=False,
+                 scale: float = 1.0, generator: torch.Generator | None = None, synapses: nn.Module | None = None,
+                 path: str = "auto"):
         super().__init__()
         if not isinstance(neuron, NeuronModel):
             raise ValueError(f"neuron must be a neuroplastic neuron model, got {neuron!r}")
-        self.neuron = neuron
+        _check_parameter_shapes(neuron, n_out)
+        self.neuron_parameters = ModelParameters(neuron)
         self.dt = require_positive("dt", dt)
         self.size = n_out
-        self.synapses = Dense(n_in, n_out, scale=scale, generator=generator)
-        self.recurrent = Recurrent(n_out, scale=scale, generator=generator) if recurrent else None
+        self.path = paths.check_path(path)
+        self.synapses = Dense(n_in, n_out, scale=scale, generator=generator) if synapses is None else synapses
+        if recurrent is True:
+            recurrent = Recurrent(n_out, scale=scale, generator=generator)
+        self.recurrent = recurrent or None
+        if path == "fused" and self.why_not_fused is not None:
+            raise ValueError(f"path='fused' cannot run this layer: {self.why_not_fused}")
+
+    @property
+    def neuron(self) -> NeuronModel:
+        """The neuron model, with the current values of its tensor parameters."""
+        return self.neuron_parameters.model()
+
+    @neuron.setter
+    def neuron(self, model: NeuronModel) -> None:
+        if not isinstance(model, NeuronModel):
+            raise ValueError(f"neuron must be a neuroplastic neuron model, got {model!r}")
+        _check_parameter_shapes(model, self.size)
+        self.neuron_parameters = ModelParameters(model)
+
+    @property
+    def why_not_fused(self) -> str | None:
+        """Why the fused operation cannot run this layer, ``None`` where it can."""
+        return paths.why_not_fused(self.neuron, self.recurrent)
 
     @property
     def fused(self) -> bool:
-        """Whether ``forward`` runs the fused LIF kernel."""
-        n = self.neuron
-        return (self.recurrent is None and isinstance(n, ALIF) and n.beta == 0 and n.t_ref == 0
-                and isinstance(n.reset, ResetBySubtraction))
+        """Whether ``forward`` runs the fused operation (outside ``torch.func`` transforms)."""
+        return paths.runs_fused(self.path, self.why_not_fused)
 
     def init_state(self, batch: int, *, dtype=torch.float32, device=None) -> LayerState:
         shape = (batch, self.size)
-        return LayerState(self.neuron.init_state(shape, dtype=dtype, device=device),
-                          torch.zeros(shape, dtype=dtype, device=device))
+        options = dict(dtype=dtype, device=device)
+        recurrent = () if self.recurrent is None else self.recurrent.init_state(batch, **options)
+        return LayerState(self.neuron.init_state(shape, **options), torch.zeros(shape, **options),
+                          self.synapses.init_state(batch, **options), recurrent)
 
-    def step(self, state: LayerState, x: torch.Tensor) -> tuple[torch.Tensor, LayerState]:
-        """One step: ``x`` is ``(B, n_in)``."""
-        current = self.synapses(x)
-        if self.recurrent is not None:
-            current = current + self.recurrent(state.z)
-        z, neuron_state = self.neuron.step(state.neuron, current, self.dt)
-        return z, LayerState(neuron_state, z)
+    def step(self, state: LayerState, x: torch.Tensor, noise=None) -> tuple[torch.Tensor, LayerState]:
+        """One step: ``x`` is ``(B, n_in)``; ``noise`` a standard-normal ``(B, n_out)``, a generator to
+        draw it from, or ``None``."""
+        neuron = self.neuron
+        current, synapse_state = self.synapses.step(state.synapses, x)
+        return self._integrate(neuron, state, current, synapse_state,
+                               noise_at(noise, None, state.z) if neuron.noisy else None)
 
-    def forward(self, x: torch.Tensor, state: LayerState | None = None):
-        """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state."""
+    def presynaptic(self, state: LayerState, x: torch.Tensor) -> torch.Tensor:
+        """The presynaptic activity that reaches the weights at the step from ``state`` with input ``x``,
+        in the order of the layer's weight columns: the input synapses', then the recurrent ones'
+        (what plasticity and online rules see as ``StepInfo.pre``; the synapse protocol's
+        ``presynaptic``)."""
+        pre = self.synapses.presynaptic(state.synapses, x)
+        if self.recurrent is None:
+            return pre
+        return torch.cat([pre, self.recurrent.presynaptic(state.recurrent, state.z)], -1)
+
+    def forward(self, x: torch.Tensor, state: LayerState | None = None, noise=None):
+        """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state.
+        ``noise``: standard normals ``(T, B, n_out)``, a generator, or ``None``."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-        if self.fused:
-            return self._forward_fused(x, state)
-        currents = self.synapses(x)
-        w_rec = None if self.recurrent is None else self.recurrent.weight  # read once per sequence
-        neuron_state, z, outputs = state.neuron, state.z, []
-        for current in currents.unbind(0):
-            if w_rec is not None:
-                current = current + z @ w_rec.T
-            z, neuron_state = self.neuron.step(neuron_state, current, self.dt)
-            outputs.append(z)
-        return torch.stack(outputs), LayerState(neuron_state, z)
+        neuron = self.neuron
+        reason = paths.why_not_fused(neuron, self.recurrent)
+        if paths.runs_fused(self.path, reason, x, *self.parameters(), *state.neuron):
+            return self._forward_fused(neuron, x, state)
+        currents, synapse_state = self.synapses.sequence(state.synapses, x)
+        outputs = []
+        with parametrize.cached():  # recurrent weights computed once per sequence
+            for t, current in enumerate(currents.unbind(0)):
+                z, state = self._integrate(neuron, state, current, synapse_state,
+                                           noise_at(noise, t, state.z) if neuron.noisy else None)
+                outputs.append(z)
+        return torch.stack(outputs), state
 
-    def _forward_fused(self, x, state):
-        n = self.neuron
-        options = dict(beta=math.exp(-self.dt / n.tau_m), threshold=n.v_th, surrogate=Rescaled(n.surrogate, n.v_th),
-                       detach_reset=n.reset.detach, state=LeakyState(state.neuron.v, state.neuron.z))
-        if _plain(self.synapses):  # once differentiable anyway, so the synapses may be fused in
+    def _integrate(self, neuron, state, current, synapse_state, noise):
+        """The rest of a step once the input synapses gave ``current``: recurrence, then the neurons."""
+        recurrent_state = state.recurrent
+        if self.recurrent is not None:
+            feedback, recurrent_state = self.recurrent.step(state.recurrent, state.z)
+            current = current + feedback
+        z, neuron_state = neuron.step(state.neuron, current, self.dt, noise)
+        return z, LayerState(neuron_state, z, synapse_state, recurrent_state)
+
+    def _forward_fused(self, neuron, x, state):
+        options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
+                       surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach,
+                       state=LeakyState(state.neuron.v, state.neuron.z))
+        synapse_state = state.synapses
+        if _plain(self.synapses):  # its product is fused in
             spikes, final = linear_lif_sequence(x, self.synapses.weight, self.synapses.bias, **options)
         else:
-            spikes, final = lif_sequence(self.synapses(x), **options)
+            currents, synapse_state = self.synapses.sequence(state.synapses, x)
+            spikes, final = lif_sequence(currents, **options)
         # beta = 0: the adaptation a has no effect, and is not tracked on this path.
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
-        return spikes, LayerState(neuron_state, final.z)
+        return spikes, LayerState(neuron_state, final.z, synapse_state, state.recurrent)
+
+
+def _check_parameter_shapes(neuron, size: int) -> None:
+    """Tensor parameters hold one value, or one per neuron."""
+    for name, value in vars(neuron).items():
+        if isinstance(value, torch.Tensor) and value.shape not in ((), (size,)):
+            raise ValueError(f"{type(neuron).__name__}.{name} has shape {tuple(value.shape)}; a layer of {size} "
+                             f"neurons takes one value or one per neuron, shape () or ({size},)")
 
 
 def _plain(synapses: nn.Module) -> bool:

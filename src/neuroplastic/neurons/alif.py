@@ -33,7 +33,6 @@ silences ``n − 1`` steps after a spike; here ``t_ref = n·dt`` silences ``n``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,6 +43,7 @@ from neuroplastic.neurons.base import (
     ResetBySubtraction,
     ResetTo,
     check_dt,
+    exp_decay,
     refractory_mask,
     restart_refractory,
 )
@@ -91,8 +91,8 @@ class ALIF(NeuronModel):
 
     def step(self, state, current, dt, noise=None):
         dt = check_dt(dt)
-        v = self.reset(math.exp(-dt / self.tau_m) * state.v + current, state.z, self.v_th)
-        a = math.exp(-dt / self.tau_a) * state.a + state.z
+        v = self.reset(exp_decay(dt, self.tau_m) * state.v + current, state.z, self.v_th)
+        a = exp_decay(dt, self.tau_a) * state.a + state.z
         held = refractory_mask(state.refractory, dt)
         z = spike((v - self.threshold(a)) / self.v_th, self.surrogate) * (~held)
         refractory = restart_refractory(state.refractory, z, self.t_ref, dt)
@@ -117,6 +117,6 @@ class ALIF(NeuronModel):
             raise ValueError("eligibility traces are derived for ResetBySubtraction only, got "
                              f"{self.reset!r}")
         dt = check_dt(dt)
-        alpha, rho = math.exp(-dt / self.tau_m), math.exp(-dt / self.tau_a)
+        alpha, rho = exp_decay(dt, self.tau_m), exp_decay(dt, self.tau_a)
         r = self.v_th if reset_path and not self.reset.detach else 0.0
         return alpha - r * psi, r * self.beta * psi, psi, rho - self.beta * psi

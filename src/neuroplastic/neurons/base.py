@@ -8,11 +8,18 @@ with a ``NamedTuple`` state class and a pure step::
 
 ``noise`` is a standard-normal tensor of the state's shape, supplied by the caller (the time loop
 draws it), so the step stays a pure function and frozen noise is easy. Models without a noise term
-ignore it. Nothing is hidden in buffers: everything that evolves is in the state.
+ignore it (``noisy`` is false). Nothing is hidden in buffers: everything that evolves is in the state.
+
+**Parameters may be tensors.** Any number of a model (and of its surrogate) may instead be a tensor
+that broadcasts against the state — one value per neuron for a heterogeneous population or device
+mismatch — or an ``nn.Parameter`` to learn it (a :class:`~neuroplastic.networks.SpikingLayer` shows it
+in ``named_parameters()``). The equations use torch operations wherever a parameter enters
+(:func:`exp_decay`), and validation checks every element.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,6 +40,7 @@ __all__ = [
     "restart_refractory",
     "fire_and_reset",
     "check_dt",
+    "exp_decay",
 ]
 
 
@@ -53,11 +61,22 @@ class NeuronModel:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name.startswith(("tau", "t_ref")) and isinstance(value, (int, float)):
-                checker = require_non_negative if field.name.startswith("t_ref") else require_positive
-                checker(f"{type(self).__name__}.{field.name}", value)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                require_finite(f"{type(self).__name__}.{field.name}", value)
+            if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+                continue
+            name = f"{type(self).__name__}.{field.name}"
+            if field.name.startswith("t_ref"):
+                require_non_negative(name, value)
+            elif field.name.startswith("tau"):
+                require_positive(name, value)
+            else:
+                require_finite(name, value)
+
+    @property
+    def noisy(self) -> bool:
+        """Whether ``step`` uses its ``noise`` argument: models with a noise amplitude ``sigma`` do
+        unless it is the number 0."""
+        sigma = getattr(self, "sigma", 0.0)
+        return isinstance(sigma, torch.Tensor) or sigma > 0
 
     def initial_values(self) -> dict:
         """Resting value of each state field (scalars)."""
@@ -66,10 +85,7 @@ class NeuronModel:
     def init_state(self, shape=(), *, dtype=torch.float32, device=None):
         """The model at rest, every field a tensor of ``shape``."""
         values = self.initial_values()
-        return self.State(
-            **{name: torch.full(tuple(shape), float(values[name]), dtype=dtype, device=device)
-               for name in self.State._fields}
-        )
+        return self.State(**{name: _filled(shape, values[name], dtype, device) for name in self.State._fields})
 
     def step(self, state, current, dt: float, noise=None):
         raise NotImplementedError
@@ -117,8 +133,22 @@ class ResetBySubtraction:
         return v - z * height
 
 
+def _filled(shape, value, dtype, device) -> torch.Tensor:
+    """A tensor of ``shape`` holding ``value``: a number, or a tensor (per neuron) broadcast to it."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=dtype, device=device).expand(tuple(shape)).clone()
+    return torch.full(tuple(shape), float(value), dtype=dtype, device=device)
+
+
 def check_dt(dt) -> float:
     return require_positive("dt", dt)
+
+
+def exp_decay(dt: float, tau):
+    """``exp(−dt/τ)``: a float for a number ``τ``, a tensor (with its gradient) for a tensor."""
+    if isinstance(tau, torch.Tensor):
+        return torch.exp(-dt / tau)
+    return math.exp(-dt / tau)
 
 
 def refractory_mask(remaining: torch.Tensor, dt: float) -> torch.Tensor:
@@ -128,7 +158,7 @@ def refractory_mask(remaining: torch.Tensor, dt: float) -> torch.Tensor:
 
 def restart_refractory(remaining, spikes, t_ref: float, dt: float):
     """Count the refractory time down by ``dt``; a spike starts it again at ``t_ref``."""
-    return torch.where(spikes > 0, torch.full_like(remaining, t_ref), (remaining - dt).clamp(min=0.0))
+    return torch.where(spikes > 0, t_ref, (remaining - dt).clamp(min=0.0))
 
 
 def fire_and_reset(model, v_before, v, remaining, dt: float):

@@ -125,7 +125,7 @@ class ConductanceLIF(NeuronModel):
         i_ext, jump_e, jump_i = current.unbind(-1)
         y = (state.v, state.g_e + jump_e, state.g_i + jump_i)
         v, g_e, g_i = self.integrator(self, y, i_ext, dt)
-        if noise is not None and self.sigma > 0:
+        if noise is not None and self.noisy:
             v = v + noise_increment(self.sigma, self.tau_m, dt, noise)
         spikes, v, refractory = fire_and_reset(self, state.v, v, state.refractory, dt)
         return spikes, ConductanceLIFState(v, g_e, g_i, refractory)

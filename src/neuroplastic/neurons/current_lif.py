@@ -37,6 +37,7 @@ from neuroplastic.neurons.base import (
     ResetBySubtraction,
     ResetTo,
     check_dt,
+    exp_decay,
     fire_and_reset,
 )
 from neuroplastic.spikes import FastSigmoid, Surrogate
@@ -50,18 +51,26 @@ class CurrentLIFState(NamedTuple):
     refractory: torch.Tensor  # remaining refractory time (ms)
 
 
-def _psc_gain(dt: float, tau_m: float, tau_s: float) -> float:
+def _psc_gain(dt: float, tau_m, tau_s):
     """``τ_s/(τ_s − τ_m)·(e^{−dt/τ_s} − e^{−dt/τ_m})``: the voltage (per unit ``R I_syn``) that a
-    synaptic current present at the start of a step adds by its end, without cancellation near
-    ``τ_s = τ_m`` and without overflow (the exponent passed to ``expm1`` is never positive)."""
-    c = dt / tau_m - dt / tau_s
-    if c == 0.0:
-        return dt / tau_m * math.exp(-dt / tau_m)
-    if c < 0.0:
-        ratio = math.exp(-dt / tau_m) * math.expm1(c) / c
-    else:
-        ratio = math.exp(-dt / tau_s) * math.expm1(-c) / -c
-    return dt / tau_m * ratio
+    synaptic current present at the start of a step adds by its end. Written as
+    ``(dt/τ_m)·e^{−min(dt/τ_m, dt/τ_s)}·φ(−|dt/τ_m − dt/τ_s|)`` with ``φ(x) = (eˣ − 1)/x``: no cancellation
+    near ``τ_s = τ_m`` and no overflow (``φ``'s argument is never positive); numbers or tensors."""
+    a, b = dt / tau_m, dt / tau_s
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        return a * torch.exp(-torch.minimum(a, b)) * _relative_expm1(-(a - b).abs())
+    return a * math.exp(-min(a, b)) * _relative_expm1(-abs(a - b))
+
+
+def _relative_expm1(x):
+    """``φ(x) = (eˣ − 1)/x``, its series ``1 + x/2 + x²/6`` near 0 (where it is exact to rounding, and
+    its derivative 1/2 is right at 0 too)."""
+    if isinstance(x, torch.Tensor):
+        small = x.abs() < 1e-5
+        safe = torch.where(small, -torch.ones_like(x), x)
+        return torch.where(small, 1 + x / 2 + x * x / 6, torch.expm1(safe) / safe)
+    return 1 + x / 2 + x * x / 6 if abs(x) < 1e-5 else math.expm1(x) / x
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,9 @@ class CurrentLIF(NeuronModel):
 
     def propagate(self, y, current, dt):
         v, i_syn = y
-        decay_m = math.exp(-dt / self.tau_m)
         gain = self.resistance * _psc_gain(dt, self.tau_m, self.tau_s)
-        return self.e_l + (v - self.e_l) * decay_m + gain * i_syn, i_syn * math.exp(-dt / self.tau_s)
+        return (self.e_l + (v - self.e_l) * exp_decay(dt, self.tau_m) + gain * i_syn,
+                i_syn * exp_decay(dt, self.tau_s))
 
     def relaxation(self, y, current):
         _, i_syn = y

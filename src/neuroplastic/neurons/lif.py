@@ -74,7 +74,7 @@ class LIF(NeuronModel):
     def step(self, state, current, dt, noise=None):
         dt = check_dt(dt)
         (v,) = self.integrator(self, (state.v,), current, dt)
-        if noise is not None and self.sigma > 0:
+        if noise is not None and self.noisy:
             v = v + noise_increment(self.sigma, self.tau_m, dt, noise)
         spikes, v, refractory = fire_and_reset(self, state.v, v, state.refractory, dt)
         return spikes, LIFState(v, refractory)

@@ -3,7 +3,10 @@
 ``leaky_integrate(x, decay)`` computes ``y_t = decay · y_{t−1} + x_t`` (``y_{−1} = y0``, zero by
 default) along the first (time) dimension. It is the readout of e-prop (``κ``), an exponential trace
 and the low-pass of the van Rossum distance. Its gradient is the same filter run backwards in
-time, ``g_x_t = g_y_t + decay · g_x_{t+1}``, so one custom autograd node replaces T graph nodes.
+time, ``g_x_t = g_y_t + decay · g_x_{t+1}``, so one custom autograd node replaces T graph nodes. The
+filter is linear, so its tangent (forward mode, ``torch.func.jvp``) is the filter of the tangents, and
+both passes are written in differentiable operations that ``torch.func.vmap`` batches (a generated
+rule): derivatives of any order and every transform go through it.
 """
 from __future__ import annotations
 
@@ -31,16 +34,23 @@ def _backward_filter(grad, decay):
 
 
 class _LeakyIntegrate(torch.autograd.Function):
+    generate_vmap_rule = True
+
     @staticmethod
     def forward(x, decay, y0):
-        with torch.no_grad():
-            return _forward_filter(x, decay, y0)
+        return _forward_filter(x, decay, y0)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, decay, y0 = inputs
-        ctx.decay = decay
+        x, decay, y0 = inputs
+        ctx.decay, ctx.shape = decay, x.shape
         ctx.has_y0 = y0 is not None
+
+    @staticmethod
+    def jvp(ctx, x_tangent, _decay_tangent, y0_tangent):
+        if x_tangent is None:
+            x_tangent = y0_tangent.new_zeros(ctx.shape)
+        return _forward_filter(x_tangent, ctx.decay, y0_tangent)
 
     @staticmethod
     def backward(ctx, grad_output):

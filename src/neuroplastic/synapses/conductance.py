@@ -12,6 +12,11 @@ Event-driven: only the columns of presynaptic neurons that spiked in the step ar
 (``W[:, active] · s[active]``), so a step costs O(n_post × active) instead of O(n_post × n_pre); with
 many active inputs one dense product is used instead. Both give the same sums.
 
+They follow the synapse protocol (:class:`~neuroplastic.synapses.protocol.Stateless`): called on
+spikes ``(…, n_pre)`` of any leading shape (one step, or a whole sequence) they return the
+ConductanceLIF input ``(…, n_post, 3)``, so a ``SpikingLayer`` of ``ConductanceLIF`` neurons can use
+them as its synapses.
+
 Plasticity rules change ``weight`` in place (``apply_changes((syn.weight,), changes)``); keep them
 inside ``[0, w_max]`` with ``bound`` so that no magnitude turns negative (:meth:`check` verifies).
 """
@@ -21,12 +26,13 @@ import torch
 
 from neuroplastic.neurons.conductance_lif import conductance_input
 from neuroplastic.synapses.dale import excitatory_count
+from neuroplastic.synapses.protocol import Stateless
 from neuroplastic.validation import require_finite_tensor
 
 __all__ = ["ConductanceSynapses"]
 
 
-class ConductanceSynapses:
+class ConductanceSynapses(Stateless):
     """Conductance jumps ``(g_e, g_i)`` onto ``n_post`` neurons from spikes of ``n_pre`` neurons."""
 
     def __init__(self, weight: torch.Tensor, *, n_excitatory: int | None = None,
@@ -70,6 +76,11 @@ class ConductanceSynapses:
         g_e = spikes[:, columns_e] @ self.weight[:, columns_e].T
         g_i = spikes[:, columns_i] @ self.weight[:, columns_i].T
         return g_e, g_i
+
+    def __call__(self, spikes: torch.Tensor) -> torch.Tensor:
+        """:meth:`drive` of spikes ``(…, n_pre)`` of any leading shape: ``(…, n_post, 3)``."""
+        flat = self.drive(spikes.reshape(-1, spikes.shape[-1]))
+        return flat.reshape(*spikes.shape[:-1], *flat.shape[1:])
 
     def drive(self, spikes: torch.Tensor, current=0.0) -> torch.Tensor:
         """The :class:`~neuroplastic.neurons.ConductanceLIF` input ``(B, n_post, 3)`` for these spikes."""

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from neuroplastic.synapses.dense import ZeroDiagonal
+from neuroplastic.synapses.protocol import Stateless
 from neuroplastic.validation import require_count, require_positive
 
 __all__ = ["DaleDense", "DaleRecurrent", "DaleSign", "excitatory_count"]
@@ -93,7 +94,7 @@ def _dale_weight(n_out, n_in, fan_in, n_excitatory, scale, generator) -> nn.Para
     return nn.Parameter(magnitude * signs)
 
 
-class _SignedSynapses(nn.Module):
+class _SignedSynapses(Stateless, nn.Module):
     """What both Dale layers share: the signs per presynaptic neuron, the magnitudes, the map."""
 
     @property

@@ -2,9 +2,10 @@
 
 A layer maps presynaptic activity ``s`` of shape ``(…, n_in)`` (spikes, rates or traces) to
 postsynaptic currents ``I = s Wᵀ (+ b)`` of shape ``(…, n_out)``; ``W[i, j]`` is the synapse from
-presynaptic neuron ``j`` onto postsynaptic neuron ``i``. Layers are stateless maps: the time loop
-owns every state, so a layer can be applied to one step or to a whole ``(T, …, n_in)`` sequence at
-once (one matrix product for all time steps).
+presynaptic neuron ``j`` onto postsynaptic neuron ``i``. Layers are stateless maps (the synapse
+protocol's :class:`~neuroplastic.synapses.protocol.Stateless`): the time loop owns every state, so a
+layer can be applied to one step or to a whole ``(T, …, n_in)`` sequence at once (one matrix product
+for all time steps).
 
 Initialization: every weight (and bias) is drawn from ``U(−scale/√fan_in, scale/√fan_in)``, the
 default of ``torch.nn.Linear`` at ``scale = 1``; ``fan_in`` is ``n_in`` (``n − 1`` for a recurrent
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from neuroplastic.synapses.protocol import Stateless
 from neuroplastic.validation import require_count, require_positive
 
 __all__ = ["Dense", "Recurrent", "ZeroDiagonal"]
@@ -52,7 +54,7 @@ class ZeroDiagonal(nn.Module):
         return self.forward(weight)
 
 
-class Dense(nn.Module):
+class Dense(Stateless, nn.Module):
     """Feed-forward synapses ``(…, n_in) → (…, n_out)``: ``I = s Wᵀ + b``, ``W`` is
     ``(n_out, n_in)``."""
 
@@ -72,7 +74,7 @@ class Dense(nn.Module):
         return f"n_in={self.n_in}, n_out={self.n_out}, bias={self.bias is not None}"
 
 
-class Recurrent(nn.Module):
+class Recurrent(Stateless, nn.Module):
     """Recurrent synapses among ``n`` neurons ``(…, n) → (…, n)``, self-connections masked out.
 
     ``I = s (W ⊙ M)ᵀ`` with ``M = 1 − I`` (see :class:`ZeroDiagonal`); ``layer.weight`` is

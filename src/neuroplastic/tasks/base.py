@@ -1,16 +1,22 @@
-"""What every task shares: a :class:`Split` of samples, a :class:`Task` of two splits, batching.
+"""What every task shares: a :class:`Split` of samples, a :class:`Task` of its splits, batching.
 
-Storage is batch first, ``inputs`` of shape ``(samples, T, n_inputs)`` (float32: spikes, spike
-counts per step or analog input); the network side of the library is time first, so
+A task has a train and a test split, and may have a validation split (carved from the training
+samples by :meth:`Task.with_validation`) for what must not see the test set: architecture search,
+meta-learning, early stopping.
+
+Storage is batch first, ``inputs`` of shape ``(samples, T, n_inputs)`` (float32 or float64: spikes,
+spike counts per step or analog input); the network side of the library is time first, so
 :meth:`Task.batches` hands out ``(T, B, n_inputs)``. Spike data too large to hold densely (long
 sequences, many samples) is stored as a sparse COO tensor of the same shape, holding only the
 spikes; :meth:`Task.batches` always returns dense batches.
 
 Targets: classification, ``(samples,)`` int64 labels in ``0 … n_outputs − 1``; regression,
-``(samples, T, n_outputs)`` float32, one target per step (time first in a batch, like the inputs).
+``(samples, T, n_outputs)`` of the inputs' dtype, one target per step (time first in a batch, like
+the inputs).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -26,8 +32,8 @@ KINDS = ("classification", "regression")
 
 @dataclass(frozen=True, eq=False)  # compared by identity: tensors have no single truth value
 class Split:
-    """Samples of one split: ``inputs (samples, T, n_inputs)`` float32, dense or sparse COO, and
-    their ``targets`` (see the module docstring)."""
+    """Samples of one split: ``inputs (samples, T, n_inputs)`` float32 or float64, dense or sparse
+    COO, and their ``targets`` (see the module docstring)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -38,8 +44,8 @@ class Split:
             raise ValueError("Split inputs must be a tensor of shape (samples, T, n_inputs)")
         if inputs.layout not in (torch.strided, torch.sparse_coo):
             raise ValueError(f"Split inputs must be dense or sparse COO, got layout {inputs.layout}")
-        if inputs.dtype != torch.float32:
-            raise ValueError(f"Split inputs must be float32, got {inputs.dtype}")
+        if inputs.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"Split inputs must be float32 or float64, got {inputs.dtype}")
         if not isinstance(targets, torch.Tensor) or targets.dim() == 0:
             raise ValueError("Split targets must be a tensor with one entry per sample")
         if targets.shape[0] != inputs.shape[0]:
@@ -51,6 +57,10 @@ class Split:
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        """The samples at ``index`` (a 1-D int64 tensor)."""
+        return Split(self.inputs.index_select(0, index), self.targets.index_select(0, index))
 
     @property
     def steps(self) -> int:
@@ -64,7 +74,7 @@ class Task:
 
     ``dt`` is the duration of one step in ms. For classification the loss and the decision use the
     last ``loss_steps`` steps of each sample (``None``: all steps), e.g. the 150 ms recall window of
-    the e-prop cue task.
+    the e-prop cue task. ``validation`` is an optional third split.
     """
 
     name: str
@@ -75,6 +85,7 @@ class Task:
     dt: float
     kind: Literal["classification", "regression"]
     loss_steps: int | None = None
+    validation: Split | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -85,7 +96,10 @@ class Task:
         steps = self.train.steps
         if self.loss_steps is not None and require_count("loss_steps", self.loss_steps) > steps:
             raise ValueError(f"loss_steps = {self.loss_steps} exceeds the {steps} steps of a sample")
-        for name, split in (("train", self.train), ("test", self.test)):
+        dtype = self.train.inputs.dtype
+        for name, split in self.splits.items():
+            if split.inputs.dtype != dtype:
+                raise ValueError(f"{self.name} {name} inputs are {split.inputs.dtype}, the train inputs {dtype}")
             if split.inputs.shape[1:] != (steps, self.n_inputs):
                 raise ValueError(
                     f"{self.name} {name} inputs have shape {tuple(split.inputs.shape)}; expected "
@@ -103,28 +117,57 @@ class Task:
                     f"{self.name} {name} labels must lie in 0 … {self.n_outputs - 1}, got range "
                     f"[{targets.min().item()}, {targets.max().item()}]"
                 )
-        elif (targets.dtype != torch.float32
+        elif (targets.dtype != split.inputs.dtype
               or targets.shape != (len(split), split.steps, self.n_outputs)):
             raise ValueError(
-                f"{self.name} {name} regression targets must be float32 of shape "
+                f"{self.name} {name} regression targets must be {split.inputs.dtype} (as the inputs) of shape "
                 f"({len(split)}, {split.steps}, {self.n_outputs}), got {targets.dtype} "
                 f"{tuple(targets.shape)}"
             )
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        """The task's splits by name: ``train``, ``validation`` where it has one, ``test``."""
+        named = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: split for name, split in named.items() if split is not None}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.train.inputs.dtype
+
+    def to(self, dtype: torch.dtype) -> "Task":
+        """This task with its inputs (and regression targets) in ``dtype`` (float32 or float64)."""
+        def converted(split):
+            targets = split.targets if self.kind == "classification" else split.targets.to(dtype)
+            return Split(split.inputs.to(dtype), targets)
+        return dataclasses.replace(self, **{name: converted(split) for name, split in self.splits.items()})
+
+    def with_validation(self, fraction: float = 0.1, *, seed: int = 0) -> "Task":
+        """This task with ``fraction`` of its training samples (drawn with ``seed``) moved to a
+        validation split."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction!r}")
+        held = round(fraction * len(self.train))
+        if not 0 < held < len(self.train):
+            raise ValueError(f"a validation fraction of {fraction} of {len(self.train)} samples leaves a split empty")
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
+        return dataclasses.replace(self, train=self.train.subset(order[held:].sort().values),
+                                   validation=self.train.subset(order[:held].sort().values))
 
     def batches(self, split: str | Split, batch_size: int, *, shuffle: bool,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Mini-batches ``(inputs, targets)`` with ``inputs`` dense and time first,
         ``(T, B, n_inputs)``; labels ``(B,)`` or regression targets ``(T, B, n_outputs)``.
 
-        ``split`` is ``"train"``, ``"test"`` or a :class:`Split`. Every sample appears once; the
-        last batch holds the remainder. ``shuffle`` draws a fresh order from ``generator``.
+        ``split`` is ``"train"``, ``"validation"``, ``"test"`` or a :class:`Split`. Every sample appears
+        once; the last batch holds the remainder. ``shuffle`` draws a fresh order from ``generator``.
         """
         if isinstance(split, str):
-            if split not in ("train", "test"):
-                raise ValueError(f"split must be 'train', 'test' or a Split, got {split!r}")
-            split = getattr(self, split)
+            if split not in self.splits:
+                raise ValueError(f"{self.name} has the splits {', '.join(self.splits)}, not {split!r}")
+            split = self.splits[split]
         elif not isinstance(split, Split):
-            raise ValueError(f"split must be 'train', 'test' or a Split, got {type(split).__name__}")
+            raise ValueError(f"split must be a split's name or a Split, got {type(split).__name__}")
         batch_size = require_count("batch_size", batch_size)
         n = len(split)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)

@@ -1,8 +1,10 @@
-"""Train a task end to end with a rule, with checkpoints, resumption, figures and a summary.
+"""Train a task end to end with a method, with checkpoints, resumption, figures and a summary.
 
-``fit`` is what ``neuroplastic train`` and ``neuroplastic run`` call. Everything it writes goes to
-``out``: ``checkpoint.pt`` (after every epoch, atomically), ``learning_curve.png``, ``raster.png``
-and ``summary.json``.
+``fit`` is what ``neuroplastic train`` and ``neuroplastic run`` call, and the entry point for code of
+one's own: the task, the method, the network, the optimizer, the loss and the evaluation may each be
+given as an object instead of a name or a default. Everything it writes goes to ``out``:
+``checkpoint.pt`` (after every epoch, atomically), ``learning_curve.png``, ``raster.png`` and
+``summary.json``.
 """
 from __future__ import annotations
 
@@ -10,94 +12,143 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from neuroplastic.report.training import plot_learning_curve, plot_raster
-from neuroplastic.tasks import load_task
+from neuroplastic.tasks import Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
-from neuroplastic.training.methods import is_online, make_method
+from neuroplastic.training.methods import as_method
+from neuroplastic.training.objectives import LossFunction, Objective, objective_for
+from neuroplastic.training.problem import Problem
 from neuroplastic.training.recipes import build_network, recipe_for
-from neuroplastic.training.trainer import OnlineTrainer, Trainer, peak_memory_mb
+from neuroplastic.training.trainer import Trainer, peak_memory_mb
 from neuroplastic.validation import require_count
 
 __all__ = ["fit"]
 
 
-def fit(task_name: str, rule_name: str = "bptt", *, epochs: int | None = None, seed: int = 0,
-        out="neuroplastic-out/train", resume: bool = False, rule_options: dict | None = None,
-        task_options: dict | None = None, progress: bool = True, **recipe_changes) -> dict:
-    """Train, evaluate after every epoch, and return the summary (also written to summary.json)."""
+def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=None, evaluate: Callable | None = None,
+        device=None, epochs: int | None = None, seed: int = 0, out="neuroplastic-out/train", resume: bool = False,
+        rule_options: dict | None = None, task_options: dict | None = None, progress: bool = True,
+        **recipe_changes) -> dict:
+    """Train, evaluate after every epoch, and return the summary (also written to summary.json).
+
+    ``task``: a task's name (built with ``seed`` and ``task_options``) or a :class:`Task`. ``rule``: a
+    method's name (with ``rule_options``), a gradient :class:`~neuroplastic.rules.Rule`, or a method
+    object (:mod:`~neuroplastic.training.problem`). ``network``: default the task's recipe
+    (``recipe_changes`` change it). ``optimizer``: an optimizer over the network's parameters, or a
+    function of them; default AdamW with the recipe's rate and a cosine schedule. ``loss``: an
+    :class:`~neuroplastic.training.objectives.Objective` or a function ``(readout, targets) -> loss``;
+    default the task's. ``evaluate``: ``(readout, targets) -> dict`` of metrics, the first reported as
+    ``test_<name>``; default the objective's. ``device``: where to train (default the CPU).
+    """
     out = Path(out)
-    recipe = recipe_for(task_name, epochs=epochs, **recipe_changes)
+    task = _task(task, seed, task_options)
+    recipe = recipe_for(task.name, epochs=epochs, **recipe_changes)
     require_count("epochs", recipe.epochs)
-    rule = make_method(rule_name, **(rule_options or {}))
+    method = as_method(rule, **(rule_options or {}))
+    objective = loss if isinstance(loss, Objective) else objective_for(task) if loss is None else LossFunction(loss)
+    evaluate = objective.evaluate if evaluate is None else evaluate
+    own = {name: type(value).__name__ for name, value in
+           (("network", network), ("optimizer", optimizer), ("loss", loss)) if value is not None}
     config = json.loads(json.dumps({  # as stored: JSON types only
-        "task": task_name, "rule": rule_name, "rule_options": rule_options or {}, "seed": seed,
-        "task_options": task_options or {},
+        "task": task.name, "rule": method.name, "rule_options": rule_options or {}, "seed": seed,
+        "task_options": task_options or {}, **({"own": own} if own else {}),
         "recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k != "epochs"}}))
     checkpoint = load_checkpoint(out / "checkpoint.pt") if resume else None
     if checkpoint is not None and checkpoint["config"] != config:
         raise ValueError(f"the checkpoint in {out} was made with {checkpoint['config']}, not {config}")
-    task = load_task(task_name, seed=seed, **(task_options or {}))
     torch.manual_seed(seed)
-    network = build_network(task, recipe, seed=seed)
-    # event-driven methods (DECOLLE, error-triggered) without momentum: only what their rule updates moves
-    betas = (0.9 if getattr(rule, "momentum", True) else 0.0, 0.999)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, betas=betas, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(  # cosine decay, recomputed from the epoch on resume
-        optimizer, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
-    if is_online(rule_name):
-        trainer = OnlineTrainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
-                                rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight,
-                                generator=torch.Generator().manual_seed(seed + 1))
-    else:
-        trainer = Trainer(task, network, rule, optimizer, batch_size=recipe.batch_size,
-                          rate_target_hz=recipe.rate_target_hz, rate_weight=recipe.rate_weight)
+    if network is None:
+        network = build_network(task, recipe, seed=seed)
+    network.to(device)
+    optimizer, scheduler = _optimizer(optimizer, network, recipe, getattr(method, "momentum", True))
+    problem = Problem(network, objective, task.dt, recipe.rate_target_hz, recipe.rate_weight,
+                      generator=torch.Generator().manual_seed(seed + 1))
+    trainer = Trainer(task, network, method.learner(problem), optimizer, evaluate=evaluate,
+                      batch_size=recipe.batch_size, device=device)
     generator = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder before training, not after
     history, wall, counted = [], 0.0, {"updates": 0, "synops": 0}  # counts of earlier runs (resume)
     if checkpoint is not None:
         network.load_state_dict(checkpoint["network"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["generator"])
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
         counted = checkpoint.get("counts", counted)
-    metric = "test_accuracy" if task.kind == "classification" else "test_nmse"
     batches = -(-len(task.train) // recipe.batch_size)
-    bar = tqdm(total=batches * (recipe.epochs - len(history)), desc=f"{task_name}/{rule_name}",
+    bar = tqdm(total=batches * (recipe.epochs - len(history)), desc=f"{task.name}/{method.name}",
                unit="batch", disable=None if progress else True, leave=False)
     metrics = None
     for epoch in range(len(history) + 1, recipe.epochs + 1):
         start = time.perf_counter()
         train_loss = trainer.train_epoch(generator, bar)
-        scheduler.step()
+        if scheduler is not None:
+            scheduler.step()
         wall += time.perf_counter() - start
         metrics = trainer.evaluate("test")
-        history.append({"epoch": epoch, "train_loss": train_loss,
-                        metric: metrics["accuracy" if task.kind == "classification" else "nmse"]})
+        history.append({"epoch": epoch, "train_loss": train_loss, _metric(metrics): metrics[_name(metrics)]})
         save_checkpoint(out / "checkpoint.pt", {
             "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(), "generator": generator.get_state(),
             "history": history, "wall_time_s": wall, "counts": _counts(counted, trainer)})
     bar.close()
     if metrics is None:  # nothing left to train after resuming: evaluate the checkpoint's network
         metrics = trainer.evaluate("test")
+    metric = _metric(metrics)
     summary = {
-        "task": task_name, "rule": rule_name, "epochs": recipe.epochs, "seed": seed,
-        metric: history[-1][metric], "test_loss": metrics["loss"], "wall_time_s": wall,
+        "task": task.name, "rule": method.name, "epochs": recipe.epochs, "seed": seed,
+        metric: history[-1][metric], "test_loss": metrics.get("loss"), "wall_time_s": wall,
         "peak_memory_mb": peak_memory_mb(), "spikes_per_sample": metrics["spikes_per_sample"],
         **_counts(counted, trainer),
         "out": str(out),
         "figures": [str(plot_learning_curve(history, metric, out / "learning_curve.png")),
-                    str(_raster(task, network, out / "raster.png"))],
+                    str(_raster(task, network, device, out / "raster.png"))],
         "history": history,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _task(task, seed, options) -> Task:
+    if isinstance(task, Task):
+        if options:
+            raise ValueError("task_options apply to a task given by name")
+        return task
+    if not isinstance(task, str):
+        raise ValueError(f"task must be a task's name or a Task, got {task!r}")
+    return load_task(task, seed=seed, **(options or {}))
+
+
+def _optimizer(optimizer, network, recipe, momentum: bool):
+    """The optimizer and its schedule: AdamW with a cosine decay of the rate, recomputed from the epoch
+    on resume (event-driven methods without momentum: only what their rule updates moves), or the
+    caller's (an optimizer, or a function of the parameters) without one."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer, None
+    if optimizer is not None:
+        if not callable(optimizer):
+            raise ValueError(f"optimizer must be a torch optimizer or a function of the parameters, got {optimizer!r}")
+        return optimizer(network.parameters()), None
+    adamw = torch.optim.AdamW(network.parameters(), lr=recipe.lr, betas=(0.9 if momentum else 0.0, 0.999),
+                              weight_decay=recipe.weight_decay)
+    return adamw, torch.optim.lr_scheduler.LambdaLR(
+        adamw, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
+
+
+def _name(metrics: dict) -> str:
+    """The metric a run reports: the first of the evaluation's."""
+    return next(iter(metrics))
+
+
+def _metric(metrics: dict) -> str:
+    return f"test_{_name(metrics)}"
 
 
 def _counts(earlier: dict, trainer) -> dict:
@@ -106,9 +157,10 @@ def _counts(earlier: dict, trainer) -> dict:
 
 
 @torch.no_grad()
-def _raster(task, network, path):
+def _raster(task, network, device, path):
+    network.eval()
     inputs, target = next(task.batches("test", 1, shuffle=False))
-    output = network(inputs)
-    label = f"target {target.item()}" if task.kind == "classification" else "regression target"
-    return plot_raster(inputs[:, 0], [z[:, 0] for z in output.spikes], output.readout[:, 0], task.dt, path,
-                       title=f"{task.name}: one test sample ({label})")
+    output = network(inputs.to(device))
+    label = f"target {target.item()}" if target.numel() == 1 else "regression target"
+    return plot_raster(inputs[:, 0], [z[:, 0].cpu() for z in output.spikes], output.readout[:, 0].cpu(), task.dt,
+                       path, title=f"{task.name}: one test sample ({label})")

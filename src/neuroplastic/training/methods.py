@@ -1,6 +1,7 @@
-"""Every learning method by name: the gradient rules trained by :class:`Trainer` (``bptt``,
-``tbptt``) and the online and local ones, each an :class:`OnlineMethod` — an eligibility-trace rule
-per layer and a source of learning signals:
+"""Every learning method by name (:func:`make_method`), each a method object of the protocol in
+:mod:`~neuroplastic.training.problem`: the gradient rules (``bptt``, ``tbptt``) as
+:class:`GradientMethod` s, exact RTRL, and the online and local ones, each an :class:`OnlineMethod` —
+an eligibility-trace rule per layer and a source of learning signals:
 
 | name | layer rule | learning signal | default schedule |
 |---|---|---|---|
@@ -21,7 +22,6 @@ from functools import partial
 from neuroplastic.rules import RULES, make_rule
 from neuroplastic.rules.base import Rule
 from neuroplastic.rules.eprop import EProp
-from neuroplastic.rules.superspike import SuperSpike
 from neuroplastic.rules.signals import (
     SIGNALS,
     DirectFeedback,
@@ -31,11 +31,13 @@ from neuroplastic.rules.signals import (
     Reinforce,
     Symmetric,
 )
+from neuroplastic.rules.superspike import DoubleExponential, SuperSpike
 from neuroplastic.training.online import OnlineMethod
-from neuroplastic.training.rtrl import RTRLLearner
+from neuroplastic.training.problem import GradientMethod
+from neuroplastic.training.rtrl import RTRLMethod
 from neuroplastic.validation import lookup
 
-__all__ = ["ONLINE_METHODS", "METHODS", "make_method", "is_online"]
+__all__ = ["ONLINE_METHODS", "METHODS", "make_method", "as_method"]
 
 
 def eprop(feedback: str = "random", reward: bool = False, mode: str = "sequence", apply_every: int | None = None):
@@ -84,26 +86,9 @@ class ErrorAsGradient(Rule):
 def superspike(tau_rise: float = 5.0, tau_decay: float = 10.0, mode: str = "sequence",
                apply_every: int | None = None):
     """SuperSpike's eligibility (its own output filter α instead of the readout's) on readout errors."""
-    from neuroplastic.rules.superspike import DoubleExponential
-
     kernel = DoubleExponential(tau_rise, tau_decay)
     rule = ErrorAsGradient(SuperSpike(epsilon=kernel, alpha=kernel))
     return OnlineMethod("superspike", lambda decay: rule, Symmetric(), mode, apply_every, filter_readout=False)
-
-
-@dataclass(frozen=True)
-class RTRLMethod:
-    """Exact real-time recurrent learning (:class:`RTRLLearner`); small networks only."""
-
-    name: str = "rtrl"
-    apply_every: int | None = None
-    max_sensitivity: int = 2**24
-    mode: str = "online"
-
-    def learner(self, network, *, generator=None, rate_weight=0.0, rate_target_hz=10.0):
-        if rate_weight:
-            raise ValueError("rtrl learns the task loss only; set the recipe's rate_weight to 0")
-        return RTRLLearner(network, max_sensitivity=self.max_sensitivity)
 
 
 def rtrl(apply_every: int | None = None, max_sensitivity: int = 2**24):
@@ -115,15 +100,26 @@ ONLINE_METHODS = {"eprop": eprop, "ostl": ostl, "fa": fa, "dfa": dfa, "decolle":
 METHODS = {**RULES, **ONLINE_METHODS}
 
 
-def is_online(name: str) -> bool:
-    return lookup("rule", name, METHODS) in ONLINE_METHODS.values()
-
-
 def make_method(name: str, **options):
-    """The rule (``bptt``, ``tbptt``) or online method called ``name``, with ``options``."""
-    if not is_online(name):
-        return make_rule(name, **options)
+    """The method called ``name`` (``bptt``, ``tbptt``, or an online one), with ``options``."""
+    factory = lookup("rule", name, METHODS)
+    if name in RULES:
+        return GradientMethod(make_rule(name, **options), name=name)
     try:
-        return ONLINE_METHODS[name](**options)
+        return factory(**options)
     except TypeError as error:
         raise ValueError(f"rule {name!r}: {error}") from None
+
+
+def as_method(rule, **options):
+    """A method object for ``rule``: a name (with ``options``), a gradient :class:`Rule` (wrapped in a
+    :class:`GradientMethod`), or a method object itself."""
+    if isinstance(rule, str):
+        return make_method(rule, **options)
+    if options:
+        raise ValueError("rule options apply to a rule given by name")
+    if isinstance(rule, Rule):
+        return GradientMethod(rule, name=type(rule).__name__.lower())
+    if not callable(getattr(rule, "learner", None)):
+        raise ValueError(f"a rule must be a name, a gradient Rule or a method with learner(problem), got {rule!r}")
+    return rule

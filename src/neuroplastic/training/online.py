@@ -5,7 +5,8 @@ layer's eligibility traces (:class:`EProp`, with or without the reset path; Supe
 source of the learning signal (:mod:`neuroplastic.rules.signals`: feedback of several kinds, local
 readouts, error-triggered quantization, reward). The readout always learns from its
 exact gradient (:class:`ReadoutGradient`). :class:`OnlineLearner` runs a batch through the network
-step by step — the one loop — and hands each layer's :class:`StepInfo` to its rule:
+step by step — the network's own step, :meth:`~neuroplastic.networks.SpikingNetwork.transition` — and
+hands each layer's :class:`StepInfo` to its rule:
 
 - ``mode="online"``: the rules update at every step and their gradients are applied every
   ``apply_every`` steps (at the end of the sequence when ``None``); memory does not grow with T;
@@ -13,7 +14,7 @@ step by step — the one loop — and hands each layer's :class:`StepInfo` to it
   whole sequence into matrix products. The weights stay fixed within the sequence, so the result
   equals the online mode with ``apply_every=None`` (tested).
 
-The error ``err_t = ∂E/∂y_t`` is that of the trainer's loss (:func:`readout_error`), so the learning
+The error ``err_t = ∂E/∂y_t`` is that of the problem's objective (``objective.error``), so the learning
 signals estimate the gradient of the very loss BPTT minimizes. With ``rate_weight > 0`` the firing-rate
 regularizer ``w Σ_l mean_i (ν_i − ν*)²`` adds its own learning signal to every layer (e-prop's rate
 regularization): ``∂/∂z_{t,b,i} = w · 2(ν_i − ν*)/n · (1000/dt)/(T·B)`` — exact in the sequence mode;
@@ -29,46 +30,14 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.networks import SpikingNetwork
-from neuroplastic.rules.base import Rule, StepInfo, apply_updates
+from neuroplastic.rules.base import Rule, Segment, StepInfo, apply_updates
 from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
-from neuroplastic.tasks import Task
-from neuroplastic.training.losses import mse, readout_cross_entropy
+from neuroplastic.synapses import Dense, Recurrent
+from neuroplastic.training.problem import Problem
 from neuroplastic.validation import require_count
 
-__all__ = ["OnlineMethod", "OnlineLearner", "readout_error", "step_loss", "window_weight"]
-
-
-def readout_error(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int,
-                  t: int | None = None) -> torch.Tensor:
-    """``∂E/∂y`` of the trainer's loss for a sequence of ``steps`` steps: for the readout ``y`` of step
-    ``t`` ``(B, C)``, or of every step when ``t`` is ``None`` (``y`` is ``(T, B, C)``).
-    Classification: the mean cross-entropy over the last ``loss_steps`` steps; regression: the mean
-    squared error over all steps."""
-    batch = y.shape[-2]
-    if task.kind == "classification":
-        onehot = torch.nn.functional.one_hot(targets, y.shape[-1]).to(y.dtype)
-        return (torch.softmax(y, -1) - onehot) * window_weight(task, steps, batch, t, y.dtype)
-    target = targets if t is None else targets[t]
-    return 2.0 * (y - target) / (steps * batch * y.shape[-1])
-
-
-def window_weight(task: Task, steps: int, batch: int, t: int | None = None, dtype=torch.float32):
-    """The weight of a sample's cross-entropy at step ``t`` in the trainer's loss: ``1/(W·B)`` in the
-    window of the last ``W = loss_steps`` steps, 0 before (``(T, 1, 1)`` for every step if ``t`` is None)."""
-    window = task.loss_steps or steps
-    inside = torch.arange(steps) >= steps - window if t is None else torch.tensor(t >= steps - window)
-    weight = inside.to(dtype) / (window * batch)
-    return weight[:, None, None] if t is None else weight
-
-
-def step_loss(task: Task, y: torch.Tensor, targets: torch.Tensor, steps: int, t: int) -> float:
-    """Step ``t``'s share of the trainer's loss (the loss :func:`readout_error` differentiates)."""
-    if task.kind == "classification":
-        window = task.loss_steps or steps
-        return readout_cross_entropy(y[None], targets).item() / window if t >= steps - window else 0.0
-    return mse(y, targets[t]).item() / steps
+__all__ = ["OnlineMethod", "OnlineLearner"]
 
 
 @dataclass(frozen=True)
@@ -85,9 +54,8 @@ class OnlineMethod:
     filter_readout: bool = True  # filter eligibility traces with the readout's leak κ
     momentum: bool = True  # False: the optimizer writes only the weights the rule changes (event-driven)
 
-    def learner(self, network, *, generator=None, rate_weight=0.0, rate_target_hz=10.0) -> "OnlineLearner":
-        return OnlineLearner(network, self, generator=generator, rate_weight=rate_weight,
-                             rate_target_hz=rate_target_hz)
+    def learner(self, problem: Problem) -> "OnlineLearner":
+        return OnlineLearner(problem, self)
 
     def __post_init__(self):
         if self.mode not in ("online", "sequence"):
@@ -111,8 +79,8 @@ class Recording:
 class OnlineLearner:
     """Gradients of a network's parameters from an :class:`OnlineMethod`, batch by batch."""
 
-    def __init__(self, network: SpikingNetwork, method: OnlineMethod, *, generator=None,
-                 rate_weight: float = 0.0, rate_target_hz: float = 10.0):
+    def __init__(self, problem: Problem, method: OnlineMethod):
+        network = problem.network
         if network.dropout.p > 0:
             raise ValueError(f"{method.name} runs the network's own step, without dropout; the network has "
                              f"dropout {network.dropout.p}")
@@ -120,12 +88,15 @@ class OnlineLearner:
             if not hasattr(layer.neuron, "hidden_jacobian"):
                 raise ValueError(f"{method.name} needs neurons with eligibility traces (LIF/ALIF), got "
                                  f"{type(layer.neuron).__name__}")
-        self.network, self.method = network, method
-        self.rate_weight, self.rate_target_hz = rate_weight, rate_target_hz
+            if not isinstance(layer.synapses, Dense) or not isinstance(layer.recurrent, (Recurrent, type(None))):
+                raise ValueError(f"{method.name} learns the weights of Dense and Recurrent synapses; a layer has "
+                                 f"{type(layer.synapses).__name__} / {type(layer.recurrent).__name__}")
+        self.problem, self.network, self.method = problem, network, method
+        self.objective = problem.objective
         self.decay = network.readout.decay if method.filter_readout else 0.0
         self.layer_rules: list[Rule] = [method.layer_rule(self.decay) for _ in network.layers]
         self.readout_rule = ReadoutGradient(network.readout.decay)
-        self.fixed = method.signal.init(network, generator)
+        self.fixed = method.signal.init(network, problem.generator)
         self.heads = method.signal.heads(self.fixed)
         self.groups = [_layer_params(layer) for layer in network.layers] + [
             (network.readout.synapses.weight, network.readout.synapses.bias)]
@@ -139,41 +110,44 @@ class OnlineLearner:
     def params(self) -> tuple:
         return tuple(p for group in self.groups for p in group)
 
-    def _step(self, state, heads, x, t, steps):
-        infos, layer_states = [], []
-        for layer, layer_state in zip(self.network.layers, state.layers):
-            pre = x if layer.recurrent is None else torch.cat([x, layer_state.z], -1)
-            z, new_state = layer.step(layer_state, x)
-            psi = layer.neuron.pseudo_derivative(layer_state.neuron, new_state.neuron, layer.dt)
-            infos.append(StepInfo(t, steps, layer.dt, pre, z, new_state.neuron.v, psi, layer.neuron))
-            layer_states.append(new_state)
-            self.synops += int(pre.sum()) * layer.size
-            x = z
-        y = self.network.readout.step(state.readout, x)
-        self.synops += int(x.sum()) * self.network.readout.size
-        heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
-        return Recording(infos, x, y, heads), type(state)(tuple(layer_states), y)
+    def train_batch(self, inputs, targets, optimizer) -> float:
+        """One batch in the method's mode."""
+        if self.method.mode == "online":
+            return self.online(inputs, targets, optimizer, apply_every=self.method.apply_every)
+        return self.sequence(inputs, targets, optimizer)
 
-    def _signals(self, task, recording, targets, steps, t, spike_counts=None):
+    def _step(self, state, heads, x, t, steps):
+        y, state, layer_steps = self.network.transition(state, x)
+        infos = []
+        for layer, step in zip(self.network.layers, layer_steps):
+            pre = layer.presynaptic(step.before, step.x)
+            psi = layer.neuron.pseudo_derivative(step.before.neuron, step.after.neuron, layer.dt)
+            infos.append(StepInfo(t, steps, layer.dt, pre, step.after.z, step.after.neuron.v, psi, layer.neuron))
+            self.synops += int(pre.sum()) * layer.size
+        readout_input = layer_steps[-1].after.z
+        self.synops += int(readout_input.sum()) * self.network.readout.size
+        heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
+        return Recording(infos, readout_input, y, heads), state
+
+    def _signals(self, recording, targets, steps, t, spike_counts=None):
         """The readout error and each layer's learning signal; ``spike_counts`` (per layer, summed
         over batch and the steps so far) feed the rate regularizer."""
-        err, *head_errors = [self._error(task, y, targets, steps, t)
-                             for y in (recording.readout, *recording.head_outputs)]
+        err, *head_errors = [self._error(y, targets, steps, t) for y in (recording.readout, *recording.head_outputs)]
         psis = [info.psi for info in recording.infos]
         source = self.method.signal
         signals = source.signals(self.fixed, self.network, err, head_errors, psis)
-        if self.rate_weight and spike_counts is not None:
+        if self.problem.rate_weight and spike_counts is not None:
             seen = (t + 1 if t is not None else steps) * err.shape[-2]  # steps so far × batch
             unfilter = self._unfilter(steps, t, err.dtype)
             signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
                        for signal, count, info in zip(signals, spike_counts, recording.infos)]
         return err, source.finish(self.fixed, signals, psis)
 
-    def _error(self, task, y, targets, steps, t):
-        """The error a readout ``y`` hands the learning signals: the supervised ``∂E/∂y``, or what the
+    def _error(self, y, targets, steps, t):
+        """The error a readout ``y`` hands the learning signals: the objective's ``∂E/∂y``, or what the
         source makes of it (a reward)."""
-        supervised = readout_error(task, y, targets, steps, t)
-        weight = window_weight(task, steps, y.shape[-2], t, y.dtype) if task.kind == "classification" else None
+        supervised = self.objective.error(y, targets, steps, t)
+        weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype)
         return self.method.signal.error(self.fixed, supervised, y, targets, weight)
 
     def _unfilter(self, steps, t, dtype):
@@ -186,24 +160,25 @@ class OnlineLearner:
     def _rate_signal(self, spikes_per_step, info, samples):
         """``∂(w Σ mean_i (ν_i − ν*)²)/∂z_{t,b,i}`` for the layer of ``info``, ``samples`` = T·B."""
         rate_hz = spikes_per_step * (1000.0 / info.dt)
-        return self.rate_weight * 2.0 * (rate_hz - self.rate_target_hz) / rate_hz.numel() * (1000.0 / info.dt) / samples
+        weight, target = self.problem.rate_weight, self.problem.rate_target_hz
+        return weight * 2.0 * (rate_hz - target) / rate_hz.numel() * (1000.0 / info.dt) / samples
 
     @torch.no_grad()
-    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
+    def online(self, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
         """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end).
         Returns the batch's loss, summed step by step so that nothing grows with the sequence."""
         steps, batch = inputs.shape[:2]
-        state = self.network.init_state((batch,), dtype=inputs.dtype)
-        heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
+        state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
+        heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
         rule_states = [None] * len(self.groups)
         total, loss = None, 0.0
-        counts = [torch.zeros(layer.size, dtype=inputs.dtype) for layer in self.network.layers]
+        counts = [inputs.new_zeros(layer.size) for layer in self.network.layers]
         for t in range(steps):  # one step's view at a time: nothing here grows with T
             recording, state = self._step(state, heads, inputs[t], t, steps)
             heads = recording.head_outputs
-            loss += step_loss(task, recording.readout, targets, steps, t)
+            loss += self.objective.step_loss(recording.readout, targets, steps, t)
             counts = [count + info.post.sum(0) for count, info in zip(counts, recording.infos)]
-            err, signals = self._signals(task, recording, targets, steps, t, counts)
+            err, signals = self._signals(recording, targets, steps, t, counts)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
             grads = []
@@ -218,12 +193,12 @@ class OnlineLearner:
         return loss
 
     @torch.no_grad()
-    def sequence(self, task: Task, inputs, targets, optimizer) -> float:
+    def sequence(self, inputs, targets, optimizer) -> float:
         """One batch, recorded over the whole sequence, the gradients as matrix products over time.
         Returns the batch's loss."""
         steps, batch = inputs.shape[:2]
-        state = self.network.init_state((batch,), dtype=inputs.dtype)
-        heads = [head.init_state(batch, dtype=inputs.dtype) for head in self.heads]
+        state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
+        heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
         recordings = []
         for t, x in enumerate(inputs.unbind(0)):
             recording, state = self._step(state, heads, x, t, steps)
@@ -231,14 +206,14 @@ class OnlineLearner:
             recordings.append(recording)
         whole = _stack(recordings)
         counts = [info.post.sum((0, 1)) for info in whole.infos]
-        err, signals = self._signals(task, whole, targets, steps, None, counts)
+        err, signals = self._signals(whole, targets, steps, None, counts)
         readout_info = StepInfo(0, steps, self.network.layers[-1].dt, whole.readout_input, whole.readout)
         grads = []
         for rule, info, signal, group in zip([*self.layer_rules, self.readout_rule],
                                              [*whole.infos, readout_info], [*signals, err], self.groups):
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
         self.apply(optimizer, grads)
-        return sum(step_loss(task, y, targets, steps, t) for t, y in enumerate(whole.readout.unbind(0)))
+        return self.objective.loss(whole.readout, targets, Segment(0, steps, steps)).item()
 
     def apply(self, optimizer, grads) -> None:
         for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse

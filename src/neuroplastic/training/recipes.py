@@ -1,7 +1,13 @@
 """Default networks and hyperparameters per task: what ``neuroplastic train --task T`` uses.
 
-Each recipe names its neuron model by a short key (``lif``, ``alif``, ``cuba``) mapped to a model
-tuned for learning: threshold 1 (0.6 for e-prop's ALIF), reset by subtraction, no refractoriness.
+Each recipe names its neuron model by a key that says what it is, mapped to a model tuned for
+learning (threshold 1, or 0.6 for e-prop's ALIF; reset by subtraction):
+
+- ``discrete-lif``: the discrete-time LIF of e-prop and snnTorch's ``Leaky``, ``v_t = α v_{t−1} + I_t −
+  θ z_{t−1}`` — the :class:`~neuroplastic.neurons.ALIF` map with ``beta = 0``, no refractoriness (not
+  the continuous-time :class:`~neuroplastic.neurons.LIF`); the layers run it on the fused path;
+- ``discrete-alif``: e-prop's adaptive LIF (``ALIF``, adaptation ``beta`` > 0, refractory);
+- ``cuba-lif``: the current-based LIF (:class:`~neuroplastic.neurons.CurrentLIF`, exact propagator).
 """
 from __future__ import annotations
 
@@ -18,10 +24,10 @@ from neuroplastic.validation import lookup
 __all__ = ["Recipe", "RECIPES", "NEURONS", "recipe_for", "build_network"]
 
 NEURONS = {
-    "lif": lambda r: ALIF(tau_m=r.tau_m, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0)),
-    "alif": lambda r: ALIF(tau_m=r.tau_m, tau_a=r.tau_a, beta=r.adaptation, v_th=0.6, t_ref=r.t_ref,
+    "discrete-lif": lambda r: ALIF(tau_m=r.tau_m, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0)),
+    "discrete-alif": lambda r: ALIF(tau_m=r.tau_m, tau_a=r.tau_a, beta=r.adaptation, v_th=0.6, t_ref=r.t_ref,
                            surrogate=Triangle(0.3)),
-    "cuba": lambda r: CurrentLIF(tau_m=r.tau_m, tau_s=5.0, e_l=0.0, v_th=1.0, t_ref=0.0,
+    "cuba-lif": lambda r: CurrentLIF(tau_m=r.tau_m, tau_s=5.0, e_l=0.0, v_th=1.0, t_ref=0.0,
                                  reset=ResetBySubtraction(), surrogate=FastSigmoid(10.0)),
 }
 
@@ -29,12 +35,12 @@ NEURONS = {
 @dataclass(frozen=True)
 class Recipe:
     hidden: tuple[int, ...] = (128,)
-    neuron: str = "lif"
+    neuron: str = "discrete-lif"
     recurrent: bool = False
     tau_m: float = 20.0
-    tau_a: float = 2000.0  # alif only: adaptation time constant (ms)
-    adaptation: float = 0.0174  # alif only: β of the adaptive threshold (e-prop's cue task)
-    t_ref: float = 5.0  # alif only
+    tau_a: float = 2000.0  # discrete-alif only: adaptation time constant (ms)
+    adaptation: float = 0.0174  # discrete-alif only: β of the adaptive threshold (e-prop's cue task)
+    t_ref: float = 5.0  # discrete-alif only
     tau_out: float = 20.0
     scale: float = 1.0
     epochs: int = 10
@@ -53,7 +59,7 @@ RECIPES = {
     "digits": Recipe(hidden=(256,), epochs=20, batch_size=32, lr=3e-3, scale=2.0),
     "mnist1d": Recipe(hidden=(256,), recurrent=True, epochs=30, batch_size=64, lr=2e-3),
     "randman": Recipe(hidden=(128,), epochs=5, batch_size=64, lr=2e-3, scale=2.0),
-    "cue": Recipe(hidden=(100,), neuron="alif", recurrent=True, epochs=8, batch_size=64, lr=5e-3,
+    "cue": Recipe(hidden=(100,), neuron="discrete-alif", recurrent=True, epochs=8, batch_size=64, lr=5e-3,
                   rate_weight=1e-4),
     "pattern": Recipe(hidden=(100,), recurrent=True, tau_m=30.0, tau_out=30.0, epochs=150,
                       batch_size=1, lr=3e-3),
@@ -78,4 +84,4 @@ def build_network(task: Task, recipe: Recipe, *, seed: int = 0) -> SpikingNetwor
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     ]
     readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)
-    return SpikingNetwork(layers, readout, dropout=recipe.dropout)
+    return SpikingNetwork(layers, readout, dropout=recipe.dropout).to(task.dtype)

@@ -10,7 +10,7 @@ forward in time::
     M_t = (∂h_t/∂h_{t−1}) M_{t−1} + ∂h_t/∂θ,        M_{−1} = 0
     dE/dθ = Σ_t (∂E_t/∂h_t) M_t = Σ_t (∂E/∂y_t) M^y_t
 
-``∂E/∂y_t`` is the trainer's error (:func:`readout_error`), ``M^y_t`` the rows of ``M_t`` that belong
+``∂E/∂y_t`` is the objective's error (``objective.error``), ``M^y_t`` the rows of ``M_t`` that belong
 to the readout. Both Jacobians of a step come from ``torch.func``: ``jacrev`` of the step
 (``functional_call`` on the network with a flat parameter vector), ``vmap``-ed over the batch, whose
 samples evolve independently. Nothing is dropped, so the sum equals autograd BPTT through the same
@@ -23,32 +23,33 @@ recurrent neurons. The learner refuses (``ValueError`` naming the sizes) when ``
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from neuroplastic.networks import SpikingNetwork
 from neuroplastic.rules.base import apply_updates
-from neuroplastic.tasks import Task
-from neuroplastic.training.online import readout_error, step_loss
+from neuroplastic.training.problem import Problem
 from neuroplastic.validation import require_count
 
-__all__ = ["RTRLLearner"]
+__all__ = ["RTRLMethod", "RTRLLearner"]
 
 
-def _leaves(tree) -> list[torch.Tensor]:
-    """The tensors of a nested tuple / ``NamedTuple`` state, depth first."""
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    return [leaf for child in tree for leaf in _leaves(child)]
+@dataclass(frozen=True)
+class RTRLMethod:
+    """Exact real-time recurrent learning (:class:`RTRLLearner`); small networks only."""
 
+    name: str = "rtrl"
+    apply_every: int | None = None
+    max_sensitivity: int = 2**24
 
-def _rebuild(template, leaves):
-    """``template``'s structure filled with the tensors of the iterator ``leaves``."""
-    if isinstance(template, torch.Tensor):
-        return next(leaves)
-    children = [_rebuild(child, leaves) for child in template]
-    return type(template)(*children) if hasattr(template, "_fields") else tuple(children)
+    def learner(self, problem: Problem) -> "RTRLLearner":
+        if problem.rate_weight:
+            raise ValueError("rtrl learns the task loss only; set the recipe's rate_weight to 0")
+        return RTRLLearner(problem, max_sensitivity=self.max_sensitivity, apply_every=self.apply_every)
 
 
 class _Step(nn.Module):
@@ -65,22 +66,23 @@ class _Step(nn.Module):
 class RTRLLearner:
     """Exact gradients of ``network``'s trainable parameters by forward sensitivities, batch by batch.
 
-    The same surface as :class:`~neuroplastic.training.online.OnlineLearner`: ``params``, ``online``,
-    ``updates_applied`` (nonzero gradient entries applied) and ``synops`` (presynaptic spikes ×
-    fan-out, per layer and readout, summed over the steps run).
+    A learner (:mod:`~neuroplastic.training.problem`): ``params``, ``train_batch`` (:meth:`online` with
+    the method's ``apply_every``), ``updates_applied`` (weights changed) and ``synops`` (presynaptic
+    spikes × fan-out, per layer and readout, summed over the steps run).
     """
 
-    def __init__(self, network: SpikingNetwork, *, max_sensitivity: int = 2**24):
+    def __init__(self, problem: Problem, *, max_sensitivity: int = 2**24, apply_every: int | None = None):
+        network = problem.network
         if network.dropout.p > 0:
             raise ValueError(f"RTRL needs a deterministic step; the network has dropout {network.dropout.p}")
-        self.network = network
+        self.network, self.objective, self.apply_every = network, problem.objective, apply_every
         self.max_sensitivity = require_count("max_sensitivity", max_sensitivity)
         named = [(name, p) for name, p in network.named_parameters() if p.requires_grad]
         self._names = [f"network.{name}" for name, _ in named]
         self.params = tuple(p for _, p in named)
         self._module = _Step(network)
-        self._template = network.init_state((1,))
-        self._state_sizes = [leaf.numel() for leaf in _leaves(self._template)]
+        self._leaves, self._structure = tree_flatten(network.init_state((1,)))
+        self._state_sizes = [leaf.numel() for leaf in self._leaves]
         self.state_size = sum(self._state_sizes)
         self.param_count = sum(p.numel() for p in self.params)
         self._check(1)
@@ -97,12 +99,12 @@ class RTRLLearner:
                 "(memory grows as state × parameters: use a smaller network or batch)")
 
     def _flatten(self, state) -> torch.Tensor:
-        return torch.cat([leaf.reshape(leaf.shape[0], -1) for leaf in _leaves(state)], -1)
+        return torch.cat([leaf.reshape(leaf.shape[0], -1) for leaf in tree_flatten(state)[0]], -1)
 
     def _unflatten(self, flat: torch.Tensor):
         pieces = flat.split(self._state_sizes, -1)
-        shaped = (p.reshape(flat.shape[0], *t.shape[1:]) for p, t in zip(pieces, _leaves(self._template)))
-        return _rebuild(self._template, shaped)
+        shaped = [p.reshape(flat.shape[0], *t.shape[1:]) for p, t in zip(pieces, self._leaves)]
+        return tree_unflatten(shaped, self._structure)
 
     def _flat_step(self, theta: torch.Tensor, h: torch.Tensor, x: torch.Tensor):
         """One sample's step ``h_t = f(h_{t−1}, x_t; θ)`` on flat vectors (``θ`` ``(P,)``, ``h`` ``(S,)``)."""
@@ -118,8 +120,11 @@ class RTRLLearner:
             x = after.z
         self.synops += int(x.sum()) * self.network.readout.size
 
+    def train_batch(self, inputs, targets, optimizer) -> float:
+        return self.online(inputs, targets, optimizer, apply_every=self.apply_every)
+
     @torch.no_grad()
-    def online(self, task: Task, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
+    def online(self, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
         """One batch ``inputs`` ``(T, B, n_in)``, step by step, carrying ``M_t``; the accumulated
         gradient is applied every ``apply_every`` steps (or at the end). Returns the batch's loss."""
         if inputs.dim() != 3 or inputs.shape[-1] != self.network.layers[0].synapses.n_in:
@@ -130,7 +135,7 @@ class RTRLLearner:
         steps, batch = inputs.shape[:2]
         self._check(batch)
         n_out = self.network.readout.size
-        state = self.network.init_state((batch,), dtype=inputs.dtype)
+        state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
         h = self._flatten(state)
         sensitivity = inputs.new_zeros(batch, self.state_size, self.param_count)
         total, loss = None, 0.0
@@ -142,8 +147,8 @@ class RTRLLearner:
             self._count_synops(state, new_state, inputs[t])
             state = new_state
             y = state.readout
-            loss += step_loss(task, y, targets, steps, t)
-            err = readout_error(task, y, targets, steps, t)
+            loss += self.objective.step_loss(y, targets, steps, t)
+            err = self.objective.error(y, targets, steps, t)
             grad = torch.einsum("bc,bcp->p", err, sensitivity[:, -n_out:])
             total = grad if total is None else total + grad
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:

@@ -1,0 +1,119 @@
+"""What a learning method is handed, and what it hands back: the protocol between methods and the trainer.
+
+A **method** is any object with a ``name`` and ``learner(problem) -> learner``; it may say
+``momentum = False`` (the optimizer then writes only the weights its updates change). A **learner**
+has ``params`` (the tensors the optimizer updates), ``train_batch(inputs, targets, optimizer) ->
+float`` (one batch, time first; returns its loss), and the counters ``updates_applied`` (weights the
+optimizer steps changed) and ``synops`` (synaptic events of its forward passes). The trainer knows
+nothing else about a method: BPTT, the online rules, exact RTRL, and whatever comes next (evolution
+strategies through :meth:`Problem.loss_fn`, equilibrium propagation running the network twice and
+nudging it) plug in here.
+
+:class:`Problem` is everything a method may need: the network, the :class:`Objective`, the firing-rate
+regularizer, and a generator for the method's own random draws (feedback matrices, rewards).
+:class:`GradientMethod` makes any gradient :class:`~neuroplastic.rules.Rule` (BPTT, truncated BPTT, a
+``chain`` of them with clipping) a method: each batch runs through the network one segment at a time
+(the rule's ``segment_steps``; the whole sequence for BPTT), the segment's loss goes to the rule, the
+rule's updates to the optimizer, and the state crosses into the next segment detached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+from torch.utils._pytree import tree_map
+
+from neuroplastic.networks import NetworkOutput, SpikingNetwork
+from neuroplastic.rules import Rule, apply_updates, segments
+from neuroplastic.rules.base import Segment
+from neuroplastic.training.losses import rate_regularization
+from neuroplastic.training.objectives import Objective
+
+__all__ = ["Problem", "GradientMethod", "GradientLearner", "synaptic_operations", "detached"]
+
+
+@dataclass
+class Problem:
+    """A network to train towards an objective, with e-prop's firing-rate regularizer
+    ``rate_weight · Σ_layers mean_i (ν_i − ν*)²`` (``ν*`` = ``rate_target_hz``; off at weight 0)."""
+
+    network: SpikingNetwork
+    objective: Objective
+    dt: float = 1.0
+    rate_target_hz: float = 10.0
+    rate_weight: float = 0.0
+    generator: torch.Generator | None = None
+
+    def loss(self, output: NetworkOutput, targets, segment: Segment | None = None) -> torch.Tensor:
+        """The objective's loss of ``segment`` (default: the whole sequence of ``output``) plus the rate
+        regularizer of the spikes in ``output``."""
+        if segment is None:
+            steps = output.readout.shape[0]
+            segment = Segment(0, steps, steps)
+        loss = self.objective.loss(output.readout, targets, segment)
+        if self.rate_weight:
+            loss = loss + self.rate_weight * rate_regularization(output.spikes, target_hz=self.rate_target_hz,
+                                                                 dt=self.dt)
+        return loss
+
+    def loss_fn(self, params: dict, inputs, targets) -> torch.Tensor:
+        """The loss of whole sequences as a function of the network's parameters (a dict by name, as
+        ``named_parameters`` gives them), through ``torch.func.functional_call``: what evolution
+        strategies, meta-learning and ``torch.func`` transforms differentiate or sample."""
+        return self.loss(functional_call(self.network, params, (inputs,)), targets)
+
+
+def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
+    """Spikes times fan-out, summed over layers: the synaptic events of a forward pass (inputs
+    ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per layer)."""
+    total, pre = 0, inputs
+    for layer, z in zip(network.layers, spikes):
+        total += int(pre.sum()) * layer.size
+        if layer.recurrent is not None:
+            total += int(z[:-1].sum()) * layer.size
+        pre = z
+    return total + int(pre.sum()) * network.readout.size
+
+
+def detached(state):
+    """A network state (any tree of tuples and NamedTuples of tensors) without its gradient history."""
+    return tree_map(lambda leaf: leaf.detach() if isinstance(leaf, torch.Tensor) else leaf, state)
+
+
+@dataclass(frozen=True)
+class GradientMethod:
+    """A gradient :class:`~neuroplastic.rules.Rule` as a method (``name`` for reports)."""
+
+    rule: Rule
+    name: str = "gradient"
+    momentum: bool = True
+
+    def learner(self, problem: Problem) -> "GradientLearner":
+        return GradientLearner(problem, self.rule)
+
+
+class GradientLearner:
+    """Trains by ``rule``'s gradient updates of the segment losses (module docstring)."""
+
+    def __init__(self, problem: Problem, rule: Rule):
+        self.problem, self.rule = problem, rule
+        self.params = tuple(p for p in problem.network.parameters() if p.requires_grad)
+        self.rule_state = rule.init(self.params)
+        self.updates_applied = 0
+        self.synops = 0
+
+    def train_batch(self, inputs, targets, optimizer) -> float:
+        network = self.problem.network
+        state = network.init_state(inputs.shape[1:2], dtype=inputs.dtype, device=inputs.device)
+        total = 0.0
+        for segment in segments(inputs.shape[0], self.rule.segment_steps):
+            piece = inputs[segment.start:segment.stop]
+            output = network(piece, state)
+            loss = self.problem.loss(output, targets, segment)
+            updates, self.rule_state = self.rule.update(segment, self.rule_state, self.params, loss=loss)
+            self.updates_applied += apply_updates(optimizer, self.params, updates)
+            self.synops += synaptic_operations(network, piece, output.spikes)
+            state = detached(output.state)
+            total += loss.item()
+        return total
