@@ -120,8 +120,8 @@ class HodgkinHuxley(NeuronModel):
         require_positive("HodgkinHuxley total conductance", self.g_na + self.g_k + self.g_l)
 
     def initial_values(self):
-        rates = _rates(torch.tensor(self.v_init, dtype=torch.float64))
-        steady = {name: (a / (a + b)).item() for name, (a, b) in zip("mhn", rates)}
+        rates = _rates(torch.as_tensor(self.v_init, dtype=torch.float64))
+        steady = {name: a / (a + b) for name, (a, b) in zip("mhn", rates)}
         return {"v": self.v_init, **steady}
 
     def relaxation(self, y, current):

@@ -50,8 +50,10 @@ class Segment:
 class StepInfo(NamedTuple):
     """One step ``t`` (0-based, of ``steps``) of one population, as the time loop hands it to a rule.
 
-    ``pre`` is the presynaptic activity that drove this step ``(B, n_pre)``, ``post`` the spikes the
-    population emitted ``(B, n_post)``; ``voltage`` the membrane potential and ``psi`` the surrogate
+    ``pre`` is the presynaptic activity that reached the population's weights at this step
+    ``(B, n_pre)`` — for synapses with state of their own (delays, filters) the activity arriving at
+    the synapses, not the one the presynaptic neurons emitted (the synapse protocol's ``presynaptic``,
+    :mod:`neuroplastic.synapses.protocol`); ``post`` the spikes the population emitted ``(B, n_post)``; ``voltage`` the membrane potential and ``psi`` the surrogate
     derivative ``∂z/∂v`` (``None`` when the population has none); ``neuron`` the population's model,
     whose ``hidden_jacobian`` tells eligibility traces how fast to decay.
 

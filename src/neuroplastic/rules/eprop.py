@@ -50,9 +50,10 @@ def split_columns(grad: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
     return tuple(g.contiguous() for g in grad.split(widths, dim=-1))
 
 
-def _leak(neuron, dt) -> float:
-    """``∂v_t/∂v_{t−1}`` without the reset path: the same for every ``ψ``."""
-    return float(neuron.hidden_jacobian(0.0, dt, reset_path=False)[0])
+def _leak(neuron, dt):
+    """``∂v_t/∂v_{t−1}`` without the reset path: the same for every ``ψ`` (a float, or a tensor of one
+    per neuron)."""
+    return neuron.hidden_jacobian(0.0, dt, reset_path=False)[0]
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,20 @@ class EProp(Rule):
         if not 0.0 <= self.readout_decay < 1.0:
             raise ValueError(f"readout_decay must lie in [0, 1), got {self.readout_decay}")
 
-    def _factorized(self, neuron) -> bool:
-        return neuron.beta == 0 and not self.reset_path
+    def _factorized(self, neuron, dt) -> bool:
+        """No adaptation, no reset path, and one leak for all neurons (not one ``τ_m`` per neuron)."""
+        if self.reset_path or isinstance(neuron.beta, torch.Tensor) or neuron.beta != 0:
+            return False
+        return isinstance(_leak(neuron, dt), float)
 
     def update(self, info, state, params, *, learning_signal, **signals):
         pre, psi, neuron = info.pre, info.psi, info.neuron
         if state is None:
             per_synapse = (*psi.shape, pre.shape[-1])
-            trace_shape = pre.shape if self._factorized(neuron) else per_synapse
+            trace_shape = pre.shape if self._factorized(neuron, info.dt) else per_synapse
             state = (pre.new_zeros(trace_shape), pre.new_zeros(trace_shape), None, torch.zeros_like(psi))
         ev, ea, filtered, psi_prev = state
-        if self._factorized(neuron):
+        if self._factorized(neuron, info.dt):
             ev = _leak(neuron, info.dt) * ev + pre
             if self.readout_decay == 0:  # no per-synapse tensor at all
                 return split_columns((learning_signal * psi).T @ ev, params), (ev, ea, None, psi)
@@ -98,7 +102,7 @@ class EProp(Rule):
         """The sum of ``update`` over a whole sequence that starts from rest (tensors ``(T, B, …)``)."""
         pre, psi, neuron = info.pre, info.psi, info.neuron
         g = reverse_filter(learning_signal, self.readout_decay) * psi
-        if self._factorized(neuron):
+        if self._factorized(neuron, info.dt):
             adjoint = reverse_filter(g, _leak(neuron, info.dt))
         else:
             adjoint = self._adjoint(g, psi, neuron, info.dt)
