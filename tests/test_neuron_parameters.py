@@ -26,7 +26,6 @@ from neuroplastic import (
     run,
 )
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
-from neuroplastic.neurons.conductance_lif import conductance_input
 
 HETEROGENEOUS = {  # a model, its per-neuron parameters, a drive
     "lif": (LIF(sigma=2.0), {"tau_m": [8.0, 10.0, 15.0], "v_th": [-52.0, -50.0, -48.0], "sigma": [0.0, 1.0, 3.0]}, 20.0),
