@@ -21,7 +21,7 @@ import torch
 
 from neuroplastic.spikes import spike
 
-__all__ = ["recurrence", "forward", "backward", "differentiable"]
+__all__ = ["recurrence", "forward", "backward", "differentiable", "graph_gradients"]
 
 
 def recurrence(currents, beta, threshold, v0, z0, fire, reset=lambda z: z):
@@ -49,6 +49,18 @@ def differentiable(currents, beta, threshold, surrogate, detach_reset, v0, z0):
     spikes, voltages = recurrence(currents, beta, threshold, v0, z0, lambda x: spike(x, surrogate),
                                   (lambda z: z.detach()) if detach_reset else (lambda z: z))
     return spikes, voltages[-1]
+
+
+def graph_gradients(outputs, grads, inputs, needs) -> tuple:
+    """The gradients of ``outputs`` (weighted by ``grads``; ``None``: no gradient arrived) with respect to
+    the ``inputs`` whose ``needs`` is true, as a graph (``create_graph``); ``None`` for the others."""
+    pairs = [(output, grad) for output, grad in zip(outputs, grads) if grad is not None]
+    wanted = [x for x, need in zip(inputs, needs) if need]
+    if not pairs or not wanted:
+        return (None,) * len(inputs)
+    found = iter(torch.autograd.grad([output for output, _ in pairs], wanted, [grad for _, grad in pairs],
+                                     create_graph=True, allow_unused=True))
+    return tuple(next(found) if need else None for need in needs)
 
 
 def backward(h, carry, grad_spikes, grad_final, beta, threshold, detach_reset, out):

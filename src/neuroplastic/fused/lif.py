@@ -201,17 +201,10 @@ def backward_pass(ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_fi
 def differentiable_gradients(ctx, currents, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
     """``(dL/dI, dL/dβ, dL/dv_{−1}, dL/dz_{−1})`` (None where ``needs`` is false) as the step path
     gives them, with a graph: the recurrence run again with autograd from the saved inputs."""
-    beta = ctx.beta if beta_tensor is None else beta_tensor
     with torch.enable_grad():
-        spikes, v_last = fallback.differentiable(currents, beta, ctx.threshold, ctx.surrogate, ctx.detach_reset,
-                                                 v0, z0)
-    pairs = [(out, grad) for out, grad in ((spikes, grad_spikes), (v_last, grad_final)) if grad is not None]
-    wanted = [x for x, need in zip((currents, beta_tensor, v0, z0), needs) if need]
-    if not pairs or not wanted:
-        return None, None, None, None
-    found = iter(torch.autograd.grad([out for out, _ in pairs], wanted, [grad for _, grad in pairs],
-                                     create_graph=True, allow_unused=True))
-    return tuple(next(found) if need else None for need in needs)
+        outputs = fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
+                                          ctx.surrogate, ctx.detach_reset, v0, z0)
+    return fallback.graph_gradients(outputs, (grad_spikes, grad_final), (currents, beta_tensor, v0, z0), needs)
 
 
 def _native(kernels, surrogate):

@@ -141,16 +141,10 @@ class _LinearLeakySequence(extension.KernelFunction):
 def _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
     """Every input's gradient as the step path gives it, with a graph: the currents and the recurrence
     run again with autograd from the saved inputs."""
-    beta = ctx.beta if beta_tensor is None else beta_tensor
     with torch.enable_grad():
         currents = torch.nn.functional.linear(spikes, weight, bias).view(ctx.shape)
-        out, v_last = fallback.differentiable(currents, beta, ctx.threshold, ctx.surrogate, ctx.detach_reset, v0, z0)
-    pairs = [(o, g) for o, g in ((out, grad_spikes), (v_last, grad_final)) if g is not None]
+        outputs = fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
+                                          ctx.surrogate, ctx.detach_reset, v0, z0)
     inputs = (spikes, weight, bias, beta_tensor, v0, z0)
-    wanted = [x for x, need in zip(inputs, needs) if need]
-    grads = [None] * len(inputs)
-    if pairs and wanted:
-        found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs],
-                                         create_graph=True, allow_unused=True))
-        grads = [next(found) if need else None for need in needs[:len(inputs)]]
+    grads = fallback.graph_gradients(outputs, (grad_spikes, grad_final), inputs, needs[:len(inputs)])
     return *grads, None, None, None, None, None
