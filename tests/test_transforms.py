@@ -118,6 +118,38 @@ def test_higher_order_derivatives_equal_the_step_path(kind, input_kind):
     assert_same(second_order(net, x, target, "forward"), expected)
 
 
+@pytest.mark.parametrize("chunks", [1, 3, 6])
+def test_higher_order_through_chunks_and_a_weight_shared_by_two_fused_layers(chunks):
+    """The state carried from chunk to chunk, and one weight feeding both layers, reach each fused node
+    through other nodes too: its differentiable backward must give its own partial derivatives, not
+    total ones (or the engine counts those paths twice, and more with every chunk)."""
+    g = torch.Generator().manual_seed(9)
+    layers = [SpikingLayer(HIDDEN, HIDDEN, LIF, scale=4.0, generator=g) for _ in range(2)]
+    layers[1].synapses.weight = layers[0].synapses.weight  # one Parameter, two fused layers
+    net = SpikingNetwork(layers, LeakyReadout(HIDDEN, N_OUT, generator=g)).double()
+    x = inputs("sparse spikes", shape=(T, B, HIDDEN))
+    target = torch.randn(T, B, N_OUT, dtype=torch.float64, generator=g)
+    weights = [layers[0].synapses.weight]
+
+    def chunked(path):
+        state, outputs = None, []
+        with use_path(path):
+            for piece in x.chunk(chunks):
+                out = net(piece, state)
+                state, outputs = out.state, outputs + [out.readout]
+        return ((torch.cat(outputs) - target) ** 2).mean()
+
+    results = {}
+    for path in ("fused", "step"):
+        first = torch.autograd.grad(chunked(path), weights, create_graph=True)
+        plain = torch.autograd.grad(chunked(path), weights)
+        torch.testing.assert_close(first[0], plain[0], rtol=1e-12, atol=1e-12)
+        results[path] = (first[0], torch.autograd.grad((first[0] ** 2).sum(), weights)[0])
+    for got, want in zip(results["fused"], results["step"]):
+        assert want.abs().max() > 0
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10 * want.abs().max().item())
+
+
 @pytest.mark.parametrize("input_kind", INPUTS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_jvp_over_grad_equals_the_step_path(kind, input_kind):

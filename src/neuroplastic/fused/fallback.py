@@ -51,11 +51,20 @@ def differentiable(currents, beta, threshold, surrogate, detach_reset, v0, z0):
     return spikes, voltages[-1]
 
 
-def graph_gradients(outputs, grads, inputs, needs) -> tuple:
-    """The gradients of ``outputs`` (weighted by ``grads``; ``None``: no gradient arrived) with respect to
-    the ``inputs`` whose ``needs`` is true, as a graph (``create_graph``); ``None`` for the others."""
+def graph_gradients(recompute, inputs, needs, grads) -> tuple:
+    """The gradients, as a graph (``create_graph``), of ``recompute(*inputs)`` — outputs weighted by
+    ``grads`` (``None``: no gradient arrived) — with respect to the ``inputs`` whose ``needs`` is true;
+    ``None`` for the others.
+
+    ``recompute`` runs on fresh aliases of those inputs (``x.view_as(x)``): differentiated with respect
+    to the inputs themselves, ``autograd.grad`` would return total derivatives, through whatever else
+    made them (a weight that also made the initial state of this chunk, a β shared with another
+    operation), and the engine, calling this backward, would count those paths a second time."""
+    with torch.enable_grad():
+        aliases = [x.view_as(x) if need else x for x, need in zip(inputs, needs)]
+        outputs = recompute(*aliases)
     pairs = [(output, grad) for output, grad in zip(outputs, grads) if grad is not None]
-    wanted = [x for x, need in zip(inputs, needs) if need]
+    wanted = [x for x, need in zip(aliases, needs) if need]
     if not pairs or not wanted:
         return (None,) * len(inputs)
     found = iter(torch.autograd.grad([output for output, _ in pairs], wanted, [grad for _, grad in pairs],

@@ -201,10 +201,10 @@ def backward_pass(ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_fi
 def differentiable_gradients(ctx, currents, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
     """``(dL/dI, dL/dβ, dL/dv_{−1}, dL/dz_{−1})`` (None where ``needs`` is false) as the step path
     gives them, with a graph: the recurrence run again with autograd from the saved inputs."""
-    with torch.enable_grad():
-        outputs = fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
-                                          ctx.surrogate, ctx.detach_reset, v0, z0)
-    return fallback.graph_gradients(outputs, (grad_spikes, grad_final), (currents, beta_tensor, v0, z0), needs)
+    def recompute(currents, beta_tensor, v0, z0):
+        return fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
+                                       ctx.surrogate, ctx.detach_reset, v0, z0)
+    return fallback.graph_gradients(recompute, (currents, beta_tensor, v0, z0), needs, (grad_spikes, grad_final))
 
 
 def _native(kernels, surrogate):

@@ -141,10 +141,10 @@ class _LinearLeakySequence(extension.KernelFunction):
 def _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes, grad_final, needs):
     """Every input's gradient as the step path gives it, with a graph: the currents and the recurrence
     run again with autograd from the saved inputs."""
-    with torch.enable_grad():
+    def recompute(spikes, weight, bias, beta_tensor, v0, z0):
         currents = torch.nn.functional.linear(spikes, weight, bias).view(ctx.shape)
-        outputs = fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
-                                          ctx.surrogate, ctx.detach_reset, v0, z0)
+        return fallback.differentiable(currents, ctx.beta if beta_tensor is None else beta_tensor, ctx.threshold,
+                                       ctx.surrogate, ctx.detach_reset, v0, z0)
     inputs = (spikes, weight, bias, beta_tensor, v0, z0)
-    grads = fallback.graph_gradients(outputs, (grad_spikes, grad_final), inputs, needs[:len(inputs)])
+    grads = fallback.graph_gradients(recompute, inputs, needs[:len(inputs)], (grad_spikes, grad_final))
     return *grads, None, None, None, None, None
