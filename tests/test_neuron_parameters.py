@@ -25,7 +25,7 @@ from neuroplastic import (
     Triangle,
     run,
 )
-from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
 
 HETEROGENEOUS = {  # a model, its per-neuron parameters, a drive
     "lif": (LIF(sigma=2.0), {"tau_m": [8.0, 10.0, 15.0], "v_th": [-52.0, -50.0, -48.0], "sigma": [0.0, 1.0, 3.0]}, 20.0),
@@ -165,3 +165,15 @@ def test_eprop_with_a_leak_per_neuron_equals_bptt():
         params, grads = learner_gradients(net, task, EPROP, mode)
         assert_equal(grads, bptt_gradients(net, task, params))
     assert batch(task)[0].dtype == torch.float64
+
+
+def test_every_path_refuses_a_parameter_trained_out_of_range():
+    net = learnable_network()
+    x = (torch.rand(10, 2, 6, generator=torch.Generator().manual_seed(7)) < 0.3).double()
+    with torch.no_grad():
+        net.layers[0].neuron_parameters.tau_m[3] = -1.0  # as an optimizer step might leave it
+    for path in ("auto", "step"):
+        with use_path(path), pytest.raises(ValueError, match="ALIF.tau_m must be finite and positive"):
+            net(x)
+    with pytest.raises(ValueError, match="ALIF.tau_m"):
+        run(net, x, 1.0)

@@ -272,3 +272,33 @@ def test_input_checks_hold_under_transforms():
         readout(params, x)
     with pytest.raises(ValueError, match="NaN or infinite"):
         vmap(readout, in_dims=(None, 0))(params, torch.stack([x.nan_to_num(), x]))  # the second sample's NaN
+
+
+def test_batched_gradients_and_forward_mode_ad_through_a_fused_layer():
+    """Vectorized Jacobians (autograd's batched gradients) and forward-mode AD of a buffer (a leak per
+    neuron): the fused layer gives way to the step path, or its backward to its differentiable form."""
+    import torch.autograd.forward_ad as forward_ad
+
+    net = network("feed-forward LIF")
+    net.layers[0].neuron = net.layers[0].neuron.replace(tau_m=torch.linspace(8.0, 20.0, HIDDEN, dtype=torch.float64))
+    x = inputs("sparse spikes")
+    name = "layers.0.synapses.weight"
+    weight = dict(net.named_parameters())[name].detach()
+
+    def final_readout(w):
+        return functional_call(net, {name: w}, (x,)).readout[-1].sum(0)
+
+    with use_path("step"):
+        expected = torch.autograd.functional.jacobian(final_readout, weight)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(torch.autograd.functional.jacobian(final_readout, weight, vectorize=True), expected,
+                               rtol=1e-10, atol=1e-12)
+    tau = net.layers[0].neuron_parameters.tau_m
+    tangents = []
+    for path in ("auto", "step"):
+        with forward_ad.dual_level(), use_path(path):
+            dual = forward_ad.make_dual(tau, torch.ones_like(tau))
+            out = functional_call(net, {"layers.0.neuron_parameters.tau_m": dual}, (x,))
+            tangents.append(forward_ad.unpack_dual(out.state.layers[0].neuron.v).tangent)
+    assert tangents[1].abs().max() > 0
+    torch.testing.assert_close(tangents[0], tangents[1], rtol=1e-12, atol=1e-12)

@@ -5,7 +5,8 @@ level, and code that turns a tensor into a Python value (``bool(x.all())``) is d
 control flow that ``vmap`` refuses. Two helpers keep checks and fast paths honest under them:
 
 - :func:`active`: whether a transform is running, or one of the tensors carries a forward-mode
-  tangent (``torch.autograd.forward_ad``) — where a fast path without a ``jvp`` rule must give way;
+  tangent (``torch.autograd.forward_ad``) or a batch of gradients — where a fast path without a
+  ``jvp`` or batching rule must give way;
 - :func:`concrete`: a tensor's underlying value, every transform's wrapper removed, so that an input
   check such as "all finite" looks at every element (of every vmapped sample) without branching on
   a batched value.
@@ -23,10 +24,12 @@ __all__ = ["active", "concrete"]
 
 def active(*tensors) -> bool:
     """Whether a ``torch.func`` transform is running, or any of ``tensors`` (``None`` allowed) carries a
-    forward-mode tangent."""
+    forward-mode tangent or is batched by the older ``vmap`` that batched gradients use
+    (``autograd.grad(..., is_grads_batched=True)``, vectorized ``autograd.functional.jacobian``)."""
     if _functorch.peek_interpreter_stack() is not None:
         return True
-    return any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+    return any(isinstance(t, torch.Tensor) and (forward_ad.unpack_dual(t).tangent is not None
+                                                or _functorch.is_legacy_batchedtensor(t)) for t in tensors)
 
 
 def concrete(tensor: torch.Tensor) -> torch.Tensor:

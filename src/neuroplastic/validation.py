@@ -7,6 +7,7 @@ come back as ``float``, tensors unchanged.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -23,35 +24,39 @@ __all__ = [
 ]
 
 
-def _checked(name: str, value, holds, requirement: str):
-    """``value`` (a number as ``float``, a tensor unchanged) if ``holds`` of its values (a detached
-    tensor) is true everywhere, else a clear error saying it must be ``requirement``."""
+def _checked(name: str, value, sign: str | None = None):
+    """``value`` (a number as ``float``, a tensor unchanged) if it is finite everywhere and, for ``sign``
+    ``"positive"`` or ``"non-negative"``, so; else a clear error saying what it must be."""
+    requirement = "finite" if sign is None else f"finite and {sign}"
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
         values = concrete(value).detach()
-        if not bool(holds(values).all()):
-            shown = values[~holds(values)].flatten()[0].item()
+        holds = torch.isfinite(values)
+        if sign is not None:
+            holds &= values > 0 if sign == "positive" else values >= 0
+        if not bool(holds.all()):
             raise ValueError(f"{name} must be {requirement}, got a tensor of shape {tuple(values.shape)} "
-                             f"holding {shown!r}")
+                             f"holding {values[~holds].flatten()[0].item()!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number or a tensor, got {value!r}")
-    if not bool(holds(torch.tensor(float(value), dtype=torch.float64))):
+    number = float(value)
+    if not math.isfinite(number) or (sign == "positive" and number <= 0) or (sign == "non-negative" and number < 0):
         raise ValueError(f"{name} must be {requirement}, got {value!r}")
-    return float(value)
+    return number
 
 
 def require_finite(name: str, value):
-    return _checked(name, value, torch.isfinite, "finite")
+    return _checked(name, value)
 
 
 def require_positive(name: str, value):
-    return _checked(name, value, lambda x: torch.isfinite(x) & (x > 0), "finite and positive")
+    return _checked(name, value, "positive")
 
 
 def require_non_negative(name: str, value):
-    return _checked(name, value, lambda x: torch.isfinite(x) & (x >= 0), "finite and non-negative")
+    return _checked(name, value, "non-negative")
 
 
 def require_count(name: str, value, minimum: int = 1) -> int:

@@ -126,7 +126,7 @@ def gradients(grad, spikes, weight, offsets, columns, sparse_gradient, needs_inp
     grad_spikes = grad @ weight if needs_input else None
     grad_weight = None
     if needs_weight:
-        summed = sparse_gradient and not torch.is_grad_enabled()
+        summed = sparse_gradient and not torch.is_grad_enabled() and not transforms.active(grad)
         grad_weight = _summed_weight_gradient(grad, offsets, columns, weight.shape[1]) if summed \
             else grad.t() @ spikes
     grad_bias = grad.sum(0) if needs_bias else None

@@ -129,7 +129,7 @@ class _LeakySequence(extension.KernelFunction):
     def backward(ctx, grad_spikes, grad_final, _):
         currents, kept, v0, z0, beta_tensor = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # a graph of the gradient is being built: module docstring
+        if torch.is_grad_enabled() or transforms.active(grad_spikes, grad_final):  # module docstring
             grads = differentiable_gradients(ctx, currents, beta_tensor, v0, z0, grad_spikes, grad_final,
                                              (needs[0], needs[1], needs[5], needs[6]))
             return grads[0], grads[1], None, None, None, grads[2], grads[3], None

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import torch
 
+from neuroplastic import transforms
 from neuroplastic.fused import event_linear, extension, fallback, lif, workspace
 from neuroplastic.fused.lif import LeakyState
 
@@ -62,7 +63,8 @@ def linear_lif_sequence(
     through ``weight`` ``(n_out, n_in)`` and ``bias``; the other arguments as
     :func:`~neuroplastic.fused.lif_sequence`'s."""
     _check_shapes(x, weight, bias)
-    applicable = event_linear.applies(x, weight, bias)
+    # under a transform (of the input, the weights, β or the state) the two operations' differentiable forms
+    applicable = event_linear.applies(x, weight, bias) and not transforms.active(beta, *(state or ()))
     native = extension.native_surrogate(surrogate) is not None
     shape = (x.shape[0], x.shape[1], weight.shape[0])
     out = x.new_empty(shape) if native and applicable else None  # before the index: module docstring
@@ -121,7 +123,7 @@ class _LinearLeakySequence(extension.KernelFunction):
         spikes, weight, bias, offsets, columns, kept, v0, z0, beta_tensor = ctx.saved_tensors
         lease, ctx.currents = ctx.currents, None
         needs = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # a graph of the gradient is being built: module docstring
+        if torch.is_grad_enabled() or transforms.active(grad_spikes, grad_final):  # module docstring
             return _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes,
                                              grad_final, needs)
         if lease is None:  # a second backward pass (retained graph): the first wrote over them

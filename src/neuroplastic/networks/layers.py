@@ -127,7 +127,7 @@ class SpikingLayer(nn.Module):
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
         neuron = self.neuron
         reason = paths.why_not_fused(neuron, self.recurrent)
-        if paths.runs_fused(self.path, reason, x, *self.parameters(), *state.neuron):
+        if paths.runs_fused(self.path, reason, x, *self.parameters(), *self.buffers(), *state.neuron):
             return self._forward_fused(neuron, x, state)
         currents, synapse_state = self.synapses.sequence(state.synapses, x)
         outputs = []

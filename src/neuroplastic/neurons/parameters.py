@@ -7,8 +7,9 @@ those tensors — parameters as parameters, other tensors as buffers, the tensor
 itself such a dataclass (``surrogate``) in a child module of the field's name — and :meth:`model`
 rebuilds the model around the module's *current* tensors, so that ``functional_call`` substituting
 ``layer.neuron_parameters.tau_m``, a ``.double()`` or a device move reach the equations. The rebuilt
-model is not validated again (the template was; under a transform a check would be data-dependent
-control flow), and a model without tensors is returned as it is.
+model is validated again, element by element (its tensors may have been substituted or trained out
+of range since; the checks see through transforms), so every path of a layer refuses the same
+values; a model without tensors is returned as it is (it was validated once and cannot change).
 """
 from __future__ import annotations
 
@@ -56,4 +57,7 @@ class ModelParameters(nn.Module):
         for name in self._names:
             value = getattr(self, name)
             object.__setattr__(rebuilt, name, value.model() if isinstance(value, ModelParameters) else value)
+        validate = getattr(rebuilt, "__post_init__", None)
+        if validate is not None:
+            validate()
         return rebuilt
