@@ -1,19 +1,16 @@
 """The fused recurrence in plain PyTorch: the backend for any device and dtype, and the reference that
 higher-order derivatives and ``torch.func`` transforms go through.
 
-:func:`recurrence` is the recurrence ``v_t = β v_{t−1} + I_t − θ z_{t−1}``, ``z_t = H(v_t − θ)`` written
-once, step by step, with the operations in the order of the step path, ``(β v + I) − θ z``, one
-rounding each (no fused multiply-add), so spikes match it exactly. It serves twice:
-
-- :func:`forward` runs it without a graph (``lif.py`` calls it inside its ``autograd.Function``'s
-  forward, and :func:`backward` in its backward, so the backward pass stays one explicit reverse
-  loop, linear in T);
-- :func:`differentiable` runs it with surrogate spikes (:func:`~neuroplastic.spikes.spike`) and
-  autograd: the operations' backward passes use it where a graph of the gradient is being built
-  (``create_graph=True``: second derivatives, Hessian-vector products, meta-gradients) and under
-  ``torch.func`` transforms, which cannot see into a C++ kernel.
-
-``lif.cpp`` is the same two loops as :func:`forward` and :func:`backward` in C++.
+- :func:`forward` and :func:`backward` loop over time in Python, one (B, N) row at a time, but build
+  no autograd graph: ``lif.py`` calls :func:`forward` inside its ``autograd.Function`` forward and
+  :func:`backward` in its backward, so the backward pass stays one explicit reverse loop, linear in
+  T. The operations run in the order of the step path, ``(β v + I) − θ z``, one rounding each (no
+  fused multiply-add), so spikes match it exactly. ``lif.cpp`` is the same two loops in C++.
+- :func:`differentiable` is the recurrence written as the step path writes it, with surrogate spikes
+  (:func:`~neuroplastic.spikes.spike`) and autograd: the operations' backward passes differentiate it
+  where a graph of the gradient is being built (``create_graph=True``: second derivatives,
+  Hessian-vector products, meta-gradients; :func:`graph_gradients`), and it runs instead of them
+  under ``torch.func`` transforms, which cannot see into a C++ kernel.
 """
 from __future__ import annotations
 
@@ -21,34 +18,35 @@ import torch
 
 from neuroplastic.spikes import spike
 
-__all__ = ["recurrence", "forward", "backward", "differentiable", "graph_gradients"]
-
-
-def recurrence(currents, beta, threshold, v0, z0, fire, reset=lambda z: z):
-    """``(spikes, voltages)`` of every step, ``(T, B, N)`` each: ``v_t = β v_{t−1} + I_t − θ reset(z_{t−1})``,
-    ``z_t = fire(v_t − θ)``."""
-    v, z = v0, z0
-    spikes, voltages = [], []
-    for current in currents.unbind(0):
-        v = beta * v + current - threshold * reset(z)
-        z = fire(v - threshold)
-        spikes.append(z)
-        voltages.append(v)
-    return torch.stack(spikes), torch.stack(voltages)
+__all__ = ["forward", "backward", "differentiable", "graph_gradients"]
 
 
 def forward(currents, beta, threshold, v0, z0):
-    """:func:`recurrence` with ``H(0) = 1``, no graph; returns ``(spikes, voltages)``."""
-    with torch.no_grad():
-        return recurrence(currents, beta, threshold, v0, z0, lambda x: (x >= 0).to(x.dtype))
+    """``v_t = β v_{t−1} + I_t − θ z_{t−1}``, ``z_t = H(v_t − θ)``; returns ``(spikes, voltages)``."""
+    spikes = torch.empty_like(currents)
+    voltages = torch.empty_like(currents)
+    reset = torch.empty_like(v0)
+    v_prev, z_prev = v0, z0
+    for t in range(currents.shape[0]):
+        v = voltages[t]
+        torch.mul(beta, v_prev, out=v)
+        v.add_(currents[t])
+        torch.mul(z_prev, threshold, out=reset)
+        v.sub_(reset)
+        spikes[t].copy_(v >= threshold)
+        v_prev, z_prev = v, spikes[t]
+    return spikes, voltages
 
 
 def differentiable(currents, beta, threshold, surrogate, detach_reset, v0, z0):
-    """``(spikes, v_{T−1})`` with surrogate spikes, through autograd (the reset's gradient stopped with
-    ``detach_reset``)."""
-    spikes, voltages = recurrence(currents, beta, threshold, v0, z0, lambda x: spike(x, surrogate),
-                                  (lambda z: z.detach()) if detach_reset else (lambda z: z))
-    return spikes, voltages[-1]
+    """``(spikes, v_{T−1})`` of the same recurrence with surrogate spikes, through autograd: the step
+    path's operations in its order (the reset's gradient stopped with ``detach_reset``)."""
+    v, z, spikes = v0, z0, []
+    for current in currents.unbind(0):
+        v = beta * v + current - threshold * (z.detach() if detach_reset else z)
+        z = spike(v - threshold, surrogate)
+        spikes.append(z)
+    return torch.stack(spikes), v
 
 
 def graph_gradients(recompute, inputs, needs, grads) -> tuple:
