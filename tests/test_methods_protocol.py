@@ -148,3 +148,14 @@ def test_the_trainer_evaluates_a_validation_split(small_task):
     trainer = Trainer(task, net, learner, torch.optim.Adam(net.parameters()), evaluate=objective_for(task).evaluate)
     metrics = trainer.evaluate("validation")
     assert set(metrics) == {"accuracy", "loss", "spikes_per_sample"}
+
+
+def test_resume_checks_a_task_objects_data_and_the_validation_split_is_reported(small_task, tmp_path):
+    held = small_task.with_validation(0.2)
+    first = fit(held, "bptt", epochs=1, out=tmp_path, progress=False, hidden=(8,))
+    assert 0.0 <= first["history"][0]["validation_accuracy"] <= 1.0
+    resumed = fit(held, "bptt", epochs=2, out=tmp_path, resume=True, progress=False, hidden=(8,))
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    other = load_task("randman", seed=5, classes=3, samples_per_class=60, steps=40, units=20).with_validation(0.2)
+    with pytest.raises(ValueError, match="made with"):
+        fit(other, "bptt", epochs=3, out=tmp_path, resume=True, progress=False, hidden=(8,))

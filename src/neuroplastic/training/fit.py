@@ -47,6 +47,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     ``test_<name>``; default the objective's. ``device``: where to train (default the CPU).
     """
     out = Path(out)
+    given = not isinstance(task, str)
     task = _task(task, seed, task_options)
     recipe = recipe_for(task.name, epochs=epochs, **recipe_changes)
     require_count("epochs", recipe.epochs)
@@ -55,6 +56,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     evaluate = objective.evaluate if evaluate is None else evaluate
     own = {name: type(value).__name__ for name, value in
            (("network", network), ("optimizer", optimizer), ("loss", loss)) if value is not None}
+    if given:  # a Task of one's own: resuming checks its data as well as its name
+        own["task_data"] = _fingerprint(task)
     config = json.loads(json.dumps({  # as stored: JSON types only
         "task": task.name, "rule": method.name, "rule_options": rule_options or {}, "seed": seed,
         "task_options": task_options or {}, **({"own": own} if own else {}),
@@ -94,6 +97,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         wall += time.perf_counter() - start
         metrics = trainer.evaluate("test")
         history.append({"epoch": epoch, "train_loss": train_loss, _metric(metrics): metrics[_name(metrics)]})
+        if task.validation is not None:
+            history[-1][f"validation_{_name(metrics)}"] = trainer.evaluate("validation")[_name(metrics)]
         save_checkpoint(out / "checkpoint.pt", {
             "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": None if scheduler is None else scheduler.state_dict(), "generator": generator.get_state(),
@@ -124,6 +129,14 @@ def _task(task, seed, options) -> Task:
     if not isinstance(task, str):
         raise ValueError(f"task must be a task's name or a Task, got {task!r}")
     return load_task(task, seed=seed, **(options or {}))
+
+
+def _fingerprint(task: Task) -> list:
+    """The sizes of a task's splits and the sums of their inputs and targets."""
+    def total(tensor):
+        return float((tensor.coalesce().values() if tensor.is_sparse else tensor).double().sum())
+    return [[len(split), total(split.inputs), total(split.targets)] for split in task.splits.values()] + [
+        list(task.train.inputs.shape[1:]), task.n_outputs, task.dt, str(task.dtype)]
 
 
 def _optimizer(optimizer, network, recipe, momentum: bool):
