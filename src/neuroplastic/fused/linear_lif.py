@@ -34,8 +34,9 @@ from the currents; :func:`~neuroplastic.fused.extension.native_surrogate`) and t
 spikes; otherwise it is the two operations one after the other. Where a graph of the gradient is
 being built (``create_graph=True``) its backward runs ``linear`` and the recurrence again with
 autograd from the saved inputs and differentiates them, as ``lif_sequence``'s does, so derivatives of
-every order are the step path's; under ``torch.func`` transforms it is the two operations, which then
-run their differentiable forms.
+every order are the step path's (``linear`` adds in another order than the event-driven sums: in
+float32 a voltage within rounding of the threshold could spike differently in the recomputation);
+under ``torch.func`` transforms it is the two operations, which then run their differentiable forms.
 """
 from __future__ import annotations
 
