@@ -67,9 +67,9 @@ class SpikingLayer(nn.Module):
         self.size = n_out
         self.path = paths.check_path(path)
         self.synapses = Dense(n_in, n_out, scale=scale, generator=generator) if synapses is None else synapses
-        if recurrent is True:
-            recurrent = Recurrent(n_out, scale=scale, generator=generator)
-        self.recurrent = recurrent or None
+        if isinstance(recurrent, bool):
+            recurrent = Recurrent(n_out, scale=scale, generator=generator) if recurrent else None
+        self.recurrent = recurrent
         if path == "fused" and self.why_not_fused is not None:
             raise ValueError(f"path='fused' cannot run this layer: {self.why_not_fused}")
 
