@@ -1,4 +1,5 @@
-"""Synapses: what is connected to what (dense, recurrent, Dale's E/I) and the traces rules share."""
+"""Synapses: what is connected to what (dense, recurrent, Dale's E/I, conductance, delayed) and the
+traces rules share."""
 from neuroplastic.synapses.conductance import ConductanceSynapses
 from neuroplastic.synapses.dale import (
     DaleDense,
@@ -6,6 +7,7 @@ from neuroplastic.synapses.dale import (
     DaleSign,
     excitatory_count,
 )
+from neuroplastic.synapses.delays import FixedDelays, LearnedDelays
 from neuroplastic.synapses.dense import Dense, Recurrent, ZeroDiagonal
 from neuroplastic.synapses.traces import Trace
 
@@ -19,4 +21,6 @@ __all__ = [
     "excitatory_count",
     "Trace",
     "ConductanceSynapses",
+    "FixedDelays",
+    "LearnedDelays",
 ]
