@@ -162,3 +162,62 @@ def test_bad_delays_are_refused():
         learned.positions[0, 0] = float("nan")
     with pytest.raises(ValueError, match="delay positions contains NaN"):
         learned.sequence(learned.init_state(1, dtype=torch.float64), torch.zeros(3, 1, 5, dtype=torch.float64))
+
+
+def test_the_width_anneals_and_the_positions_train_faster():
+    learned = LearnedDelays(dense(), 20, sigma_end=0.5, anneal_until=0.5, lr_scale=30.0)
+    assert learned.sigma == learned.sigma_start == 10.0
+    learned.anneal(0.25)
+    assert learned.sigma == pytest.approx(5.25)
+    learned.anneal(0.5)
+    assert learned.sigma == 0.5
+    learned.anneal(1.0)
+    assert learned.sigma == 0.5
+    assert learned.positions.lr_scale == 30.0
+    with pytest.raises(ValueError, match="anneal_until"):
+        LearnedDelays(dense(), 4, anneal_until=0.0)
+
+
+def test_the_timing_task_tells_classes_apart_by_order_only():
+    from neuroplastic.tasks import load_task
+
+    task = load_task("timing", seed=0, samples_per_class=40, noise=0.0, reliability=1.0, jitter=0)
+    inputs, labels = next(task.batches("train", len(task.train), shuffle=False))
+    channels = inputs.reshape(*inputs.shape[:2], 3, 8)
+    assert torch.equal(channels.sum(0), torch.ones(inputs.shape[1], 3, 8))  # each input fires once
+    first = channels[..., 0].argmax(0)  # (samples, channels): the step each channel fires
+    onsets = first.min(1).values
+    assert onsets.unique().numel() > 10  # the onset says nothing
+    offsets = first - onsets[:, None]
+    for label in range(task.n_outputs):
+        patterns = offsets[labels == label].unique(dim=0)
+        assert patterns.shape[0] == 1 and sorted(patterns[0].tolist()) == [0, 20, 40]  # one order per class
+    assert len({tuple(offsets[labels == k][0].tolist()) for k in range(task.n_outputs)}) == task.n_outputs
+
+
+def test_reproduce_delays_quick_passes_its_criteria(tmp_path):
+    """No delays stay at chance, fixed and learned delays learn the task, rounding costs < 1 point."""
+    from neuroplastic.experiments.delays import run
+
+    outcome = run(quick=True, seed=0, progress=False)
+    assert outcome.passed, outcome.measured
+    outcome.draw(tmp_path / "delays.png")
+    assert (tmp_path / "delays.png").exists()
+
+
+def test_train_with_delays_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from neuroplastic.cli.main import main
+
+    assert main(["train", "--task", "timing", "--delays", "fixed", "--max-delay", "45", "--epochs", "5",
+                 "--out", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["test_accuracy"] > 0.6  # chance: 0.25
+    for argv in (["--delays", "sideways"], ["--task", "digits", "--delays", "fixed"], ["--rule", "eprop"],
+                 ["--max-delay", "-2"]):
+        arguments = ["train", "--task", "timing", "--epochs", "1", "--out", str(tmp_path / "bad"), *argv]
+        if argv[:2] == ["--task", "digits"]:
+            arguments = ["train", *argv, "--epochs", "1", "--out", str(tmp_path / "bad")]
+        assert main(arguments) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()

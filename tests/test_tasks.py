@@ -103,7 +103,7 @@ def test_float64_tasks_and_a_validation_split():
 
 
 def test_load_task_names_the_problem():
-    assert set(TASKS) == {"digits", "mnist1d", "randman", "cue", "pattern", "shd", "nmnist"}
+    assert set(TASKS) == {"digits", "mnist1d", "randman", "cue", "pattern", "shd", "nmnist", "timing"}
     with pytest.raises(ValueError, match="unknown task 'mnist'; choose from digits"):
         load_task("mnist")
     with pytest.raises(ValueError, match="no option 'rate'"):

@@ -6,7 +6,7 @@ from neuroplastic.cli.common import UsageError, emit
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
-from neuroplastic.training.recipes import NEURONS
+from neuroplastic.training.recipes import DELAYS, NEURONS
 from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
@@ -26,6 +26,8 @@ def register(subparsers):
     add_training_arguments(parser, default_out="neuroplastic-out/train")
     parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
     parser.add_argument("--hidden", help="hidden layer sizes, e.g. 128 or 256,128 (default: the task's)")
+    parser.add_argument("--delays", help=f"delays of the input synapses: {', '.join(DELAYS)} (default: the task's)")
+    parser.add_argument("--max-delay", type=int, help="the largest synaptic delay, in steps (default: the task's)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     parser.set_defaults(handler=main)
@@ -56,6 +58,8 @@ def main(args):
     changes = {
         "neuron": args.neuron,
         "hidden": _sizes(args.hidden) if args.hidden else None,
+        "delays": args.delays,
+        "max_delay": None if args.max_delay is None else require_count("--max-delay", args.max_delay),
         "lr": None if args.lr is None else require_positive("--lr", args.lr),
         "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
     }

@@ -26,6 +26,9 @@ EXPERIMENTS = {
     "distal-reward": ("neuroplastic.experiments.distal_reward",
                       "dopamine-modulated STDP finds the one rewarded synapse among 100,000 despite a 1-3 s "
                       "reward delay (Izhikevich 2007)"),
+    "delays": ("neuroplastic.experiments.delays",
+               "a spike-timing task that needs synaptic delays: none, fixed random and learned (DCLS, "
+               "Hammouamri et al. 2023)"),
 }
 
 

@@ -118,15 +118,30 @@ class FixedDelays(_DelayKernel):
 
 class LearnedDelays(_DelayKernel):
     """A learnable position ``p_ji ∈ [0, max_delay]`` per synapse (drawn uniformly from ``generator``),
-    Gaussian taps of width ``sigma`` (default ``max_delay / 2``), one-hot at the rounded positions in
-    ``eval()``."""
+    Gaussian taps of width ``sigma`` (default ``max_delay / 2``, annealed to ``sigma_end`` by
+    :meth:`anneal` over the first ``anneal_until`` of training), one-hot at the rounded positions in ``eval()``. ``lr_scale``: the positions'
+    learning rate as a multiple of the weights' (the paper trains them faster), which ``fit``'s
+    default optimizer applies."""
 
-    def __init__(self, synapses: nn.Module, max_delay: int, *, sigma: float | None = None,
-                 generator: torch.Generator | None = None):
+    def __init__(self, synapses: nn.Module, max_delay: int, *, sigma: float | None = None, sigma_end: float = 0.5,
+                 anneal_until: float = 0.7, lr_scale: float = 1.0, generator: torch.Generator | None = None):
         super().__init__(synapses, max_delay)
         weight = synapses.weight
         self.positions = nn.Parameter(torch.rand(weight.shape, generator=generator).to(weight) * self.max_delay)
-        self.sigma = max(self.max_delay / 2, 0.5) if sigma is None else sigma
+        self.positions.lr_scale = require_positive("LearnedDelays lr_scale", lr_scale)  # fit's optimizer reads it
+        self.sigma = self.sigma_start = max(self.max_delay / 2, sigma_end) if sigma is None else sigma
+        self.sigma_end = require_positive("LearnedDelays sigma_end", sigma_end)
+        if not 0 < anneal_until <= 1:
+            raise ValueError(f"anneal_until must lie in (0, 1], got {anneal_until!r}")
+        self.anneal_until = anneal_until
+
+    def anneal(self, fraction: float) -> None:
+        """σ for the point ``fraction ∈ [0, 1]`` of training (``fit`` calls this before every epoch):
+        linear from ``sigma_start`` to ``sigma_end`` until ``anneal_until``, then ``sigma_end`` — the last
+        stretch trains positions and weights at the final width, which the rounding at evaluation
+        then barely changes."""
+        progress = min(max(fraction / self.anneal_until, 0.0), 1.0)
+        self.sigma = self.sigma_start + (self.sigma_end - self.sigma_start) * progress
 
     @property
     def sigma(self) -> float:

@@ -90,6 +90,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
                unit="batch", disable=None if progress else True, leave=False)
     metrics = None
     for epoch in range(len(history) + 1, recipe.epochs + 1):
+        _anneal(network, (epoch - 1) / max(recipe.epochs - 1, 1))
         start = time.perf_counter()
         train_loss = trainer.train_epoch(generator, bar)
         if scheduler is not None:
@@ -141,18 +142,31 @@ def _fingerprint(task: Task) -> list:
 
 def _optimizer(optimizer, network, recipe, momentum: bool):
     """The optimizer and its schedule: AdamW with a cosine decay of the rate, recomputed from the epoch
-    on resume (event-driven methods without momentum: only what their rule updates moves), or the
-    caller's (an optimizer, or a function of the parameters) without one."""
+    on resume (event-driven methods without momentum: only what their rule updates moves; a parameter
+    with an ``lr_scale`` attribute at that multiple of the rate), or the caller's (an optimizer, or a
+    function of the parameters) without one."""
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer, None
     if optimizer is not None:
         if not callable(optimizer):
             raise ValueError(f"optimizer must be a torch optimizer or a function of the parameters, got {optimizer!r}")
         return optimizer(network.parameters()), None
-    adamw = torch.optim.AdamW(network.parameters(), lr=recipe.lr, betas=(0.9 if momentum else 0.0, 0.999),
+    scales = {}  # parameters that carry an lr_scale (learned delay positions) train at that multiple
+    for parameter in network.parameters():
+        scales.setdefault(getattr(parameter, "lr_scale", 1.0), []).append(parameter)
+    groups = [{"params": params, "lr": recipe.lr * scale} for scale, params in scales.items()]
+    adamw = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9 if momentum else 0.0, 0.999),
                               weight_decay=recipe.weight_decay)
     return adamw, torch.optim.lr_scheduler.LambdaLR(
         adamw, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch, recipe.epochs) / recipe.epochs)))
+
+
+def _anneal(network, fraction: float) -> None:
+    """Tells every module with a schedule (``anneal(fraction)``: the width of learned delays) how far
+    training has come; computed from the epoch, so a resumed run continues the schedule."""
+    for module in network.modules():
+        if callable(getattr(module, "anneal", None)):
+            module.anneal(fraction)
 
 
 def _name(metrics: dict) -> str:

@@ -89,8 +89,9 @@ class OnlineLearner:
                 raise ValueError(f"{method.name} needs neurons with eligibility traces (LIF/ALIF), got "
                                  f"{type(layer.neuron).__name__}")
             if not isinstance(layer.synapses, Dense) or not isinstance(layer.recurrent, (Recurrent, type(None))):
-                raise ValueError(f"{method.name} learns the weights of Dense and Recurrent synapses; a layer has "
-                                 f"{type(layer.synapses).__name__} / {type(layer.recurrent).__name__}")
+                kinds = " and ".join(type(m).__name__ for m in (layer.synapses, layer.recurrent) if m is not None)
+                raise ValueError(f"{method.name} learns the weights of Dense and Recurrent synapses only; a layer has "
+                                 f"{kinds} (delays and Dale's signs: train with bptt, tbptt or rtrl)")
         self.problem, self.network, self.method = problem, network, method
         self.objective = problem.objective
         self.decay = network.readout.decay if method.filter_readout else 0.0
