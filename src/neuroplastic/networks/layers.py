@@ -10,7 +10,8 @@ feed-forward layer of plain LIF neurons runs the fused operation of :mod:`neurop
 (``path=``), an equivalent form tested equal to it.
 
 The neuron model's tensor parameters (per-neuron values, ``nn.Parameter`` s to learn) belong to the
-layer's ``neuron_parameters`` module; ``layer.neuron`` is the model with their current values.
+layer's ``neuron_parameters`` module; ``layer.neuron`` is the model with their current values, which
+``init_state`` and ``forward`` check again once per run (not ``step``, at every time step).
 
 :class:`LeakyReadout` is e-prop's output (Bellec et al. 2020): ``y_t = κ y_{t−1} + W_out z_t + b``,
 ``κ = exp(−dt/τ_out)``.
@@ -99,7 +100,8 @@ class SpikingLayer(nn.Module):
         shape = (batch, self.size)
         options = dict(dtype=dtype, device=device)
         recurrent = () if self.recurrent is None else self.recurrent.init_state(batch, **options)
-        return LayerState(self.neuron.init_state(shape, **options), torch.zeros(shape, **options),
+        neuron = self.neuron_parameters.model(validate=True)  # once per run: out-of-range tensors refused
+        return LayerState(neuron.init_state(shape, **options), torch.zeros(shape, **options),
                           self.synapses.init_state(batch, **options), recurrent)
 
     def step(self, state: LayerState, x: torch.Tensor, noise=None) -> tuple[torch.Tensor, LayerState]:
@@ -125,7 +127,7 @@ class SpikingLayer(nn.Module):
         ``noise``: standard normals ``(T, B, n_out)``, a generator, or ``None``."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-        neuron = self.neuron
+        neuron = self.neuron_parameters.model(validate=True)
         reason = paths.why_not_fused(neuron, self.recurrent)
         if paths.runs_fused(self.path, reason, x, *self.parameters(), *self.buffers(), *state.neuron):
             return self._forward_fused(neuron, x, state)

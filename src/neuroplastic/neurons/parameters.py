@@ -6,10 +6,11 @@ tensor (per-neuron values) or an ``nn.Parameter`` (to learn it). :class:`ModelPa
 those tensors — parameters as parameters, other tensors as buffers, the tensors of a field that is
 itself such a dataclass (``surrogate``) in a child module of the field's name — and :meth:`model`
 rebuilds the model around the module's *current* tensors, so that ``functional_call`` substituting
-``layer.neuron_parameters.tau_m``, a ``.double()`` or a device move reach the equations. The rebuilt
-model is validated again, element by element (its tensors may have been substituted or trained out
-of range since; the checks see through transforms), so every path of a layer refuses the same
-values; a model without tensors is returned as it is (it was validated once and cannot change).
+``layer.neuron_parameters.tau_m``, a ``.double()`` or a device move reach the equations. A model without
+tensors is returned as it is (it was validated once and cannot change); :meth:`model` with
+``validate=True`` checks a rebuilt one again, element by element (its tensors may have been
+substituted or trained out of range since; the checks see through transforms) — what a layer does
+once per sequence, in ``init_state`` and ``forward``, not at every step.
 """
 from __future__ import annotations
 
@@ -49,15 +50,16 @@ class ModelParameters(nn.Module):
                 continue
             self._names.append(field.name)
 
-    def model(self):
-        """The record with the module's current tensors in its fields."""
+    def model(self, *, validate: bool = False):
+        """The record with the module's current tensors in its fields (checked again with ``validate``)."""
         if not self._names:
             return self._record
         rebuilt = copy.copy(self._record)
         for name in self._names:
             value = getattr(self, name)
-            object.__setattr__(rebuilt, name, value.model() if isinstance(value, ModelParameters) else value)
-        validate = getattr(rebuilt, "__post_init__", None)
-        if validate is not None:
-            validate()
+            if isinstance(value, ModelParameters):
+                value = value.model(validate=validate)
+            object.__setattr__(rebuilt, name, value)
+        if validate and hasattr(rebuilt, "__post_init__"):
+            rebuilt.__post_init__()
         return rebuilt
