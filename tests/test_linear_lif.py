@@ -217,13 +217,14 @@ def test_the_workspace_keeps_what_fits_and_frees_on_request(monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["graded input", "custom surrogate"])
-def test_other_cases_run_the_two_operations(case):
+def test_graded_input_is_fused_and_other_surrogates_run_the_two_operations(case):
     x, weight, bias = inputs(seed=10)
     surrogate = Halved() if case == "custom surrogate" else Triangle(gamma=0.3)
     if case == "graded input":
-        x = 0.5 * x
+        x = 2.5 * x
     spikes, _ = fused(x, weight, bias, 0.9, surrogate)
-    assert type(spikes.grad_fn).__name__ == "_LeakySequenceBackward"
+    expected = "_LinearLeakySequenceBackward" if case == "graded input" else "_LeakySequenceBackward"
+    assert type(spikes.grad_fn).__name__ == expected
     want, _ = reference(x, weight, bias, 0.9, surrogate)
     assert torch.equal(spikes, want)
 

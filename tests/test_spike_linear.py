@@ -5,7 +5,7 @@ import torch
 import torch.nn.utils.prune  # noqa: F401 (torch.nn.utils.prune is used below)
 
 from neuroplastic import ALIF, FastSigmoid, run
-from neuroplastic.fused import backend, event_linear as module, linear_lif_sequence, spike_linear
+from neuroplastic.fused import backend, event_linear as module, fallback, linear_lif_sequence, spike_linear
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 
 pytestmark = pytest.mark.skipif(backend() != "cpp", reason="the event-driven kernel is C++ only")
@@ -109,16 +109,58 @@ def test_rows_without_spikes_get_the_bias_and_no_weight_gradient():
     torch.testing.assert_close(grad_weight, expected)
 
 
-@pytest.mark.parametrize("change", ["graded", "nan", "dense", "int", "nan-weight", "bfloat16"])
+# graded spikes: payloads of a few bits, learned magnitudes (any sign), and a NaN (its row is NaN, as
+# in a matrix product)
+@pytest.mark.parametrize("payloads", ["levels", "signed", "nan"])
+@pytest.mark.parametrize("sparse_gradient", [True, False])
+def test_graded_spikes_are_events_that_scale_their_rows(payloads, sparse_gradient, monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    if not sparse_gradient:
+        monkeypatch.setattr(module, "GRADIENT_DENSITY", 0.0)
+    generator = torch.Generator().manual_seed(3)
+    x = spikes((30, 4, 50), 0.2)
+    if payloads == "levels":
+        x = x * torch.randint(1, 16, x.shape, generator=generator) / 7.5
+    elif payloads == "signed":
+        x = x * torch.randn(50, dtype=torch.float64, generator=generator)
+    else:
+        x[3, 1, 2] = float("nan")
+    x.requires_grad_()
+    weight, bias = parameters(50, 37)
+    grad_out = torch.randn(30, 4, 37, dtype=torch.float64, generator=generator)
+    ours, expected = spike_linear(x, weight, bias), torch.nn.functional.linear(x, weight, bias)
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    got = torch.autograd.grad(ours, (x, weight, bias), grad_out)
+    want = torch.autograd.grad(expected, (x, weight, bias), grad_out)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert calls == [(True, sparse_gradient)]
+
+
+def test_graded_input_to_the_fused_layer_runs_the_events_with_the_gradients_of_the_step_path(monkeypatch):
+    calls = calls_of_the_kernel(monkeypatch)
+    x = (spikes((40, 3, 24), 0.2) * torch.rand(40, 3, 24, dtype=torch.float64,
+                                                generator=torch.Generator().manual_seed(4)) * 2).requires_grad_()
+    weight, bias = parameters(24, 30)
+    options = dict(beta=0.9, threshold=1.0, surrogate=FastSigmoid())
+    fused, _ = linear_lif_sequence(x, weight, bias, **options)
+    assert calls == [(True, True)]
+    currents = torch.nn.functional.linear(x, weight, bias)
+    zero = torch.zeros(3, 30, dtype=torch.float64)
+    reference = fallback.differentiable(currents, 0.9, 1.0, FastSigmoid(), False, zero, zero)[0]
+    assert torch.equal(fused.detach(), reference.detach())
+    grad_out = torch.randn_like(fused)
+    for a, b in zip(torch.autograd.grad(fused, (x, weight, bias), grad_out),
+                    torch.autograd.grad(reference, (x, weight, bias), grad_out)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("change", ["dense", "int", "nan-weight", "bfloat16"])
 def test_anything_but_sparse_spikes_takes_the_matrix_product(change, monkeypatch):
     calls = calls_of_the_kernel(monkeypatch)
     x = spikes((20, 2, 16), 0.2)
     weight, bias = parameters(16, 8)
-    if change == "graded":
-        x[3, 1, 2] = 0.5
-    elif change == "nan":
-        x[0, 0, 0] = float("nan")
-    elif change == "dense":
+    if change == "dense":
         x = spikes((20, 2, 16), 0.8)
     elif change == "nan-weight":  # a matrix product spreads it to every row: so must we
         weight = weight.detach().clone()
@@ -193,8 +235,9 @@ def test_a_fused_layer_fed_spikes_uses_it_and_matches_its_step_path(monkeypatch)
     torch.testing.assert_close(out.readout, run(net, x, 1.0).readout, rtol=1e-12, atol=1e-12)
     assert calls == [(True, True)]
     assert type(out.spikes[0].grad_fn).__name__ == "_LinearLeakySequenceBackward"
-    net(x * 0.5)  # graded input: the matrix product
-    assert len(calls) == 1
+    graded = net(x * 2.5)  # graded input: events too
+    torch.testing.assert_close(graded.readout, run(net, x * 2.5, 1.0).readout, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("hook", ["prune", "forward_hook", "global_hook"])

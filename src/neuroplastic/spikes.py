@@ -9,6 +9,10 @@ below uses ``setup_context`` and ``generate_vmap_rule`` so that ``torch.func.gra
 
 Each surrogate states its derivative ``derivative(x)`` and a primitive ``smooth(x)`` whose derivative
 it is; the tests check one against the other by finite differences.
+
+A *graded* spike carries a payload (:class:`Payload`): ``s = H(v − θ) · c`` with the reset unchanged,
+``c`` a learnable magnitude per neuron (:class:`LearnedPayload`) or an integer of a few bits read
+from the membrane potential at the crossing (:class:`QuantizedPayload`).
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ import torch
 
 from neuroplastic.validation import require_positive
 
-__all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "Rescaled", "spike", "SURROGATES"]
+__all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "Rescaled", "spike", "SURROGATES",
+           "Payload", "LearnedPayload", "QuantizedPayload"]
 
 
 class Surrogate:
@@ -158,3 +163,73 @@ class _Heaviside(torch.autograd.Function):
 def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
     """``H(x)`` forward (1.0 where ``x >= 0``), ``surrogate.derivative(x)`` backward."""
     return _Heaviside.apply(x, surrogate)
+
+
+class Payload(torch.nn.Module):
+    """What a graded spike carries: a layer emits ``s = z · c`` (``z`` the binary spike, unchanged for
+    the reset) instead of ``z``. ``bits``: the payload's width per event (traffic counts events × bits);
+    ``reads_potential``: whether ``c`` is read from the membrane potential at the crossing."""
+
+    bits: int
+    reads_potential = False
+
+    def forward(self, z: torch.Tensor, potential: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LearnedPayload(Payload):
+    """A learnable magnitude per neuron, ``s_i = z_i · c_i``; ``c = 1`` at the start, where the layer
+    is the binary one bit for bit (values and gradients). The payload is a float of the parameter's
+    width (32 bits in float32); on a chip it could be folded into the outgoing weights."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.magnitude = torch.nn.Parameter(torch.ones(int(size)))
+
+    @property
+    def bits(self) -> int:
+        return torch.finfo(self.magnitude.dtype).bits
+
+    def forward(self, z, potential=None):
+        return z * self.magnitude
+
+    def extra_repr(self) -> str:
+        return f"size={self.magnitude.numel()}"
+
+
+class QuantizedPayload(Payload):
+    """An integer payload of ``bits`` bits read from the membrane potential at the crossing, as digital
+    neuromorphic chips send (Loihi 2's graded spikes): with ``u`` the potential in units of the
+    threshold (``≥ 1`` where a neuron fires; the neuron model's ``crossing_potential``),
+
+        q = clamp(round(u / Δ), 1, 2^b − 1),   c = Δ · q,   Δ = u_max / (2^b − 1),
+
+    so a spike carries one of ``2^b − 1`` levels up to ``u_max`` (``max_potential``). The rounding
+    passes gradients straight through (Bengio et al. 2013) inside the range, and ``s = z · c`` adds a
+    path from the potential to the payload to the surrogate's."""
+
+    reads_potential = True
+
+    def __init__(self, bits: int, *, max_potential: float = 2.0):
+        super().__init__()
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+            raise ValueError(f"payload bits must be an integer ≥ 1, got {bits!r}")
+        self.bits = bits
+        self.max_potential = require_positive("max_potential", max_potential)
+
+    @property
+    def step(self) -> float:
+        """``Δ``: the potential one payload level stands for."""
+        return self.max_potential / (2 ** self.bits - 1)
+
+    def levels(self, potential: torch.Tensor) -> torch.Tensor:
+        """The integer payloads ``q`` of neurons at ``potential`` (a float tensor of integer values)."""
+        return torch.round(torch.clamp(potential / self.step, 1, 2 ** self.bits - 1))
+
+    def forward(self, z, potential):
+        scaled = torch.clamp(potential / self.step, 1, 2 ** self.bits - 1)
+        rounded = scaled + (self.levels(potential) - scaled).detach()  # straight through
+        return z * (rounded * self.step)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, max_potential={self.max_potential}"

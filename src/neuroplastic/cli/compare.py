@@ -14,7 +14,8 @@ from neuroplastic.tasks import TASKS
 from neuroplastic.training.methods import METHODS
 from neuroplastic.validation import lookup, require_count
 
-FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops")
+FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops",
+          "bits_per_sample")
 
 
 def register(subparsers):
@@ -49,9 +50,10 @@ def main(args):
     metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
     figure = plot_comparison(results, metric, out / "comparison.png", title=f"{args.task}, seed {args.seed}")
     (out / "comparison.json").write_text(json.dumps({"task": args.task, "results": results}, indent=2))
-    header = f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14}"
+    header = (f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14} "
+              f"{'bits/sample':>12}")
     rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['peak_memory_mb']:>12.0f} "
-            f"{r['updates']:>12.3g} {r['synops']:>14.3g}" for r in results]
+            f"{r['updates']:>12.3g} {r['synops']:>14.3g} {r['bits_per_sample']:>12.3g}" for r in results]
     emit({"task": args.task, "results": results, "figure": str(figure)}, args.json,
          [header, *rows, f"figure: {figure}"])
 

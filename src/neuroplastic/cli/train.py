@@ -11,7 +11,7 @@ from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
                 "synops",
-                "peak_memory_mb", "spikes_per_sample", "out", "figures")
+                "peak_memory_mb", "spikes_per_sample", "bits_per_sample", "out", "figures")
 
 
 def register(subparsers):
@@ -28,6 +28,7 @@ def register(subparsers):
     parser.add_argument("--hidden", help="hidden layer sizes, e.g. 128 or 256,128 (default: the task's)")
     parser.add_argument("--delays", help=f"delays of the input synapses: {', '.join(DELAYS)} (default: the task's)")
     parser.add_argument("--max-delay", type=int, help="the largest synaptic delay, in steps (default: the task's)")
+    parser.add_argument("--graded", help="payload of the hidden spikes: none, learned, or bits:B (default: none)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
     parser.set_defaults(handler=main)
@@ -60,6 +61,7 @@ def main(args):
         "hidden": _sizes(args.hidden) if args.hidden else None,
         "delays": args.delays,
         "max_delay": None if args.max_delay is None else require_count("--max-delay", args.max_delay),
+        "graded": args.graded,
         "lr": None if args.lr is None else require_positive("--lr", args.lr),
         "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
     }
@@ -105,6 +107,6 @@ def report(summary: dict, as_json: bool):
         f"{summary['task']} / {summary['rule']}: {metric.replace('_', ' ')} {summary[metric]:.4f} "
         f"after {summary['epochs']} epochs",
         f"training time {summary['wall_time_s']:.1f} s, peak memory {summary['peak_memory_mb']:.0f} MB, "
-        f"{summary['spikes_per_sample']:.0f} hidden spikes per sample",
+        f"{summary['spikes_per_sample']:.0f} hidden spikes per sample carrying {summary['bits_per_sample']:.0f} bits",
         f"report: {summary['out']}/summary.json, figures: {', '.join(summary['figures'])}",
     ])

@@ -5,7 +5,9 @@
 spike instead of a multiply-add per synapse, the saving event-driven neuromorphic hardware is built
 on. The weight gradient of a loss with ``G = dL/dI`` is by the same token a sum over spikes,
 ``dL/dWᵀ[j] = Σ_{r: S[r, j] = 1} G[r]``; the input gradient ``G W`` is dense (``G`` is) and comes from
-a matrix product; ``dL/db = Σ_r G[r]``.
+a matrix product; ``dL/db = Σ_r G[r]``. Graded spikes (:class:`~neuroplastic.spikes.Payload`) are
+events too: each nonzero entry ``S[r, j]`` scales its row, ``I[r] = b + Σ_{j: S[r, j] ≠ 0} S[r, j] Wᵀ[j]``
+and ``dL/dWᵀ[j] = Σ_r S[r, j] G[r]`` (the index keeps the payloads when an entry is not 1).
 
 ``spike_linear.cpp`` holds the loops: the spikes indexed once per forward pass (row by row; by
 column for the weight gradient), the sums over a tile of output columns kept in registers in a fixed
@@ -13,7 +15,7 @@ order (so the result does not depend on how rows are batched), the rows of ``G``
 packed per tile so that they stay in the L1 cache.
 
 **When it runs** (:func:`spike_linear` decides, per call): on the C++ backend, CPU float32/float64,
-input entries all 0 or 1, and each pass where it beats the matrix product, as measured by
+spikes binary or graded (any input: its nonzero entries are the events), and each pass where it beats the matrix product, as measured by
 ``benchmarks/spike_linear.py`` (2 cores, 8000 rows = T·B, ``n_in`` = ``n_out`` = n; medians in ms,
 event-driven against BLAS, the indexing included):
 
@@ -24,7 +26,7 @@ event-driven against BLAS, the indexing included):
   5.7 / 12.8 / 17.4 / 22.5 / 28.2 against 22.7 – 23.5; n = 1024: 49 against 90; n = 2048: 188
   against 355; n = 4096: 573 against 1394 (all at 0.2).
 
-Anything else, an input with another value, or non-finite weights, takes
+Anything else, or non-finite weights, takes
 ``torch.nn.functional.linear`` unchanged. The result equals the matrix product up to the order of
 the additions (float32: ~1e-6 relative). One difference remains by design: a NaN or infinity in the
 gradient ``G`` reaches the weight gradient only through the inputs that spiked (a matrix product
@@ -71,22 +73,24 @@ class Events(NamedTuple):
     spikes: torch.Tensor
     offsets: torch.Tensor  # CSR: row r's spikes are columns[offsets[r]:offsets[r + 1]]
     columns: torch.Tensor
+    values: torch.Tensor  # their payloads where an entry is not 1 (graded spikes), else empty
     sparse_forward: bool
     sparse_gradient: bool
 
 
 def index(x, weight, bias) -> Events | None:
-    """The spikes of ``x`` indexed, for arguments that :func:`applies` to; None where the matrix
-    product is the one to run: an input that is not all 0 and 1, or too many spikes."""
+    """The spikes (nonzero entries) of ``x`` indexed, for arguments that :func:`applies` to; None
+    where the matrix product is the one to run: too many spikes."""
     n_in = weight.shape[1]
     spikes = x.reshape(-1, n_in).contiguous()
     offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
-    count = torch.ops.neuroplastic_fused.spike_index(spikes, offsets, columns)
-    sparse_forward = 0 <= count <= FORWARD_DENSITY * spikes.numel() and n_in <= FORWARD_MAX_INPUTS
-    sparse_gradient = 0 <= count <= GRADIENT_DENSITY * spikes.numel()
-    if not (sparse_forward or sparse_gradient):  # not spikes (count −1), or too many
+    values = spikes.new_empty(0)
+    count = torch.ops.neuroplastic_fused.spike_index(spikes, offsets, columns, values)
+    sparse_forward = count <= FORWARD_DENSITY * spikes.numel() and n_in <= FORWARD_MAX_INPUTS
+    sparse_gradient = count <= GRADIENT_DENSITY * spikes.numel()
+    if not (sparse_forward or sparse_gradient):
         return None
-    return Events(spikes, offsets, columns, sparse_forward, sparse_gradient)
+    return Events(spikes, offsets, columns, values, sparse_forward, sparse_gradient)
 
 
 def applies(x, weight, bias) -> bool:
@@ -114,11 +118,12 @@ def currents_into(events: Events, weight, bias, out):
             torch.addmm(bias, events.spikes, weight.t(), out=out)
         return out
     bias = None if bias is None else bias.detach().contiguous()
-    torch.ops.neuroplastic_fused.spike_sum(events.offsets, events.columns, weight.detach().t().contiguous(), bias, out)
+    torch.ops.neuroplastic_fused.spike_sum(events.offsets, events.columns, _payloads(events.values),
+                                           weight.detach().t().contiguous(), bias, out)
     return out
 
 
-def gradients(grad, spikes, weight, offsets, columns, sparse_gradient, needs_input, needs_weight, needs_bias):
+def gradients(grad, spikes, weight, offsets, columns, values, sparse_gradient, needs_input, needs_weight, needs_bias):
     """``(dL/dx, dL/dW, dL/db)`` of ``grad`` = dL/dI (rows, n_out), None where not needed;
     ``dL/dW`` summed spike by spike if ``sparse_gradient``, else ``Gᵀ S``. Where a graph of the
     gradient is being built, all three are differentiable matrix products."""
@@ -127,7 +132,7 @@ def gradients(grad, spikes, weight, offsets, columns, sparse_gradient, needs_inp
     grad_weight = None
     if needs_weight:
         summed = sparse_gradient and not torch.is_grad_enabled() and not transforms.active(grad)
-        grad_weight = _summed_weight_gradient(grad, offsets, columns, weight.shape[1]) if summed \
+        grad_weight = _summed_weight_gradient(grad, offsets, columns, values, weight.shape[1]) if summed \
             else grad.t() @ spikes
     grad_bias = grad.sum(0) if needs_bias else None
     return grad_spikes, grad_weight, grad_bias
@@ -141,22 +146,28 @@ class _SpikeLinear(extension.KernelFunction):
     @staticmethod
     def setup_context(ctx, inputs, output):
         spikes, weight, bias, events = inputs
-        ctx.save_for_backward(spikes, weight, events.offsets, events.columns)
+        ctx.save_for_backward(spikes, weight, events.offsets, events.columns, events.values)
         ctx.has_bias, ctx.sparse_gradient = bias is not None, events.sparse_gradient
 
     @staticmethod
     def backward(ctx, grad):
-        spikes, weight, offsets, columns = ctx.saved_tensors
+        spikes, weight, offsets, columns, values = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grads = gradients(grad, spikes, weight, offsets, columns, ctx.sparse_gradient, needs[0], needs[1],
+        grads = gradients(grad, spikes, weight, offsets, columns, values, ctx.sparse_gradient, needs[0], needs[1],
                           ctx.has_bias and needs[2])
         return *grads, None
 
 
-def _summed_weight_gradient(grad, offsets, columns, n_in):
+def _summed_weight_gradient(grad, offsets, columns, values, n_in):
     """``dL/dW = Gᵀ S`` summed spike by spike, from the spikes' index."""
-    by_column = offsets.new_empty(0), columns.new_empty(0)
-    torch.ops.neuroplastic_fused.spike_index_transpose(offsets, columns, n_in, *by_column)
+    by_column = offsets.new_empty(0), columns.new_empty(0), grad.new_empty(0)
+    torch.ops.neuroplastic_fused.spike_index_transpose(offsets, columns, _payloads(values), n_in, *by_column)
     grad_t = grad.new_empty(n_in, grad.shape[1])
-    torch.ops.neuroplastic_fused.spike_sum_packed(*by_column, grad, grad_t)
+    rows, row_columns, row_values = by_column
+    torch.ops.neuroplastic_fused.spike_sum_packed(rows, row_columns, _payloads(row_values), grad, grad_t)
     return grad_t.t()
+
+
+def _payloads(values):
+    """The index's payloads for the kernels: None for binary spikes."""
+    return values if values.numel() else None

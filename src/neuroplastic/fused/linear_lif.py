@@ -115,20 +115,21 @@ class _LinearLeakySequence(extension.KernelFunction):
         ctx.currents, ctx.shape = lease, out.shape
         ctx.sparse = events.sparse_forward, events.sparse_gradient
         beta_tensor = beta if isinstance(beta, torch.Tensor) else None
-        ctx.save_for_backward(spikes, weight, bias, events.offsets, events.columns, kept, v0, z0, beta_tensor)
+        ctx.save_for_backward(spikes, weight, bias, events.offsets, events.columns, events.values, kept, v0, z0,
+                              beta_tensor)
         ctx.mark_non_differentiable(kept)
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_final, _kept, _lease):
-        spikes, weight, bias, offsets, columns, kept, v0, z0, beta_tensor = ctx.saved_tensors
+        spikes, weight, bias, offsets, columns, values, kept, v0, z0, beta_tensor = ctx.saved_tensors
         lease, ctx.currents = ctx.currents, None
         needs = ctx.needs_input_grad
         if torch.is_grad_enabled() or transforms.active(grad_spikes, grad_final):  # module docstring
             return _differentiable_gradients(ctx, spikes, weight, bias, beta_tensor, v0, z0, grad_spikes,
                                              grad_final, needs)
         if lease is None:  # a second backward pass (retained graph): the first wrote over them
-            events = event_linear.Events(spikes, offsets, columns, *ctx.sparse)
+            events = event_linear.Events(spikes, offsets, columns, values, *ctx.sparse)
             lease = workspace.Lease(ctx.shape, v0)
             event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, ctx.shape[-1]))
         currents = lease.buffer
@@ -136,7 +137,7 @@ class _LinearLeakySequence(extension.KernelFunction):
             ctx, currents, kept, v0, z0, beta_tensor, grad_spikes, grad_final, currents,
             needs[3], needs[4], needs[5],
         )
-        grads = event_linear.gradients(grad.view(-1, ctx.shape[-1]), spikes, weight, offsets, columns,
+        grads = event_linear.gradients(grad.view(-1, ctx.shape[-1]), spikes, weight, offsets, columns, values,
                                        ctx.sparse[1], needs[0], needs[1], bias is not None and needs[2])
         return *grads, grad_beta, grad_v0, grad_z0, None, None, None, None, None
 

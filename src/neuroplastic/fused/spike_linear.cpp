@@ -1,14 +1,16 @@
-// Event-driven products with a binary spike matrix S (R × n_in), for the synapses I = S Wᵀ (+ b) of a
+// Event-driven products with a spike matrix S (R × n_in), for the synapses I = S Wᵀ (+ b) of a
 // layer fed by spikes, and their weight gradient Gᵀ S. Spike-sparse: the work is one row of weights
 // per spike instead of a multiply-add per synapse, so at a spike density p it is about p of a dense
-// product's additions (and no multiplications). event_linear.py holds the equations, the dispatch
-// and the tests' references; this file is the loops.
+// product's additions (and no multiplications for binary spikes; graded spikes, whose entries carry
+// a payload, scale each row by it). event_linear.py holds the equations, the dispatch and the tests'
+// references; this file is the loops.
 //
-//   spike_index:            the spikes of every row as a list of its columns (CSR: offsets,
-//                           columns); refuses (returns −1) a matrix with a value other than 0 or 1.
-//   spike_index_transpose:  the same spikes by column (for every column, its rows).
-//   spike_sum:              out[r, :] = init + Σ_{j ∈ row r} m[j, :]   (forward: m = Wᵀ)
-//   spike_sum_packed:       gt[j, :] = Σ_{r ∈ column j} g[r, :]      (weight gradient (dL/dW)ᵀ)
+//   spike_index:            the spikes (nonzero entries) of every row as a list of its columns (CSR:
+//                           offsets, columns) and, where an entry is not 1, their values (else none).
+//   spike_index_transpose:  the same spikes by column (for every column, its rows; values moved along).
+//   spike_sum:              out[r, :] = init + Σ_{j ∈ row r} s_rj m[j, :]   (forward: m = Wᵀ)
+//   spike_sum_packed:       gt[j, :] = Σ_{r ∈ column j} s_rj g[r, :]      (weight gradient (dL/dW)ᵀ)
+// (s_rj = 1 for binary spikes.)
 //
 // Internal ops: the last three trust the index spike_index (and spike_index_transpose) made; they
 // check shapes and dtypes, not the indices themselves.
@@ -49,7 +51,7 @@ constexpr int64_t kGradRows = 256;  // from kGradRows rows of G packed together 
 constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (its rows stay in cache)
 
 template <typename scalar_t>
-int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {
+int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {  // nonzero entries; all of them 1?
   int64_t count = 0, other = 0;
   for (int64_t j = 0; j < n; ++j) {
     count += row[j] != scalar_t(0);
@@ -60,7 +62,7 @@ int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {
 }
 
 template <typename scalar_t>
-int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& columns) {
+int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& columns, at::Tensor& values) {
   const int64_t rows = spikes.size(0), n = spikes.size(1);
   const scalar_t* s = spikes.data_ptr<scalar_t>();
   offsets.resize_({rows + 1});
@@ -73,11 +75,13 @@ int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& 
       binary_rows[r] = binary;
     }
   });
-  if (std::find(binary_rows.begin(), binary_rows.end(), 0) != binary_rows.end()) return -1;
+  const bool graded = std::find(binary_rows.begin(), binary_rows.end(), 0) != binary_rows.end();
   off[0] = 0;
   for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
   columns.resize_({off[rows]});
+  values.resize_({graded ? off[rows] : 0});
   int32_t* col = columns.data_ptr<int32_t>();
+  scalar_t* val = graded ? values.data_ptr<scalar_t>() : nullptr;
   at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
     std::vector<int32_t> found(n + 1);  // branch-free: every column is written, the spikes' kept
     for (int64_t r = begin; r < end; ++r) {
@@ -88,6 +92,7 @@ int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& 
         k += row[j] != scalar_t(0);
       }
       std::copy(found.begin(), found.begin() + k, col + off[r]);
+      for (int64_t i = 0; val && i < k; ++i) val[off[r] + i] = row[found[i]];
     }
   });
   return off[rows];
@@ -95,8 +100,9 @@ int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& 
 
 // The same spikes by column within blocks of kGradRows rows: key (block, column) lists its rows in
 // increasing order, counted from the block's first row. Threads own blocks.
-void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, int64_t n,
-                     at::Tensor& t_offsets, at::Tensor& t_rows) {
+template <typename scalar_t>
+void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, const scalar_t* val, int64_t n,
+                     at::Tensor& t_offsets, at::Tensor& t_rows, scalar_t* t_val) {
   const int64_t rows = offsets.numel() - 1, nnz = columns.numel();
   const int64_t blocks = (rows + kGradRows - 1) / kGradRows;
   const int64_t* off = offsets.data_ptr<int64_t>();
@@ -119,6 +125,7 @@ void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, int64
       std::vector<int64_t> next(t_off + b * n, t_off + (b + 1) * n);
       for (int64_t r = b * kGradRows; r < std::min(rows, (b + 1) * kGradRows); ++r) {
         for (int64_t k = off[r]; k < off[r + 1]; ++k) {
+          if (val) t_val[next[col[k]]] = val[k];
           t_row[next[col[k]]++] = static_cast<int32_t>(r - b * kGradRows);
         }
       }
@@ -126,11 +133,13 @@ void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, int64
   });
 }
 
-// out[0:width] = init + Σ_k m[idx[k]·ld : +width], for width ≤ the tile's: kSums partial sums
-// (k mod kSums), so that consecutive additions do not wait for each other, added pairwise at the end.
-template <typename scalar_t, int64_t kLanes, int64_t kSums>
-inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t ld, const int32_t* idx, int64_t count,
-                        const scalar_t* init, scalar_t* out, int64_t width) {
+// out[0:width] = init + Σ_k w[k] m[idx[k]·ld : +width] (w[k] = 1 where kWeighted is false), for width ≤
+// the tile's: kSums partial sums (k mod kSums), so that consecutive additions do not wait for each
+// other, added pairwise at the end.
+template <typename scalar_t, int64_t kLanes, int64_t kSums, bool kWeighted>
+inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t ld, const int32_t* idx,
+                                                    const scalar_t* w, int64_t count, const scalar_t* init,
+                                                    scalar_t* out, int64_t width) {
   using T = Tile<scalar_t, kLanes>;
   using vec = typename T::vec;
   if (width == T::width) {
@@ -141,6 +150,7 @@ inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t l
         const scalar_t* row = m + idx[k + s] * ld;
         for (int64_t l = 0; l < kLanes; ++l) {
           std::memcpy(&v, row + l * T::per_vec, sizeof(vec));
+          if constexpr (kWeighted) v *= w[k + s];
           sums[s][l] += v;
         }
       }
@@ -148,6 +158,7 @@ inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t l
     for (int64_t s = 0; k < count; ++k, ++s) {
       for (int64_t l = 0; l < kLanes; ++l) {
         std::memcpy(&v, m + idx[k] * ld + l * T::per_vec, sizeof(vec));
+        if constexpr (kWeighted) v *= w[k];
         sums[s][l] += v;
       }
     }
@@ -164,7 +175,7 @@ inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t l
   }
   for (int64_t c = 0; c < width; ++c) {  // the same sums, one column at a time
     scalar_t sums[kSums] = {};
-    for (int64_t k = 0; k < count; ++k) sums[k % kSums] += m[idx[k] * ld + c];
+    for (int64_t k = 0; k < count; ++k) sums[k % kSums] += kWeighted ? w[k] * m[idx[k] * ld + c] : m[idx[k] * ld + c];
     for (int64_t half = kSums / 2; half > 0; half /= 2) {
       for (int64_t s = 0; s < half; ++s) sums[s] += sums[s + half];
     }
@@ -173,17 +184,19 @@ inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t l
 }
 
 // Rows [r0, r1) of one column tile (m, init and out start at its first column).
-template <typename scalar_t>
+template <typename scalar_t, bool kWeighted>
 NP_CLONES void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, const int32_t* ix,
-                             int64_t r0, int64_t r1, const scalar_t* init, scalar_t* out, int64_t width) {
+                             const scalar_t* w, int64_t r0, int64_t r1, const scalar_t* init, scalar_t* out,
+                             int64_t width) {
   for (int64_t r = r0; r < r1; ++r) {
-    sum_rows<scalar_t, kOutLanes, 1>(m, ld, ix + off[r], off[r + 1] - off[r], init, out + r * ld, width);
+    sum_rows<scalar_t, kOutLanes, 1, kWeighted>(m, ld, ix + off[r], kWeighted ? w + off[r] : nullptr,
+                                                off[r + 1] - off[r], init, out + r * ld, width);
   }
 }
 
-// out[r, :] = init + Σ_{k ∈ row r} m[idx[k], :] for every row r of (offsets, idx).
+// out[r, :] = init + Σ_{k ∈ row r} w[k] m[idx[k], :] for every row r of (offsets, idx) (w: 1 if none).
 template <typename scalar_t>
-void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const at::Tensor& m,
+void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const scalar_t* w, const at::Tensor& m,
                   const std::optional<at::Tensor>& init, at::Tensor& out) {
   const int64_t rows = out.size(0), n_out = out.size(1);
   const int64_t* off = offsets.data_ptr<int64_t>();
@@ -195,22 +208,26 @@ void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const at::Te
   at::parallel_for(0, rows, kRowBlock, [&](int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
       for (int64_t c0 = 0; c0 < n_out; c0 += tile) {
-        sum_row_block(mp + c0, n_out, off, ix, r0, std::min(end, r0 + kRowBlock), b ? b + c0 : nullptr,
-                      o + c0, std::min(tile, n_out - c0));
+        const int64_t r1 = std::min(end, r0 + kRowBlock), width = std::min(tile, n_out - c0);
+        if (w) {
+          sum_row_block<scalar_t, true>(mp + c0, n_out, off, ix, w, r0, r1, b ? b + c0 : nullptr, o + c0, width);
+        } else {
+          sum_row_block<scalar_t, false>(mp + c0, n_out, off, ix, w, r0, r1, b ? b + c0 : nullptr, o + c0, width);
+        }
       }
     }
   });
 }
 
-// gt[j, tile] (+)= Σ_{r ∈ key j of the block} packed[r] for every column j (gt starts at the tile).
-template <typename scalar_t>
-NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix,
+// gt[j, tile] (+)= Σ_{r ∈ key j of the block} w_r packed[r] for every column j (gt starts at the tile).
+template <typename scalar_t, bool kWeighted>
+NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix, const scalar_t* w,
                                 int64_t n_in, bool first, scalar_t* gt, int64_t ld, int64_t width) {
   constexpr int64_t tile = Tile<scalar_t, kGradLanes>::width;
   for (int64_t j = 0; j < n_in; ++j) {
     scalar_t* out = gt + j * ld;
-    sum_rows<scalar_t, kGradLanes, 4>(packed, tile, ix + off[j], off[j + 1] - off[j], first ? nullptr : out,
-                                      out, width);
+    sum_rows<scalar_t, kGradLanes, 4, kWeighted>(packed, tile, ix + off[j], kWeighted ? w + off[j] : nullptr,
+                                                 off[j + 1] - off[j], first ? nullptr : out, out, width);
   }
 }
 
@@ -219,8 +236,8 @@ NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, cons
 // packed into a buffer that stays in the L1 cache while every column sums its spikes' rows from it (in
 // registers) and adds that to its running sum in gt. Threads own tiles.
 template <typename scalar_t>
-void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const at::Tensor& g,
-                         at::Tensor& gt) {
+void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const scalar_t* w,
+                         const at::Tensor& g, at::Tensor& gt) {
   const int64_t rows = g.size(0), n_out = g.size(1), n_in = gt.size(0);
   const int64_t blocks = (rows + kGradRows - 1) / kGradRows;
   const int64_t* off = t_offsets.data_ptr<int64_t>();
@@ -238,7 +255,11 @@ void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, 
         for (int64_t r = r0; r < r1; ++r) {
           std::copy(gp + r * n_out + c0, gp + r * n_out + c0 + width, &packed[(r - r0) * tile]);
         }
-        add_column_block(packed.data(), off + b * n_in, ix, n_in, b == 0, o + c0, n_out, width);
+        if (w) {
+          add_column_block<scalar_t, true>(packed.data(), off + b * n_in, ix, w, n_in, b == 0, o + c0, n_out, width);
+        } else {
+          add_column_block<scalar_t, false>(packed.data(), off + b * n_in, ix, w, n_in, b == 0, o + c0, n_out, width);
+        }
       }
     }
   });
@@ -256,24 +277,39 @@ void check_index(const at::Tensor& offsets, const at::Tensor& idx) {
               "indices must be a contiguous int32 vector");
 }
 
-int64_t spike_index(const at::Tensor& spikes, at::Tensor offsets, at::Tensor columns) {
+// The values of an index: none (binary spikes) or one per spike, of the matrix's dtype.
+template <typename scalar_t>
+const scalar_t* values_of(const std::optional<at::Tensor>& values, int64_t count) {
+  if (!values || values->numel() == 0) return nullptr;
+  TORCH_CHECK(values->dim() == 1 && values->is_contiguous() && values->numel() == count,
+              "values must be a contiguous vector of one value per spike");
+  return values->data_ptr<scalar_t>();
+}
+
+int64_t spike_index(const at::Tensor& spikes, at::Tensor offsets, at::Tensor columns, at::Tensor values) {
   check_matrix(spikes, "spikes");
   TORCH_CHECK(spikes.size(1) <= INT32_MAX, "spikes: too many columns to index");  // rows: int64
+  TORCH_CHECK(values.scalar_type() == spikes.scalar_type(), "spike_index: values must have the spikes' dtype");
   int64_t count = 0;
   AT_DISPATCH_FLOATING_TYPES(spikes.scalar_type(), "spike_index", [&] {
-    count = index_spikes<scalar_t>(spikes, offsets, columns);
+    count = index_spikes<scalar_t>(spikes, offsets, columns, values);
   });
   return count;
 }
 
-void spike_index_transpose(const at::Tensor& offsets, const at::Tensor& columns, int64_t n,
-                           at::Tensor t_offsets, at::Tensor t_rows) {
+void spike_index_transpose(const at::Tensor& offsets, const at::Tensor& columns, const std::optional<at::Tensor>& values,
+                           int64_t n, at::Tensor t_offsets, at::Tensor t_rows, at::Tensor t_values) {
   check_index(offsets, columns);
-  transpose_index(offsets, columns, n, t_offsets, t_rows);
+  AT_DISPATCH_FLOATING_TYPES(t_values.scalar_type(), "spike_index_transpose", [&] {
+    const scalar_t* val = values_of<scalar_t>(values, columns.numel());
+    if (val) TORCH_CHECK(values->scalar_type() == t_values.scalar_type(), "spike_index_transpose: dtypes disagree");
+    t_values.resize_({val ? columns.numel() : 0});
+    transpose_index<scalar_t>(offsets, columns, val, n, t_offsets, t_rows, val ? t_values.data_ptr<scalar_t>() : nullptr);
+  });
 }
 
-void spike_sum(const at::Tensor& offsets, const at::Tensor& idx, const at::Tensor& m,
-               const std::optional<at::Tensor>& init, at::Tensor out) {
+void spike_sum(const at::Tensor& offsets, const at::Tensor& idx, const std::optional<at::Tensor>& values,
+               const at::Tensor& m, const std::optional<at::Tensor>& init, at::Tensor out) {
   check_index(offsets, idx);
   check_matrix(m, "m");
   check_matrix(out, "out");
@@ -281,32 +317,34 @@ void spike_sum(const at::Tensor& offsets, const at::Tensor& idx, const at::Tenso
                   m.scalar_type() == out.scalar_type(), "spike_sum: shapes or dtypes disagree");
   TORCH_CHECK(!init || (init->is_contiguous() && init->numel() == out.size(1) &&
                         init->scalar_type() == out.scalar_type()), "spike_sum: init must be (n_out,)");
+  TORCH_CHECK(!values || values->scalar_type() == out.scalar_type(), "spike_sum: values must have m's dtype");
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "spike_sum", [&] {
-    sum_selected<scalar_t>(offsets, idx, m, init, out);
+    sum_selected<scalar_t>(offsets, idx, values_of<scalar_t>(values, idx.numel()), m, init, out);
   });
 }
 
-void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const at::Tensor& g,
-                      at::Tensor gt) {
+void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, const std::optional<at::Tensor>& t_values,
+                      const at::Tensor& g, at::Tensor gt) {
   check_index(t_offsets, t_rows);
   check_matrix(g, "g");
   check_matrix(gt, "gt");
   const int64_t blocks = (g.size(0) + kGradRows - 1) / kGradRows;
   TORCH_CHECK(g.size(1) == gt.size(1) && t_offsets.numel() == blocks * gt.size(0) + 1 &&
                   g.scalar_type() == gt.scalar_type(), "spike_sum_packed: shapes or dtypes disagree");
+  TORCH_CHECK(!t_values || t_values->scalar_type() == g.scalar_type(), "spike_sum_packed: values must have g's dtype");
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "spike_sum_packed", [&] {
-    sum_selected_packed<scalar_t>(t_offsets, t_rows, g, gt);
+    sum_selected_packed<scalar_t>(t_offsets, t_rows, values_of<scalar_t>(t_values, t_rows.numel()), g, gt);
   });
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
-  m.def("spike_index(Tensor spikes, Tensor(a!) offsets, Tensor(b!) columns) -> int");
-  m.def("spike_index_transpose(Tensor offsets, Tensor columns, int n, Tensor(a!) t_offsets, "
-        "Tensor(b!) t_rows) -> ()");
-  m.def("spike_sum_packed(Tensor t_offsets, Tensor t_rows, Tensor g, Tensor(a!) gt) -> ()");
-  m.def("spike_sum(Tensor offsets, Tensor idx, Tensor m, Tensor? init, Tensor(a!) out) -> ()");
+  m.def("spike_index(Tensor spikes, Tensor(a!) offsets, Tensor(b!) columns, Tensor(c!) values) -> int");
+  m.def("spike_index_transpose(Tensor offsets, Tensor columns, Tensor? values, int n, Tensor(a!) t_offsets, "
+        "Tensor(b!) t_rows, Tensor(c!) t_values) -> ()");
+  m.def("spike_sum_packed(Tensor t_offsets, Tensor t_rows, Tensor? t_values, Tensor g, Tensor(a!) gt) -> ()");
+  m.def("spike_sum(Tensor offsets, Tensor idx, Tensor? values, Tensor m, Tensor? init, Tensor(a!) out) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {

@@ -9,6 +9,9 @@ product), then the neurons step through time. :mod:`neuroplastic.networks.paths`
 feed-forward layer of plain LIF neurons runs the fused operation of :mod:`neuroplastic.fused` instead
 (``path=``), an equivalent form tested equal to it.
 
+With a ``payload`` (:mod:`neuroplastic.spikes`) the layer emits graded spikes ``s = z · c``: what the
+next layer, the recurrent synapses and the readout receive; the neurons reset on ``z`` as before.
+
 The neuron model's tensor parameters (per-neuron values, ``nn.Parameter`` s to learn) belong to the
 layer's ``neuron_parameters`` module; ``layer.neuron`` is the model with their current values, which
 ``init_state`` and ``forward`` check again once per run (not ``step``, at every time step).
@@ -34,7 +37,7 @@ from neuroplastic.neurons.base import exp_decay
 from neuroplastic.neurons.parameters import ModelParameters
 from neuroplastic.sim.filters import leaky_integrate
 from neuroplastic.sim.loop import noise_at
-from neuroplastic.spikes import Rescaled
+from neuroplastic.spikes import Payload, Rescaled
 from neuroplastic.synapses import Dense, Recurrent
 from neuroplastic.validation import require_positive
 
@@ -43,7 +46,7 @@ __all__ = ["SpikingLayer", "LayerState", "LeakyReadout"]
 
 class LayerState(NamedTuple):
     neuron: tuple  # the neuron model's state
-    z: torch.Tensor  # spikes of the previous step (B, N)
+    z: torch.Tensor  # spikes of the previous step (B, N); graded: their payloads
     synapses: tuple = ()  # the input synapses' own state (() for synapses without)
     recurrent: tuple = ()  # the recurrent synapses' own state
 
@@ -53,12 +56,13 @@ class SpikingLayer(nn.Module):
 
     ``synapses``: the input synapses (default ``Dense(n_in, n_out, scale=scale)``); ``recurrent``:
     ``True`` for ``Recurrent(n_out, scale=scale)``, or recurrent synapses of one's own (e.g.
-    ``DaleRecurrent``); ``path``: ``"auto"``, ``"step"`` or ``"fused"`` (:mod:`~neuroplastic.networks.paths`).
+    ``DaleRecurrent``); ``path``: ``"auto"``, ``"step"`` or ``"fused"`` (:mod:`~neuroplastic.networks.paths`);
+    ``payload``: what each spike carries (a :class:`~neuroplastic.spikes.Payload`; ``None``: binary).
     """
 
     def __init__(self, n_in: int, n_out: int, neuron: NeuronModel, *, dt: float = 1.0, recurrent=False,
                  scale: float = 1.0, generator: torch.Generator | None = None, synapses: nn.Module | None = None,
-                 path: str = "auto"):
+                 path: str = "auto", payload: Payload | None = None):
         super().__init__()
         if not isinstance(neuron, NeuronModel):
             raise ValueError(f"neuron must be a neuroplastic neuron model, got {neuron!r}")
@@ -71,6 +75,7 @@ class SpikingLayer(nn.Module):
         if isinstance(recurrent, bool):
             recurrent = Recurrent(n_out, scale=scale, generator=generator) if recurrent else None
         self.recurrent = recurrent
+        self.payload = _checked_payload(payload, neuron, n_out)
         if path == "fused" and self.why_not_fused is not None:
             raise ValueError(f"path='fused' cannot run this layer: {self.why_not_fused}")
 
@@ -89,7 +94,7 @@ class SpikingLayer(nn.Module):
     @property
     def why_not_fused(self) -> str | None:
         """Why the fused operation cannot run this layer, ``None`` where it can."""
-        return paths.why_not_fused(self.neuron, self.recurrent)
+        return paths.why_not_fused(self.neuron, self.recurrent, self.payload)
 
     @property
     def fused(self) -> bool:
@@ -128,7 +133,7 @@ class SpikingLayer(nn.Module):
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
         neuron = self.neuron_parameters.model(validate=True)
-        reason = paths.why_not_fused(neuron, self.recurrent)
+        reason = paths.why_not_fused(neuron, self.recurrent, self.payload)
         if paths.runs_fused(self.path, reason, x, *self.parameters(), *self.buffers(), *state.neuron):
             return self._forward_fused(neuron, x, state)
         currents, synapse_state = self.synapses.sequence(state.synapses, x)
@@ -147,7 +152,14 @@ class SpikingLayer(nn.Module):
             feedback, recurrent_state = self.recurrent.step(state.recurrent, state.z)
             current = current + feedback
         z, neuron_state = neuron.step(state.neuron, current, self.dt, noise)
+        if self.payload is not None:
+            z = self.payload(z, neuron.crossing_potential(neuron_state) if self.payload.reads_potential else None)
         return z, LayerState(neuron_state, z, synapse_state, recurrent_state)
+
+    @property
+    def payload_bits(self) -> int:
+        """Bits per emitted event: 1 for a binary spike, the payload's width for a graded one."""
+        return 1 if self.payload is None else self.payload.bits
 
     def _forward_fused(self, neuron, x, state):
         options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
@@ -161,7 +173,10 @@ class SpikingLayer(nn.Module):
             spikes, final = lif_sequence(currents, **options)
         # beta = 0: the adaptation a has no effect, and is not tracked on this path.
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
-        return spikes, LayerState(neuron_state, final.z, synapse_state, state.recurrent)
+        z = final.z
+        if self.payload is not None:  # one that does not read the potential
+            spikes, z = self.payload(spikes), self.payload(z)
+        return spikes, LayerState(neuron_state, z, synapse_state, state.recurrent)
 
 
 def _check_parameter_shapes(neuron, size: int) -> None:
@@ -170,6 +185,19 @@ def _check_parameter_shapes(neuron, size: int) -> None:
         if isinstance(value, torch.Tensor) and value.shape not in ((), (size,)):
             raise ValueError(f"{type(neuron).__name__}.{name} has shape {tuple(value.shape)}; a layer of {size} "
                              f"neurons takes one value or one per neuron, shape () or ({size},)")
+
+
+def _checked_payload(payload, neuron, size: int):
+    if payload is None:
+        return None
+    if not isinstance(payload, Payload):
+        raise ValueError(f"payload must be a neuroplastic.spikes.Payload or None, got {payload!r}")
+    magnitude = getattr(payload, "magnitude", None)
+    if magnitude is not None and magnitude.shape != (size,):
+        raise ValueError(f"a payload of {magnitude.numel()} magnitudes for a layer of {size} neurons")
+    if payload.reads_potential and not neuron.keeps_crossing_potential:
+        neuron.crossing_potential(None)  # raises, naming the model
+    return payload
 
 
 def _plain(synapses: nn.Module) -> bool:

@@ -47,11 +47,14 @@ def use_path(path: str):
         _override.reset(token)
 
 
-def why_not_fused(neuron, recurrent) -> str | None:
+def why_not_fused(neuron, recurrent, payload=None) -> str | None:
     """Why the fused operation cannot run a layer of ``neuron`` (with ``recurrent`` synapses or
-    ``None``), or ``None`` where it can: it is the discrete LIF of e-prop and snnTorch, feed-forward."""
+    ``None``, spikes carrying ``payload`` or ``None``), or ``None`` where it can: it is the discrete LIF
+    of e-prop and snnTorch, feed-forward, its payload (if any) not read from the potential."""
     if recurrent is not None:
         return "the layer is recurrent"
+    if payload is not None and payload.reads_potential:
+        return "its spikes' payload is read from the membrane potential of every step"
     if not isinstance(neuron, ALIF):
         return f"its neurons are {type(neuron).__name__}, not the discrete LIF (ALIF with beta=0)"
     numbers = ("beta", "t_ref", "v_th")

@@ -98,6 +98,12 @@ class ALIF(NeuronModel):
         refractory = restart_refractory(state.refractory, z, self.t_ref, dt)
         return z, ALIFState(v, a, z, refractory)
 
+    keeps_crossing_potential = True  # v is the potential before the next step's reset
+
+    def crossing_potential(self, state):
+        """``v_t / A_t``: the potential over the adaptive threshold it was compared with."""
+        return state.v / self.threshold(state.a)
+
     def pseudo_derivative(self, previous: ALIFState, state: ALIFState, dt: float) -> torch.Tensor:
         """``ψ_t = ∂z_t/∂v_t``: the surrogate derivative of the step ``previous → state`` (zero while
         refractory); ``∂z_t/∂a_t = −β ψ_t``."""

@@ -100,6 +100,15 @@ class NeuronModel:
         models whose input carries more channels override this)."""
         return current
 
+    keeps_crossing_potential = False  # whether crossing_potential can read the state
+
+    def crossing_potential(self, state) -> torch.Tensor:
+        """The membrane potential the spikes of the step that made ``state`` were read from, in units
+        of the threshold (``≥ 1`` where a neuron fired): what a graded spike's payload is read from
+        (:class:`~neuroplastic.spikes.QuantizedPayload`). Models whose state keeps it override this."""
+        raise ValueError(f"{type(self).__name__} resets its potential within the step and does not keep the "
+                         "potential at the crossing; a payload read from it needs ALIF (discrete-lif, discrete-alif)")
+
     def replace(self, **changes):
         """A copy with some parameters changed (validated again)."""
         return dataclasses.replace(self, **changes)

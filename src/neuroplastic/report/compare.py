@@ -11,7 +11,8 @@ __all__ = ["plot_comparison"]
 def plot_comparison(results: list[dict], metric: str, path, *, title: str = ""):
     names = [r["rule"] for r in results]
     panels = [(metric.replace("_", " "), metric, False), ("training time (s)", "wall_time_s", False),
-              ("weight updates", "updates", True), ("synaptic operations", "synops", True)]
+              ("weight updates", "updates", True), ("synaptic operations", "synops", True),
+              ("bits sent per sample", "bits_per_sample", True)]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2))
     for ax, (label, key, log) in zip(axes, panels):
         ax.bar(names, [max(r[key], 1e-12) for r in results], color="tab:blue")

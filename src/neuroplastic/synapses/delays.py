@@ -45,6 +45,7 @@ class _DelayKernel(nn.Module):
             raise ValueError(f"delays wrap synapses with a weight (Dense, DaleDense, Recurrent, …), got {synapses!r}")
         self.synapses = synapses
         self.max_delay = require_count("max_delay", max_delay, minimum=0)
+        self.n_out, self.n_in = synapses.weight.shape
 
     def profile(self) -> torch.Tensor:
         """``K / W``: each synapse's weights over the taps ``(D + 1, n_out, n_in)``."""

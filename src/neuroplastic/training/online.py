@@ -92,6 +92,9 @@ class OnlineLearner:
                 kinds = " and ".join(type(m).__name__ for m in (layer.synapses, layer.recurrent) if m is not None)
                 raise ValueError(f"{method.name} learns the weights of Dense and Recurrent synapses only; a layer has "
                                  f"{kinds} (delays and Dale's signs: train with bptt, tbptt or rtrl)")
+            if layer.payload is not None:
+                raise ValueError(f"{method.name}'s eligibility traces are derived for binary spikes; a layer's spikes "
+                                 f"carry a payload ({type(layer.payload).__name__}): train with bptt, tbptt or rtrl")
         self.problem, self.network, self.method = problem, network, method
         self.objective = problem.objective
         self.decay = network.readout.decay if method.filter_readout else 0.0

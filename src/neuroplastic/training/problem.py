@@ -30,7 +30,7 @@ from neuroplastic.rules.base import Segment
 from neuroplastic.training.losses import rate_regularization
 from neuroplastic.training.objectives import Objective
 
-__all__ = ["Problem", "GradientMethod", "GradientLearner", "synaptic_operations", "detached"]
+__all__ = ["Problem", "GradientMethod", "GradientLearner", "synaptic_operations", "traffic_bits", "detached"]
 
 
 @dataclass
@@ -65,15 +65,22 @@ class Problem:
 
 
 def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
-    """Spikes times fan-out, summed over layers: the synaptic events of a forward pass (inputs
-    ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per layer)."""
+    """Events (nonzero entries: spikes, binary or graded) times fan-out, summed over layers: the
+    synaptic events of a forward pass (inputs ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per
+    layer)."""
     total, pre = 0, inputs
     for layer, z in zip(network.layers, spikes):
-        total += int(pre.sum()) * layer.size
+        total += int(torch.count_nonzero(pre)) * layer.size
         if layer.recurrent is not None:
-            total += int(z[:-1].sum()) * layer.size
+            total += int(torch.count_nonzero(z[:-1])) * layer.size
         pre = z
-    return total + int(pre.sum()) * network.readout.size
+    return total + int(torch.count_nonzero(pre)) * network.readout.size
+
+
+def traffic_bits(network: SpikingNetwork, spikes) -> int:
+    """Bits the hidden layers send: their events times each layer's payload bits (1 for binary
+    spikes), for one spike tensor ``(T, B, n)`` per layer."""
+    return sum(int(torch.count_nonzero(z)) * layer.payload_bits for layer, z in zip(network.layers, spikes))
 
 
 def detached(state):

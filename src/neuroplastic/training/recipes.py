@@ -12,6 +12,10 @@ learning (threshold 1, or 0.6 for e-prop's ALIF; reset by subtraction):
 ``delays`` puts the input synapses of every layer behind a delay per synapse, up to ``max_delay``
 steps: ``fixed`` (drawn uniformly) or ``learned`` (:class:`~neuroplastic.synapses.LearnedDelays`,
 whose width ``fit`` anneals and whose positions train ``delay_lr_scale`` times faster).
+
+``graded`` makes the hidden layers' spikes carry a payload (:mod:`neuroplastic.spikes`): ``learned``
+(a magnitude per neuron) or ``bits:B`` (an integer of ``B`` bits read from the membrane potential at
+the crossing, ALIF-based neurons); ``none``: binary spikes.
 """
 from __future__ import annotations
 
@@ -21,12 +25,12 @@ import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import ALIF, CurrentLIF, NeuronModel, ResetBySubtraction
-from neuroplastic.spikes import FastSigmoid, Triangle
+from neuroplastic.spikes import FastSigmoid, LearnedPayload, Payload, QuantizedPayload, Triangle
 from neuroplastic.synapses import Dense, FixedDelays, LearnedDelays
 from neuroplastic.tasks import Task
 from neuroplastic.validation import lookup
 
-__all__ = ["Recipe", "RECIPES", "NEURONS", "DELAYS", "recipe_for", "build_network"]
+__all__ = ["Recipe", "RECIPES", "NEURONS", "DELAYS", "payload_for", "recipe_for", "build_network"]
 
 NEURONS = {
     "discrete-lif": lambda r: ALIF(tau_m=r.tau_m, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0)),
@@ -43,6 +47,18 @@ DELAYS = {  # what the input synapses of a layer sit behind
     "learned": lambda dense, recipe, generator: LearnedDelays(dense, recipe.max_delay, lr_scale=recipe.delay_lr_scale,
                                                               generator=generator),
 }
+
+
+def payload_for(graded: str, size: int) -> Payload | None:
+    """The payload a ``graded`` setting names (``none``, ``learned`` or ``bits:B``) for ``size`` neurons."""
+    if graded == "none":
+        return None
+    if graded == "learned":
+        return LearnedPayload(size)
+    kind, _, bits = str(graded).partition(":")
+    if kind != "bits" or not bits.strip().isdigit():
+        raise ValueError(f"graded must be none, learned or bits:B (B ≥ 1 payload bits), got {graded!r}")
+    return QuantizedPayload(int(bits))
 
 
 @dataclass(frozen=True)
@@ -66,9 +82,11 @@ class Recipe:
     delays: str = "none"  # of the input synapses: none, fixed (drawn uniformly) or learned (DCLS)
     max_delay: int = 0  # the largest delay, in steps
     delay_lr_scale: float = 30.0  # learned delays: the positions' rate, a multiple of the weights'
+    graded: str = "none"  # the hidden spikes' payload: none (binary), learned, or bits:B
 
     def __post_init__(self):
         lookup("neuron", self.neuron, NEURONS)
+        payload_for(self.graded, 1)  # refuses an unknown setting or B < 1
         lookup("delays", self.delays, DELAYS)
         if self.delays != "none" and (isinstance(self.max_delay, bool) or not isinstance(self.max_delay, int)
                                       or self.max_delay < 1):
@@ -104,7 +122,8 @@ def build_network(task: Task, recipe: Recipe, *, seed: int = 0) -> SpikingNetwor
     sizes = (task.n_inputs, *recipe.hidden)
     layers = [
         SpikingLayer(n_in, n_out, neuron, dt=task.dt, recurrent=recipe.recurrent, scale=recipe.scale,
-                     generator=generator, synapses=_synapses(n_in, n_out, recipe, generator))
+                     generator=generator, synapses=_synapses(n_in, n_out, recipe, generator),
+                     payload=payload_for(recipe.graded, n_out))
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     ]
     readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)

@@ -115,10 +115,10 @@ class RTRLLearner:
 
     def _count_synops(self, old, new, x) -> None:
         for layer, before, after in zip(self.network.layers, old.layers, new.layers):
-            pre = int(x.sum()) + (int(before.z.sum()) if layer.recurrent is not None else 0)
+            pre = int(torch.count_nonzero(x)) + (int(torch.count_nonzero(before.z)) if layer.recurrent is not None else 0)
             self.synops += pre * layer.size
             x = after.z
-        self.synops += int(x.sum()) * self.network.readout.size
+        self.synops += int(torch.count_nonzero(x)) * self.network.readout.size
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         return self.online(inputs, targets, optimizer, apply_every=self.apply_every)
