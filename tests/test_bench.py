@@ -65,7 +65,10 @@ def test_quick_json_has_every_case_positive(capsys):
     captured = capsys.readouterr()
     out = json.loads(captured.out.strip().splitlines()[-1])
     assert "bench" in captured.err  # the progress bar
-    assert [case["name"] for case in out["cases"]] == ["neuroplastic", *default_peers()[:1]]
+    assert [case["name"] for case in out["cases"]] == ["neuroplastic", *default_peers()[:1], "neuroplastic-delays"]
+    delays = out["delays"]
+    assert delays["N"] == 64 and delays["max_delay"] == 25 and delays["floor_ms"] > 0
+    assert delays["over_plain"] == pytest.approx(out["cases"][-1]["fwd_bwd_ms"] / out["cases"][0]["fwd_bwd_ms"])
     for case in out["cases"]:
         assert case["N"] == 64 and case["peak_mb"] > 0
         assert 0 < case["fwd_min_ms"] <= case["fwd_ms"] and 0 < case["fwd_bwd_min_ms"] <= case["fwd_bwd_ms"]

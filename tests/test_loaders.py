@@ -156,3 +156,42 @@ def test_nmnist_broken_files_name_the_file(tmp_path):
         load_nmnist(tmp_path / "5")
     with pytest.raises(ValueError, match="not a folder"):
         load_nmnist(tmp_path / "nowhere")
+
+
+def test_shd_channels_sum_neighbours_and_must_divide_700(tmp_path):
+    path = _write_shd(tmp_path / "shd_train.h5", SHD_TIMES, SHD_UNITS, SHD_LABELS)
+    binned = load_shd(path, steps=10, dt=10.0, channels=140).inputs.to_dense()
+    full = load_shd(path, steps=10, dt=10.0).inputs.to_dense()
+    torch.testing.assert_close(binned, full.reshape(2, 10, 140, 5).sum(-1))
+    assert binned[0, 1, 139] == 2 and binned[1, 3, 8] == 1  # units 699 → 139, 42 → 8
+    with pytest.raises(ValueError, match="channels must divide the 700"):
+        load_shd(path, channels=300)
+
+
+def test_the_shd_delays_recipe_runs_end_to_end_on_shd_files(tmp_path, capsys):
+    """Hammouamri et al.'s setup as a recipe: their binning, two layers of 256 with learned delays up to
+    25 steps, dropout; trained for one epoch on small files in the real format."""
+    import json
+
+    from neuroplastic.cli.main import main
+    from neuroplastic.synapses import LearnedDelays
+    from neuroplastic.training.recipes import build_network, recipe_for
+
+    generator = np.random.default_rng(0)
+    for name, samples in (("shd_train.h5", 12), ("shd_test.h5", 4)):
+        times = [np.sort(generator.uniform(0, 1.2, 80)) for _ in range(samples)]
+        units = [generator.integers(0, 700, 80) for _ in range(samples)]
+        _write_shd(tmp_path / name, times, units, generator.integers(0, 20, samples))
+    recipe = recipe_for("shd", "shd-delays")
+    task = load_task("shd", path=tmp_path, **dict(recipe.task_options))
+    assert (task.n_inputs, task.dt, task.train.steps) == (140, 10.0, 100)
+    net = build_network(task, recipe)
+    assert [layer.size for layer in net.layers] == [256, 256] and net.dropout.p == 0.4
+    assert all(isinstance(layer.synapses, LearnedDelays) and layer.synapses.max_delay == 25 for layer in net.layers)
+    assert main(["train", "--task", "shd", "--recipe", "shd-delays", "--data", str(tmp_path), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
+    assert main(["train", "--task", "shd", "--recipe", "shd-dcls", "--data", str(tmp_path), "--epochs", "1",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -30,7 +30,7 @@ from neuroplastic.bench.timing import (
     tensor_peak_mb,
     training_passes,
 )
-from neuroplastic.bench.workloads import NAMES, build
+from neuroplastic.bench.workloads import DELAYED, MAX_DELAY, NAMES, build
 
 __all__ = ["Case"]
 
@@ -40,11 +40,13 @@ class Case:
     description, :meth:`time` one timed pass in ms."""
 
     def __init__(self, name: str, size: int, steps: int, batch: int, threads: int, *,
-                 growth_steps: tuple[int, ...] = (), peak_size: int = 2048):
+                 growth_steps: tuple[int, ...] = (), peak_size: int = 2048, delay_floor: bool = False):
         self.label = f"{name} N={size} T={steps}"
         command = [sys.executable, "-m", "neuroplastic.bench.peers", name, "--size", str(size),
                    "--steps", str(steps), "--batch", str(batch), "--threads", str(threads),
                    "--peak-size", str(peak_size)]
+        if delay_floor:
+            command.append("--delay-floor")
         if growth_steps:
             command += ["--growth-steps", ",".join(map(str, growth_steps))]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -89,12 +91,13 @@ class Case:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m neuroplastic.bench.peers", description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=(*NAMES, "gemm"))
+    parser.add_argument("name", choices=(*NAMES, DELAYED, "gemm"))
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square product (gemm)")
+    parser.add_argument("--delay-floor", action="store_true", help="gemm: time the floor of learned delays too")
     parser.add_argument("--growth-steps", default="",
                         help="comma-separated sequence lengths at which to measure peak_mb as well")
     args = parser.parse_args(argv)
@@ -102,10 +105,11 @@ def main(argv=None) -> None:
     info = {"name": args.name, "N": args.size, "steps": args.steps, "batch": args.batch,
             "threads": torch.get_num_threads()}
     if args.name == "gemm":
-        passes = gemm_passes(args.size, args.steps, args.batch, args.peak_size)
+        passes = gemm_passes(args.size, args.steps, args.batch, args.peak_size,
+                             max_delay=MAX_DELAY if args.delay_floor else 0)
     else:
         workload, x = build(args.name, args.size, args.steps, args.batch)
-        info["version"] = metadata.version(args.name)
+        info["version"] = metadata.version("neuroplastic" if args.name == DELAYED else args.name)
         if args.name == "neuroplastic":
             from neuroplastic import fused
 

@@ -25,6 +25,11 @@ These are dense-equivalent FLOPs: where the input is spikes neuroplastic's synap
 (one addition per spike and output instead of a multiply-add per synapse), do less work than that,
 and can exceed 100%.
 
+**Learned delays** (``delays``, the smallest N): neuroplastic's layer with learned delays
+(:mod:`~neuroplastic.bench.workloads`) takes its turns as a case of its own, and the GEMM process
+times the delays' floor (``delay_floor``) in every round; the summary's ``delays`` gives the
+layer's fwd+bwd over the plain layer's, and over the floor plus the plain layer.
+
 **Memory growth.** neuroplastic's peak tensor memory of forward+backward at ``T/5``, ``T`` and ``4T``
 steps (the smallest N), measured by its process before the timed rounds. Activations grow linearly in T; the slope between the
 shortest and the longest run, in units of one ``(B, N)`` float32 tensor, is the number of tensors the
@@ -40,7 +45,7 @@ import time
 from collections import defaultdict
 
 from neuroplastic.bench.peers import Case
-from neuroplastic.bench.workloads import PEERS, installed
+from neuroplastic.bench.workloads import DELAYED, MAX_DELAY, PEERS, installed
 
 __all__ = ["default_peers", "default_threads", "run"]
 
@@ -59,15 +64,15 @@ def default_peers() -> list[str]:
     return [name for name in PEERS if installed(name)]
 
 
-def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, bar=None) -> dict:
-    """Runs the benchmark. ``bar``: a tqdm progress bar (or None), advanced once per process start
-    and per round."""
+def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=True, bar=None) -> dict:
+    """Runs the benchmark. ``delays``: the case with learned delays too (at the smallest N); ``bar``: a
+    tqdm progress bar (or None), advanced once per process start and per round."""
     load_before = os.getloadavg()[0]
     names = ["gemm", "neuroplastic", *peers]
     memory_steps = [max(1, steps // 5), steps, 4 * steps]
     extra_steps = [t for t in memory_steps if t != steps]
     if bar is not None:
-        bar.reset(total=len(sizes) * (len(names) + repeats + 1))
+        bar.reset(total=len(sizes) * (len(names) + repeats + 1) + int(delays))
     times, infos = defaultdict(list), {}
 
     def advance(label):
@@ -78,9 +83,11 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, bar=Non
     for size in sizes:
         with contextlib.ExitStack() as stack:
             growth = {"neuroplastic": extra_steps} if size == min(sizes) else {}
+            delayed = delays and size == min(sizes)
             cases = {name: stack.enter_context(Case(name, size, steps, batch, threads, peak_size=peak_size,
-                                                    growth_steps=growth.get(name, ())))
-                     for name in names}
+                                                    growth_steps=growth.get(name, ()),
+                                                    delay_floor=delayed and name == "gemm"))
+                     for name in names + [DELAYED] * delayed}
             for name, case in cases.items():  # they start side by side; no timing runs yet
                 advance(f"start {name} N={size}")
                 infos[name, size, steps] = case.info
@@ -92,8 +99,12 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, bar=Non
                         times[name, size, kind].append(case.time(kind))
                 time.sleep(SETTLE_S)
                 times["peak", size, "peak"].append(cases["gemm"].time("peak"))
+                if delayed:
+                    time.sleep(SETTLE_S)
+                    times["delay_floor", size, "fwd_bwd"].append(cases["gemm"].time("delay_floor"))
     timed = {key: sorted(values[1:]) for key, values in times.items()}  # without the warm-up round
-    cases = [_case(infos[name, size, steps], timed, size) for size in sizes for name in names[1:]]
+    cases = [_case(infos[name, size, steps], timed, size) for size in sizes for name in names[1:]
+             + [DELAYED] * (delays and size == min(sizes))]
     floors = {size: statistics.median(timed["gemm", size, "fwd_bwd"]) for size in sizes}
     peak_ms = statistics.median([t for size in sizes for t in timed["peak", size, "peak"]])
     peak = 2.0 * peak_size**3 / (peak_ms * 1e-3) / 1e9
@@ -108,6 +119,7 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, bar=Non
         "ratios_min": {str(size): _ratios(cases, size, timed["gemm", size, "fwd_bwd"][0], "_min")
                        for size in sizes},
         "memory_growth": _memory_growth(infos, min(sizes), memory_steps, batch),
+        **({"delays": _delays(cases, timed, min(sizes))} if delays else {}),
         "utilization": {str(size): _utilization(cases, size, steps, batch, peak) for size in sizes},
         "backend": infos["neuroplastic", sizes[0], steps]["backend"],
         "threads": threads,
@@ -140,6 +152,17 @@ def _ratios(cases, size, floor, suffix):
             for kind in (f"fwd{suffix}", f"fwd_bwd{suffix}"):
                 ratios[f"{case['name']}_{kind}_over_neuroplastic"] = case[f"{kind}_ms"] / ours[f"{kind}_ms"]
     return ratios
+
+
+def _delays(cases, timed, size):
+    """The layer with learned delays against the plain layer, and against its floor: the delays'
+    dense convolution (with its weight gradient) plus the plain layer."""
+    plain, delayed = _find(cases, "neuroplastic", size), _find(cases, DELAYED, size)
+    floor = statistics.median(timed["delay_floor", size, "fwd_bwd"])
+    return {"N": size, "max_delay": MAX_DELAY, "fwd_bwd_ms": delayed["fwd_bwd_ms"], "floor_ms": floor,
+            "over_plain": delayed["fwd_bwd_ms"] / plain["fwd_bwd_ms"],
+            "floor_plus_plain_over_plain": (floor + plain["fwd_bwd_ms"]) / plain["fwd_bwd_ms"],
+            "over_floor_plus_plain": delayed["fwd_bwd_ms"] / (floor + plain["fwd_bwd_ms"])}
 
 
 def _utilization(cases, size, steps, batch, peak_gflops):

@@ -113,15 +113,27 @@ def tensor_peak_mb(fn) -> float:
     return max(0, *(args["Total Allocated"] - start for args in memory_events)) / 2**20
 
 
-def gemm_passes(size: int, steps: int, batch: int, peak_size: int, *, seed: int = 0) -> dict:
+def gemm_passes(size: int, steps: int, batch: int, peak_size: int, *, max_delay: int = 0, seed: int = 0) -> dict:
     """``fwd``: the forward product; ``fwd_bwd``: it and the weight gradient (the GEMM floor);
-    ``peak``: a ``peak_size²`` square product."""
+    ``peak``: a ``peak_size²`` square product; ``delay_floor`` (``max_delay`` > 0): a causal
+    ``(max_delay + 1)``-tap convolution over the sequence and its weight gradient, the floor of the
+    synapses with learned delays (:mod:`~neuroplastic.bench.workloads`)."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.empty(steps * batch, size).bernoulli_(0.2, generator=generator)
     weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator)
     grad = torch.empty(steps * batch, size).normal_(generator=generator)
     a = torch.empty(peak_size, peak_size).normal_(generator=generator)
     b = torch.empty(peak_size, peak_size).normal_(generator=generator)
-    return {"fwd": lambda: torch.nn.functional.linear(x, weight),
-            "fwd_bwd": lambda: (torch.nn.functional.linear(x, weight), grad.T @ x),
-            "peak": lambda: a @ b}
+    passes = {"fwd": lambda: torch.nn.functional.linear(x, weight),
+              "fwd_bwd": lambda: (torch.nn.functional.linear(x, weight), grad.T @ x),
+              "peak": lambda: a @ b}
+    if max_delay:
+        sequence = torch.empty(batch, size, steps + max_delay).bernoulli_(0.2, generator=generator)
+        kernel = torch.empty(size, size, max_delay + 1).uniform_(-1.0, 1.0, generator=generator).requires_grad_()
+        grad_currents = torch.empty(batch, size, steps).normal_(generator=generator)
+
+        def delay_floor():
+            currents = torch.nn.functional.conv1d(sequence, kernel)
+            return torch.autograd.grad(currents, kernel, grad_currents)
+        passes["delay_floor"] = delay_floor
+    return passes

@@ -27,6 +27,12 @@ subtraction, each with its library's default surrogate gradient:
 
 :func:`neuron` gives each library's LIF layer alone (currents to spikes), for the tests that check the
 configurations against neuroplastic's :func:`~neuroplastic.fused.lif_sequence`.
+
+**With learned delays** (``neuroplastic-delays``, issue 13): the same layer with its synapses behind
+:class:`~neuroplastic.synapses.LearnedDelays` of ``MAX_DELAY`` = 25 steps at their initial width
+``σ = D/2``: each synapse's weight spread over ``D + 1`` taps, the currents one causal convolution
+of the whole sequence. Its floor is that convolution and its weight gradient, done densely: ``D + 1``
+times the FLOPs of the product it replaces (the ``delay_floor`` pass of the GEMM process).
 """
 from __future__ import annotations
 
@@ -40,13 +46,16 @@ import torch
 from neuroplastic.fused import lif_sequence
 from neuroplastic.networks import SpikingLayer
 from neuroplastic.neurons import ALIF, ResetBySubtraction
+from neuroplastic.synapses import Dense, LearnedDelays
 
-__all__ = ["BETA", "INPUT_SCALE", "NAMES", "PEERS", "THRESHOLD", "Workload", "build", "installed", "neuron",
-           "spiking_layer"]
+__all__ = ["BETA", "DELAYED", "INPUT_SCALE", "MAX_DELAY", "NAMES", "PEERS", "THRESHOLD", "Workload", "build",
+           "installed", "neuron", "spiking_layer"]
 
 BETA, THRESHOLD, INPUT_RATE = 0.9, 1.0, 0.2
 PEERS = ("snntorch", "norse", "spikingjelly")
 NAMES = ("neuroplastic",) + PEERS
+DELAYED = "neuroplastic-delays"  # neuroplastic's layer with learned delays (module docstring)
+MAX_DELAY = 25
 INPUT_SCALE = {"norse": 10.0}  # Norse integrates dt·τ⁻¹·I: its weights are 1/(dt·τ⁻¹) times larger
 _SJ_TAU = 10.0  # SpikingJelly leaks v/τ per step: 1 − 1/τ = β
 
@@ -73,10 +82,11 @@ def build(name: str, size: int, steps: int, batch: int, *, seed: int = 0) -> tup
     generator = torch.Generator().manual_seed(seed)
     x = torch.empty(steps, batch, size).bernoulli_(INPUT_RATE, generator=generator)
     weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator).mul_(1.0 / math.sqrt(size))
-    if name == "neuroplastic":
-        layer = spiking_layer(size)
+    if name in ("neuroplastic", DELAYED):
+        layer = spiking_layer(size, delayed=name == DELAYED)
+        dense = layer.synapses.synapses if name == DELAYED else layer.synapses  # the delays wrap it
         with torch.no_grad():
-            layer.synapses.weight.copy_(weight)
+            dense.weight.copy_(weight)
         return Workload(list(layer.parameters()), lambda inputs: layer(inputs)[0]), x
     weight.mul_(INPUT_SCALE.get(name, 1.0)).requires_grad_()
     lif = neuron(name)
@@ -89,9 +99,11 @@ def neuron(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
             "spikingjelly": _spikingjelly}[name]()
 
 
-def spiking_layer(size: int) -> SpikingLayer:
-    """neuroplastic's layer of the workload, ``N → N``; its ``forward`` takes the fused path."""
-    return SpikingLayer(size, size, _alif())
+def spiking_layer(size: int, *, delayed: bool = False) -> SpikingLayer:
+    """neuroplastic's layer of the workload, ``N → N``; its ``forward`` takes the fused path (the
+    recurrence alone where ``delayed``: its currents come from the delays' convolution)."""
+    synapses = LearnedDelays(Dense(size, size), MAX_DELAY) if delayed else None
+    return SpikingLayer(size, size, _alif(), synapses=synapses)
 
 
 def _alif():

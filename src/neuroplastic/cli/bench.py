@@ -34,6 +34,7 @@ def register(subparsers):
     parser.add_argument("--peers", help=f"comma-separated peers from {', '.join(PEERS)}, or 'none' "
                                         "(default: those installed)")
     parser.add_argument("--threads", type=int, help="torch threads for every case (default: this machine's cores)")
+    parser.add_argument("--no-delays", action="store_true", help="leave out the layer with learned delays (D = 25)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (N=64, T=20, B=4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.set_defaults(handler=main)
@@ -48,7 +49,8 @@ def main(args):
     threads = require_count("--threads", suite.default_threads() if args.threads is None else args.threads)
     peers = suite.default_peers() if args.peers is None else _peers(args.peers)
     with tqdm(desc="bench", unit="step", file=sys.stderr) as bar:
-        summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"], bar=bar)
+        summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"],
+                            delays=not args.no_delays, bar=bar)
     emit(summary, args.json, _table(summary))
 
 
@@ -77,17 +79,17 @@ def _table(summary):
         (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32, {summary['threads']} threads, "
          f"neuroplastic backend {summary['backend']}; ms: median (min) of {summary['repeats']} rounds; "
          f"load {load[0]:.1f}→{load[1]:.1f}"),
-        f"{'N':>6}  {'':14}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",
+        f"{'N':>6}  {'':20}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",
     ]
     for size, floor in summary["gemm_floor_ms"].items():
         ratios = summary["ratios"][size]
-        lines.append(f"{size:>6}  {'GEMM floor':14}{summary['gemm_forward_ms'][size]:16.1f}"
+        lines.append(f"{size:>6}  {'GEMM floor':20}{summary['gemm_forward_ms'][size]:16.1f}"
                      f"{floor:10.1f} ({summary['gemm_floor_min_ms'][size]:5.0f})")
         for case in (c for c in summary["cases"] if str(c["N"]) == size):
             name = case["name"]
             ratio = (f"{ratios['neuroplastic_fwd_bwd_over_floor']:.2f}× floor" if name == "neuroplastic"
                      else f"{ratios[name + '_fwd_bwd_over_neuroplastic']:.2f}× neuroplastic")
-            lines.append(f"{size:>6}  {name:14}{case['fwd_ms']:8.1f} ({case['fwd_min_ms']:5.0f})"
+            lines.append(f"{size:>6}  {name:20}{case['fwd_ms']:8.1f} ({case['fwd_min_ms']:5.0f})"
                          f"{case['fwd_bwd_ms']:10.1f} ({case['fwd_bwd_min_ms']:5.0f}){case['peak_mb']:9.1f}  {ratio}")
     use = ", ".join(f"N={size} {u['achieved_gflops']:.1f} GFLOP/s "
                     f"({100 * u['fraction_of_peak']:.0f}%, dense-equivalent)"
@@ -101,4 +103,9 @@ def _table(summary):
         (f"activation memory, N={growth['N']}: {growth['activation_tensors_per_step']:.2f} (B,N) float32 tensors "
          f"per step (peak MB at T={steps}: {peaks})"),
     ]
+    if "delays" in summary:
+        d = summary["delays"]
+        lines.append(f"learned delays, N={d['N']}, D={d['max_delay']}: fwd+bwd {d['fwd_bwd_ms']:.1f} ms = "
+                     f"{d['over_plain']:.2f}× the plain layer; floor (the dense {d['max_delay'] + 1}-tap convolution "
+                     f"{d['floor_ms']:.1f} ms + the plain layer) {d['floor_plus_plain_over_plain']:.2f}×")
     return lines

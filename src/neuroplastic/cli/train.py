@@ -6,7 +6,7 @@ from neuroplastic.cli.common import UsageError, emit
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
-from neuroplastic.training.recipes import DELAYS, NEURONS
+from neuroplastic.training.recipes import DELAYS, NEURONS, RECIPES
 from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
@@ -24,6 +24,7 @@ def register(subparsers):
                              "mode=online, apply_every=10, threshold=0.01 for etl (repeatable)")
     parser.add_argument("--data", help="folder or file of a data set read from disk (shd, nmnist)")
     add_training_arguments(parser, default_out="neuroplastic-out/train")
+    parser.add_argument("--recipe", help=f"a named recipe instead of the task's: {', '.join(RECIPES)}")
     parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
     parser.add_argument("--hidden", help="hidden layer sizes, e.g. 128 or 256,128 (default: the task's)")
     parser.add_argument("--delays", help=f"delays of the input synapses: {', '.join(DELAYS)} (default: the task's)")
@@ -66,7 +67,8 @@ def main(args):
         "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
     }
     task_options = {"path": args.data} if args.data else {}
-    report(fit(args.task, args.rule, epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume,
+    report(fit(args.task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
+               resume=args.resume,
                rule_options=rule_options, task_options=task_options, **changes), args.json)
 
 

@@ -11,7 +11,9 @@ array per sample, seconds), ``spikes/units`` (variable-length uint16, the matchi
 Binning follows the library's time convention, step ``k`` covering ``(k·dt, (k+1)·dt]``: a spike at
 ``t`` ms lands in step ``max(⌈t/dt⌉ − 1, 0)``; spikes after ``steps · dt`` are dropped, and spikes of
 one channel in one step add up (inputs are spike counts). The default, 100 steps of 14 ms, covers
-the first 1.4 s, as in the SHD tutorial of Zenke's spytorch. Inputs are stored sparse.
+the first 1.4 s, as in the SHD tutorial of Zenke's spytorch. ``channels`` < 700 sums neighbouring
+channels into that many (a divisor of 700: 140 sums groups of 5, as Hammouamri et al. 2023 do).
+Inputs are stored sparse.
 """
 from __future__ import annotations
 
@@ -30,13 +32,14 @@ SHD_CLASSES = 20
 SHD_FILES = ("shd_train.h5", "shd_test.h5")
 
 
-def load_shd(path, *, steps: int = 100, dt: float = 14.0) -> Split:
-    """One SHD file as a :class:`Split` of ``(samples, steps, 700)`` spike counts and labels; a
+def load_shd(path, *, steps: int = 100, dt: float = 14.0, channels: int = SHD_CHANNELS) -> Split:
+    """One SHD file as a :class:`Split` of ``(samples, steps, channels)`` spike counts and labels; a
     ValueError naming the file if it is missing, unreadable, truncated or inconsistent."""
     import h5py
 
     steps = require_count("steps", steps)
     dt = require_positive("dt", dt)
+    group = _group_size(channels)
     path = Path(path)
     try:
         with h5py.File(path, "r") as file:
@@ -67,17 +70,25 @@ def load_shd(path, *, steps: int = 100, dt: float = 14.0) -> Split:
     sample = np.repeat(np.arange(len(labels)), counts)
     step = np.maximum(np.ceil(ms / dt) - 1, 0).astype(np.int64)
     kept = step < steps
-    inputs = event_tensor(*(torch.from_numpy(a[kept]) for a in (sample, step, unit)),
-                          (len(labels), steps, SHD_CHANNELS))
+    inputs = event_tensor(*(torch.from_numpy(a[kept]) for a in (sample, step, unit // group)),
+                          (len(labels), steps, channels))
     return Split(inputs, torch.from_numpy(labels))
 
 
-def shd_task(*, path=None, steps: int = 100, dt: float = 14.0) -> Task:
+def _group_size(channels) -> int:
+    channels = require_count("channels", channels)
+    if SHD_CHANNELS % channels:
+        raise ValueError(f"channels must divide the {SHD_CHANNELS} SHD channels (e.g. 700, 350, 140), got {channels}")
+    return SHD_CHANNELS // channels
+
+
+def shd_task(*, path=None, steps: int = 100, dt: float = 14.0, channels: int = SHD_CHANNELS) -> Task:
     """SHD from the folder ``path`` holding ``shd_train.h5`` and ``shd_test.h5``."""
     if path is None:
         raise ValueError("the shd task reads local files: pass path=<folder with shd_train.h5 and "
                          "shd_test.h5> (the data are not downloaded here)")
     folder = Path(path)
-    train, test = (load_shd(folder / name, steps=steps, dt=dt) for name in SHD_FILES)
-    return Task(name="shd", train=train, test=test, n_inputs=SHD_CHANNELS, n_outputs=SHD_CLASSES,
+    _group_size(channels)  # before reading anything
+    train, test = (load_shd(folder / name, steps=steps, dt=dt, channels=channels) for name in SHD_FILES)
+    return Task(name="shd", train=train, test=test, n_inputs=channels, n_outputs=SHD_CLASSES,
                 dt=dt, kind="classification")

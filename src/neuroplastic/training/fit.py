@@ -32,7 +32,8 @@ __all__ = ["fit"]
 
 
 def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=None, evaluate: Callable | None = None,
-        device=None, epochs: int | None = None, seed: int = 0, out="neuroplastic-out/train", resume: bool = False,
+        device=None, recipe: str | None = None, epochs: int | None = None, seed: int = 0,
+        out="neuroplastic-out/train", resume: bool = False,
         rule_options: dict | None = None, task_options: dict | None = None, progress: bool = True,
         **recipe_changes) -> dict:
     """Train, evaluate after every epoch, and return the summary (also written to summary.json).
@@ -44,12 +45,16 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     function of them; default AdamW with the recipe's rate and a cosine schedule. ``loss``: an
     :class:`~neuroplastic.training.objectives.Objective` or a function ``(readout, targets) -> loss``;
     default the task's. ``evaluate``: ``(readout, targets) -> dict`` of metrics, the first reported as
-    ``test_<name>``; default the objective's. ``device``: where to train (default the CPU).
+    ``test_<name>``; default the objective's. ``device``: where to train (default the CPU). ``recipe``:
+    a recipe's name (:mod:`~neuroplastic.training.recipes`), default the task's; its ``task_options``
+    apply to a task given by name, under the caller's.
     """
     out = Path(out)
     given = not isinstance(task, str)
+    if recipe is not None and not given:
+        task_options = {**dict(recipe_for(task, recipe).task_options), **(task_options or {})}
     task = _task(task, seed, task_options)
-    recipe = recipe_for(task.name, epochs=epochs, **recipe_changes)
+    recipe = recipe_for(task.name, recipe, epochs=epochs, **recipe_changes)
     require_count("epochs", recipe.epochs)
     method = as_method(rule, **(rule_options or {}))
     objective = loss if isinstance(loss, Objective) else objective_for(task) if loss is None else LossFunction(loss)
