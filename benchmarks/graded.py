@@ -2,6 +2,7 @@
 membrane potential) on the cue and mnist1d recipes, over seeds: test accuracy and bits sent per sample.
 
     python benchmarks/graded.py --tasks cue,mnist1d --seeds 0,1,2     # prints one JSON line per run, then the means
+    python benchmarks/graded.py --tasks cue --threads 1 & python benchmarks/graded.py --tasks mnist1d --threads 1
 
 Each run is ``neuroplastic train --task T --graded G --seed S`` (BPTT, the task's recipe otherwise
 unchanged). Bits per sample: the hidden layers' events on the test set times their payload bits (1 for
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+
+import torch
 
 from neuroplastic.training.fit import fit
 
@@ -25,7 +28,10 @@ def main():
     parser.add_argument("--payloads", default=",".join(PAYLOADS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="neuroplastic-out/graded")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     means = {}
     for task in args.tasks.split(","):
         for graded in args.payloads.split(","):

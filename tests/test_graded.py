@@ -15,7 +15,8 @@ from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import CurrentLIF
 from neuroplastic.spikes import LearnedPayload, QuantizedPayload
 from neuroplastic.synapses import Dense, LearnedDelays
-from neuroplastic.training.problem import synaptic_operations, traffic_bits
+from neuroplastic.training.objectives import objective_for
+from neuroplastic.training.problem import Problem, synaptic_operations, traffic_bits
 from neuroplastic.training.recipes import payload_for
 
 DISCRETE_LIF = ALIF(tau_m=10.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0))
@@ -60,8 +61,8 @@ def test_a_payload_of_one_is_the_binary_layer_bit_for_bit(case):
 
 
 def test_the_quantized_payload_is_the_level_of_the_potential_at_the_crossing():
-    """``c = Δ · clamp(round(u/Δ), 1, 2^b − 1)`` with ``u = v/A`` read off the ALIF state the step made
-    (the potential before its reset): the layer's spikes against the closed form."""
+    """``c = 1 + Δ · round(clamp((u − 1)/Δ, 0, 2^b − 1))`` with ``u = v/A`` read off the ALIF state the
+    step made (the potential before its reset): the layer's spikes against the closed form."""
     payload = QuantizedPayload(3, max_potential=2.0)
     graded = layer(ADAPTIVE, payload=payload)
     state = graded.init_state(4, dtype=torch.float64)
@@ -69,13 +70,13 @@ def test_the_quantized_payload_is_the_level_of_the_potential_at_the_crossing():
     for x in inputs():
         s, state = graded.step(state, x)
         u = state.neuron.v / (ADAPTIVE.v_th + ADAPTIVE.beta * state.neuron.a)
-        level = torch.clamp(torch.round(u / (2.0 / 7)), 1, 7)
+        level = torch.round(torch.clamp((u - 1) / (1.0 / 7), 0, 7))
         spiked = state.neuron.z.bool()
-        assert torch.equal(s, torch.where(spiked, level * (2.0 / 7), torch.zeros_like(s)))
+        assert torch.equal(s, torch.where(spiked, 1 + (1.0 / 7) * level, torch.zeros_like(s)))
         assert (u[spiked] >= 1).all()  # a spike is read at or above the threshold
         seen.update(level[spiked].tolist())
     assert len(seen) >= 3  # the payload varies: not a relabelled binary spike
-    assert payload.levels(torch.tensor([0.0, 1.1, 1.5, 99.0])).tolist() == [1, 4, 5, 7]
+    assert payload.levels(torch.tensor([0.0, 1.1, 1.45, 99.0])).tolist() == [0, 1, 3, 7]
 
 
 def test_the_straight_through_gradient_of_the_payload():
@@ -111,10 +112,11 @@ def test_rtrl_trains_payloads_and_learned_delays_exactly():
     """RTRL differentiates the network's own step, so it supports graded spikes and delays: it
     equals BPTT on a recurrent network that has both."""
     task = small_task(steps=30)
-    net = small_network(task, recurrent=True, beta=0.5, detach=False, hidden=(5,))
-    hidden = net.layers[0]
-    hidden.synapses = LearnedDelays(hidden.synapses, 3, sigma=1.0, generator=torch.Generator().manual_seed(2)).double()
-    hidden.payload = LearnedPayload(5).double()
+    g = torch.Generator().manual_seed(1)
+    hidden = SpikingLayer(task.n_inputs, 5, ADAPTIVE, recurrent=True, scale=3.0, generator=g,
+                          synapses=LearnedDelays(Dense(task.n_inputs, 5, scale=3.0, generator=g), 3, sigma=1.0,
+                                                 generator=g), payload=LearnedPayload(5))
+    net = SpikingNetwork([hidden], LeakyReadout(5, task.n_outputs, generator=g)).double()
     with torch.no_grad():
         hidden.payload.magnitude.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
     learner, record = rtrl_gradients(net, task)
@@ -122,6 +124,26 @@ def test_rtrl_trains_payloads_and_learned_delays_exactly():
     assert len(reference) == 6  # delays' weight and positions, recurrent weight, payload, readout (2)
     assert all(e.abs().max() > 0 for e in reference)
     assert relative_error(record.grads, reference) < 1e-6
+
+
+def test_the_rate_regularizer_reads_the_events_not_the_payloads():
+    """Payloads of 2.5 leave the hidden layer's firing-rate term (and its gradient) as they are."""
+    task, labels = small_task(steps=30), torch.tensor([0, 1, 2, 0])
+    penalties, grads = [], []
+    for payload in (None, LearnedPayload(16)):
+        net = SpikingNetwork([layer(payload=payload)], LeakyReadout(16, 3)).double()
+        if payload is not None:
+            with torch.no_grad():
+                payload.magnitude.fill_(2.5)
+        output = net(inputs())
+        regularized, plain = (Problem(net, objective_for(task), rate_weight=weight, rate_target_hz=0.0)
+                              .loss(output, labels) for weight in (1.0, 0.0))
+        penalties.append(regularized - plain)
+        grads.append(torch.autograd.grad(penalties[-1], net.layers[0].synapses.weight)[0])
+        assert torch.equal(output.events[0], (output.spikes[0] != 0).double())
+    assert penalties[0] > 0
+    torch.testing.assert_close(penalties[0], penalties[1], rtol=1e-15, atol=0)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-14, atol=1e-16)
 
 
 def test_traffic_counts_events_and_their_bits():
@@ -137,11 +159,14 @@ def test_traffic_counts_events_and_their_bits():
 
 
 def test_bad_payloads_are_refused():
-    for bits in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="payload bits must be an integer ≥ 1"):
+    for bits in (0, -1, 1.5, True, 25, 2000):
+        with pytest.raises(ValueError, match="payload bits must be an integer from 1 to 24"):
             QuantizedPayload(bits)
-    with pytest.raises(ValueError, match="max_potential"):
-        QuantizedPayload(4, max_potential=0.0)
+    for bound in (1.0, 0.5, float("nan")):
+        with pytest.raises(ValueError, match="max_potential"):
+            QuantizedPayload(4, max_potential=bound)
+    with pytest.raises(ValueError, match="payload size"):
+        LearnedPayload(-1)
     with pytest.raises(ValueError, match="LIF resets its potential within the step"):
         SpikingLayer(20, 16, LIF(), payload=QuantizedPayload(4))
     with pytest.raises(ValueError, match="CurrentLIF resets"):

@@ -137,6 +137,25 @@ def test_graded_spikes_are_events_that_scale_their_rows(payloads, sparse_gradien
     assert calls == [(True, sparse_gradient)]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sparse_gradient", [True, False])
+def test_graded_spikes_on_whole_tiles_and_several_gradient_blocks(dtype, sparse_gradient, monkeypatch):
+    """n_out = 300: whole vector tiles and a remainder; 80 × 4 = 320 rows: two blocks of the weight
+    gradient's transposed index, the payloads moved along with their rows."""
+    if not sparse_gradient:
+        monkeypatch.setattr(module, "GRADIENT_DENSITY", 0.0)
+    generator = torch.Generator().manual_seed(7)
+    x = spikes((80, 4, 40), 0.2, dtype) * torch.randint(1, 16, (80, 4, 40), generator=generator).to(dtype) / 7.5
+    weight, bias = (t.detach().to(dtype).requires_grad_() for t in parameters(40, 300))
+    grad_out = torch.randn(80, 4, 300, generator=generator).to(dtype)
+    ours, expected = spike_linear(x, weight, bias), torch.nn.functional.linear(x, weight, bias)
+    tolerance = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours, expected, **tolerance)
+    for a, b in zip(torch.autograd.grad(ours, (weight, bias), grad_out),
+                    torch.autograd.grad(expected, (weight, bias), grad_out)):
+        torch.testing.assert_close(a, b, **tolerance)
+
+
 def test_graded_input_to_the_fused_layer_runs_the_events_with_the_gradients_of_the_step_path(monkeypatch):
     calls = calls_of_the_kernel(monkeypatch)
     x = (spikes((40, 3, 24), 0.2) * torch.rand(40, 3, 24, dtype=torch.float64,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.validation import require_positive
+from neuroplastic.validation import require_count, require_finite, require_positive
 
 __all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "Rescaled", "spike", "SURROGATES",
            "Payload", "LearnedPayload", "QuantizedPayload"]
@@ -184,7 +184,7 @@ class LearnedPayload(Payload):
 
     def __init__(self, size: int):
         super().__init__()
-        self.magnitude = torch.nn.Parameter(torch.ones(int(size)))
+        self.magnitude = torch.nn.Parameter(torch.ones(require_count("payload size", size)))
 
     @property
     def bits(self) -> int:
@@ -202,34 +202,40 @@ class QuantizedPayload(Payload):
     neuromorphic chips send (Loihi 2's graded spikes): with ``u`` the potential in units of the
     threshold (``≥ 1`` where a neuron fires; the neuron model's ``crossing_potential``),
 
-        q = clamp(round(u / Δ), 1, 2^b − 1),   c = Δ · q,   Δ = u_max / (2^b − 1),
+        q = round(clamp((u − 1) / Δ, 0, 2^b − 1)),   c = 1 + Δ · q,   Δ = (u_max − 1) / (2^b − 1),
 
-    so a spike carries one of ``2^b − 1`` levels up to ``u_max`` (``max_potential``). The rounding
-    passes gradients straight through (Bengio et al. 2013) inside the range, and ``s = z · c`` adds a
-    path from the potential to the payload to the surrogate's."""
+    so a spike carries one of ``2^b`` levels of its overshoot, from the threshold (``c = 1``) to
+    ``u_max`` (``max_potential``), every level reachable. The rounding passes gradients straight
+    through (Bengio et al. 2013) inside the range, and ``s = z · c`` adds a path from the potential to
+    the payload to the surrogate's. Up to 24 bits (a float32's mantissa)."""
 
     reads_potential = True
 
     def __init__(self, bits: int, *, max_potential: float = 2.0):
         super().__init__()
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
-            raise ValueError(f"payload bits must be an integer ≥ 1, got {bits!r}")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 24:
+            raise ValueError(f"payload bits must be an integer from 1 to 24, got {bits!r}")
         self.bits = bits
-        self.max_potential = require_positive("max_potential", max_potential)
+        self.max_potential = require_finite("max_potential", max_potential)
+        if not self.max_potential > 1:
+            raise ValueError(f"max_potential must exceed 1 (the threshold), got {max_potential!r}")
 
     @property
     def step(self) -> float:
         """``Δ``: the potential one payload level stands for."""
-        return self.max_potential / (2 ** self.bits - 1)
+        return (self.max_potential - 1) / (2 ** self.bits - 1)
+
+    def _scaled(self, potential):
+        return torch.clamp((potential - 1) / self.step, 0, 2 ** self.bits - 1)
 
     def levels(self, potential: torch.Tensor) -> torch.Tensor:
         """The integer payloads ``q`` of neurons at ``potential`` (a float tensor of integer values)."""
-        return torch.round(torch.clamp(potential / self.step, 1, 2 ** self.bits - 1))
+        return torch.round(self._scaled(potential))
 
     def forward(self, z, potential):
-        scaled = torch.clamp(potential / self.step, 1, 2 ** self.bits - 1)
-        rounded = scaled + (self.levels(potential) - scaled).detach()  # straight through
-        return z * (rounded * self.step)
+        scaled = self._scaled(potential)
+        rounded = scaled + (torch.round(scaled) - scaled).detach()  # straight through
+        return z * (1 + self.step * rounded)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, max_potential={self.max_potential}"

@@ -85,9 +85,11 @@ def index(x, weight, bias) -> Events | None:
     spikes = x.reshape(-1, n_in).contiguous()
     offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
     values = spikes.new_empty(0)
-    count = torch.ops.neuroplastic_fused.spike_index(spikes, offsets, columns, values)
-    sparse_forward = count <= FORWARD_DENSITY * spikes.numel() and n_in <= FORWARD_MAX_INPUTS
-    sparse_gradient = count <= GRADIENT_DENSITY * spikes.numel()
+    forward_limit = FORWARD_DENSITY * spikes.numel() if n_in <= FORWARD_MAX_INPUTS else -1
+    gradient_limit = GRADIENT_DENSITY * spikes.numel()
+    count = torch.ops.neuroplastic_fused.spike_index(spikes, int(max(forward_limit, gradient_limit)), offsets,
+                                                     columns, values)
+    sparse_forward, sparse_gradient = count <= forward_limit, count <= gradient_limit
     if not (sparse_forward or sparse_gradient):
         return None
     return Events(spikes, offsets, columns, values, sparse_forward, sparse_gradient)

@@ -6,7 +6,8 @@
 // references; this file is the loops.
 //
 //   spike_index:            the spikes (nonzero entries) of every row as a list of its columns (CSR:
-//                           offsets, columns) and, where an entry is not 1, their values (else none).
+//                           offsets, columns) and, where an entry is not 1, their values (else none);
+//                           only counted, not listed, if there are more than max_count.
 //   spike_index_transpose:  the same spikes by column (for every column, its rows; values moved along).
 //   spike_sum:              out[r, :] = init + Σ_{j ∈ row r} s_rj m[j, :]   (forward: m = Wᵀ)
 //   spike_sum_packed:       gt[j, :] = Σ_{r ∈ column j} s_rj g[r, :]      (weight gradient (dL/dW)ᵀ)
@@ -62,7 +63,8 @@ int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {  // nonzero en
 }
 
 template <typename scalar_t>
-int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& columns, at::Tensor& values) {
+int64_t index_spikes(const at::Tensor& spikes, int64_t max_count, at::Tensor& offsets, at::Tensor& columns,
+                     at::Tensor& values) {
   const int64_t rows = spikes.size(0), n = spikes.size(1);
   const scalar_t* s = spikes.data_ptr<scalar_t>();
   offsets.resize_({rows + 1});
@@ -78,6 +80,7 @@ int64_t index_spikes(const at::Tensor& spikes, at::Tensor& offsets, at::Tensor& 
   const bool graded = std::find(binary_rows.begin(), binary_rows.end(), 0) != binary_rows.end();
   off[0] = 0;
   for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
+  if (off[rows] > max_count) return off[rows];
   columns.resize_({off[rows]});
   values.resize_({graded ? off[rows] : 0});
   int32_t* col = columns.data_ptr<int32_t>();
@@ -286,13 +289,14 @@ const scalar_t* values_of(const std::optional<at::Tensor>& values, int64_t count
   return values->data_ptr<scalar_t>();
 }
 
-int64_t spike_index(const at::Tensor& spikes, at::Tensor offsets, at::Tensor columns, at::Tensor values) {
+int64_t spike_index(const at::Tensor& spikes, int64_t max_count, at::Tensor offsets, at::Tensor columns,
+                    at::Tensor values) {
   check_matrix(spikes, "spikes");
   TORCH_CHECK(spikes.size(1) <= INT32_MAX, "spikes: too many columns to index");  // rows: int64
   TORCH_CHECK(values.scalar_type() == spikes.scalar_type(), "spike_index: values must have the spikes' dtype");
   int64_t count = 0;
   AT_DISPATCH_FLOATING_TYPES(spikes.scalar_type(), "spike_index", [&] {
-    count = index_spikes<scalar_t>(spikes, offsets, columns, values);
+    count = index_spikes<scalar_t>(spikes, max_count, offsets, columns, values);
   });
   return count;
 }
@@ -340,7 +344,7 @@ void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, con
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
-  m.def("spike_index(Tensor spikes, Tensor(a!) offsets, Tensor(b!) columns, Tensor(c!) values) -> int");
+  m.def("spike_index(Tensor spikes, int max_count, Tensor(a!) offsets, Tensor(b!) columns, Tensor(c!) values) -> int");
   m.def("spike_index_transpose(Tensor offsets, Tensor columns, Tensor? values, int n, Tensor(a!) t_offsets, "
         "Tensor(b!) t_rows, Tensor(c!) t_values) -> ()");
   m.def("spike_sum_packed(Tensor t_offsets, Tensor t_rows, Tensor? t_values, Tensor g, Tensor(a!) gt) -> ()");

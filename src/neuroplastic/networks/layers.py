@@ -114,8 +114,9 @@ class SpikingLayer(nn.Module):
         draw it from, or ``None``."""
         neuron = self.neuron
         current, synapse_state = self.synapses.step(state.synapses, x)
-        return self._integrate(neuron, state, current, synapse_state,
-                               noise_at(noise, None, state.z) if neuron.noisy else None)
+        _, s, state = self._integrate(neuron, state, current, synapse_state,
+                                      noise_at(noise, None, state.z) if neuron.noisy else None)
+        return s, state
 
     def presynaptic(self, state: LayerState, x: torch.Tensor) -> torch.Tensor:
         """The presynaptic activity that reaches the weights at the step from ``state`` with input ``x``,
@@ -128,8 +129,15 @@ class SpikingLayer(nn.Module):
         return torch.cat([pre, self.recurrent.presynaptic(state.recurrent, state.z)], -1)
 
     def forward(self, x: torch.Tensor, state: LayerState | None = None, noise=None):
-        """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` and the state.
-        ``noise``: standard normals ``(T, B, n_out)``, a generator, or ``None``."""
+        """A whole sequence: ``x`` is ``(T, B, n_in)``; returns spikes ``(T, B, n_out)`` (graded: their
+        payloads) and the state. ``noise``: standard normals ``(T, B, n_out)``, a generator, or ``None``."""
+        spikes, _, state = self.forward_events(x, state, noise)
+        return spikes, state
+
+    def forward_events(self, x: torch.Tensor, state: LayerState | None = None, noise=None):
+        """:meth:`forward`, also returning the binary spikes under the payloads (the events, with their
+        surrogate gradients: what firing-rate terms read; the spikes themselves where there is no payload):
+        ``(spikes, events, state)``."""
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
         neuron = self.neuron_parameters.model(validate=True)
@@ -137,13 +145,15 @@ class SpikingLayer(nn.Module):
         if paths.runs_fused(self.path, reason, x, *self.parameters(), *self.buffers(), *state.neuron):
             return self._forward_fused(neuron, x, state)
         currents, synapse_state = self.synapses.sequence(state.synapses, x)
-        outputs = []
+        outputs, events = [], []
         with parametrize.cached():  # recurrent weights computed once per sequence
             for t, current in enumerate(currents.unbind(0)):
-                z, state = self._integrate(neuron, state, current, synapse_state,
-                                           noise_at(noise, t, state.z) if neuron.noisy else None)
-                outputs.append(z)
-        return torch.stack(outputs), state
+                z, s, state = self._integrate(neuron, state, current, synapse_state,
+                                              noise_at(noise, t, state.z) if neuron.noisy else None)
+                outputs.append(s)
+                events.append(z)
+        spikes = torch.stack(outputs)
+        return spikes, (spikes if self.payload is None else torch.stack(events)), state
 
     def _integrate(self, neuron, state, current, synapse_state, noise):
         """The rest of a step once the input synapses gave ``current``: recurrence, then the neurons."""
@@ -152,9 +162,10 @@ class SpikingLayer(nn.Module):
             feedback, recurrent_state = self.recurrent.step(state.recurrent, state.z)
             current = current + feedback
         z, neuron_state = neuron.step(state.neuron, current, self.dt, noise)
+        s = z
         if self.payload is not None:
-            z = self.payload(z, neuron.crossing_potential(neuron_state) if self.payload.reads_potential else None)
-        return z, LayerState(neuron_state, z, synapse_state, recurrent_state)
+            s = self.payload(z, neuron.crossing_potential(neuron_state) if self.payload.reads_potential else None)
+        return z, s, LayerState(neuron_state, s, synapse_state, recurrent_state)
 
     @property
     def payload_bits(self) -> int:
@@ -173,10 +184,11 @@ class SpikingLayer(nn.Module):
             spikes, final = lif_sequence(currents, **options)
         # beta = 0: the adaptation a has no effect, and is not tracked on this path.
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
-        z = final.z
-        if self.payload is not None:  # one that does not read the potential
-            spikes, z = self.payload(spikes), self.payload(z)
-        return spikes, LayerState(neuron_state, z, synapse_state, state.recurrent)
+        if self.payload is None:
+            return spikes, spikes, LayerState(neuron_state, final.z, synapse_state, state.recurrent)
+        # a payload that does not read the potential
+        return (self.payload(spikes), spikes,
+                LayerState(neuron_state, self.payload(final.z), synapse_state, state.recurrent))
 
 
 def _check_parameter_shapes(neuron, size: int) -> None:

@@ -25,8 +25,9 @@ class NetworkState(NamedTuple):
 
 class NetworkOutput(NamedTuple):
     readout: torch.Tensor  # (T, B, n_out)
-    spikes: tuple[torch.Tensor, ...]  # one (T, B, n) per hidden layer
+    spikes: tuple[torch.Tensor, ...]  # one (T, B, n) per hidden layer (graded: their payloads)
     state: NetworkState
+    events: tuple[torch.Tensor, ...] = ()  # the binary spikes under the payloads (= spikes if none)
 
 
 class LayerStep(NamedTuple):
@@ -101,14 +102,15 @@ class SpikingNetwork(nn.Module):
         require_finite_tensor("network input", x)
         if state is None:
             state = self.init_state(x.shape[1:2], dtype=x.dtype, device=x.device)
-        spikes, layer_states = [], []
+        spikes, events, layer_states = [], [], []
         for layer, layer_state, layer_noise in zip(self.layers, state.layers, self._per_layer(noise)):
-            z, layer_state = layer(x, layer_state, layer_noise)
+            z, binary, layer_state = layer.forward_events(x, layer_state, layer_noise)
             x = self._drop(z)
             spikes.append(z)
+            events.append(binary)
             layer_states.append(layer_state)
         y = self.readout(x, state.readout)
-        return NetworkOutput(y, tuple(spikes), NetworkState(tuple(layer_states), y[-1]))
+        return NetworkOutput(y, tuple(spikes), NetworkState(tuple(layer_states), y[-1]), tuple(events))
 
     def _drop(self, z):
         return self.dropout(z) if self.dropout.p > 0 else z

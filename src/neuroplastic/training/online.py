@@ -127,9 +127,9 @@ class OnlineLearner:
             pre = layer.presynaptic(step.before, step.x)
             psi = layer.neuron.pseudo_derivative(step.before.neuron, step.after.neuron, layer.dt)
             infos.append(StepInfo(t, steps, layer.dt, pre, step.after.z, step.after.neuron.v, psi, layer.neuron))
-            self.synops += int(pre.sum()) * layer.size
+            self.synops += int(torch.count_nonzero(pre)) * layer.size
         readout_input = layer_steps[-1].after.z
-        self.synops += int(readout_input.sum()) * self.network.readout.size
+        self.synops += int(torch.count_nonzero(readout_input)) * self.network.readout.size
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, readout_input, y, heads), state
 

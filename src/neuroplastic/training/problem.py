@@ -47,13 +47,14 @@ class Problem:
 
     def loss(self, output: NetworkOutput, targets, segment: Segment | None = None) -> torch.Tensor:
         """The objective's loss of ``segment`` (default: the whole sequence of ``output``) plus the rate
-        regularizer of the spikes in ``output``."""
+        regularizer of the spikes in ``output`` (the events: binary even where spikes carry a payload)."""
         if segment is None:
             steps = output.readout.shape[0]
             segment = Segment(0, steps, steps)
         loss = self.objective.loss(output.readout, targets, segment)
         if self.rate_weight:
-            loss = loss + self.rate_weight * rate_regularization(output.spikes, target_hz=self.rate_target_hz,
+            loss = loss + self.rate_weight * rate_regularization(output.events or output.spikes,
+                                                                 target_hz=self.rate_target_hz,
                                                                  dt=self.dt)
         return loss
 
@@ -79,7 +80,8 @@ def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
 
 def traffic_bits(network: SpikingNetwork, spikes) -> int:
     """Bits the hidden layers send: their events times each layer's payload bits (1 for binary
-    spikes), for one spike tensor ``(T, B, n)`` per layer."""
+    spikes), for one spike tensor ``(T, B, n)`` per layer (``NetworkOutput.events``: a payload of 0
+    is still an event sent)."""
     return sum(int(torch.count_nonzero(z)) * layer.payload_bits for layer, z in zip(network.layers, spikes))
 
 
@@ -120,7 +122,7 @@ class GradientLearner:
             loss = self.problem.loss(output, targets, segment)
             updates, self.rule_state = self.rule.update(segment, self.rule_state, self.params, loss=loss)
             self.updates_applied += apply_updates(optimizer, self.params, updates)
-            self.synops += synaptic_operations(network, piece, output.spikes)
+            self.synops += synaptic_operations(network, piece, output.events)
             state = detached(output.state)
             total += loss.item()
         return total

@@ -67,8 +67,8 @@ class Trainer:
             output = self.network(inputs)
             batch = inputs.shape[1]
             samples += batch
-            spikes += sum(int(torch.count_nonzero(z)) for z in output.spikes)
-            bits += traffic_bits(self.network, output.spikes)
+            spikes += sum(int(torch.count_nonzero(z)) for z in output.events)
+            bits += traffic_bits(self.network, output.events)
             for name, value in self.evaluate_batch(output.readout, targets).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * batch
         return {**{name: total / samples for name, total in totals.items()}, "spikes_per_sample": spikes / samples,
