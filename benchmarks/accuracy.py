@@ -17,7 +17,7 @@ from neuroplastic.training.fit import fit
 
 TARGETS = {"digits": 0.95, "mnist1d": 0.80, "randman": 0.90, "cue": 0.93, "pattern": 0.1}
 ONLINE_TARGETS = {("digits", "eprop"): 0.90, ("digits", "dfa"): 0.90, ("digits", "decolle"): 0.90,
-                  ("cue", "eprop"): 0.90}
+                  ("cue", "eprop"): 0.90, ("digits", "eqprop"): 0.95}
 
 
 def main():

@@ -29,6 +29,9 @@ EXPERIMENTS = {
     "delays": ("neuroplastic.experiments.delays",
                "a spike-timing task that needs synaptic delays: none, fixed random and learned (DCLS, "
                "Hammouamri et al. 2023)"),
+    "eqprop-beta": ("neuroplastic.experiments.eqprop_beta",
+                    "equilibrium propagation's gradient error against β on a network solved in closed form: "
+                    "O(β) one-sided, O(β²) symmetric (Scellier & Bengio 2017; Laborieux et al. 2021)"),
 }
 
 

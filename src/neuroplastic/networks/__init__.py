@@ -1,7 +1,9 @@
-"""Spiking networks for learning: layers of any neuron model, a leaky readout, the network."""
+"""Networks for learning: layers of any neuron model, a leaky readout, the spiking network; the energy
+network that equilibrium propagation relaxes."""
+from neuroplastic.networks.energy import EnergyNetwork, NotSettled
 from neuroplastic.networks.layers import LayerState, LeakyReadout, SpikingLayer
 from neuroplastic.networks.network import LayerStep, NetworkOutput, NetworkState, SpikingNetwork
 from neuroplastic.networks.paths import PATHS, use_path
 
 __all__ = ["SpikingLayer", "LayerState", "LeakyReadout", "SpikingNetwork", "NetworkState", "NetworkOutput",
-           "LayerStep", "PATHS", "use_path"]
+           "LayerStep", "PATHS", "use_path", "EnergyNetwork", "NotSettled"]

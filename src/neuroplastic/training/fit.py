@@ -71,8 +71,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     if checkpoint is not None and checkpoint["config"] != config:
         raise ValueError(f"the checkpoint in {out} was made with {checkpoint['config']}, not {config}")
     torch.manual_seed(seed)
-    if network is None:
-        network = build_network(task, recipe, seed=seed)
+    if network is None:  # a method with a network of its own kind builds it (eqprop: an energy network)
+        network = getattr(method, "build_network", build_network)(task, recipe, seed=seed)
     network.to(device)
     optimizer, scheduler = _optimizer(optimizer, network, recipe, getattr(method, "momentum", True))
     problem = Problem(network, objective, task.dt, recipe.rate_target_hz, recipe.rate_weight,

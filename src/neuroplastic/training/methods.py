@@ -13,6 +13,9 @@ an eligibility-trace rule per layer and a source of learning signals:
 | ``etl`` | e-prop traces | local readouts, quantized (error-triggered) | every step |
 | ``superspike`` | SuperSpike traces (ε and α double exponentials) | symmetric (spatial backprop) | per sequence |
 | ``rtrl`` | exact forward sensitivities of the whole network (small networks) | the readout error | per sequence |
+
+and ``eqprop`` (:mod:`~neuroplastic.training.eqprop`): equilibrium propagation, which trains an energy
+network of its own (``beta``, ``symmetric``).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from neuroplastic.rules.signals import (
     Symmetric,
 )
 from neuroplastic.rules.superspike import DoubleExponential, SuperSpike
+from neuroplastic.training.eqprop import EqPropMethod
 from neuroplastic.training.online import OnlineMethod
 from neuroplastic.training.problem import GradientMethod
 from neuroplastic.training.rtrl import RTRLMethod
@@ -95,9 +99,13 @@ def rtrl(apply_every: int | None = None, max_sensitivity: int = 2**24):
     return RTRLMethod(apply_every=apply_every, max_sensitivity=max_sensitivity)
 
 
+def eqprop(beta: float = 0.5, symmetric: bool = False):
+    return EqPropMethod(beta=beta, symmetric=symmetric)
+
+
 ONLINE_METHODS = {"eprop": eprop, "ostl": ostl, "fa": fa, "dfa": dfa, "decolle": decolle, "etl": etl,
                   "superspike": superspike, "rtrl": rtrl}
-METHODS = {**RULES, **ONLINE_METHODS}
+METHODS = {**RULES, **ONLINE_METHODS, "eqprop": eqprop}
 
 
 def make_method(name: str, **options):

@@ -82,6 +82,8 @@ def traffic_bits(network: SpikingNetwork, spikes) -> int:
     """Bits the hidden layers send: their events times each layer's payload bits (1 for binary
     spikes), for one spike tensor ``(T, B, n)`` per layer (``NetworkOutput.events``: a payload of 0
     is still an event sent)."""
+    if not spikes:  # a network without spiking layers (an energy network)
+        return 0
     return sum(int(torch.count_nonzero(z)) * layer.payload_bits for layer, z in zip(network.layers, spikes))
 
 
