@@ -56,6 +56,53 @@ def test_reproduce_eqprop_beta_quick_passes_and_draws(tmp_path):
     assert (tmp_path / "beta.png").exists()
 
 
+def test_the_hard_sigmoid_estimate_against_finite_differences_of_the_settled_cost():
+    """No closed form: the cost at the relaxed free state, differentiated by central differences in
+    every parameter (relaxations settled to 1e-13)."""
+    net = EnergyNetwork((3, 4, 2), free_steps=600, nudged_steps=600, tolerance=1e-13, scale=0.5,
+                        generator=torch.Generator().manual_seed(3)).double()
+    with torch.no_grad():
+        for bias in net.biases:
+            bias.fill_(0.1)
+    x = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y = torch.rand(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+
+    def cost():
+        return float(0.5 * ((net.relax(x)[-1] - y) ** 2).sum() / 5)
+    numeric = []
+    with torch.no_grad():
+        for param in net.parameters():
+            grad = torch.zeros_like(param)
+            for index in range(param.numel()):
+                flat = param.view(-1)
+                flat[index] += 1e-6
+                upper = cost()
+                flat[index] -= 2e-6
+                lower = cost()
+                flat[index] += 1e-6
+                grad.view(-1)[index] = (upper - lower) / 2e-6
+            numeric.append(grad)
+        estimate, free = eqprop_gradients(net, x, y, beta=1e-3, symmetric=True)  # under no_grad: works
+    assert all(bool(((s > 0) & (s < 1)).any()) for s in free)  # states inside the box, where ρ' = 1
+    assert all(float(g.abs().max()) > 0 for g in numeric[:2])
+    assert relative_error(estimate, numeric) < 1e-5
+
+
+def test_bad_inputs_are_refused_with_one_error():
+    net, x, y = linear_problem()
+    for bad in (x[0], x[:, :3], x.long()):
+        with pytest.raises(ValueError, match="clamped input must be a float tensor"):
+            net.relax(bad)
+    with pytest.raises(ValueError, match="needs a target of shape"):
+        net.relax(x, beta=0.1)
+    with pytest.raises(ValueError, match="needs a target of shape"):
+        net.relax(x, target=y[:, :1], beta=0.1)
+    with pytest.raises(ValueError, match="steps"):
+        net.relax(x, steps=0)
+    with pytest.raises(ValueError, match=r"network input must be \(T, B, n_inputs\)"):
+        net(x)
+
+
 def test_a_relaxation_that_does_not_settle_is_refused():
     net, x, y = linear_problem()
     with pytest.raises(NotSettled, match="free relaxation did not settle in 3 steps"):

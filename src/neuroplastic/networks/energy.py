@@ -88,8 +88,12 @@ class EnergyNetwork(nn.Module):
         """The states after relaxing on input ``x`` ``(B, n_in)`` from ``state`` (default: rest), nudged
         towards ``target`` ``(B, n_L)`` with strength ``beta``; ``steps`` defaults to the phase's budget.
         Raises :class:`NotSettled` if the last step moved a state by more than ``tolerance``."""
+        self._check_input(x)
+        if beta != 0 and (not isinstance(target, torch.Tensor) or target.shape != (x.shape[0], self.sizes[-1])):
+            shape = tuple(target.shape) if isinstance(target, torch.Tensor) else target
+            raise ValueError(f"a nudged relaxation needs a target of shape {(x.shape[0], self.sizes[-1])}, got {shape}")
         phase = Phase(self, target, float(beta))
-        steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else steps
+        steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else require_count("steps", steps)
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
         _, after = phase.step(result.state, x, self.step_size)
         moved = max(float((a - b).abs().max()) for a, b in zip(after, result.state))
@@ -99,6 +103,11 @@ class EnergyNetwork(nn.Module):
                              "(more steps, a smaller step_size, or smaller weights)")
         return result.state
 
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.sizes[0] or not x.is_floating_point():
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"the clamped input must be a float tensor (B, {self.sizes[0]}), got {shape}")
+
     def fixed_point(self, x, *, target=None, beta: float = 0.0) -> tuple:
         """The fixed point in closed form, for the linear activation: ``∂F/∂s = 0`` is ``A s = c`` with
         the symmetric block-tridiagonal ``A`` (``I`` on the diagonal, ``+ β I`` at the output, ``−W_l``
@@ -106,6 +115,7 @@ class EnergyNetwork(nn.Module):
         ``torch.linalg.solve`` — differentiable in the parameters: the tests' reference."""
         if self.activation != "linear":
             raise ValueError("the fixed point has a closed form for the linear activation only")
+        self._check_input(x)
         sizes, layers = self.sizes[1:], len(self.weights)
         options = dict(dtype=x.dtype, device=x.device)
 
@@ -128,14 +138,16 @@ class EnergyNetwork(nn.Module):
     def forward(self, inputs: torch.Tensor, state=None, noise=None) -> NetworkOutput:
         """The free phase's output layer for a rate-coded sequence ``(T, B, n_in)`` (its mean over time is
         the clamped input), as a readout ``(T, B, n_L)`` constant in time (what the trainer evaluates)."""
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
+            raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(inputs, 'shape', ()))}")
         states = self.relax(inputs.mean(0), state=state)
         readout = states[-1].expand(inputs.shape[0], *states[-1].shape)
         return NetworkOutput(readout, (), NetworkState((), states[-1]), ())
 
     def synaptic_operations(self, batch: int, steps: int) -> int:
-        """Multiply-adds of ``steps`` relaxation steps: every weight is read twice per step (bottom-up
-        and top-down) for every sample."""
-        return 2 * steps * batch * sum(weight.numel() for weight in self.weights)
+        """Dense multiply-adds of ``steps`` relaxation steps (the states are rates, not events): per sample
+        and step every weight is read bottom-up, and above the clamped input top-down as well."""
+        return steps * batch * sum(weight.numel() * (1 if l == 0 else 2) for l, weight in enumerate(self.weights))
 
 
 @dataclass

@@ -22,6 +22,7 @@ import torch
 
 from neuroplastic.networks.energy import EnergyNetwork
 from neuroplastic.rules import apply_updates
+from neuroplastic.training.objectives import Classification
 from neuroplastic.validation import require_positive
 
 __all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients"]
@@ -35,8 +36,9 @@ def eqprop_gradients(network: EnergyNetwork, x, target, *, beta: float, symmetri
     high = network.relax(x, target=target, beta=beta, state=free)
     low = network.relax(x, target=target, beta=-beta, state=free) if symmetric else free
     params = tuple(network.parameters())
-    upper, lower = (torch.autograd.grad(network.energy(tuple(s.detach() for s in states), x), params)
-                    for states in (high, low))
+    with torch.enable_grad():
+        upper, lower = (torch.autograd.grad(network.energy(tuple(s.detach() for s in states), x), params)
+                        for states in (high, low))
     scale = 2 * beta if symmetric else beta
     return tuple((a - b) / scale for a, b in zip(upper, lower)), free
 
@@ -72,7 +74,7 @@ class EqPropLearner:
         if not isinstance(problem.network, EnergyNetwork):
             raise ValueError(f"eqprop trains an EnergyNetwork (fit builds one for rule 'eqprop'), got "
                              f"{type(problem.network).__name__}")
-        if problem.objective.__class__.__name__ != "Classification":
+        if not isinstance(problem.objective, Classification):
             raise ValueError("eqprop learns classification tasks here (a one-hot target for the output layer)")
         self.network, self.method = problem.network, method
         self.params = tuple(self.network.parameters())
