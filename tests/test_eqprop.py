@@ -33,6 +33,15 @@ def test_halving_beta_halves_the_one_sided_error_and_quarters_the_symmetric_one(
         assert coarse / fine == pytest.approx(ratio, rel=0.1)
 
 
+def test_backpropagation_through_the_relaxation_is_the_exact_gradient():
+    """The reference EqProp approaches: autograd through every step of the settled free relaxation
+    equals the gradient through the closed-form fixed point."""
+    net, x, y = linear_problem()
+    cost = 0.5 * ((net.relax(x, differentiable=True)[-1] - y) ** 2).sum() / x.shape[0]
+    through_steps = torch.autograd.grad(cost, tuple(net.parameters()))
+    assert relative_error(through_steps, exact_gradient(net, x, y)) < 1e-10
+
+
 def test_the_update_is_local_the_phases_difference_of_pre_and_post_activity():
     """For W_l the estimate is (ρ(s_l^β) ρ(s_{l−1}^β)ᵀ − ρ(s_l⁰) ρ(s_{l−1}⁰)ᵀ) / (β B), with the sign of a
     gradient (descent lowers the cost): −Δ of the Hebbian products."""

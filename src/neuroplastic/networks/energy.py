@@ -84,19 +84,22 @@ class EnergyNetwork(nn.Module):
         """All layers at 0 for a batch of ``shape`` ``(B,)``."""
         return tuple(torch.zeros(*shape, n, dtype=dtype, device=device) for n in self.sizes[1:])
 
-    def relax(self, x, *, target=None, beta: float = 0.0, state=None, steps: int | None = None) -> tuple:
+    def relax(self, x, *, target=None, beta: float = 0.0, state=None, steps: int | None = None,
+              differentiable: bool = False) -> tuple:
         """The states after relaxing on input ``x`` ``(B, n_in)`` from ``state`` (default: rest), nudged
         towards ``target`` ``(B, n_L)`` with strength ``beta``; ``steps`` defaults to the phase's budget.
-        Raises :class:`NotSettled` if the last step moved a state by more than ``tolerance``."""
+        ``differentiable``: keep the graph of every step (backpropagation through the relaxation, the
+        reference EqProp is compared with); else the states carry none. Raises :class:`NotSettled` if the
+        last step moved a state by more than ``tolerance``."""
         self._check_input(x)
         if beta != 0 and (not isinstance(target, torch.Tensor) or target.shape != (x.shape[0], self.sizes[-1])):
             shape = tuple(target.shape) if isinstance(target, torch.Tensor) else target
             raise ValueError(f"a nudged relaxation needs a target of shape {(x.shape[0], self.sizes[-1])}, got {shape}")
-        phase = Phase(self, target, float(beta))
+        phase = Phase(self, target, float(beta), differentiable)
         steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else require_count("steps", steps)
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
         _, after = phase.step(result.state, x, self.step_size)
-        moved = max(float((a - b).abs().max()) for a, b in zip(after, result.state))
+        moved = max(float((a - b).detach().abs().max()) for a, b in zip(after, result.state))
         if not moved <= self.tolerance:
             raise NotSettled(f"the {'free' if beta == 0 else 'nudged'} relaxation did not settle in {steps} steps: "
                              f"its last step moved a state by {moved:.3g} > tolerance {self.tolerance:g} "
@@ -137,10 +140,12 @@ class EnergyNetwork(nn.Module):
 
     def forward(self, inputs: torch.Tensor, state=None, noise=None) -> NetworkOutput:
         """The free phase's output layer for a rate-coded sequence ``(T, B, n_in)`` (its mean over time is
-        the clamped input), as a readout ``(T, B, n_L)`` constant in time (what the trainer evaluates)."""
+        the clamped input), as a readout ``(T, B, n_L)`` constant in time (what the trainer evaluates).
+        Where gradients are being recorded the relaxation keeps its graph: a gradient method (``bptt``)
+        then trains the network by backpropagation through its relaxation."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
             raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(inputs, 'shape', ()))}")
-        states = self.relax(inputs.mean(0), state=state)
+        states = self.relax(inputs.mean(0), state=state, differentiable=torch.is_grad_enabled())
         readout = states[-1].expand(inputs.shape[0], *states[-1].shape)
         return NetworkOutput(readout, (), NetworkState((), states[-1]), ())
 
@@ -149,14 +154,20 @@ class EnergyNetwork(nn.Module):
         and step every weight is read bottom-up, and above the clamped input top-down as well."""
         return steps * batch * sum(weight.numel() * (1 if l == 0 else 2) for l, weight in enumerate(self.weights))
 
+    def pass_operations(self, batch: int) -> int:
+        """:meth:`synaptic_operations` of one forward pass: the free relaxation and its settling check."""
+        return self.synaptic_operations(batch, self.free_steps + 1)
+
 
 @dataclass
 class Phase:
-    """One relaxation as a model of the time loop: ``step`` is ``s ← s − ε ∂F/∂s`` on the input."""
+    """One relaxation as a model of the time loop: ``step`` is ``s ← s − ε ∂F/∂s`` on the input (with
+    the graph of that step where ``differentiable``)."""
 
     network: EnergyNetwork
     target: torch.Tensor | None
     beta: float
+    differentiable: bool = False
 
     def init_state(self, shape, *, dtype=torch.float32, device=None):
         return self.network.init_state(shape, dtype=dtype, device=device)
@@ -172,10 +183,11 @@ class Phase:
         return total
 
     def step(self, state, x, dt, noise=None):
+        keep = self.differentiable
         with torch.enable_grad():
-            leaves = tuple(s.detach().requires_grad_() for s in state)
-            grads = torch.autograd.grad(self.total_energy(leaves, x) * x.shape[0], leaves)
-        new = tuple(s.detach() - dt * g for s, g in zip(state, grads))
+            leaves = tuple(s if keep and s.requires_grad else s.detach().requires_grad_() for s in state)
+            grads = torch.autograd.grad(self.total_energy(leaves, x) * x.shape[0], leaves, create_graph=keep)
+        new = tuple((s if keep else s.detach()) - dt * g for s, g in zip(leaves, grads))
         if self.network.activation in BOUNDED:
             new = tuple(torch.clamp(s, 0.0, 1.0) for s in new)
         return new[-1], new

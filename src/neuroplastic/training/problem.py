@@ -68,7 +68,10 @@ class Problem:
 def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
     """Events (nonzero entries: spikes, binary or graded) times fan-out, summed over layers: the
     synaptic events of a forward pass (inputs ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per
-    layer)."""
+    layer). A network without spiking layers counts its own forward pass (``pass_operations``)."""
+    if not spikes:
+        counter = getattr(network, "pass_operations", None)
+        return counter(inputs.shape[1]) if counter is not None else 0
     total, pre = 0, inputs
     for layer, z in zip(network.layers, spikes):
         total += int(torch.count_nonzero(pre)) * layer.size
