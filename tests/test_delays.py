@@ -3,6 +3,7 @@ whole-sequence convolution (values and gradients); learned positions' gradients 
 differences; the rounded learned kernel is the fixed-delay model bit for bit."""
 import pytest
 import torch
+from finite_differences import central_differences
 
 from neuroplastic import ALIF, FastSigmoid, run
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
@@ -76,16 +77,7 @@ def test_learned_positions_and_weights_get_the_gradients_of_finite_differences()
 
     for parameter in (synapses.positions, synapses.synapses.weight):
         (analytic,) = torch.autograd.grad(loss(), parameter)
-        numeric = torch.zeros_like(parameter)
-        with torch.no_grad():
-            for index in range(parameter.numel()):
-                flat = parameter.view(-1)
-                flat[index] += 1e-6
-                up = loss()
-                flat[index] -= 2e-6
-                down = loss()
-                flat[index] += 1e-6
-                numeric.view(-1)[index] = (up - down) / 2e-6
+        numeric = central_differences(loss, parameter)
         assert numeric.abs().max() > 0
         torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
 

@@ -16,7 +16,7 @@ from neuroplastic.neurons import CurrentLIF
 from neuroplastic.spikes import LearnedPayload, QuantizedPayload
 from neuroplastic.synapses import Dense, LearnedDelays
 from neuroplastic.training.objectives import objective_for
-from neuroplastic.training.problem import Problem, synaptic_operations, traffic_bits
+from neuroplastic.training.problem import Problem, synaptic_operations, traffic
 from neuroplastic.training.recipes import payload_for
 
 DISCRETE_LIF = ALIF(tau_m=10.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0))
@@ -152,10 +152,11 @@ def test_traffic_counts_events_and_their_bits():
     x = inputs()
     spikes = net(x).spikes
     events = int((spikes[0] != 0).sum())
-    assert traffic_bits(net, spikes) == 4 * events > 0
+    assert traffic(net, spikes) == (events, 4 * events) and events > 0
     assert synaptic_operations(net, x, spikes) == int(x.sum()) * 16 + events * 3
     binary = SpikingNetwork([layer(ADAPTIVE)], LeakyReadout(16, 3)).double()
-    assert traffic_bits(binary, binary(x).spikes) == int(binary(x).spikes[0].sum())
+    binary_spikes = int(binary(x).spikes[0].sum())
+    assert traffic(binary, binary(x).spikes) == (binary_spikes, binary_spikes)
 
 
 def test_bad_payloads_are_refused():

@@ -44,9 +44,9 @@ class NotSettled(ValueError):
 class EnergyNetwork(nn.Module):
     """Layers ``sizes = (n_in, n_1, …, n_L)`` with weights ``W_l`` ``(n_l, n_{l−1})`` drawn Glorot-uniform
     times ``scale`` from ``generator`` (at the default 0.5 the energy is convex inside the box and the
-    relaxation settles geometrically; full Glorot weights make it circle) and biases ``b_l = 0``; ``activation``: a key of ``ACTIVATIONS``; ``step_size``: ε;
-    ``free_steps`` / ``nudged_steps``: the relaxations' budgets; ``tolerance``: the largest move of the
-    last step of a settled relaxation."""
+    relaxation settles geometrically; full Glorot weights make it circle) and biases ``b_l = 0``;
+    ``activation``: a key of ``ACTIVATIONS``; ``step_size``: ε; ``free_steps`` / ``nudged_steps``: the
+    relaxations' budgets; ``tolerance``: the largest move of the last step of a settled relaxation."""
 
     output_name = "readout"
 
@@ -98,8 +98,9 @@ class EnergyNetwork(nn.Module):
         phase = Phase(self, target, float(beta), differentiable)
         steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else require_count("steps", steps)
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
-        _, after = phase.step(result.state, x, self.step_size)
-        moved = max(float((a - b).detach().abs().max()) for a, b in zip(after, result.state))
+        settled = tuple(s.detach() for s in result.state)  # the check step needs no graph
+        _, after = Phase(self, target, float(beta)).step(settled, x, self.step_size)
+        moved = max(float((a - b).abs().max()) for a, b in zip(after, settled))
         if not moved <= self.tolerance:
             raise NotSettled(f"the {'free' if beta == 0 else 'nudged'} relaxation did not settle in {steps} steps: "
                              f"its last step moved a state by {moved:.3g} > tolerance {self.tolerance:g} "

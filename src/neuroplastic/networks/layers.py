@@ -186,9 +186,8 @@ class SpikingLayer(nn.Module):
         neuron_state = ALIFState(final.v, state.neuron.a, final.z, state.neuron.refractory)
         if self.payload is None:
             return spikes, spikes, LayerState(neuron_state, final.z, synapse_state, state.recurrent)
-        # a payload that does not read the potential
-        return (self.payload(spikes), spikes,
-                LayerState(neuron_state, self.payload(final.z), synapse_state, state.recurrent))
+        graded = self.payload(spikes)  # a payload that does not read the potential
+        return graded, spikes, LayerState(neuron_state, graded[-1], synapse_state, state.recurrent)
 
 
 def _check_parameter_shapes(neuron, size: int) -> None:
@@ -207,8 +206,8 @@ def _checked_payload(payload, neuron, size: int):
     magnitude = getattr(payload, "magnitude", None)
     if magnitude is not None and magnitude.shape != (size,):
         raise ValueError(f"a payload of {magnitude.numel()} magnitudes for a layer of {size} neurons")
-    if payload.reads_potential and not neuron.keeps_crossing_potential:
-        neuron.crossing_potential(None)  # raises, naming the model
+    if payload.reads_potential and type(neuron).crossing_potential is NeuronModel.crossing_potential:
+        neuron.crossing_potential(None)  # the model does not keep it: raises, naming the model
     return payload
 
 

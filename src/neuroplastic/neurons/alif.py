@@ -98,10 +98,9 @@ class ALIF(NeuronModel):
         refractory = restart_refractory(state.refractory, z, self.t_ref, dt)
         return z, ALIFState(v, a, z, refractory)
 
-    keeps_crossing_potential = True  # v is the potential before the next step's reset
-
     def crossing_potential(self, state):
-        """``v_t / A_t``: the potential over the adaptive threshold it was compared with."""
+        """``v_t / A_t``: the potential over the adaptive threshold it was compared with (``v`` is the
+        potential before the next step's reset)."""
         return state.v / self.threshold(state.a)
 
     def pseudo_derivative(self, previous: ALIFState, state: ALIFState, dt: float) -> torch.Tensor:

@@ -100,8 +100,6 @@ class NeuronModel:
         models whose input carries more channels override this)."""
         return current
 
-    keeps_crossing_potential = False  # whether crossing_potential can read the state
-
     def crossing_potential(self, state) -> torch.Tensor:
         """The membrane potential the spikes of the step that made ``state`` were read from, in units
         of the threshold (``≥ 1`` where a neuron fired): what a graded spike's payload is read from

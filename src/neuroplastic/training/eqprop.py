@@ -87,7 +87,7 @@ class EqPropLearner:
         grads, free = eqprop_gradients(self.network, x, target, beta=self.method.beta,
                                        symmetric=self.method.symmetric)
         self.updates_applied += apply_updates(optimizer, self.params, grads)
-        net = self.network
-        steps = net.free_steps + net.nudged_steps * (2 if self.method.symmetric else 1) + 1 + 1 + self.method.symmetric
-        self.synops += net.synaptic_operations(x.shape[0], steps)
+        net, phases = self.network, 2 if self.method.symmetric else 1  # each relaxation ends with its check step
+        self.synops += net.pass_operations(x.shape[0]) + net.synaptic_operations(x.shape[0],
+                                                                                 phases * (net.nudged_steps + 1))
         return float(0.5 * ((free[-1] - target) ** 2).sum() / x.shape[0])

@@ -30,7 +30,7 @@ from neuroplastic.rules.base import Segment
 from neuroplastic.training.losses import rate_regularization
 from neuroplastic.training.objectives import Objective
 
-__all__ = ["Problem", "GradientMethod", "GradientLearner", "synaptic_operations", "traffic_bits", "detached"]
+__all__ = ["Problem", "GradientMethod", "GradientLearner", "synaptic_operations", "traffic", "detached"]
 
 
 @dataclass
@@ -81,13 +81,14 @@ def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
     return total + int(torch.count_nonzero(pre)) * network.readout.size
 
 
-def traffic_bits(network: SpikingNetwork, spikes) -> int:
-    """Bits the hidden layers send: their events times each layer's payload bits (1 for binary
-    spikes), for one spike tensor ``(T, B, n)`` per layer (``NetworkOutput.events``: a payload of 0
-    is still an event sent)."""
-    if not spikes:  # a network without spiking layers (an energy network)
-        return 0
-    return sum(int(torch.count_nonzero(z)) * layer.payload_bits for layer, z in zip(network.layers, spikes))
+def traffic(network: SpikingNetwork, spikes) -> tuple[int, int]:
+    """``(events, bits)`` the hidden layers send: their events, and those times each layer's payload
+    bits (1 for binary spikes), for one spike tensor ``(T, B, n)`` per layer (``NetworkOutput.events``:
+    a payload of 0 is still an event sent). A network without spiking layers sends none."""
+    counts = [int(torch.count_nonzero(z)) for z in spikes]
+    if not counts:
+        return 0, 0
+    return sum(counts), sum(count * layer.payload_bits for count, layer in zip(counts, network.layers))
 
 
 def detached(state):

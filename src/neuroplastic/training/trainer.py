@@ -14,7 +14,7 @@ import torch
 
 from neuroplastic.networks import SpikingNetwork
 from neuroplastic.tasks import Task
-from neuroplastic.training.problem import traffic_bits
+from neuroplastic.training.problem import traffic
 
 __all__ = ["Trainer", "peak_memory_mb"]
 
@@ -60,15 +60,15 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict:
         """The split's metrics (means over its samples), ``spikes_per_sample`` (hidden events) and
-        ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic_bits`)."""
+        ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic`)."""
         self.network.eval()
         totals, samples, spikes, bits = {}, 0, 0, 0
         for inputs, targets in self._batches(split, 256, shuffle=False):
             output = self.network(inputs)
             batch = inputs.shape[1]
             samples += batch
-            spikes += sum(int(torch.count_nonzero(z)) for z in output.events)
-            bits += traffic_bits(self.network, output.events)
+            events, sent = traffic(self.network, output.events)
+            spikes, bits = spikes + events, bits + sent
             for name, value in self.evaluate_batch(output.readout, targets).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * batch
         return {**{name: total / samples for name, total in totals.items()}, "spikes_per_sample": spikes / samples,
