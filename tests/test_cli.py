@@ -115,5 +115,5 @@ def test_hh_fi_curve_is_class_ii(capsys):
 def test_tour_draws_every_model(tmp_path, capsys):
     out = run_json(capsys, "tour", "--out", str(tmp_path))
     assert (tmp_path / "tour.png").stat().st_size > 10_000
-    assert set(out["models"]) == {"lif", "cuba", "alif", "adaptive", "coba", "izhikevich", "hh"}
+    assert set(out["models"]) == {"lif", "cuba", "alif", "adaptive", "coba", "izhikevich", "hh", "dpi"}
     assert all(max(curve["rates_hz"]) > 0 for curve in out["models"].values())

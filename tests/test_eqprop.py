@@ -10,7 +10,9 @@ from neuroplastic.cli.main import main
 from neuroplastic.experiments.eqprop_beta import exact_gradient, linear_problem, relative_error
 from neuroplastic.experiments.eqprop_beta import run as reproduce_eqprop_beta
 from neuroplastic.networks import EnergyNetwork, NotSettled
-from neuroplastic.training.eqprop import eqprop_gradients
+from neuroplastic.experiments import get_experiment
+from neuroplastic.experiments.eqprop_gdu import bptt_step_gradients
+from neuroplastic.training.eqprop import eqprop_gradients, step_updates
 
 
 def test_the_relaxation_reaches_the_closed_form_fixed_point():
@@ -124,3 +126,35 @@ def test_eqprop_trains_digits_from_the_command_line(tmp_path, capsys):
                      "--out", str(tmp_path / "bad")]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
+
+
+def test_the_per_step_updates_sum_to_the_one_sided_estimate():
+    net = EnergyNetwork((5, 6, 3), nudged_steps=12, tolerance=10.0, generator=torch.Generator().manual_seed(3)).double()
+    x = torch.rand(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y = torch.nn.functional.one_hot(torch.tensor([0, 2, 1, 0]), 3).double()
+    free = net.relax(x)
+    total = eqprop_gradients(net, x, y, beta=0.2, free=free)[0]
+    steps = step_updates(net, x, y, beta=0.2, free=free, steps=12)
+    for whole, *parts in zip(total, *steps):
+        torch.testing.assert_close(sum(parts), whole, rtol=1e-10, atol=1e-12)
+
+
+def test_per_step_updates_match_bptt_through_the_free_phase_to_order_beta():
+    """Ernoult et al. 2019's theorem on the linear network (converged free phase): the t-th update of
+    the nudged phase is BPTT's gradient for the t+1-th last free step, with an error O(β)."""
+    net, x, y = linear_problem()
+    free = net.relax(x)
+    bptt = bptt_step_gradients(net, x, y, free_steps=net.free_steps, steps=8)
+    errors = []
+    for beta in (0.004, 0.002, 0.001):
+        ep = step_updates(net, x, y, beta=beta, free=free, steps=8)
+        errors.append(relative_error([g for step in ep for g in step], [g for step in bptt for g in step]))
+    assert errors[-1] < 1e-3
+    assert errors[0] / errors[1] == pytest.approx(2.0, rel=0.1) and errors[1] / errors[2] == pytest.approx(2.0, rel=0.1)
+
+
+def test_reproduce_eqprop_gdu_matches_bptt_at_the_papers_settings():
+    outcome = get_experiment("eqprop-gdu")(quick=True, progress=False)
+    assert outcome.passed
+    for layer in (1, 2):
+        assert outcome.measured[f"layer_{layer}_at_beta_0.01"]["cosine"] > 0.999  # measured: 0.9996, 0.99995

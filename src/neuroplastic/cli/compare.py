@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.cli.train import CHIP_RULES, add_chip_arguments, chip_flags
 from neuroplastic.report.compare import plot_comparison
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.methods import METHODS
@@ -26,6 +27,7 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
     parser.add_argument("--out", default="neuroplastic-out/compare", help="folder for the runs and the figure")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_chip_arguments(parser)
     parser.set_defaults(handler=main)
 
 
@@ -39,13 +41,16 @@ def main(args):
     if len(set(rules)) != len(rules):
         raise UsageError(f"--rules names a rule twice: {args.rules}")
     epochs = [] if args.epochs is None else ["--epochs", str(require_count("--epochs", args.epochs))]
+    on_chip = chip_flags(args)
+    if on_chip and not set(rules) & set(CHIP_RULES):
+        raise UsageError(f"{on_chip[0]} applies to the rules {' and '.join(CHIP_RULES)}, none of which is compared")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in rules:
         print(f"training {args.task} with {name} …", file=sys.stderr, flush=True)
         summary = _train(["--task", args.task, "--rule", name, "--seed", str(args.seed),
-                          "--out", str(out / name), *epochs])
+                          "--out", str(out / name), *epochs, *(on_chip if name in CHIP_RULES else [])])
         results.append({key: summary[key] for key in FIELDS if key in summary} | {"rule": name})
     metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
     figure = plot_comparison(results, metric, out / "comparison.png", title=f"{args.task}, seed {args.seed}")

@@ -6,6 +6,7 @@ from neuroplastic.cli.common import UsageError, emit
 from neuroplastic.tasks import TASKS
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
+from neuroplastic.training.pat import SUBSTRATES
 from neuroplastic.training.recipes import DELAYS, NEURONS, RECIPES
 from neuroplastic.validation import lookup, require_count, require_positive
 
@@ -32,6 +33,7 @@ def register(subparsers):
     parser.add_argument("--graded", help="payload of the hidden spikes: none, learned, or bits:B (default: none)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    add_chip_arguments(parser)
     parser.set_defaults(handler=main)
 
     run = subparsers.add_parser("run", help="the main job: train the default task (digits, BPTT) and report")
@@ -47,12 +49,42 @@ def add_training_arguments(parser, *, default_out):
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
+CHIP_FLAGS = ("substrate", "mismatch", "noise", "bits", "chip")
+CHIP_RULES = ("pat", "twin")
+
+
+def add_chip_arguments(parser):
+    """The simulated chip a network is deployed on, for --rule pat and twin."""
+    parser.add_argument("--substrate", help=f"the chip a network runs on: {', '.join(SUBSTRATES)} (pat, twin)")
+    parser.add_argument("--mismatch", type=float, help="the chip's device mismatch σ, e.g. 0.3 (default 0)")
+    parser.add_argument("--noise", type=float, help="the chip's noise current per step (default 0)")
+    parser.add_argument("--bits", type=int, help="bits of the chip's weights (default: full precision)")
+    parser.add_argument("--chip", type=int, help="which chip: the seed of its mismatch (default 0)")
+
+
+def chip_options(args, rule: str) -> dict:
+    """The chip flags given, as options of ``rule`` (which must run on a chip)."""
+    given = {name: getattr(args, name) for name in CHIP_FLAGS if getattr(args, name) is not None}
+    if given and rule not in CHIP_RULES:
+        raise UsageError(f"--{next(iter(given))} applies to --rule {' or '.join(CHIP_RULES)}, not {rule}")
+    return given
+
+
+def chip_flags(args) -> list[str]:
+    """The chip flags given, as command-line arguments again."""
+    return [part for name in CHIP_FLAGS if getattr(args, name) is not None
+            for part in (f"--{name}", str(getattr(args, name)))]
+
+
 def main(args):
     lookup("task", args.task, TASKS)
     lookup("rule", args.rule, METHODS)
     rule_options = dict(parse_option(text) for text in args.rule_option)
     if len(rule_options) != len(args.rule_option):
         raise UsageError("--rule-option names an option twice")
+    for name, value in chip_options(args, args.rule).items():
+        if rule_options.setdefault(name, value) != value:
+            raise UsageError(f"--{name} and --rule-option {name}= disagree")
     if args.truncation is not None:
         if args.rule != "tbptt":
             raise UsageError("--truncation applies to --rule tbptt only")

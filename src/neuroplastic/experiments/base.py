@@ -32,6 +32,12 @@ EXPERIMENTS = {
     "eqprop-beta": ("neuroplastic.experiments.eqprop_beta",
                     "equilibrium propagation's gradient error against β on a network solved in closed form: "
                     "O(β) one-sided, O(β²) symmetric (Scellier & Bengio 2017; Laborieux et al. 2021)"),
+    "eqprop-gdu": ("neuroplastic.experiments.eqprop_gdu",
+                   "discrete-time EqProp: the nudged phase's per-step updates against BPTT through the free "
+                   "phase, per layer and against β (Ernoult et al. 2019)"),
+    "pat-mismatch": ("neuroplastic.experiments.pat_mismatch",
+                     "digits on simulated DPI chips against device mismatch: transfer from the twin, "
+                     "physics-aware training (Wright et al. 2022), calibrated PAT, noise-aware training"),
 }
 
 

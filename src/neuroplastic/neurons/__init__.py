@@ -8,6 +8,7 @@ from neuroplastic.neurons.conductance_lif import (
     conductance_input,
 )
 from neuroplastic.neurons.current_lif import CurrentLIF, CurrentLIFState
+from neuroplastic.neurons.dpi import DPI
 from neuroplastic.neurons.hodgkin_huxley import HodgkinHuxley, HodgkinHuxleyState
 from neuroplastic.neurons.izhikevich import PRESETS, Izhikevich, IzhikevichState
 from neuroplastic.neurons.lif import LIF, LIFState
@@ -21,6 +22,7 @@ MODELS = {
     "coba": ConductanceLIF,
     "izhikevich": Izhikevich,
     "hh": HodgkinHuxley,
+    "dpi": DPI,
 }
 
 
@@ -33,5 +35,5 @@ __all__ = [
     "NeuronModel", "ResetTo", "ResetBySubtraction", "MODELS", "make_model",
     "LIF", "LIFState", "CurrentLIF", "CurrentLIFState", "ALIF", "ALIFState",
     "AdaptiveLIF", "AdaptiveLIFState", "ConductanceLIF", "ConductanceLIFState", "conductance_input",
-    "Izhikevich", "IzhikevichState", "PRESETS", "HodgkinHuxley", "HodgkinHuxleyState",
+    "Izhikevich", "IzhikevichState", "PRESETS", "HodgkinHuxley", "HodgkinHuxleyState", "DPI",
 ]

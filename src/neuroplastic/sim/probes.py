@@ -6,8 +6,9 @@ step after the neurons advanced, and ``result()``. Probes only record; they neve
 from __future__ import annotations
 
 import torch
+from torch.utils._pytree import tree_map
 
-__all__ = ["Probe", "Record", "SpikeRaster", "SpikeCount"]
+__all__ = ["Probe", "Record", "Trajectory", "SpikeRaster", "SpikeCount"]
 
 
 class Probe:
@@ -35,6 +36,21 @@ class Record(Probe):
 
     def result(self):
         return torch.stack(self._values)
+
+
+class Trajectory(Probe):
+    """Record the whole state (any tree of tensors, without its graph) at every step: a list."""
+
+    name = "trajectory"
+
+    def __init__(self):
+        self._values = []
+
+    def observe(self, spikes, state):
+        self._values.append(tree_map(lambda leaf: leaf.detach() if isinstance(leaf, torch.Tensor) else leaf, state))
+
+    def result(self):
+        return self._values
 
 
 class SpikeRaster(Probe):

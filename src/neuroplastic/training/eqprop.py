@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.networks.energy import EnergyNetwork
+from neuroplastic.networks.energy import EnergyNetwork, Phase
 from neuroplastic.rules import apply_updates
+from neuroplastic.sim.loop import run
+from neuroplastic.sim.probes import Trajectory
 from neuroplastic.training.objectives import Classification
 from neuroplastic.validation import require_positive
 
-__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients"]
+__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients", "step_updates", "trajectory"]
 
 
 def eqprop_gradients(network: EnergyNetwork, x, target, *, beta: float, symmetric: bool = False, free=None):
@@ -41,6 +43,29 @@ def eqprop_gradients(network: EnergyNetwork, x, target, *, beta: float, symmetri
                         for states in (high, low))
     scale = 2 * beta if symmetric else beta
     return tuple((a - b) / scale for a, b in zip(upper, lower)), free
+
+
+def trajectory(network: EnergyNetwork, x, *, state, steps: int, target=None, beta: float = 0.0) -> list:
+    """The states after each of ``steps`` relaxation steps from ``state`` (no graph, no settling check):
+    the discrete-time dynamics of Ernoult et al. 2019."""
+    result = run(Phase(network, target, float(beta)), x.expand(steps, *x.shape), network.step_size, state=state,
+                 keep_spikes=False, probes=[Trajectory()])
+    return result["trajectory"]
+
+
+def step_updates(network: EnergyNetwork, x, target, *, beta: float, free, steps: int) -> list:
+    """Ernoult et al. 2019's ("Updates of equilibrium prop match gradients of backprop through time in
+    an RNN with static input", NeurIPS) per-step updates of the nudged phase from the free state
+    ``free``: for ``t = 0 … steps − 1`` the gradient estimate ``(∂E/∂θ(s^β_{t+1}) − ∂E/∂θ(s^β_t)) / β``
+    (one tuple over the parameters each). Their sum is :func:`eqprop_gradients`' one-sided estimate; as
+    ``β → 0`` the ``t``-th equals the gradient of the cost with respect to the parameters of the
+    ``t+1``-th last step of the free phase (backpropagation through time), where it has converged."""
+    beta = require_positive("eqprop beta", beta)
+    states = [free, *trajectory(network, x, state=free, steps=steps, target=target, beta=beta)]
+    params = tuple(network.parameters())
+    with torch.enable_grad():
+        energies = [torch.autograd.grad(network.energy(s, x), params) for s in states]
+    return [tuple((b - a) / beta for a, b in zip(before, after)) for before, after in zip(energies, energies[1:])]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ an eligibility-trace rule per layer and a source of learning signals:
 | ``rtrl`` | exact forward sensitivities of the whole network (small networks) | the readout error | per sequence |
 
 and ``eqprop`` (:mod:`~neuroplastic.training.eqprop`): equilibrium propagation, which trains an energy
-network of its own (``beta``, ``symmetric``).
+network of its own (``beta``, ``symmetric``); ``pat`` and ``twin`` (:mod:`~neuroplastic.training.pat`),
+which train a network deployed on a simulated chip (``substrate``, ``mismatch``, ``noise``, ``bits``,
+``chip``): physics-aware (``calibrate``), or on its digital twin (``aware``).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from neuroplastic.rules.signals import (
 from neuroplastic.rules.superspike import DoubleExponential, SuperSpike
 from neuroplastic.training.eqprop import EqPropMethod
 from neuroplastic.training.online import OnlineMethod
+from neuroplastic.training.pat import ChipMethod
 from neuroplastic.training.problem import GradientMethod
 from neuroplastic.training.rtrl import RTRLMethod
 from neuroplastic.validation import lookup
@@ -103,9 +106,19 @@ def eqprop(beta: float = 0.5, symmetric: bool = False):
     return EqPropMethod(beta=beta, symmetric=symmetric)
 
 
+def pat(substrate: str = "dpi", mismatch: float = 0.0, noise: float = 0.0, bits: int | None = None, chip: int = 0,
+        calibrate: bool = False, recalibrate: int = 50):
+    return ChipMethod("pat", substrate, mismatch, noise, bits, chip, calibrate=calibrate, recalibrate=recalibrate)
+
+
+def twin(substrate: str = "dpi", mismatch: float = 0.0, noise: float = 0.0, bits: int | None = None, chip: int = 0,
+         aware: bool = False):
+    return ChipMethod("twin", substrate, mismatch, noise, bits, chip, aware=aware)
+
+
 ONLINE_METHODS = {"eprop": eprop, "ostl": ostl, "fa": fa, "dfa": dfa, "decolle": decolle, "etl": etl,
                   "superspike": superspike, "rtrl": rtrl}
-METHODS = {**RULES, **ONLINE_METHODS, "eqprop": eqprop}
+METHODS = {**RULES, **ONLINE_METHODS, "eqprop": eqprop, "pat": pat, "twin": twin}
 
 
 def make_method(name: str, **options):

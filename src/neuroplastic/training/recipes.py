@@ -7,7 +7,8 @@ learning (threshold 1, or 0.6 for e-prop's ALIF; reset by subtraction):
   θ z_{t−1}`` — the :class:`~neuroplastic.neurons.ALIF` map with ``beta = 0``, no refractoriness (not
   the continuous-time :class:`~neuroplastic.neurons.LIF`); the layers run it on the fused path;
 - ``discrete-alif``: e-prop's adaptive LIF (``ALIF``, adaptation ``beta`` > 0, refractory);
-- ``cuba-lif``: the current-based LIF (:class:`~neuroplastic.neurons.CurrentLIF`, exact propagator).
+- ``cuba-lif``: the current-based LIF (:class:`~neuroplastic.neurons.CurrentLIF`, exact propagator);
+- ``dpi``: the current-mode DPI neuron of mixed-signal chips (:class:`~neuroplastic.neurons.DPI`).
 
 ``delays`` puts the input synapses of every layer behind a delay per synapse, up to ``max_delay``
 steps: ``fixed`` (drawn uniformly) or ``learned`` (:class:`~neuroplastic.synapses.LearnedDelays`,
@@ -28,7 +29,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
-from neuroplastic.neurons import ALIF, CurrentLIF, NeuronModel, ResetBySubtraction
+from neuroplastic.neurons import ALIF, DPI, CurrentLIF, NeuronModel, ResetBySubtraction
 from neuroplastic.spikes import FastSigmoid, LearnedPayload, Payload, QuantizedPayload, Triangle
 from neuroplastic.synapses import Dense, FixedDelays, LearnedDelays
 from neuroplastic.tasks import Task
@@ -42,6 +43,7 @@ NEURONS = {
                            surrogate=Triangle(0.3)),
     "cuba-lif": lambda r: CurrentLIF(tau_m=r.tau_m, tau_s=5.0, e_l=0.0, v_th=1.0, t_ref=0.0,
                                  reset=ResetBySubtraction(), surrogate=FastSigmoid(10.0)),
+    "dpi": lambda r: DPI(tau_m=r.tau_m),
 }
 
 

@@ -1,0 +1,145 @@
+"""A simulated mixed-signal chip: a network of DPI neurons (:class:`~neuroplastic.neurons.DPI`) as a
+physical device computes it, behind an interface that gives outputs and no gradients.
+
+A chip differs from the network's ideal equations (its digital twin) in three ways:
+
+- **mismatch**, fixed per device: every neuron's gain (``resistance``, ``I_th/I_τ``), time constants
+  (``tau_m``, ``tau_s``: ``∝ 1/I_τ``) and threshold current (``v_th``) is its nominal value times an
+  independent log-normal factor ``exp(σ ξ)``, ``ξ ~ N(0, 1)``, drawn once from the chip's seed.
+  Subthreshold currents are exponential in the transistors' threshold voltages, so their spread is
+  log-normal; ``σ`` (``mismatch``, 0–0.4) is close to the coefficient of variation, typically 0.1–0.3 on
+  CMOS chips (Chicca et al. 2014, Proc. IEEE 102:1367);
+- **noise**, fresh in every run: each neuron's ``I_mem`` receives a normal current of standard
+  deviation ``noise`` (threshold units) at every step;
+- **quantized weights**: the synaptic weights are stored in ``bits`` bits (:func:`quantize`).
+
+The spiking layers run on the chip; the host reads their spikes into the network's leaky readout,
+which stays digital and exact. :meth:`Chip.measure` returns what the device did — the readout, the
+spikes of every layer — as tensors without an autograd graph, whatever requires gradients around it.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from neuroplastic.networks import NetworkOutput, SpikingNetwork
+from neuroplastic.neurons import DPI
+from neuroplastic.validation import require_count, require_non_negative
+
+__all__ = ["ChipSpec", "Chip", "quantize", "per_neuron", "on_device", "draw_mismatch", "MISMATCHED"]
+
+MISMATCHED = ("tau_m", "tau_s", "resistance", "v_th")  # the DPI parameters each neuron has its own of
+
+
+def quantize(weight: torch.Tensor, bits: int | None) -> torch.Tensor:
+    """``weight`` stored in ``bits`` bits: a symmetric grid of ``2^b − 1`` levels ``k·Δ``, ``|k| ≤
+    2^{b−1} − 1``, ``Δ`` set by the largest magnitude of the tensor (``b = 1``: ``±`` its mean magnitude);
+    ``None``: unchanged."""
+    if bits is None:
+        return weight
+    scale = weight.detach().abs().amax()
+    if bits == 1:
+        return torch.sign(weight) * weight.detach().abs().mean()
+    levels = 2 ** (bits - 1) - 1
+    step = torch.where(scale > 0, scale / levels, torch.ones_like(scale))
+    return torch.round(weight / step) * step
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """One device: ``mismatch`` σ of the log-normal factors, ``noise`` per step, weights in ``bits``
+    bits (``None``: full precision), and ``seed``, which draws its mismatch."""
+
+    mismatch: float = 0.0
+    noise: float = 0.0
+    bits: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        require_non_negative("mismatch", self.mismatch)
+        require_non_negative("noise", self.noise)
+        if self.bits is not None:
+            require_count("bits", self.bits)
+        require_count("chip seed", self.seed, minimum=0)
+
+
+def nominal(twin: SpikingNetwork) -> dict:
+    """The twin's per-neuron DPI parameters (:func:`per_neuron`), by their names in its buffers."""
+    buffers = dict(twin.named_buffers())
+    return {f"layers.{index}.neuron_parameters.{name}": buffers[f"layers.{index}.neuron_parameters.{name}"].detach()
+            .clone() for index in range(len(twin.layers)) for name in MISMATCHED}
+
+
+def device_network(twin: SpikingNetwork, noise: float = 0.0) -> SpikingNetwork:
+    """A copy of ``twin`` (whose neurons hold a tensor per neuron of each mismatched parameter, to be
+    substituted by ``functional_call``) with the noise ``sigma``, its weights outside autograd."""
+    device = copy.deepcopy(twin).eval()  # no dropout on a device
+    for layer in device.layers:
+        layer.neuron = layer.neuron.replace(sigma=float(noise))
+    for parameter in device.parameters():
+        parameter.requires_grad_(False)
+    return device
+
+
+def per_neuron(twin: SpikingNetwork) -> None:
+    """Gives every DPI layer of ``twin`` one tensor per neuron of each mismatched parameter (buffers
+    of ``twin``, holding the nominal values): what a chip's mismatch and a calibration change."""
+    for index, layer in enumerate(twin.layers):
+        if not isinstance(layer.neuron, DPI):
+            raise ValueError(f"a chip computes DPI neurons; layer {index} has {type(layer.neuron).__name__}")
+        values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=torch.get_default_dtype()).detach()
+                  .expand(layer.size).clone() for name in MISMATCHED}
+        layer.neuron = layer.neuron.replace(**values)
+
+
+def draw_mismatch(values: dict, sigma: float, generator: torch.Generator) -> dict:
+    """``values`` each times independent log-normal factors ``exp(σ ξ)``."""
+    return {name: value * torch.exp(sigma * torch.randn(value.shape, generator=generator, dtype=torch.float64)
+                                    ).to(value.dtype) for name, value in values.items()}
+
+
+def on_device(device: SpikingNetwork, twin: SpikingNetwork, parameters: dict, inputs, *, bits, noise, generator,
+              straight_through: bool = False) -> NetworkOutput:
+    """``device`` (a :func:`device_network`) run on ``inputs`` with the twin's weights quantized to
+    ``bits`` and the neuron parameters ``parameters``; ``straight_through``: the quantization passes
+    gradients to the twin's weights unchanged (quantization-aware training), else no graph is kept."""
+    weights = {}
+    for name, weight in twin.named_parameters():
+        stored = quantize(weight, bits) if name.startswith("layers.") else weight  # the readout is digital
+        weights[name] = weight + (stored - weight).detach() if straight_through else stored.detach()
+    buffers = {name: value.to(inputs.dtype) for name, value in parameters.items()}
+    return functional_call(device, {**weights, **buffers}, (inputs,), {"noise": generator if noise else None})
+
+
+class Chip(nn.Module):
+    """The device ``spec`` with ``twin``'s structure and nominal parameters, programmed with the twin's
+    current weights at every :meth:`measure`."""
+
+    def __init__(self, twin: SpikingNetwork, spec: ChipSpec):
+        super().__init__()
+        self.spec = spec
+        # not a submodule: its weights are the twin's, programmed at every measurement
+        object.__setattr__(self, "_device", device_network(twin, spec.noise))
+        drawn = draw_mismatch(nominal(twin), spec.mismatch, torch.Generator().manual_seed(spec.seed))
+        self._names = list(drawn)
+        for index, name in enumerate(self._names):
+            self.register_buffer(f"parameter_{index}", drawn[name])
+        self._noise = torch.Generator().manual_seed(spec.seed + 1)
+
+    @property
+    def parameters_by_name(self) -> dict:
+        """This chip's per-neuron DPI parameters, by their names in the network."""
+        return {name: getattr(self, f"parameter_{index}") for index, name in enumerate(self._names)}
+
+    @torch.no_grad()
+    def measure(self, twin: SpikingNetwork, inputs: torch.Tensor) -> NetworkOutput:
+        """The chip programmed with ``twin``'s weights, run on ``inputs`` ``(T, B, n_in)``: readout, spikes
+        and state, all without a graph."""
+        self._device.to(device=inputs.device)
+        return on_device(self._device, twin, self.parameters_by_name, inputs, bits=self.spec.bits,
+                         noise=self.spec.noise, generator=self._noise)
+

@@ -1,0 +1,101 @@
+"""A network that lives on a chip: its digital twin (the ideal equations, whose weights training
+changes) and the device that computes it (:class:`~neuroplastic.physical.chip.Chip`).
+
+Its forward pass is the chip's measurement — what a deployed network does, and what evaluation sees.
+Physics-aware training (Wright et al. 2022, "Deep physical neural networks trained with
+backpropagation", Nature 601:549) needs two more things, both here:
+
+- :func:`physics_aware`: the chip's outputs with the twin's gradients. Each layer of the twin runs on
+  the spikes the chip's layer below produced, with the weights the chip holds; its output's value is
+  replaced by the chip's, its gradient kept (``y = f_twin(x) + (f_chip − f_twin(x))`` with the
+  difference outside autograd). The backward pass then multiplies the twin's Jacobians evaluated at the
+  chip's states: ``∂L/∂θ_l = (∂f_twin,l/∂θ_l at (x_l^chip, θ_l))ᵀ ∂L/∂y_l^chip``. Where the chip equals the
+  twin, this is backpropagation through the twin exactly;
+- :func:`calibrate`: the twin fitted to recordings of the chip — each neuron's gain (its ``resistance``,
+  ``I_th/I_τ``) set so that, driven by the same input spikes, it fires at the chip's neuron's rate
+  (bisection in the log of the gain, every neuron at once: the rate grows with the gain); neurons the
+  chip keeps silent keep their gain.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from neuroplastic.networks import NetworkOutput, SpikingNetwork
+from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, quantize
+
+__all__ = ["PhysicalNetwork", "physics_aware", "calibrate"]
+
+
+class PhysicalNetwork(nn.Module):
+    """``twin`` (a :class:`~neuroplastic.networks.SpikingNetwork` of DPI layers; its neurons are given
+    per-neuron parameters) deployed on the chip ``spec``."""
+
+    output_name = "readout"
+
+    def __init__(self, twin: SpikingNetwork, spec: ChipSpec):
+        super().__init__()
+        per_neuron(twin)
+        self.twin = twin
+        self.chip = Chip(twin, spec)
+
+    @property
+    def layers(self):
+        return self.twin.layers
+
+    @property
+    def readout(self):
+        return self.twin.readout
+
+    def forward(self, inputs: torch.Tensor, state=None, noise=None) -> NetworkOutput:
+        """The chip's measurement on ``inputs`` ``(T, B, n_in)`` (no graph; a state or noise of one's
+        own cannot be given to a device)."""
+        if state is not None or noise is not None:
+            raise ValueError("a chip runs from rest with its own noise: state and noise cannot be given")
+        return self.chip.measure(self.twin, inputs)
+
+
+def _programmed(module: nn.Module, bits) -> dict:
+    """``module``'s parameters as the chip stores them (quantized to ``bits``), passing gradients to the
+    twin's unchanged (straight through)."""
+    return {name: weight + (quantize(weight, bits) - weight).detach() for name, weight in module.named_parameters()}
+
+
+def physics_aware(network: PhysicalNetwork, inputs: torch.Tensor, measured: NetworkOutput) -> NetworkOutput:
+    """The chip's output ``measured`` on ``inputs`` with the gradients of the twin evaluated at the chip's
+    states (module docstring)."""
+    bits, x = network.chip.spec.bits, inputs
+    spikes = []
+    for layer, chip_spikes in zip(network.twin.layers, measured.spikes):
+        twin_spikes, _ = functional_call(layer, _programmed(layer, bits), (x,), strict=False)
+        x = twin_spikes + (chip_spikes - twin_spikes).detach()
+        spikes.append(x)
+    readout = network.twin.readout(x)  # digital: computed alike by host and twin
+    return NetworkOutput(readout, tuple(spikes), measured.state, tuple(spikes))
+
+
+@torch.no_grad()
+def calibrate(network: PhysicalNetwork, inputs: torch.Tensor, *, span: float = 8.0, iterations: int = 24) -> None:
+    """Fits each twin neuron's gain to the chip's recordings on ``inputs`` (module docstring), searching
+    within ``span`` times below and above its present gain. A neuron silent on the chip says nothing
+    about its gain and keeps it."""
+    measured = network.chip.measure(network.twin, inputs)
+    bits, x = network.chip.spec.bits, inputs
+    for layer, chip_spikes in zip(network.twin.layers, measured.spikes):
+        present = layer.neuron_parameters.resistance.clone()
+        target = chip_spikes.mean((0, 1))
+        weights = {name: quantize(w, bits) for name, w in layer.named_parameters()}
+        low = torch.full_like(present, -math.log(span))
+        high = -low
+        for _ in range(iterations):
+            middle = (low + high) / 2
+            gain = {"neuron_parameters.resistance": present * torch.exp(middle)}
+            rate = functional_call(layer, {**weights, **gain}, (x,), strict=False)[0].mean((0, 1))
+            below = rate < target
+            low, high = torch.where(below, middle, low), torch.where(below, high, middle)
+        fitted = present * torch.exp((low + high) / 2)
+        layer.neuron_parameters.resistance.copy_(torch.where(target > 0, fitted, present))
+        x = chip_spikes
