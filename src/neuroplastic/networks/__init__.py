@@ -4,6 +4,7 @@ from neuroplastic.networks.energy import EnergyNetwork, NotSettled
 from neuroplastic.networks.layers import LayerState, LeakyReadout, SpikingLayer
 from neuroplastic.networks.network import LayerStep, NetworkOutput, NetworkState, SpikingNetwork
 from neuroplastic.networks.paths import PATHS, use_path
+from neuroplastic.networks.spiking_energy import SpikingEnergyNetwork
 
 __all__ = ["SpikingLayer", "LayerState", "LeakyReadout", "SpikingNetwork", "NetworkState", "NetworkOutput",
-           "LayerStep", "PATHS", "use_path", "EnergyNetwork", "NotSettled"]
+           "LayerStep", "PATHS", "use_path", "EnergyNetwork", "NotSettled", "SpikingEnergyNetwork"]

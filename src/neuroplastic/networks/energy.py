@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map
 
 from neuroplastic.networks.network import NetworkOutput, NetworkState
 from neuroplastic.sim.loop import run
@@ -72,13 +73,30 @@ class EnergyNetwork(nn.Module):
 
     def energy(self, states, x) -> torch.Tensor:
         """``E(s)`` of the batch, a mean over its samples; ``states``: one ``(B, n_l)`` per layer."""
+        return self.energy_of(self.potentials(states), self.activities(states), x)
+
+    def energy_of(self, potentials, activities, x) -> torch.Tensor:
+        """The energy with each layer's state ``s_l`` (``potentials``) and its activity ``ρ(s_l)``
+        (``activities``) given apart: the one formula of ``E`` (a spiking network's activities are its
+        spike traces)."""
         below = self.rho(x)
         total = 0.0
-        for s, weight, bias in zip(states, self.weights, self.biases):
-            above = self.rho(s)
+        for s, above, weight, bias in zip(potentials, activities, self.weights, self.biases):
             total = total + 0.5 * (s * s).sum() - (above * (below @ weight.t())).sum() - (above @ bias).sum()
             below = above
         return total / x.shape[0]
+
+    def potentials(self, states) -> tuple:
+        """Each layer's state ``s_l`` (what the relaxation moves and the settling check watches)."""
+        return tuple(states)
+
+    def activities(self, states) -> tuple:
+        """What each layer sends its neighbours: ``ρ(s_l)``."""
+        return tuple(self.rho(s) for s in states)
+
+    def phase(self, target, beta: float, differentiable: bool = False):
+        """The model of the time loop for one relaxation."""
+        return Phase(self, target, beta, differentiable)
 
     def init_state(self, shape, *, dtype=torch.float32, device=None) -> tuple:
         """All layers at 0 for a batch of ``shape`` ``(B,)``."""
@@ -95,12 +113,12 @@ class EnergyNetwork(nn.Module):
         if beta != 0 and (not isinstance(target, torch.Tensor) or target.shape != (x.shape[0], self.sizes[-1])):
             shape = tuple(target.shape) if isinstance(target, torch.Tensor) else target
             raise ValueError(f"a nudged relaxation needs a target of shape {(x.shape[0], self.sizes[-1])}, got {shape}")
-        phase = Phase(self, target, float(beta), differentiable)
+        phase = self.phase(target, float(beta), differentiable)
         steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else require_count("steps", steps)
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
-        settled = tuple(s.detach() for s in result.state)  # the check step needs no graph
-        _, after = Phase(self, target, float(beta)).step(settled, x, self.step_size)
-        moved = max(float((a - b).abs().max()) for a, b in zip(after, settled))
+        settled = tree_map(lambda s: s.detach(), result.state)  # the check step needs no graph
+        _, after = self.phase(target, float(beta)).step(settled, x, self.step_size)
+        moved = max(float((a - b).abs().max()) for a, b in zip(self.potentials(after), self.potentials(settled)))
         if not moved <= self.tolerance:
             raise NotSettled(f"the {'free' if beta == 0 else 'nudged'} relaxation did not settle in {steps} steps: "
                              f"its last step moved a state by {moved:.3g} > tolerance {self.tolerance:g} "
@@ -147,13 +165,19 @@ class EnergyNetwork(nn.Module):
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
             raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(inputs, 'shape', ()))}")
         states = self.relax(inputs.mean(0), state=state, differentiable=torch.is_grad_enabled())
-        readout = states[-1].expand(inputs.shape[0], *states[-1].shape)
-        return NetworkOutput(readout, (), NetworkState((), states[-1]), ())
+        output = self.potentials(states)[-1]
+        readout = output.expand(inputs.shape[0], *output.shape)
+        return NetworkOutput(readout, (), NetworkState((), output), ())
 
     def synaptic_operations(self, batch: int, steps: int) -> int:
         """Dense multiply-adds of ``steps`` relaxation steps (the states are rates, not events): per sample
         and step every weight is read bottom-up, and above the clamped input top-down as well."""
         return steps * batch * sum(weight.numel() * (1 if l == 0 else 2) for l, weight in enumerate(self.weights))
+
+    def relaxation_operations(self, before, after, steps: int) -> int:
+        """:meth:`synaptic_operations` of a relaxation of ``steps`` from ``before`` to ``after`` (states of a
+        batch), with its settling check."""
+        return self.synaptic_operations(self.potentials(after)[0].shape[0], steps + 1)
 
     def pass_operations(self, batch: int) -> int:
         """:meth:`synaptic_operations` of one forward pass: the free relaxation and its settling check."""

@@ -20,35 +20,46 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.networks.energy import EnergyNetwork, Phase
+from neuroplastic.networks.energy import EnergyNetwork
+from neuroplastic.networks.spiking_energy import SpikingEnergyNetwork
 from neuroplastic.rules import apply_updates
 from neuroplastic.sim.loop import run
 from neuroplastic.sim.probes import Trajectory
 from neuroplastic.training.objectives import Classification
+from neuroplastic.training.problem import detached
 from neuroplastic.validation import require_positive
 
-__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients", "step_updates", "trajectory"]
+__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients", "nudged_phases", "contrast", "step_updates",
+           "trajectory"]
 
 
 def eqprop_gradients(network: EnergyNetwork, x, target, *, beta: float, symmetric: bool = False, free=None):
     """The equilibrium-propagation estimate of the gradient of ``C(s⁰) = ½ ‖s⁰_L − target‖²`` (a batch
     mean) with respect to ``network``'s parameters, and the free states: ``(grads, free)``."""
-    beta = require_positive("eqprop beta", beta)
     free = network.relax(x) if free is None else free
+    high, low = nudged_phases(network, x, target, beta=beta, symmetric=symmetric, free=free)
+    return contrast(network, x, high, low, 2 * beta if symmetric else beta), free
+
+
+def nudged_phases(network: EnergyNetwork, x, target, *, beta: float, symmetric: bool, free) -> tuple:
+    """The states nudged with ``+β`` from ``free``, and with ``−β`` (symmetric) or the free states."""
+    beta = require_positive("eqprop beta", beta)
     high = network.relax(x, target=target, beta=beta, state=free)
-    low = network.relax(x, target=target, beta=-beta, state=free) if symmetric else free
+    return high, network.relax(x, target=target, beta=-beta, state=free) if symmetric else free
+
+
+def contrast(network: EnergyNetwork, x, high, low, scale: float) -> tuple:
+    """``(∂E/∂θ(high) − ∂E/∂θ(low)) / scale`` for every parameter (autograd of the one energy)."""
     params = tuple(network.parameters())
     with torch.enable_grad():
-        upper, lower = (torch.autograd.grad(network.energy(tuple(s.detach() for s in states), x), params)
-                        for states in (high, low))
-    scale = 2 * beta if symmetric else beta
-    return tuple((a - b) / scale for a, b in zip(upper, lower)), free
+        upper, lower = (torch.autograd.grad(network.energy(detached(states), x), params) for states in (high, low))
+    return tuple((a - b) / scale for a, b in zip(upper, lower))
 
 
 def trajectory(network: EnergyNetwork, x, *, state, steps: int, target=None, beta: float = 0.0) -> list:
     """The states after each of ``steps`` relaxation steps from ``state`` (no graph, no settling check):
     the discrete-time dynamics of Ernoult et al. 2019."""
-    result = run(Phase(network, target, float(beta)), x.expand(steps, *x.shape), network.step_size, state=state,
+    result = run(network.phase(target, float(beta)), x.expand(steps, *x.shape), network.step_size, state=state,
                  keep_spikes=False, probes=[Trajectory()])
     return result["trajectory"]
 
@@ -70,22 +81,26 @@ def step_updates(network: EnergyNetwork, x, target, *, beta: float, free, steps:
 
 @dataclass(frozen=True)
 class EqPropMethod:
-    """``beta``: the nudging strength; ``symmetric``: nudge with ``+β`` and ``−β``."""
+    """``beta``: the nudging strength; ``symmetric``: nudge with ``+β`` and ``−β``; ``spiking``: train a
+    :class:`~neuroplastic.networks.SpikingEnergyNetwork` (layers that talk in spikes)."""
 
     beta: float = 0.5
     symmetric: bool = False
+    spiking: bool = False
     name: str = "eqprop"
 
     def __post_init__(self):
         require_positive("eqprop beta", self.beta)
-        if not isinstance(self.symmetric, bool):
-            raise ValueError(f"eqprop symmetric must be true or false, got {self.symmetric!r}")
+        for flag in ("symmetric", "spiking"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"eqprop {flag} must be true or false, got {getattr(self, flag)!r}")
 
     def build_network(self, task, recipe, *, seed: int = 0) -> EnergyNetwork:
         """The network ``fit`` trains by default: the recipe's hidden sizes between the task's input and
         one state per class."""
         sizes = (task.n_inputs, *recipe.hidden, task.n_outputs)
-        return EnergyNetwork(sizes, generator=torch.Generator().manual_seed(seed)).to(task.dtype)
+        kind = SpikingEnergyNetwork if self.spiking else EnergyNetwork
+        return kind(sizes, generator=torch.Generator().manual_seed(seed)).to(task.dtype)
 
     def learner(self, problem) -> "EqPropLearner":
         return EqPropLearner(problem, self)
@@ -109,10 +124,12 @@ class EqPropLearner:
     def train_batch(self, inputs, targets, optimizer) -> float:
         x = inputs.mean(0)
         target = torch.nn.functional.one_hot(targets, self.network.sizes[-1]).to(x.dtype)
-        grads, free = eqprop_gradients(self.network, x, target, beta=self.method.beta,
-                                       symmetric=self.method.symmetric)
+        net, method = self.network, self.method
+        free = net.relax(x)
+        high, low = nudged_phases(net, x, target, beta=method.beta, symmetric=method.symmetric, free=free)
+        grads = contrast(net, x, high, low, 2 * method.beta if method.symmetric else method.beta)
         self.updates_applied += apply_updates(optimizer, self.params, grads)
-        net, phases = self.network, 2 if self.method.symmetric else 1  # each relaxation ends with its check step
-        self.synops += net.pass_operations(x.shape[0]) + net.synaptic_operations(x.shape[0],
-                                                                                 phases * (net.nudged_steps + 1))
-        return float(0.5 * ((free[-1] - target) ** 2).sum() / x.shape[0])
+        self.synops += net.relaxation_operations(None, free, net.free_steps) + sum(
+            net.relaxation_operations(free, nudged, net.nudged_steps) for nudged in (high, low)[:1 + method.symmetric])
+        output = net.potentials(free)[-1]
+        return float(0.5 * ((output - target) ** 2).sum() / x.shape[0])

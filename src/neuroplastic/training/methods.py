@@ -102,8 +102,8 @@ def rtrl(apply_every: int | None = None, max_sensitivity: int = 2**24):
     return RTRLMethod(apply_every=apply_every, max_sensitivity=max_sensitivity)
 
 
-def eqprop(beta: float = 0.5, symmetric: bool = False):
-    return EqPropMethod(beta=beta, symmetric=symmetric)
+def eqprop(beta: float = 0.5, symmetric: bool = False, spiking: bool = False):
+    return EqPropMethod(beta=beta, symmetric=symmetric, spiking=spiking)
 
 
 def pat(substrate: str = "dpi", mismatch: float = 0.0, noise: float = 0.0, bits: int | None = None, chip: int = 0,
