@@ -13,6 +13,7 @@ from neuroplastic.cli.main import main
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import DPI
 from neuroplastic.physical import ChipSpec, PhysicalNetwork, calibrate, physics_aware, quantize
+from neuroplastic.physical.chip import GAIN, nominal
 from neuroplastic.training.methods import make_method
 
 
@@ -55,17 +56,17 @@ def test_a_current_stays_above_the_dark_current_and_noise_adds_to_it():
 
 def test_mismatch_factors_follow_their_log_normal_law():
     net = dpi_network((12, 400, 8), spec=ChipSpec(mismatch=0.3, seed=4))
-    nominal = dict(net.twin.named_buffers())
+    ideal = nominal(net.twin)
+    assert {name for name in ideal if name.startswith(GAIN)} == {GAIN + "layers.0.synapses.weight"}
     for name, value in net.chip.parameters_by_name.items():
-        log_factor = torch.log(value / nominal[name]) / 0.3
-        assert stats.kstest(log_factor.numpy(), "norm").pvalue > 0.01, name
+        log_factor = torch.log(value / ideal[name]) / 0.3
+        assert stats.kstest(log_factor.flatten().numpy(), "norm").pvalue > 0.01, name
     same, other = (dpi_network((12, 400, 8), spec=ChipSpec(mismatch=0.3, seed=s)).chip.parameters_by_name
                    for s in (4, 5))
     for name, value in net.chip.parameters_by_name.items():
         assert torch.equal(same[name], value) and not torch.equal(other[name], value)
-    ideal = dpi_network(spec=ChipSpec(mismatch=0.0))
-    twin = dict(ideal.twin.named_buffers())
-    assert all(torch.equal(value, twin[name]) for name, value in ideal.chip.parameters_by_name.items())
+    perfect = dpi_network(spec=ChipSpec(mismatch=0.0))
+    assert all(torch.equal(value, nominal(perfect.twin)[name]) for name, value in perfect.chip.parameters_by_name.items())
 
 
 def test_the_chip_gives_outputs_without_gradients_and_noise_from_run_to_run():
@@ -96,16 +97,16 @@ def test_quantized_weights_lie_on_a_grid_of_two_to_the_bits_minus_one_levels(bit
     assert quantize(weight, None) is weight
 
 
-def pat_gradients(net, inputs, targets):
+def pat_gradients(net, inputs, targets, gains=None):
     measured = net.chip.measure(net.twin, inputs)
-    output = physics_aware(net, inputs, measured)
+    output = physics_aware(net, inputs, measured, gains=gains)
     loss = torch.nn.functional.cross_entropy(output.readout.mean(0), targets)
     return torch.autograd.grad(loss, tuple(net.twin.parameters())), output
 
 
-def twin_gradients(net, inputs, targets, bits=None):
-    weights = {n: w + (quantize(w, bits) - w).detach() for n, w in net.twin.named_parameters()
-               if n.startswith("layers.")}
+def twin_gradients(net, inputs, targets, bits=None, gains=None):
+    weights = {n: (w + (quantize(w, bits) - w).detach()) * (gains or {}).get(n, 1.0)
+               for n, w in net.twin.named_parameters() if n.startswith("layers.")}
     output = torch.func.functional_call(net.twin, weights, (inputs,), strict=False)
     loss = torch.nn.functional.cross_entropy(output.readout.mean(0), targets)
     return torch.autograd.grad(loss, tuple(net.twin.parameters())), output
@@ -123,30 +124,33 @@ def test_pat_is_backpropagation_through_the_twin_when_the_chip_equals_it():
 
 @pytest.mark.parametrize("bits", [None, 4])
 def test_pat_on_a_mismatched_chip_is_exact_for_a_twin_that_knows_the_mismatch(bits):
-    """The twin's Jacobians are taken at the chip's states: give the twin the chip's parameters and its
-    weight grid, and PAT's gradient is the chip's exact (surrogate) gradient; with the nominal twin it
-    is not."""
+    """The twin's Jacobians are taken at the chip's states: give the twin the chip's parameters, synapse
+    gains and weight grid, and PAT's gradient is the chip's exact (surrogate) gradient; with the nominal
+    twin it is not."""
     net = dpi_network(spec=ChipSpec(mismatch=0.3, bits=bits, seed=2))
     inputs, targets = spikes_in(), torch.tensor([0, 3, 7, 1, 5, 2])
-    nominal, _ = pat_gradients(net, inputs, targets)
+    assumed_nominal, _ = pat_gradients(net, inputs, targets)
+    chip = net.chip.parameters_by_name
+    gains = {name[len(GAIN):]: value for name, value in chip.items() if name.startswith(GAIN)}
     with torch.no_grad():
-        for name, value in net.chip.parameters_by_name.items():
-            dict(net.twin.named_buffers())[name].copy_(value)
-    pat, _ = pat_gradients(net, inputs, targets)
-    exact, _ = twin_gradients(net, inputs, targets, bits)
+        for name, value in chip.items():
+            if not name.startswith(GAIN):
+                dict(net.twin.named_buffers())[name].copy_(value)
+    pat, _ = pat_gradients(net, inputs, targets, gains)
+    exact, _ = twin_gradients(net, inputs, targets, bits, gains)
     for a, b in zip(pat, exact):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-    assert max(float((a - b).abs().max()) for a, b in zip(nominal, exact)) > 1e-3
+    assert max(float((a - b).abs().max()) for a, b in zip(assumed_nominal, exact)) > 1e-3
 
 
 def test_calibration_recovers_the_chips_gains():
     """A chip whose neurons differ only in gain: the calibrated twin's gains are the chip's."""
     net = dpi_network((12, 60, 8), spec=ChipSpec(mismatch=0.3, seed=3))
-    nominal = dict(net.twin.named_buffers())
+    ideal = nominal(net.twin)
     with torch.no_grad():
         for name, value in net.chip.parameters_by_name.items():
             if not name.endswith("resistance"):
-                value.copy_(nominal[name])
+                value.copy_(ideal[name])
     inputs = spikes_in(steps=200, batch=40)
     calibrate(net, inputs)
     chip_gain = net.chip.parameters_by_name["layers.0.neuron_parameters.resistance"]
@@ -155,6 +159,10 @@ def test_calibration_recovers_the_chips_gains():
     assert firing.sum() > 30
     error = (fitted / chip_gain - 1).abs()[firing]
     assert error.median() < 0.01 and error.max() < 0.03  # measured: median 0.09%, max 0.5%
+    again = net.deployed(net.chip.spec)  # the same chip, drawn around the nominal twin, not the calibrated one
+    for name, value in net.chip.parameters_by_name.items():
+        if name.endswith("resistance"):  # (the rest of this chip was set to nominal above)
+            assert torch.equal(again.chip.parameters_by_name[name], value), name
 
 
 def test_the_chip_options_are_checked():
@@ -189,3 +197,14 @@ def test_reproduce_pat_mismatch_quick(tmp_path, capsys):
     assert summary["passed"] and (tmp_path / "pat-mismatch.png").stat().st_size > 10_000
     measured = summary["measured"]
     assert measured["pat_over_transfer_at_0.3"] > 0.1  # measured: 0.16
+
+
+def test_compare_puts_transfer_and_pat_side_by_side_on_one_chip(tmp_path, capsys):
+    assert main(["compare", "--task", "digits", "--rules", "twin,pat", "--epochs", "1", "--mismatch", "0.3",
+                 "--bits", "6", "--out", str(tmp_path), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert [r["rule"] for r in results] == ["twin", "pat"]
+    assert all(r["test_accuracy"] > 0.5 and r["synops"] > 0 and r["wall_time_s"] > 0 for r in results)
+    assert main(["compare", "--task", "digits", "--rules", "bptt", "--mismatch", "0.3",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--mismatch" in capsys.readouterr().err and not (tmp_path / "bad").exists()

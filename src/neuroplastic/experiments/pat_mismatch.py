@@ -18,7 +18,6 @@ Each is reported as its test accuracy on the chip, the mean over the chips. Crit
 """
 from __future__ import annotations
 
-import copy
 import tempfile
 
 from neuroplastic.experiments.base import Outcome, progress_bar
@@ -41,11 +40,6 @@ CRITERIA = {"pat_over_transfer_at_0.3": 0.10, "pat_below_ideal_at_most": 0.03,
 def chip_accuracy(network: PhysicalNetwork, task) -> float:
     """Test accuracy of ``network`` as its chip computes it."""
     return Trainer(task, network, None, None, evaluate=objective_for(task).evaluate).evaluate("test")["accuracy"]
-
-
-def deployed(network: PhysicalNetwork, spec: ChipSpec) -> PhysicalNetwork:
-    """``network``'s twin (its trained weights) on another chip."""
-    return PhysicalNetwork(copy.deepcopy(network.twin), spec).to(next(network.parameters()).dtype)
 
 
 def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
@@ -72,11 +66,11 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome
             for chip in chips:
                 spec = ChipSpec(level, CHIP["noise"], CHIP["bits"], chip)
                 for variant, learned in (("transfer", twin), ("aware", aware)):
-                    accuracies[variant][level].append(chip_accuracy(deployed(learned, spec), task))
+                    accuracies[variant][level].append(chip_accuracy(learned.deployed(spec), task))
                 for variant, calibrated in (("pat", False), ("pat-calibrated", True)):
                     if level > 0 or variant not in trained:  # at σ = 0 every chip is the same device
                         trained[variant] = train("pat", mismatch=level, chip=chip, calibrate=calibrated)
-                    accuracies[variant][level].append(chip_accuracy(deployed(trained[variant], spec), task))
+                    accuracies[variant][level].append(chip_accuracy(trained[variant].deployed(spec), task))
     bar.close()
     mean = {variant: [sum(values[level]) / len(values[level]) for level in levels]
             for variant, values in accuracies.items()}

@@ -118,12 +118,16 @@ class EnergyNetwork(nn.Module):
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
         settled = tree_map(lambda s: s.detach(), result.state)  # the check step needs no graph
         _, after = self.phase(target, float(beta)).step(settled, x, self.step_size)
-        moved = max(float((a - b).abs().max()) for a, b in zip(self.potentials(after), self.potentials(settled)))
+        moved = self.moved(after, settled)
         if not moved <= self.tolerance:
             raise NotSettled(f"the {'free' if beta == 0 else 'nudged'} relaxation did not settle in {steps} steps: "
                              f"its last step moved a state by {moved:.3g} > tolerance {self.tolerance:g} "
                              "(more steps, a smaller step_size, or smaller weights)")
         return result.state
+
+    def moved(self, after, before) -> float:
+        """How far one step moved the states: the largest move of any state."""
+        return max(float((a - b).abs().max()) for a, b in zip(self.potentials(after), self.potentials(before)))
 
     def _check_input(self, x):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.sizes[0] or not x.is_floating_point():

@@ -15,8 +15,9 @@ and the energy whose parameter gradient gives the update is ``E`` with every act
 (:meth:`activities`): ``∂E/∂W_l = −r_l r_{l−1}ᵀ`` (the batch mean), a product of the synapse's own
 pre- and postsynaptic traces. Summed over the steps of the nudged phase, the update is the integral of
 that product's change (:func:`~neuroplastic.training.eqprop.step_updates`, local in time as in EqSpike:
-no synapse keeps the free phase's product). The clamped input stays a rate. The settling check watches
-the states ``s``; traces of spikes jitter by about ``1/τ`` around the rates.
+no synapse keeps the free phase's product). The clamped input stays a rate. Traces of spikes jitter by
+about ``1/τ`` around the rates, and single states with them: the settling check watches each layer's
+mean move (over its neurons and the batch), not the largest.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class SpikingRelaxationState(NamedTuple):
 class SpikingEnergyNetwork(EnergyNetwork):
     """:class:`EnergyNetwork` (hard sigmoid) whose layers send spikes; ``trace_steps``: τ of the traces."""
 
-    def __init__(self, sizes, *, trace_steps: float = 10.0, tolerance: float = 0.1, **options):
+    def __init__(self, sizes, *, trace_steps: float = 10.0, tolerance: float = 0.02, **options):
         if options.get("activation", "hard-sigmoid") != "hard-sigmoid":
             raise ValueError("a spiking energy network fires at the rate ρ(s) ∈ [0, 1]: the hard sigmoid")
         super().__init__(sizes, tolerance=tolerance, **options)
@@ -54,6 +55,10 @@ class SpikingEnergyNetwork(EnergyNetwork):
 
     def potentials(self, states) -> tuple:
         return tuple(states.s)
+
+    def moved(self, after, before) -> float:
+        """The largest of the layers' mean moves (single states jitter with the spikes)."""
+        return max(float((a - b).abs().mean()) for a, b in zip(after.s, before.s))
 
     def activities(self, states) -> tuple:
         return tuple(states.trace)

@@ -4,14 +4,16 @@ physical device computes it, behind an interface that gives outputs and no gradi
 A chip differs from the network's ideal equations (its digital twin) in three ways:
 
 - **mismatch**, fixed per device: every neuron's gain (``resistance``, ``I_th/I_τ``), time constants
-  (``tau_m``, ``tau_s``: ``∝ 1/I_τ``) and threshold current (``v_th``) is its nominal value times an
-  independent log-normal factor ``exp(σ ξ)``, ``ξ ~ N(0, 1)``, drawn once from the chip's seed.
+  (``tau_m``, ``tau_s``: ``∝ 1/I_τ``) and threshold current (``v_th``), and every synapse's weight
+  current, is its nominal value times an independent log-normal factor ``exp(σ ξ)``, ``ξ ~ N(0, 1)``,
+  drawn once from the chip's seed.
   Subthreshold currents are exponential in the transistors' threshold voltages, so their spread is
   log-normal; ``σ`` (``mismatch``, 0–0.4) is close to the coefficient of variation, typically 0.1–0.3 on
   CMOS chips (Chicca et al. 2014, Proc. IEEE 102:1367);
 - **noise**, fresh in every run: each neuron's ``I_mem`` receives a normal current of standard
   deviation ``noise`` (threshold units) at every step;
-- **quantized weights**: the synaptic weights are stored in ``bits`` bits (:func:`quantize`).
+- **quantized weights**: the synaptic weights are stored in ``bits`` bits (:func:`quantize`); the
+  current a synapse makes of its stored weight carries the synapse's mismatch.
 
 The spiking layers run on the chip; the host reads their spikes into the network's leaky readout,
 which stays digital and exact. :meth:`Chip.measure` returns what the device did — the readout, the
@@ -30,9 +32,10 @@ from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.neurons import DPI
 from neuroplastic.validation import require_count, require_non_negative
 
-__all__ = ["ChipSpec", "Chip", "quantize", "per_neuron", "on_device", "draw_mismatch", "MISMATCHED"]
+__all__ = ["ChipSpec", "Chip", "quantize", "per_neuron", "on_device", "draw_mismatch", "MISMATCHED", "GAIN"]
 
 MISMATCHED = ("tau_m", "tau_s", "resistance", "v_th")  # the DPI parameters each neuron has its own of
+GAIN = "gain:"  # a synapse's mismatch, named after its weight
 
 
 def quantize(weight: torch.Tensor, bits: int | None) -> torch.Tensor:
@@ -68,10 +71,14 @@ class ChipSpec:
 
 
 def nominal(twin: SpikingNetwork) -> dict:
-    """The twin's per-neuron DPI parameters (:func:`per_neuron`), by their names in its buffers."""
+    """What mismatch changes, at its nominal values: the twin's per-neuron DPI parameters (:func:`per_neuron`)
+    by their names in its buffers, and a gain of 1 per synapse (``gain:`` and the weight's name)."""
     buffers = dict(twin.named_buffers())
-    return {f"layers.{index}.neuron_parameters.{name}": buffers[f"layers.{index}.neuron_parameters.{name}"].detach()
-            .clone() for index in range(len(twin.layers)) for name in MISMATCHED}
+    values = {f"layers.{index}.neuron_parameters.{name}": buffers[f"layers.{index}.neuron_parameters.{name}"]
+              .detach().clone() for index in range(len(twin.layers)) for name in MISMATCHED}
+    gains = {f"{GAIN}{name}": torch.ones_like(weight.detach()) for name, weight in twin.named_parameters()
+             if name.startswith("layers.")}
+    return {**values, **gains}
 
 
 def device_network(twin: SpikingNetwork, noise: float = 0.0) -> SpikingNetwork:
@@ -91,8 +98,9 @@ def per_neuron(twin: SpikingNetwork) -> None:
     for index, layer in enumerate(twin.layers):
         if not isinstance(layer.neuron, DPI):
             raise ValueError(f"a chip computes DPI neurons; layer {index} has {type(layer.neuron).__name__}")
-        values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=torch.get_default_dtype()).detach()
-                  .expand(layer.size).clone() for name in MISMATCHED}
+        dtype = layer.synapses.weight.dtype
+        values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=dtype).detach().expand(layer.size).clone()
+                  for name in MISMATCHED}
         layer.neuron = layer.neuron.replace(**values)
 
 
@@ -105,13 +113,18 @@ def draw_mismatch(values: dict, sigma: float, generator: torch.Generator) -> dic
 def on_device(device: SpikingNetwork, twin: SpikingNetwork, parameters: dict, inputs, *, bits, noise, generator,
               straight_through: bool = False) -> NetworkOutput:
     """``device`` (a :func:`device_network`) run on ``inputs`` with the twin's weights quantized to
-    ``bits`` and the neuron parameters ``parameters``; ``straight_through``: the quantization passes
-    gradients to the twin's weights unchanged (quantization-aware training), else no graph is kept."""
+    ``bits`` and the mismatched ``parameters`` (:func:`nominal`'s names); ``straight_through``: the
+    quantization passes gradients to the twin's weights unchanged (quantization-aware training), else no
+    graph is kept."""
     weights = {}
     for name, weight in twin.named_parameters():
-        stored = quantize(weight, bits) if name.startswith("layers.") else weight  # the readout is digital
-        weights[name] = weight + (stored - weight).detach() if straight_through else stored.detach()
-    buffers = {name: value.to(inputs.dtype) for name, value in parameters.items()}
+        if not name.startswith("layers."):  # the readout is digital
+            weights[name] = weight if straight_through else weight.detach()
+            continue
+        stored = quantize(weight, bits)
+        stored = (weight + (stored - weight).detach()) if straight_through else stored.detach()
+        weights[name] = stored * parameters[GAIN + name].to(inputs.dtype)
+    buffers = {name: value.to(inputs.dtype) for name, value in parameters.items() if not name.startswith(GAIN)}
     return functional_call(device, {**weights, **buffers}, (inputs,), {"noise": generator if noise else None})
 
 
@@ -132,7 +145,7 @@ class Chip(nn.Module):
 
     @property
     def parameters_by_name(self) -> dict:
-        """This chip's per-neuron DPI parameters, by their names in the network."""
+        """This chip's per-neuron DPI parameters and per-synapse gains (:func:`nominal`'s names)."""
         return {name: getattr(self, f"parameter_{index}") for index, name in enumerate(self._names)}
 
     @torch.no_grad()

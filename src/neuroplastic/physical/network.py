@@ -18,6 +18,7 @@ backpropagation", Nature 601:549) needs two more things, both here:
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -41,6 +42,8 @@ class PhysicalNetwork(nn.Module):
         per_neuron(twin)
         self.twin = twin
         self.chip = Chip(twin, spec)
+        for index, layer in enumerate(twin.layers):  # what calibration searches around
+            self.register_buffer(f"nominal_gain_{index}", layer.neuron_parameters.resistance.detach().clone())
 
     @property
     def layers(self):
@@ -50,6 +53,15 @@ class PhysicalNetwork(nn.Module):
     def readout(self):
         return self.twin.readout
 
+    def deployed(self, spec: ChipSpec) -> "PhysicalNetwork":
+        """The twin's weights on the chip ``spec``, with the nominal twin (a calibration stays behind:
+        it described this chip)."""
+        twin = copy.deepcopy(self.twin)
+        with torch.no_grad():
+            for index, layer in enumerate(twin.layers):
+                layer.neuron_parameters.resistance.copy_(getattr(self, f"nominal_gain_{index}"))
+        return PhysicalNetwork(twin, spec)
+
     def forward(self, inputs: torch.Tensor, state=None, noise=None) -> NetworkOutput:
         """The chip's measurement on ``inputs`` ``(T, B, n_in)`` (no graph; a state or noise of one's
         own cannot be given to a device)."""
@@ -58,19 +70,24 @@ class PhysicalNetwork(nn.Module):
         return self.chip.measure(self.twin, inputs)
 
 
-def _programmed(module: nn.Module, bits) -> dict:
+def _programmed(module: nn.Module, bits, gains: dict) -> dict:
     """``module``'s parameters as the chip stores them (quantized to ``bits``), passing gradients to the
-    twin's unchanged (straight through)."""
-    return {name: weight + (quantize(weight, bits) - weight).detach() for name, weight in module.named_parameters()}
+    twin's unchanged (straight through), times the synapse gains the twin assumes (``gains`` by name)."""
+    return {name: (weight + (quantize(weight, bits) - weight).detach()) * gains.get(name, 1.0)
+            for name, weight in module.named_parameters()}
 
 
-def physics_aware(network: PhysicalNetwork, inputs: torch.Tensor, measured: NetworkOutput) -> NetworkOutput:
+def physics_aware(network: PhysicalNetwork, inputs: torch.Tensor, measured: NetworkOutput, *,
+                  gains: dict | None = None) -> NetworkOutput:
     """The chip's output ``measured`` on ``inputs`` with the gradients of the twin evaluated at the chip's
-    states (module docstring)."""
+    states (module docstring). ``gains``: per-synapse gains the twin assumes, by the network's parameter
+    names (default: none, the nominal twin)."""
     bits, x = network.chip.spec.bits, inputs
     spikes = []
-    for layer, chip_spikes in zip(network.twin.layers, measured.spikes):
-        twin_spikes, _ = functional_call(layer, _programmed(layer, bits), (x,), strict=False)
+    for index, (layer, chip_spikes) in enumerate(zip(network.twin.layers, measured.spikes)):
+        prefix = f"layers.{index}."
+        assumed = {name[len(prefix):]: gain for name, gain in (gains or {}).items() if name.startswith(prefix)}
+        twin_spikes, _ = functional_call(layer, _programmed(layer, bits, assumed), (x,), strict=False)
         x = twin_spikes + (chip_spikes - twin_spikes).detach()
         spikes.append(x)
     readout = network.twin.readout(x)  # digital: computed alike by host and twin
@@ -80,22 +97,23 @@ def physics_aware(network: PhysicalNetwork, inputs: torch.Tensor, measured: Netw
 @torch.no_grad()
 def calibrate(network: PhysicalNetwork, inputs: torch.Tensor, *, span: float = 8.0, iterations: int = 24) -> None:
     """Fits each twin neuron's gain to the chip's recordings on ``inputs`` (module docstring), searching
-    within ``span`` times below and above its present gain. A neuron silent on the chip says nothing
-    about its gain and keeps it."""
+    within ``span`` times below and above its nominal gain (each calibration afresh). A neuron silent on
+    the chip says nothing about its gain and keeps the one it has."""
     measured = network.chip.measure(network.twin, inputs)
     bits, x = network.chip.spec.bits, inputs
-    for layer, chip_spikes in zip(network.twin.layers, measured.spikes):
-        present = layer.neuron_parameters.resistance.clone()
+    for index, (layer, chip_spikes) in enumerate(zip(network.twin.layers, measured.spikes)):
+        nominal = getattr(network, f"nominal_gain_{index}")
         target = chip_spikes.mean((0, 1))
         weights = {name: quantize(w, bits) for name, w in layer.named_parameters()}
-        low = torch.full_like(present, -math.log(span))
+        low = torch.full_like(nominal, -math.log(span))
         high = -low
         for _ in range(iterations):
             middle = (low + high) / 2
-            gain = {"neuron_parameters.resistance": present * torch.exp(middle)}
+            gain = {"neuron_parameters.resistance": nominal * torch.exp(middle)}
             rate = functional_call(layer, {**weights, **gain}, (x,), strict=False)[0].mean((0, 1))
             below = rate < target
             low, high = torch.where(below, middle, low), torch.where(below, high, middle)
-        fitted = present * torch.exp((low + high) / 2)
-        layer.neuron_parameters.resistance.copy_(torch.where(target > 0, fitted, present))
+        fitted = nominal * torch.exp((low + high) / 2)
+        gains = layer.neuron_parameters.resistance
+        gains.copy_(torch.where(target > 0, fitted, gains))
         x = chip_spikes
