@@ -3,14 +3,14 @@ MNIST-1D, and its spiking form.
 
     python benchmarks/eqprop.py --task digits --seeds 0,1,2                       # eqprop and bptt
     python benchmarks/eqprop.py --task digits --rules spiking --beta 1.0 --lr 1e-3 --seeds 0,1,2
-    python benchmarks/eqprop.py --task mnist1d --seeds 0,1,2 --epochs 30
+    python benchmarks/eqprop.py --task mnist1d --seeds 0,1,2 --epochs 30 --nudged-steps 60
 
 Prints one JSON line per run, then the means. The same energy network (inputs → 256 → 10, hard sigmoid,
 ε = 0.5, 100 free steps), the same cost (½ ‖s_L − one-hot‖², a batch mean), optimizer (AdamW 3e-3,
 cosine schedule), batch (32) and epochs (digits' recipe: 20): ``eqprop`` (one-sided, β = 0.5, 30
 nudged steps), ``spiking`` (the same with layers that talk in spikes, traces of τ = 10 steps), and
 ``bptt`` through every step of the free relaxation (autograd of the relaxation's graph). MNIST-1D is
-read as static vectors (``mnist1d(static=True)``: the 40 values of each signal, scaled into [0, 1]).
+read as static vectors (``mnist1d(static=True)``: each of a signal's 40 values as an ON and an OFF rate).
 """
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ def squared_error(readout, targets):
     return 0.5 * ((readout[-1] - onehot) ** 2).sum() / readout.shape[1]
 
 
-def train(task_name: str, rule: str, seed: int, epochs: int | None, out: str, beta: float, lr: float | None) -> dict:
+def train(task_name: str, rule: str, seed: int, epochs: int | None, out: str, beta: float, lr: float | None,
+          nudged_steps: int) -> dict:
     task = load_task(task_name, seed=seed, **({"static": True} if task_name == "mnist1d" else {}))
-    network = NETWORKS[rule]((task.n_inputs, 256, task.n_outputs), generator=torch.Generator().manual_seed(seed))
+    network = NETWORKS[rule]((task.n_inputs, 256, task.n_outputs), nudged_steps=nudged_steps,
+                             generator=torch.Generator().manual_seed(seed))
     if rule == "bptt":
         options = {"loss": squared_error, "evaluate": Classification().evaluate}
     else:
@@ -54,6 +56,7 @@ def main():
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's recipe)")
     parser.add_argument("--beta", type=float, default=0.5, help="EqProp's nudging β (default 0.5)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the task's recipe)")
+    parser.add_argument("--nudged-steps", type=int, default=30, help="steps of a nudged relaxation (default 30)")
     parser.add_argument("--out", default="neuroplastic-out/eqprop")
     args = parser.parse_args()
     results = {}
@@ -63,7 +66,7 @@ def main():
         runs = []
         for seed in map(int, args.seeds.split(",")):
             runs.append(train(args.task, rule, seed, args.epochs, f"{args.out}/{args.task}-{rule}-{seed}", args.beta,
-                              args.lr))
+                              args.lr, args.nudged_steps))
             print(json.dumps({"task": args.task, "rule": rule, "seed": seed, **runs[-1]}), flush=True)
         results[rule] = {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
     print(json.dumps({"mean": results}))

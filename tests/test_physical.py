@@ -8,10 +8,12 @@ import pytest
 import torch
 from scipy import stats
 
-from neuroplastic import Record, run
+from neuroplastic import LIF, Record, run
 from neuroplastic.cli.main import main
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import DPI
+from neuroplastic.spikes import LearnedPayload
+from neuroplastic.synapses import Dense, FixedDelays, LearnedDelays
 from neuroplastic.physical import ChipSpec, PhysicalNetwork, calibrate, physics_aware, quantize
 from neuroplastic.physical.chip import GAIN, nominal
 from neuroplastic.training.methods import make_method
@@ -58,9 +60,14 @@ def test_mismatch_factors_follow_their_log_normal_law():
     net = dpi_network((12, 400, 8), spec=ChipSpec(mismatch=0.3, seed=4))
     ideal = nominal(net.twin)
     assert {name for name in ideal if name.startswith(GAIN)} == {GAIN + "layers.0.synapses.weight"}
-    for name, value in net.chip.parameters_by_name.items():
-        log_factor = torch.log(value / ideal[name]) / 0.3
-        assert stats.kstest(log_factor.flatten().numpy(), "norm").pvalue > 0.01, name
+    logs = {name: torch.log(value / ideal[name]) for name, value in net.chip.parameters_by_name.items()}
+    for name, log_factor in logs.items():  # the gain is I_th/I_τ: two factors, variance 2σ²
+        spread = 0.3 * math.sqrt(2) if name.endswith("resistance") else 0.3
+        assert stats.kstest((log_factor / spread).flatten().numpy(), "norm").pvalue > 0.01, name
+    prefix = "layers.0.neuron_parameters."  # τ_mem ∝ 1/I_τ and the gain ∝ I_th/I_τ share 1/I_τ: correlation 1/√2
+    shared = torch.corrcoef(torch.stack([logs[prefix + "tau_m"], logs[prefix + "resistance"]]))[0, 1]
+    assert abs(float(shared) - 1 / math.sqrt(2)) < 0.1
+    assert abs(float(torch.corrcoef(torch.stack([logs[prefix + "tau_s"], logs[prefix + "v_th"]]))[0, 1])) < 0.15
     same, other = (dpi_network((12, 400, 8), spec=ChipSpec(mismatch=0.3, seed=s)).chip.parameters_by_name
                    for s in (4, 5))
     for name, value in net.chip.parameters_by_name.items():
@@ -87,9 +94,10 @@ def test_the_chip_gives_outputs_without_gradients_and_noise_from_run_to_run():
 @pytest.mark.parametrize("bits", [1, 2, 4, 6])
 def test_quantized_weights_lie_on_a_grid_of_two_to_the_bits_minus_one_levels(bits):
     weight = torch.randn(40, 30, generator=torch.Generator().manual_seed(bits), dtype=torch.float64)
+    weight[0, :5] = 0.0
     stored = quantize(weight, bits)
     levels = torch.unique(stored)
-    assert len(levels) <= max(2 ** bits - 1, 2)
+    assert len(levels) <= (2 if bits == 1 else 2 ** bits - 1)
     if bits > 1:
         step = weight.abs().max() / (2 ** (bits - 1) - 1)
         assert (stored - weight).abs().max() <= step / 2 + 1e-12
@@ -188,6 +196,8 @@ def test_train_on_a_chip_from_the_command_line(tmp_path, capsys):
         bad = tmp_path / "bad"
         assert main(["train", "--task", "digits", *argv, "--epochs", "1", "--out", str(bad)]) == 2
         assert message in capsys.readouterr().err and not bad.exists()
+    assert main(["train", "--task", "digits", "--rule", "pat", "--neuron", "discrete-lif", "--out", str(bad)]) == 2
+    assert "DPI" in capsys.readouterr().err and not bad.exists()
 
 
 def test_reproduce_pat_mismatch_quick(tmp_path, capsys):
@@ -208,3 +218,30 @@ def test_compare_puts_transfer_and_pat_side_by_side_on_one_chip(tmp_path, capsys
     assert main(["compare", "--task", "digits", "--rules", "bptt", "--mismatch", "0.3",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "--mismatch" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["compare", "--task", "digits", "--rules", "bptt,pat", "--mismatch", "-0.2",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "mismatch" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_a_chip_refuses_what_it_cannot_compute_and_resumes_its_noise():
+    generator = torch.Generator().manual_seed(0)
+    learned = SpikingLayer(12, 10, DPI(), synapses=LearnedDelays(Dense(12, 10, generator=generator), 3))
+    with pytest.raises(ValueError, match="no learned delays"):
+        PhysicalNetwork(SpikingNetwork([learned], LeakyReadout(10, 8)), ChipSpec())
+    fixed = SpikingLayer(12, 10, DPI(), synapses=FixedDelays(Dense(12, 10, generator=generator), max_delay=3,
+                                                             generator=generator))
+    PhysicalNetwork(SpikingNetwork([fixed], LeakyReadout(10, 8)), ChipSpec(mismatch=0.1))(spikes_in(dtype=torch.float32))
+    graded = SpikingLayer(12, 10, DPI(), payload=LearnedPayload(10))
+    with pytest.raises(ValueError, match="graded"):
+        PhysicalNetwork(SpikingNetwork([graded], LeakyReadout(10, 8)), ChipSpec())
+    with pytest.raises(ValueError, match="DPI"):
+        PhysicalNetwork(SpikingNetwork([SpikingLayer(12, 10, LIF())], LeakyReadout(10, 8)), ChipSpec())
+    net = dpi_network(spec=ChipSpec(mismatch=0.2, noise=0.1))
+    net(spikes_in())
+    saved = net.state_dict()
+    expected = net(spikes_in()).readout
+    again = dpi_network(spec=ChipSpec(mismatch=0.2, noise=0.1))
+    again.load_state_dict(saved)
+    assert torch.equal(again(spikes_in()).readout, expected)  # the noise continues where it was saved
+    with pytest.raises(ValueError, match="span"):
+        calibrate(net, spikes_in(), span=1.0)

@@ -215,6 +215,18 @@ def test_mnist1d_encodes_mnist1d_signals_with_the_documented_fields(mnist1d_refe
         assert active.min() >= 3 and active.max() <= 6
 
 
+def test_mnist1d_static_is_on_and_off_rates_of_the_signal(mnist1d_reference):
+    task = load_task("mnist1d", static=True)
+    assert task.n_inputs == 80 and task.train.inputs.shape == (4000, 1, 80)
+    for rates, signals in ((task.train.inputs, mnist1d_reference["x"]), (task.test.inputs, mnist1d_reference["x_test"])):
+        on, off = rates[:, 0, :40].double(), rates[:, 0, 40:].double()
+        assert rates.min() >= 0 and rates.max() <= 1 and not torch.any((on > 0) & (off > 0))
+        expected = torch.as_tensor(np.clip(signals, -3, 3) / 3)
+        torch.testing.assert_close(on - off, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="static"):
+        load_task("mnist1d", static="yes")
+
+
 def test_mnist1d_slope_code_follows_the_first_differences(mnist1d_reference):
     task, amplitude = load_task("mnist1d"), load_task("mnist1d", slope_levels=0)
     assert task.n_inputs == 48 and task.train.inputs.shape == (4000, 40, 48)

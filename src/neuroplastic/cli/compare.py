@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from neuroplastic.cli.common import UsageError, emit
-from neuroplastic.cli.train import CHIP_RULES, add_chip_arguments, chip_flags
+from neuroplastic.cli.train import CHIP_RULES, add_chip_arguments, chip_flags, chip_options
 from neuroplastic.report.compare import plot_comparison
 from neuroplastic.tasks import TASKS
-from neuroplastic.training.methods import METHODS
+from neuroplastic.training.methods import METHODS, make_method
 from neuroplastic.validation import lookup, require_count
 
 FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops",
@@ -44,6 +44,8 @@ def main(args):
     on_chip = chip_flags(args)
     if on_chip and not set(rules) & set(CHIP_RULES):
         raise UsageError(f"{on_chip[0]} applies to the rules {' and '.join(CHIP_RULES)}, none of which is compared")
+    for name in set(rules) & set(CHIP_RULES):  # a bad chip refused before anything trains or is written
+        make_method(name, **chip_options(args, name))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []

@@ -82,6 +82,8 @@ def main(args):
     rule_options = dict(parse_option(text) for text in args.rule_option)
     if len(rule_options) != len(args.rule_option):
         raise UsageError("--rule-option names an option twice")
+    if args.rule in CHIP_RULES and args.neuron not in (None, "dpi"):
+        raise UsageError(f"a chip computes DPI neurons: --neuron {args.neuron} cannot run with --rule {args.rule}")
     for name, value in chip_options(args, args.rule).items():
         if rule_options.setdefault(name, value) != value:
             raise UsageError(f"--{name} and --rule-option {name}= disagree")

@@ -32,10 +32,15 @@ from neuroplastic.networks.network import NetworkOutput, NetworkState
 from neuroplastic.sim.loop import run
 from neuroplastic.validation import lookup, require_count, require_positive
 
-__all__ = ["EnergyNetwork", "Phase", "NotSettled", "ACTIVATIONS"]
+__all__ = ["EnergyNetwork", "Phase", "NotSettled", "ACTIVATIONS", "cost"]
 
 ACTIVATIONS = {"hard-sigmoid": lambda s: torch.clamp(s, 0.0, 1.0), "linear": lambda s: s}
 BOUNDED = {"hard-sigmoid"}  # activations whose states the relaxation keeps in [0, 1]
+
+
+def cost(output, target) -> torch.Tensor:
+    """``C = ½ ‖s_L − y‖²``, summed over the batch: what the nudged phase adds ``β`` times."""
+    return 0.5 * ((output - target) ** 2).sum()
 
 
 class NotSettled(ValueError):
@@ -50,6 +55,7 @@ class EnergyNetwork(nn.Module):
     relaxations' budgets; ``tolerance``: the largest move of the last step of a settled relaxation."""
 
     output_name = "readout"
+    differentiable = True  # whether a relaxation can keep its graph (a spiking one cannot)
 
     def __init__(self, sizes, *, activation: str = "hard-sigmoid", step_size: float = 0.5, free_steps: int = 100,
                  nudged_steps: int = 30, tolerance: float = 0.05, scale: float = 0.5,
@@ -168,7 +174,7 @@ class EnergyNetwork(nn.Module):
         then trains the network by backpropagation through its relaxation."""
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
             raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(inputs, 'shape', ()))}")
-        states = self.relax(inputs.mean(0), state=state, differentiable=torch.is_grad_enabled())
+        states = self.relax(inputs.mean(0), state=state, differentiable=self.differentiable and torch.is_grad_enabled())
         output = self.potentials(states)[-1]
         readout = output.expand(inputs.shape[0], *output.shape)
         return NetworkOutput(readout, (), NetworkState((), output), ())
@@ -208,7 +214,7 @@ class Phase:
         """``F = E + β C``, a mean over the batch."""
         total = self.network.energy(states, x)
         if self.beta:
-            total = total + self.beta * 0.5 * ((states[-1] - self.target) ** 2).sum() / x.shape[0]
+            total = total + self.beta * cost(states[-1], self.target) / x.shape[0]
         return total
 
     def step(self, state, x, dt, noise=None):

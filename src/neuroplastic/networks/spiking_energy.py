@@ -26,8 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.networks.energy import EnergyNetwork
-from neuroplastic.validation import require_positive
+from neuroplastic.networks.energy import EnergyNetwork, cost
 
 __all__ = ["SpikingEnergyNetwork", "SpikingRelaxationState"]
 
@@ -36,22 +35,25 @@ class SpikingRelaxationState(NamedTuple):
     s: tuple  # each layer's state (B, n_l)
     accumulator: tuple  # integrate-and-fire accumulators
     trace: tuple  # spike traces: the activities neighbours see
-    spikes: tuple  # spikes emitted by each layer so far, per sample (B,): what synaptic events count
+    spikes: tuple  # spikes each neuron emitted so far (B, n_l): what synaptic events count
 
 
 class SpikingEnergyNetwork(EnergyNetwork):
     """:class:`EnergyNetwork` (hard sigmoid) whose layers send spikes; ``trace_steps``: τ of the traces."""
 
+    differentiable = False
+
     def __init__(self, sizes, *, trace_steps: float = 10.0, tolerance: float = 0.02, **options):
         if options.get("activation", "hard-sigmoid") != "hard-sigmoid":
             raise ValueError("a spiking energy network fires at the rate ρ(s) ∈ [0, 1]: the hard sigmoid")
+        if not (isinstance(trace_steps, (int, float)) and trace_steps >= 1):
+            raise ValueError(f"trace_steps must be at least 1 step (a shorter trace overshoots), got {trace_steps!r}")
         super().__init__(sizes, tolerance=tolerance, **options)
-        self.trace_steps = require_positive("trace_steps", trace_steps)
+        self.trace_steps = float(trace_steps)
 
     def init_state(self, shape, *, dtype=torch.float32, device=None) -> SpikingRelaxationState:
         rest = super().init_state(shape, dtype=dtype, device=device)
-        zeros = torch.zeros(*shape, dtype=dtype, device=device)
-        return SpikingRelaxationState(rest, rest, rest, tuple(zeros for _ in rest))
+        return SpikingRelaxationState(rest, rest, rest, rest)
 
     def potentials(self, states) -> tuple:
         return tuple(states.s)
@@ -73,12 +75,13 @@ class SpikingEnergyNetwork(EnergyNetwork):
 
     def relaxation_operations(self, before, after, steps: int) -> int:
         """Synaptic events from ``before`` to ``after`` (``before`` None: rest): each spike reaches the layer
-        above and the one below; the constant input is read densely at every step."""
+        above and, above the first layer, the one below (the clamped input receives none); the constant
+        input is read densely at every step, the settling check's included."""
         start = (0,) * len(self.weights) if before is None else [int(c.sum()) for c in before.spikes]
-        fanout = [self.sizes[l] + (self.sizes[l + 2] if l + 2 < len(self.sizes) else 0)
+        fanout = [(self.sizes[l] if l > 0 else 0) + (self.sizes[l + 2] if l + 2 < len(self.sizes) else 0)
                   for l in range(len(self.weights))]
         events = sum((int(count.sum()) - begun) * out for count, begun, out in zip(after.spikes, start, fanout))
-        return events + steps * after.s[0].shape[0] * self.weights[0].numel()
+        return events + (steps + 1) * after.s[0].shape[0] * self.weights[0].numel()
 
 
 @dataclass
@@ -105,13 +108,13 @@ class SpikingPhase:
                 activities = (*state.trace[:l], net.rho(leaf), *state.trace[l + 1:])
                 total = net.energy_of(potentials, activities, x) * x.shape[0]
                 if self.beta and l == len(state.s) - 1:
-                    total = total + self.beta * 0.5 * ((leaf - self.target) ** 2).sum()
+                    total = total + self.beta * cost(leaf, self.target)
                 (gradient,) = torch.autograd.grad(total, leaf)
             moved.append(torch.clamp(state.s[l] - dt * gradient, 0.0, 1.0))
         accumulated = [a + net.rho(s) for a, s in zip(state.accumulator, moved)]
         spikes = [(a >= 1.0).to(a.dtype) for a in accumulated]
         trace = [r + (z - r) / net.trace_steps for r, z in zip(state.trace, spikes)]
-        counts = [c + z.sum(-1) for c, z in zip(state.spikes, spikes)]
+        counts = [c + z for c, z in zip(state.spikes, spikes)]
         new = SpikingRelaxationState(tuple(moved), tuple(a - z for a, z in zip(accumulated, spikes)), tuple(trace),
                                      tuple(counts))
         return new.s[-1], new

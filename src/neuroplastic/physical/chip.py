@@ -3,10 +3,11 @@ physical device computes it, behind an interface that gives outputs and no gradi
 
 A chip differs from the network's ideal equations (its digital twin) in three ways:
 
-- **mismatch**, fixed per device: every neuron's gain (``resistance``, ``I_th/I_τ``), time constants
-  (``tau_m``, ``tau_s``: ``∝ 1/I_τ``) and threshold current (``v_th``), and every synapse's weight
-  current, is its nominal value times an independent log-normal factor ``exp(σ ξ)``, ``ξ ~ N(0, 1)``,
-  drawn once from the chip's seed.
+- **mismatch**, fixed per device: every neuron's bias currents (leak ``I_τ``, threshold ``I_th``,
+  synaptic leak, spiking threshold ``I_spk``) and every synapse's weight current is its nominal value
+  times an independent log-normal factor ``exp(σ ξ)``, ``ξ ~ N(0, 1)``, drawn once from the chip's
+  seed; the neuron's gain (``resistance``, ``I_th/I_τ``), time constants (``tau_m``, ``tau_s``, ``∝ 1/I_τ``)
+  and threshold (``v_th``) follow from them (:func:`draw_mismatch`).
   Subthreshold currents are exponential in the transistors' threshold voltages, so their spread is
   log-normal; ``σ`` (``mismatch``, 0–0.4) is close to the coefficient of variation, typically 0.1–0.3 on
   CMOS chips (Chicca et al. 2014, Proc. IEEE 102:1367);
@@ -32,24 +33,33 @@ from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.neurons import DPI
 from neuroplastic.validation import require_count, require_non_negative
 
-__all__ = ["ChipSpec", "Chip", "quantize", "per_neuron", "on_device", "draw_mismatch", "MISMATCHED", "GAIN"]
+__all__ = ["ChipSpec", "Chip", "quantize", "programmed", "per_neuron", "on_device", "draw_mismatch", "MISMATCHED",
+           "GAIN"]
 
 MISMATCHED = ("tau_m", "tau_s", "resistance", "v_th")  # the DPI parameters each neuron has its own of
 GAIN = "gain:"  # a synapse's mismatch, named after its weight
 
 
 def quantize(weight: torch.Tensor, bits: int | None) -> torch.Tensor:
-    """``weight`` stored in ``bits`` bits: a symmetric grid of ``2^b − 1`` levels ``k·Δ``, ``|k| ≤
-    2^{b−1} − 1``, ``Δ`` set by the largest magnitude of the tensor (``b = 1``: ``±`` its mean magnitude);
-    ``None``: unchanged."""
+    """``weight`` stored in ``bits`` bits: for ``b ≥ 2`` a symmetric grid of ``2^b − 1`` levels ``k·Δ``,
+    ``|k| ≤ 2^{b−1} − 1``, ``Δ`` set by the largest magnitude of the tensor; for ``b = 1`` two levels,
+    ``±`` its mean magnitude (a zero weight is stored as ``+``); ``None``: unchanged."""
     if bits is None:
         return weight
-    scale = weight.detach().abs().amax()
+    magnitude = weight.detach().abs()
     if bits == 1:
-        return torch.sign(weight) * weight.detach().abs().mean()
-    levels = 2 ** (bits - 1) - 1
-    step = torch.where(scale > 0, scale / levels, torch.ones_like(scale))
+        return torch.where(weight >= 0, 1.0, -1.0).to(weight.dtype) * magnitude.mean()
+    scale = magnitude.amax()
+    step = torch.where(scale > 0, scale / (2 ** (bits - 1) - 1), torch.ones_like(scale))
     return torch.round(weight / step) * step
+
+
+def programmed(weight: torch.Tensor, bits: int | None, gain=None, *, straight_through: bool) -> torch.Tensor:
+    """The current a synapse makes of ``weight`` stored in ``bits`` bits, times its ``gain`` (mismatch;
+    ``None``: 1); ``straight_through``: gradients reach ``weight`` as if unquantized, else no graph."""
+    stored = quantize(weight, bits)
+    stored = weight + (stored - weight).detach() if straight_through else stored.detach()
+    return stored if gain is None else stored * gain
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class ChipSpec:
 
 def nominal(twin: SpikingNetwork) -> dict:
     """What mismatch changes, at its nominal values: the twin's per-neuron DPI parameters (:func:`per_neuron`)
-    by their names in its buffers, and a gain of 1 per synapse (``gain:`` and the weight's name)."""
+    by their names in its buffers, and a gain of 1 per synaptic weight (``gain:`` and the weight's name)."""
     buffers = dict(twin.named_buffers())
     values = {f"layers.{index}.neuron_parameters.{name}": buffers[f"layers.{index}.neuron_parameters.{name}"]
               .detach().clone() for index in range(len(twin.layers)) for name in MISMATCHED}
@@ -94,20 +104,44 @@ def device_network(twin: SpikingNetwork, noise: float = 0.0) -> SpikingNetwork:
 
 def per_neuron(twin: SpikingNetwork) -> None:
     """Gives every DPI layer of ``twin`` one tensor per neuron of each mismatched parameter (buffers
-    of ``twin``, holding the nominal values): what a chip's mismatch and a calibration change."""
+    of ``twin``, holding the nominal values): what a chip's mismatch and a calibration change. Layers
+    whose parameters are not all synaptic weights (learned delays, payloads) are refused; fixed delays
+    are wiring and pass."""
     for index, layer in enumerate(twin.layers):
         if not isinstance(layer.neuron, DPI):
             raise ValueError(f"a chip computes DPI neurons; layer {index} has {type(layer.neuron).__name__}")
-        dtype = layer.synapses.weight.dtype
+        others = [name for name, _ in layer.named_parameters() if not name.endswith("weight")]
+        if others or layer.payload is not None:
+            raise ValueError(f"a chip's synapses are weights only: layer {index} has "
+                             f"{', '.join(others) or 'a payload'} (no learned delays or graded spikes on a chip)")
+        dtype = next(layer.parameters()).dtype
         values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=dtype).detach().expand(layer.size).clone()
                   for name in MISMATCHED}
         layer.neuron = layer.neuron.replace(**values)
 
 
 def draw_mismatch(values: dict, sigma: float, generator: torch.Generator) -> dict:
-    """``values`` each times independent log-normal factors ``exp(σ ξ)``."""
-    return {name: value * torch.exp(sigma * torch.randn(value.shape, generator=generator, dtype=torch.float64)
-                                    ).to(value.dtype) for name, value in values.items()}
+    """A device drawn around ``values`` (:func:`nominal`): each neuron's leak current ``I_τ``, threshold
+    current ``I_th``, synaptic leak current and spiking threshold ``I_spk``, and each synapse's weight
+    current, times an independent log-normal factor ``exp(σ ξ)``. The parameters follow the circuit:
+    ``τ_mem ∝ 1/I_τ``, gain ``∝ I_th/I_τ`` (so a neuron's τ_mem and gain share its ``I_τ``),
+    ``τ_syn ∝ 1/I_τ,syn``, ``v_th ∝ I_spk``."""
+    def factor(like):
+        xi = torch.randn(like.shape, generator=generator, dtype=torch.float64, device=generator.device)
+        return torch.exp(sigma * xi).to(like.device, like.dtype)
+
+    drawn = {}
+    for name, value in values.items():
+        if name.startswith(GAIN):
+            drawn[name] = value * factor(value)
+        elif name.endswith(".tau_m"):
+            neuron = name[:-len("tau_m")]
+            leak, threshold_current, synapse_leak, spike_threshold = (factor(value) for _ in range(4))
+            drawn[neuron + "tau_m"] = value / leak
+            drawn[neuron + "resistance"] = values[neuron + "resistance"] * threshold_current / leak
+            drawn[neuron + "tau_s"] = values[neuron + "tau_s"] / synapse_leak
+            drawn[neuron + "v_th"] = values[neuron + "v_th"] * spike_threshold
+    return {name: drawn[name] for name in values}
 
 
 def on_device(device: SpikingNetwork, twin: SpikingNetwork, parameters: dict, inputs, *, bits, noise, generator,
@@ -120,10 +154,9 @@ def on_device(device: SpikingNetwork, twin: SpikingNetwork, parameters: dict, in
     for name, weight in twin.named_parameters():
         if not name.startswith("layers."):  # the readout is digital
             weights[name] = weight if straight_through else weight.detach()
-            continue
-        stored = quantize(weight, bits)
-        stored = (weight + (stored - weight).detach()) if straight_through else stored.detach()
-        weights[name] = stored * parameters[GAIN + name].to(inputs.dtype)
+        else:
+            weights[name] = programmed(weight, bits, parameters[GAIN + name].to(inputs.dtype),
+                                       straight_through=straight_through)
     buffers = {name: value.to(inputs.dtype) for name, value in parameters.items() if not name.startswith(GAIN)}
     return functional_call(device, {**weights, **buffers}, (inputs,), {"noise": generator if noise else None})
 
@@ -143,6 +176,14 @@ class Chip(nn.Module):
             self.register_buffer(f"parameter_{index}", drawn[name])
         self._noise = torch.Generator().manual_seed(spec.seed + 1)
 
+    def get_extra_state(self):
+        """The noise generator's state travels with the chip in a checkpoint (a resumed run continues it)."""
+        return {"noise": self._noise.get_state(), "device": str(self._noise.device)}
+
+    def set_extra_state(self, state):
+        self._noise = torch.Generator(device=state["device"])
+        self._noise.set_state(state["noise"])
+
     @property
     def parameters_by_name(self) -> dict:
         """This chip's per-neuron DPI parameters and per-synapse gains (:func:`nominal`'s names)."""
@@ -153,6 +194,8 @@ class Chip(nn.Module):
         """The chip programmed with ``twin``'s weights, run on ``inputs`` ``(T, B, n_in)``: readout, spikes
         and state, all without a graph."""
         self._device.to(device=inputs.device)
+        if self._noise.device != inputs.device:  # noise is drawn where the chip runs
+            self._noise = torch.Generator(device=inputs.device).manual_seed(self.spec.seed + 1)
         return on_device(self._device, twin, self.parameters_by_name, inputs, bits=self.spec.bits,
                          noise=self.spec.noise, generator=self._noise)
 

@@ -6,8 +6,9 @@ Physics-aware training (Wright et al. 2022, "Deep physical neural networks train
 backpropagation", Nature 601:549) needs two more things, both here:
 
 - :func:`physics_aware`: the chip's outputs with the twin's gradients. Each layer of the twin runs on
-  the spikes the chip's layer below produced, with the weights the chip holds; its output's value is
-  replaced by the chip's, its gradient kept (``y = f_twin(x) + (f_chip − f_twin(x))`` with the
+  the spikes the chip's layer below produced, with the weights the chip holds (within a recurrent
+  layer, though, the twin's own spikes of the last step feed its recurrent synapses); its output's
+  value is replaced by the chip's, its gradient kept (``y = f_twin(x) + (f_chip − f_twin(x))`` with the
   difference outside autograd). The backward pass then multiplies the twin's Jacobians evaluated at the
   chip's states: ``∂L/∂θ_l = (∂f_twin,l/∂θ_l at (x_l^chip, θ_l))ᵀ ∂L/∂y_l^chip``. Where the chip equals the
   twin, this is backpropagation through the twin exactly;
@@ -26,7 +27,8 @@ from torch import nn
 from torch.func import functional_call
 
 from neuroplastic.networks import NetworkOutput, SpikingNetwork
-from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, quantize
+from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, programmed
+from neuroplastic.validation import require_count
 
 __all__ = ["PhysicalNetwork", "physics_aware", "calibrate"]
 
@@ -71,9 +73,9 @@ class PhysicalNetwork(nn.Module):
 
 
 def _programmed(module: nn.Module, bits, gains: dict) -> dict:
-    """``module``'s parameters as the chip stores them (quantized to ``bits``), passing gradients to the
+    """``module``'s weights as the chip stores them (quantized to ``bits``), passing gradients to the
     twin's unchanged (straight through), times the synapse gains the twin assumes (``gains`` by name)."""
-    return {name: (weight + (quantize(weight, bits) - weight).detach()) * gains.get(name, 1.0)
+    return {name: programmed(weight, bits, gains.get(name), straight_through=True)
             for name, weight in module.named_parameters()}
 
 
@@ -99,12 +101,15 @@ def calibrate(network: PhysicalNetwork, inputs: torch.Tensor, *, span: float = 8
     """Fits each twin neuron's gain to the chip's recordings on ``inputs`` (module docstring), searching
     within ``span`` times below and above its nominal gain (each calibration afresh). A neuron silent on
     the chip says nothing about its gain and keeps the one it has."""
+    if not span > 1:
+        raise ValueError(f"calibration span must exceed 1, got {span!r}")
+    require_count("calibration iterations", iterations)
     measured = network.chip.measure(network.twin, inputs)
     bits, x = network.chip.spec.bits, inputs
     for index, (layer, chip_spikes) in enumerate(zip(network.twin.layers, measured.spikes)):
         nominal = getattr(network, f"nominal_gain_{index}")
         target = chip_spikes.mean((0, 1))
-        weights = {name: quantize(w, bits) for name, w in layer.named_parameters()}
+        weights = {name: programmed(w, bits, straight_through=False) for name, w in layer.named_parameters()}
         low = torch.full_like(nominal, -math.log(span))
         high = -low
         for _ in range(iterations):

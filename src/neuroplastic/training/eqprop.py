@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.networks.energy import EnergyNetwork
+from neuroplastic.networks.energy import EnergyNetwork, cost
 from neuroplastic.networks.spiking_energy import SpikingEnergyNetwork
 from neuroplastic.rules import apply_updates
 from neuroplastic.sim.loop import run
@@ -131,5 +131,4 @@ class EqPropLearner:
         self.updates_applied += apply_updates(optimizer, self.params, grads)
         self.synops += net.relaxation_operations(None, free, net.free_steps) + sum(
             net.relaxation_operations(free, nudged, net.nudged_steps) for nudged in (high, low)[:1 + method.symmetric])
-        output = net.potentials(free)[-1]
-        return float(0.5 * ((output - target) ** 2).sum() / x.shape[0])
+        return float(cost(net.potentials(free)[-1], target) / x.shape[0])

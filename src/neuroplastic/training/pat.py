@@ -102,14 +102,23 @@ class PATLearner(_ChipLearner):
 class TwinLearner(_ChipLearner):
     def __init__(self, problem, method: ChipMethod):
         super().__init__(problem, method)
+        self.generator = None
         if method.aware:
             self.device = device_network(self.network.twin, method.noise)
             self.nominal = nominal(self.network.twin)
 
+    def _generator(self, device) -> torch.Generator:
+        """The learner's own generator on ``device`` (seeded from the problem's): devices and noise are
+        drawn where training runs."""
+        if self.generator is None or self.generator.device != torch.device(device):
+            seed = int(torch.randint(2**62, (1,), generator=self.problem.generator))
+            self.generator = torch.Generator(device=device).manual_seed(seed)
+        return self.generator
+
     def train_batch(self, inputs, targets, optimizer) -> float:
         twin = self.network.twin
         if self.method.aware:
-            generator = self.problem.generator
+            generator = self._generator(inputs.device)
             drawn = draw_mismatch(self.nominal, self.method.mismatch, generator)
             output = on_device(self.device.to(inputs.device), twin, drawn, inputs, bits=self.method.bits,
                                noise=self.method.noise, generator=generator, straight_through=True)
