@@ -3,7 +3,7 @@ MNIST-1D, and its spiking form.
 
     python benchmarks/eqprop.py --task digits --seeds 0,1,2                       # eqprop and bptt
     python benchmarks/eqprop.py --task digits --rules spiking --beta 1.0 --lr 1e-3 --seeds 0,1,2
-    python benchmarks/eqprop.py --task mnist1d --seeds 0,1,2 --epochs 30 --nudged-steps 60
+    python benchmarks/eqprop.py --task mnist1d --seeds 0 --epochs 30 --step-size 0.25 --free-steps 200 --nudged-steps 60
 
 Prints one JSON line per run, then the means. The same energy network (inputs → 256 → 10, hard sigmoid,
 ε = 0.5, 100 free steps), the same cost (½ ‖s_L − one-hot‖², a batch mean), optimizer (AdamW 3e-3,
@@ -35,9 +35,9 @@ def squared_error(readout, targets):
 
 
 def train(task_name: str, rule: str, seed: int, epochs: int | None, out: str, beta: float, lr: float | None,
-          nudged_steps: int) -> dict:
+          relaxation: dict) -> dict:
     task = load_task(task_name, seed=seed, **({"static": True} if task_name == "mnist1d" else {}))
-    network = NETWORKS[rule]((task.n_inputs, 256, task.n_outputs), nudged_steps=nudged_steps,
+    network = NETWORKS[rule]((task.n_inputs, 256, task.n_outputs), **relaxation,
                              generator=torch.Generator().manual_seed(seed))
     if rule == "bptt":
         options = {"loss": squared_error, "evaluate": Classification().evaluate}
@@ -56,6 +56,8 @@ def main():
     parser.add_argument("--epochs", type=int, help="epochs (default: the task's recipe)")
     parser.add_argument("--beta", type=float, default=0.5, help="EqProp's nudging β (default 0.5)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the task's recipe)")
+    parser.add_argument("--step-size", type=float, default=0.5, help="the relaxation's ε (default 0.5)")
+    parser.add_argument("--free-steps", type=int, default=100, help="steps of the free relaxation (default 100)")
     parser.add_argument("--nudged-steps", type=int, default=30, help="steps of a nudged relaxation (default 30)")
     parser.add_argument("--out", default="neuroplastic-out/eqprop")
     args = parser.parse_args()
@@ -66,7 +68,8 @@ def main():
         runs = []
         for seed in map(int, args.seeds.split(",")):
             runs.append(train(args.task, rule, seed, args.epochs, f"{args.out}/{args.task}-{rule}-{seed}", args.beta,
-                              args.lr, args.nudged_steps))
+                              args.lr, {"step_size": args.step_size, "free_steps": args.free_steps,
+                                        "nudged_steps": args.nudged_steps}))
             print(json.dumps({"task": args.task, "rule": rule, "seed": seed, **runs[-1]}), flush=True)
         results[rule] = {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
     print(json.dumps({"mean": results}))
