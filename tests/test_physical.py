@@ -228,6 +228,9 @@ def test_a_chip_refuses_what_it_cannot_compute_and_resumes_its_noise():
     learned = SpikingLayer(12, 10, DPI(), synapses=LearnedDelays(Dense(12, 10, generator=generator), 3))
     with pytest.raises(ValueError, match="no learned delays"):
         PhysicalNetwork(SpikingNetwork([learned], LeakyReadout(10, 8)), ChipSpec())
+    recurrent = SpikingLayer(12, 10, DPI(), recurrent=True, scale=5.0, generator=generator)
+    chip = PhysicalNetwork(SpikingNetwork([recurrent], LeakyReadout(10, 8)), ChipSpec(mismatch=0.2, bits=4))
+    assert chip(spikes_in(dtype=torch.float32)).spikes[0].sum() > 0  # recurrent weights are weights too
     fixed = SpikingLayer(12, 10, DPI(), synapses=FixedDelays(Dense(12, 10, generator=generator), max_delay=3,
                                                              generator=generator))
     PhysicalNetwork(SpikingNetwork([fixed], LeakyReadout(10, 8)), ChipSpec(mismatch=0.1))(spikes_in(dtype=torch.float32))

@@ -110,7 +110,8 @@ def per_neuron(twin: SpikingNetwork) -> None:
     for index, layer in enumerate(twin.layers):
         if not isinstance(layer.neuron, DPI):
             raise ValueError(f"a chip computes DPI neurons; layer {index} has {type(layer.neuron).__name__}")
-        others = [name for name, _ in layer.named_parameters() if not name.endswith("weight")]
+        others = [name for name, _ in layer.named_parameters()  # a parametrized weight is held as ….original
+                  if not name.endswith(("weight", "weight.original"))]
         if others or layer.payload is not None:
             raise ValueError(f"a chip's synapses are weights only: layer {index} has "
                              f"{', '.join(others) or 'a payload'} (no learned delays or graded spikes on a chip)")
