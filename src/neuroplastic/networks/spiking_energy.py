@@ -27,6 +27,7 @@ from typing import NamedTuple
 import torch
 
 from neuroplastic.networks.energy import EnergyNetwork, cost
+from neuroplastic.validation import require_positive
 
 __all__ = ["SpikingEnergyNetwork", "SpikingRelaxationState"]
 
@@ -46,10 +47,11 @@ class SpikingEnergyNetwork(EnergyNetwork):
     def __init__(self, sizes, *, trace_steps: float = 10.0, tolerance: float = 0.02, **options):
         if options.get("activation", "hard-sigmoid") != "hard-sigmoid":
             raise ValueError("a spiking energy network fires at the rate ρ(s) ∈ [0, 1]: the hard sigmoid")
-        if not (isinstance(trace_steps, (int, float)) and trace_steps >= 1):
+        trace_steps = require_positive("trace_steps", trace_steps)
+        if trace_steps < 1:
             raise ValueError(f"trace_steps must be at least 1 step (a shorter trace overshoots), got {trace_steps!r}")
         super().__init__(sizes, tolerance=tolerance, **options)
-        self.trace_steps = float(trace_steps)
+        self.trace_steps = trace_steps
 
     def init_state(self, shape, *, dtype=torch.float32, device=None) -> SpikingRelaxationState:
         rest = super().init_state(shape, dtype=dtype, device=device)

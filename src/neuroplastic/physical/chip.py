@@ -114,8 +114,9 @@ def per_neuron(twin: SpikingNetwork) -> None:
                   if not name.endswith(("weight", "weight.original"))]
         if others or layer.payload is not None:
             raise ValueError(f"a chip's synapses are weights only: layer {index} has "
-                             f"{', '.join(others) or 'a payload'} (no learned delays or graded spikes on a chip)")
-        dtype = next(layer.parameters()).dtype
+                             f"{', '.join(others) or 'a payload'} (no biases, learned delays or graded spikes on a "
+                             "chip)")
+        dtype = next(layer.parameters(), torch.empty(())).dtype
         values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=dtype).detach().expand(layer.size).clone()
                   for name in MISMATCHED}
         layer.neuron = layer.neuron.replace(**values)
@@ -182,7 +183,11 @@ class Chip(nn.Module):
         return {"noise": self._noise.get_state(), "device": str(self._noise.device)}
 
     def set_extra_state(self, state):
-        self._noise = torch.Generator(device=state["device"])
+        device = torch.device(state["device"])
+        if device.type != "cpu" and not getattr(torch, device.type).is_available():  # resumed elsewhere
+            self._noise = torch.Generator().manual_seed(self.spec.seed + 1)
+            return
+        self._noise = torch.Generator(device=device)
         self._noise.set_state(state["noise"])
 
     @property
