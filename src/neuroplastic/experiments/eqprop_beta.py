@@ -17,6 +17,7 @@ import torch
 
 from neuroplastic.experiments.base import Outcome
 from neuroplastic.networks import EnergyNetwork
+from neuroplastic.networks.energy import cost
 from neuroplastic.training.eqprop import eqprop_gradients
 
 BETAS = (0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125)
@@ -39,8 +40,7 @@ def linear_problem(seed: int = 0):
 
 def exact_gradient(net, x, y) -> tuple:
     """∂/∂θ of ``C(s⁰) = ½ ‖s⁰_L − y‖²`` (a batch mean) through the closed-form fixed point."""
-    cost = 0.5 * ((net.fixed_point(x)[-1] - y) ** 2).sum() / x.shape[0]
-    return torch.autograd.grad(cost, tuple(net.parameters()))
+    return torch.autograd.grad(cost(net.fixed_point(x)[-1], y) / x.shape[0], tuple(net.parameters()))
 
 
 def relative_error(estimate, exact) -> float:

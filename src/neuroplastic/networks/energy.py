@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
 
 from neuroplastic.networks.network import NetworkOutput, NetworkState
-from neuroplastic.sim.loop import run
+from neuroplastic.sim.loop import detached, run
 from neuroplastic.validation import lookup, require_count, require_positive
 
 __all__ = ["EnergyNetwork", "Phase", "NotSettled", "ACTIVATIONS", "cost"]
@@ -122,7 +121,7 @@ class EnergyNetwork(nn.Module):
         phase = self.phase(target, float(beta), differentiable)
         steps = (self.free_steps if beta == 0 else self.nudged_steps) if steps is None else require_count("steps", steps)
         result = run(phase, x.expand(steps, *x.shape), self.step_size, state=state, keep_spikes=False)
-        settled = tree_map(lambda s: s.detach(), result.state)  # the check step needs no graph
+        settled = detached(result.state)  # the check step needs no graph
         _, after = self.phase(target, float(beta)).step(settled, x, self.step_size)
         moved = self.moved(after, settled)
         if not moved <= self.tolerance:

@@ -176,7 +176,11 @@ class Chip(nn.Module):
         self._names = list(drawn)
         for index, name in enumerate(self._names):
             self.register_buffer(f"parameter_{index}", drawn[name])
-        self._noise = torch.Generator().manual_seed(spec.seed + 1)
+        self._noise = self._fresh_noise("cpu")
+
+    def _fresh_noise(self, device) -> torch.Generator:
+        """The chip's noise from its start, drawn on ``device``."""
+        return torch.Generator(device=device).manual_seed(self.spec.seed + 1)
 
     def get_extra_state(self):
         """The noise generator's state travels with the chip in a checkpoint (a resumed run continues it)."""
@@ -185,7 +189,7 @@ class Chip(nn.Module):
     def set_extra_state(self, state):
         device = torch.device(state["device"])
         if device.type != "cpu" and not getattr(torch, device.type).is_available():  # resumed elsewhere
-            self._noise = torch.Generator().manual_seed(self.spec.seed + 1)
+            self._noise = self._fresh_noise("cpu")
             return
         self._noise = torch.Generator(device=device)
         self._noise.set_state(state["noise"])
@@ -201,7 +205,7 @@ class Chip(nn.Module):
         and state, all without a graph."""
         self._device.to(device=inputs.device)
         if self._noise.device != inputs.device:  # noise is drawn where the chip runs
-            self._noise = torch.Generator(device=inputs.device).manual_seed(self.spec.seed + 1)
+            self._noise = self._fresh_noise(inputs.device)
         return on_device(self._device, twin, self.parameters_by_name, inputs, bits=self.spec.bits,
                          noise=self.spec.noise, generator=self._noise)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils._pytree import tree_map
 
 from neuroplastic.neurons.base import check_dt
 from neuroplastic.validation import require_finite_tensor
 
-__all__ = ["run", "RunResult", "noise_at"]
+__all__ = ["run", "RunResult", "noise_at", "detached"]
 
 
 @dataclass
@@ -99,3 +100,8 @@ def noise_at(noise, t: int | None, like: torch.Tensor):
     if isinstance(noise, torch.Generator):
         return torch.randn(like.shape, generator=noise, dtype=like.dtype, device=like.device)
     return noise if t is None else noise[t]
+
+
+def detached(state):
+    """A state (any tree of tuples and NamedTuples of tensors) without its gradient history."""
+    return tree_map(lambda leaf: leaf.detach() if isinstance(leaf, torch.Tensor) else leaf, state)

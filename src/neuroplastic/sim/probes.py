@@ -6,7 +6,8 @@ step after the neurons advanced, and ``result()``. Probes only record; they neve
 from __future__ import annotations
 
 import torch
-from torch.utils._pytree import tree_map
+
+from neuroplastic.sim.loop import detached
 
 __all__ = ["Probe", "Record", "Trajectory", "SpikeRaster", "SpikeCount"]
 
@@ -47,7 +48,7 @@ class Trajectory(Probe):
         self._values = []
 
     def observe(self, spikes, state):
-        self._values.append(tree_map(lambda leaf: leaf.detach() if isinstance(leaf, torch.Tensor) else leaf, state))
+        self._values.append(detached(state))
 
     def result(self):
         return self._values

@@ -23,14 +23,13 @@ import torch
 from neuroplastic.networks.energy import EnergyNetwork, cost
 from neuroplastic.networks.spiking_energy import SpikingEnergyNetwork
 from neuroplastic.rules import apply_updates
-from neuroplastic.sim.loop import run
+from neuroplastic.sim.loop import detached, run
 from neuroplastic.sim.probes import Trajectory
 from neuroplastic.training.objectives import Classification
-from neuroplastic.training.problem import detached
 from neuroplastic.validation import require_positive
 
-__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients", "nudged_phases", "contrast", "step_updates",
-           "trajectory"]
+__all__ = ["EqPropMethod", "EqPropLearner", "eqprop_gradients", "nudged_phases", "contrast", "energy_gradients",
+           "step_updates", "trajectory"]
 
 
 def eqprop_gradients(network: EnergyNetwork, x, target, *, beta: float, symmetric: bool = False, free=None):
@@ -48,11 +47,15 @@ def nudged_phases(network: EnergyNetwork, x, target, *, beta: float, symmetric: 
     return high, network.relax(x, target=target, beta=-beta, state=free) if symmetric else free
 
 
-def contrast(network: EnergyNetwork, x, high, low, scale: float) -> tuple:
-    """``(∂E/∂θ(high) − ∂E/∂θ(low)) / scale`` for every parameter (autograd of the one energy)."""
-    params = tuple(network.parameters())
+def energy_gradients(network: EnergyNetwork, x, states) -> tuple:
+    """``∂E/∂θ`` at ``states`` for every parameter (autograd of the one energy)."""
     with torch.enable_grad():
-        upper, lower = (torch.autograd.grad(network.energy(detached(states), x), params) for states in (high, low))
+        return torch.autograd.grad(network.energy(detached(states), x), tuple(network.parameters()))
+
+
+def contrast(network: EnergyNetwork, x, high, low, scale: float) -> tuple:
+    """``(∂E/∂θ(high) − ∂E/∂θ(low)) / scale`` for every parameter."""
+    upper, lower = energy_gradients(network, x, high), energy_gradients(network, x, low)
     return tuple((a - b) / scale for a, b in zip(upper, lower))
 
 
@@ -73,9 +76,7 @@ def step_updates(network: EnergyNetwork, x, target, *, beta: float, free, steps:
     ``t+1``-th last step of the free phase (backpropagation through time), where it has converged."""
     beta = require_positive("eqprop beta", beta)
     states = [free, *trajectory(network, x, state=free, steps=steps, target=target, beta=beta)]
-    params = tuple(network.parameters())
-    with torch.enable_grad():
-        energies = [torch.autograd.grad(network.energy(s, x), params) for s in states]
+    energies = [energy_gradients(network, x, s) for s in states]
     return [tuple((b - a) / beta for a, b in zip(before, after)) for before, after in zip(energies, energies[1:])]
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call
-from torch.utils._pytree import tree_map
 
 from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.rules import Rule, apply_updates, segments
 from neuroplastic.rules.base import Segment
+from neuroplastic.sim.loop import detached
 from neuroplastic.training.losses import rate_regularization
 from neuroplastic.training.objectives import Objective
 
@@ -89,11 +89,6 @@ def traffic(network: SpikingNetwork, spikes) -> tuple[int, int]:
     if not counts:
         return 0, 0
     return sum(counts), sum(count * layer.payload_bits for count, layer in zip(counts, network.layers))
-
-
-def detached(state):
-    """A network state (any tree of tuples and NamedTuples of tensors) without its gradient history."""
-    return tree_map(lambda leaf: leaf.detach() if isinstance(leaf, torch.Tensor) else leaf, state)
 
 
 @dataclass(frozen=True)
