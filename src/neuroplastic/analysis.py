@@ -12,11 +12,12 @@ from neuroplastic.validation import require_positive
 __all__ = ["step_current", "spike_times", "steady_state_rate", "fi_curve", "reliability"]
 
 
-def step_current(amplitudes, duration: float, dt: float, *, dtype=torch.float64) -> torch.Tensor:
-    """A constant current per neuron for ``duration`` ms: shape ``(T, len(amplitudes))`` (no copy)."""
+def step_current(amplitudes, duration: float, dt: float, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A constant current per neuron for ``duration`` ms: shape ``(T, len(amplitudes))`` (no copy), on
+    ``device`` (default the CPU)."""
     dt = check_dt(dt)
     require_positive("duration", duration)
-    amplitudes = torch.as_tensor(amplitudes, dtype=dtype).reshape(-1)
+    amplitudes = torch.as_tensor(amplitudes, dtype=dtype, device=device or "cpu").reshape(-1)
     steps = int(round(duration / dt))
     if steps < 1:
         raise ValueError(f"duration {duration} ms is shorter than one step of {dt} ms")
@@ -34,9 +35,10 @@ def steady_state_rate(raster: torch.Tensor, dt: float) -> torch.Tensor:
     return count_rate(raster.double(), dt, start=(raster.shape[0] // 2) * dt)
 
 
-def fi_curve(model, currents, duration: float, dt: float, *, generator=None) -> torch.Tensor:
-    """Steady-state rate (Hz) of ``model`` under each constant current, all simulated at once."""
-    inputs = model.drive(step_current(currents, duration, dt))
+def fi_curve(model, currents, duration: float, dt: float, *, generator=None, device=None) -> torch.Tensor:
+    """Steady-state rate (Hz) of ``model`` under each constant current, all simulated at once on
+    ``device`` (default the CPU; a noise ``generator`` must be on the same device)."""
+    inputs = model.drive(step_current(currents, duration, dt, device=device))
     result = run(model, inputs, dt, probes=[SpikeRaster()], noise=generator, keep_spikes=False)
     return steady_state_rate(result["spikes"], dt)
 

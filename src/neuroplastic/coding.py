@@ -43,7 +43,8 @@ __all__ = [
 
 
 def _float_tensor(name: str, values) -> torch.Tensor:
-    values = torch.as_tensor(values)
+    if not isinstance(values, torch.Tensor):  # a tensor stays where it is
+        values = torch.as_tensor(values)
     if not values.is_floating_point():
         values = values.to(torch.get_default_dtype())
     if torch.isnan(values).any():

@@ -40,11 +40,12 @@ class Case:
     description, :meth:`time` one timed pass in ms."""
 
     def __init__(self, name: str, size: int, steps: int, batch: int, threads: int, *,
-                 growth_steps: tuple[int, ...] = (), peak_size: int = 2048, delay_floor: bool = False):
-        self.label = f"{name} N={size} T={steps}"
+                 growth_steps: tuple[int, ...] = (), peak_size: int = 2048, delay_floor: bool = False,
+                 device: str = "cpu"):
+        self.label = f"{name} N={size} T={steps} on {device}"
         command = [sys.executable, "-m", "neuroplastic.bench.peers", name, "--size", str(size),
                    "--steps", str(steps), "--batch", str(batch), "--threads", str(threads),
-                   "--peak-size", str(peak_size)]
+                   "--peak-size", str(peak_size), "--device", device]
         if delay_floor:
             command.append("--delay-floor")
         if growth_steps:
@@ -98,24 +99,25 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square product (gemm)")
     parser.add_argument("--delay-floor", action="store_true", help="gemm: time the floor of learned delays too")
+    parser.add_argument("--device", default="cpu", help="where the case runs (cpu, cuda, cuda:N)")
     parser.add_argument("--growth-steps", default="",
                         help="comma-separated sequence lengths at which to measure peak_mb as well")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     info = {"name": args.name, "N": args.size, "steps": args.steps, "batch": args.batch,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": args.device}
     if args.name == "gemm":
         passes = gemm_passes(args.size, args.steps, args.batch, args.peak_size,
-                             max_delay=MAX_DELAY if args.delay_floor else 0)
+                             max_delay=MAX_DELAY if args.delay_floor else 0, device=args.device)
     else:
-        workload, x = build(args.name, args.size, args.steps, args.batch)
-        info["version"] = metadata.version("neuroplastic" if args.name == DELAYED else args.name)
+        workload, x = build(args.name, args.size, args.steps, args.batch, device=args.device)
+        info["version"] = _version(args.name)
         if args.name == "neuroplastic":
             from neuroplastic import fused
 
             info["backend"] = fused.backend(x)  # also builds or loads the C++ kernel before the measurement
         info.update(memory(workload, x))
-        info["peak_mb_by_steps"] = {length: _tensor_peak(args.name, args.size, int(length), args.batch)
+        info["peak_mb_by_steps"] = {length: _tensor_peak(args.name, args.size, int(length), args.batch, args.device)
                                     for length in filter(None, args.growth_steps.split(","))}
         passes = training_passes(workload, x)
     print(json.dumps(info), flush=True)
@@ -123,11 +125,21 @@ def main(argv=None) -> None:
         print(json.dumps(elapsed_ms(passes[line.strip()])), flush=True)
 
 
-def _tensor_peak(name, size, steps, batch):
+def _version(name: str) -> str:
+    """The library's version: neuroplastic's own (also where it runs from a source tree, uninstalled),
+    a peer's as installed."""
+    if name in ("neuroplastic", DELAYED):
+        import neuroplastic
+
+        return neuroplastic.__version__
+    return metadata.version(name)
+
+
+def _tensor_peak(name, size, steps, batch, device):
     """``peak_mb`` of a forward+backward pass over ``steps``: allocator-independent, so it needs no
     fresh process (only ``rss_peak_mb`` would)."""
-    workload, x = build(name, size, steps, batch)
-    return tensor_peak_mb(training_passes(workload, x)["fwd_bwd"])
+    workload, x = build(name, size, steps, batch, device=device)
+    return tensor_peak_mb(training_passes(workload, x)["fwd_bwd"], device)
 
 
 if __name__ == "__main__":

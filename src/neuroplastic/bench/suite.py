@@ -64,9 +64,10 @@ def default_peers() -> list[str]:
     return [name for name in PEERS if installed(name)]
 
 
-def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=True, bar=None) -> dict:
-    """Runs the benchmark. ``delays``: the case with learned delays too (at the smallest N); ``bar``: a
-    tqdm progress bar (or None), advanced once per process start and per round."""
+def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=True, bar=None,
+        device: str = "cpu") -> dict:
+    """Runs the benchmark on ``device``. ``delays``: the case with learned delays too (at the smallest
+    N); ``bar``: a tqdm progress bar (or None), advanced once per process start and per round."""
     load_before = os.getloadavg()[0]
     names = ["gemm", "neuroplastic", *peers]
     memory_steps = [max(1, steps // 5), steps, 4 * steps]
@@ -86,7 +87,7 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=
             delayed = delays and size == min(sizes)
             cases = {name: stack.enter_context(Case(name, size, steps, batch, threads, peak_size=peak_size,
                                                     growth_steps=growth.get(name, ()),
-                                                    delay_floor=delayed and name == "gemm"))
+                                                    delay_floor=delayed and name == "gemm", device=device))
                      for name in names + [DELAYED] * delayed}
             for name, case in cases.items():  # they start side by side; no timing runs yet
                 advance(f"start {name} N={size}")
@@ -123,6 +124,7 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=
         "utilization": {str(size): _utilization(cases, size, steps, batch, peak) for size in sizes},
         "backend": infos["neuroplastic", sizes[0], steps]["backend"],
         "threads": threads,
+        "device": device,
         "steps": steps,
         "batch": batch,
         "repeats": repeats,

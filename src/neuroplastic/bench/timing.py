@@ -41,10 +41,18 @@ __all__ = ["elapsed_ms", "gemm_passes", "memory", "peak_rss_mb", "rss_mb", "tens
 
 
 def elapsed_ms(fn) -> float:
-    """Wall time of one call ``fn()`` in ms."""
+    """Wall time of one call ``fn()`` in ms; where the process has used CUDA, from an idle GPU to the
+    end of the work ``fn`` queued there."""
+    _synchronize()
     start = time.perf_counter()
     fn()
+    _synchronize()
     return 1e3 * (time.perf_counter() - start)
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def training_passes(workload, x: torch.Tensor) -> dict:
@@ -71,7 +79,7 @@ def memory(workload, x: torch.Tensor) -> dict:
     forward_backward()
     result = {"rss_peak_mb": max(0.0, peak_rss_mb() - before)}
     _zero_grad(workload)
-    result["peak_mb"] = tensor_peak_mb(forward_backward)
+    result["peak_mb"] = tensor_peak_mb(forward_backward, x.device)
     _zero_grad(workload)
     return result
 
@@ -92,11 +100,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def tensor_peak_mb(fn) -> float:
-    """Peak of the tensor memory allocated by ``fn()`` and not yet freed, in MB (``torch.profiler``).
-    The fused layers' workspace is emptied first, so that ``fn`` allocates, and counts, the buffers
-    it would otherwise take from an earlier pass."""
+def tensor_peak_mb(fn, device="cpu") -> float:
+    """Peak of the tensor memory allocated by ``fn()`` on ``device`` and not yet freed, in MB (on the
+    CPU ``torch.profiler``'s count, on CUDA the caching allocator's peak statistics). The fused layers'
+    workspace is emptied first, so that ``fn`` allocates, and counts, the buffers it would otherwise
+    take from an earlier pass."""
     fused.empty_cache()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - before) / 2**20
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         fn()
     with tempfile.TemporaryDirectory() as folder:
@@ -113,24 +129,26 @@ def tensor_peak_mb(fn) -> float:
     return max(0, *(args["Total Allocated"] - start for args in memory_events)) / 2**20
 
 
-def gemm_passes(size: int, steps: int, batch: int, peak_size: int, *, max_delay: int = 0, seed: int = 0) -> dict:
+def gemm_passes(size: int, steps: int, batch: int, peak_size: int, *, max_delay: int = 0, seed: int = 0,
+                device: str = "cpu") -> dict:
     """``fwd``: the forward product; ``fwd_bwd``: it and the weight gradient (the GEMM floor);
     ``peak``: a ``peak_size²`` square product; ``delay_floor`` (``max_delay`` > 0): a causal
     ``(max_delay + 1)``-tap convolution over the sequence and its weight gradient, the floor of the
     synapses with learned delays (:mod:`~neuroplastic.bench.workloads`)."""
     generator = torch.Generator().manual_seed(seed)
-    x = torch.empty(steps * batch, size).bernoulli_(0.2, generator=generator)
-    weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator)
-    grad = torch.empty(steps * batch, size).normal_(generator=generator)
-    a = torch.empty(peak_size, peak_size).normal_(generator=generator)
-    b = torch.empty(peak_size, peak_size).normal_(generator=generator)
+    x = torch.empty(steps * batch, size).bernoulli_(0.2, generator=generator).to(device)
+    weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator).to(device)
+    grad = torch.empty(steps * batch, size).normal_(generator=generator).to(device)
+    a = torch.empty(peak_size, peak_size).normal_(generator=generator).to(device)
+    b = torch.empty(peak_size, peak_size).normal_(generator=generator).to(device)
     passes = {"fwd": lambda: torch.nn.functional.linear(x, weight),
               "fwd_bwd": lambda: (torch.nn.functional.linear(x, weight), grad.T @ x),
               "peak": lambda: a @ b}
     if max_delay:
-        sequence = torch.empty(batch, size, steps + max_delay).bernoulli_(0.2, generator=generator)
-        kernel = torch.empty(size, size, max_delay + 1).uniform_(-1.0, 1.0, generator=generator).requires_grad_()
-        grad_currents = torch.empty(batch, size, steps).normal_(generator=generator)
+        sequence = torch.empty(batch, size, steps + max_delay).bernoulli_(0.2, generator=generator).to(device)
+        kernel = torch.empty(size, size, max_delay + 1).uniform_(-1.0, 1.0, generator=generator).to(device)
+        kernel.requires_grad_()
+        grad_currents = torch.empty(batch, size, steps).normal_(generator=generator).to(device)
 
         def delay_floor():
             currents = torch.nn.functional.conv1d(sequence, kernel)

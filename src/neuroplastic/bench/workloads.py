@@ -73,17 +73,20 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def build(name: str, size: int, steps: int, batch: int, *, seed: int = 0) -> tuple[Workload, torch.Tensor]:
-    """The workload of library ``name`` for ``N = size``, and its input ``(steps, batch, size)``.
+def build(name: str, size: int, steps: int, batch: int, *, seed: int = 0,
+          device: str = "cpu") -> tuple[Workload, torch.Tensor]:
+    """The workload of library ``name`` for ``N = size`` on ``device``, and its input ``(steps, batch,
+    size)``.
 
-    Weights ``U(±1/√N)`` and input spikes come from ``seed``, identical for every library; they are
-    drawn in place, so building leaves no temporaries behind to blur the memory measurement.
+    Weights ``U(±1/√N)`` and input spikes come from ``seed`` (drawn on the CPU), identical for every
+    library and device; on the CPU they are drawn in place, so building leaves no temporaries behind
+    to blur the memory measurement.
     """
     generator = torch.Generator().manual_seed(seed)
-    x = torch.empty(steps, batch, size).bernoulli_(INPUT_RATE, generator=generator)
-    weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator).mul_(1.0 / math.sqrt(size))
+    x = torch.empty(steps, batch, size).bernoulli_(INPUT_RATE, generator=generator).to(device)
+    weight = torch.empty(size, size).uniform_(-1.0, 1.0, generator=generator).mul_(1.0 / math.sqrt(size)).to(device)
     if name in ("neuroplastic", DELAYED):
-        layer = spiking_layer(size, delayed=name == DELAYED)
+        layer = spiking_layer(size, delayed=name == DELAYED).to(device)
         dense = layer.synapses.synapses if name == DELAYED else layer.synapses  # the delays wrap it
         with torch.no_grad():
             dense.weight.copy_(weight)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from neuroplastic.bench import suite
 from neuroplastic.bench.workloads import PEERS, installed
-from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
 from neuroplastic.validation import require_count
 
 DEFAULTS = {"sizes": "512,4096", "steps": 500, "batch": 16, "repeats": 5, "peak_size": 2048}
@@ -37,6 +37,7 @@ def register(subparsers):
     parser.add_argument("--no-delays", action="store_true", help="leave out the layer with learned delays (D = 25)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (N=64, T=20, B=4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_device_argument(parser)
     parser.set_defaults(handler=main)
 
 
@@ -48,9 +49,10 @@ def main(args):
     repeats = require_count("--repeats", defaults["repeats"] if args.repeats is None else args.repeats)
     threads = require_count("--threads", suite.default_threads() if args.threads is None else args.threads)
     peers = suite.default_peers() if args.peers is None else _peers(args.peers)
+    where = str(device(args))
     with tqdm(desc="bench", unit="step", file=sys.stderr) as bar:
         summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"],
-                            delays=not args.no_delays, bar=bar)
+                            delays=not args.no_delays, bar=bar, device=where)
     emit(summary, args.json, _table(summary))
 
 
@@ -76,7 +78,8 @@ def _table(summary):
     """The summary as a readable table: per N the GEMM floor and each case, with its ratio."""
     load = summary["load_average"]
     lines = [
-        (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32, {summary['threads']} threads, "
+        (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32 on {summary['device']}, "
+         f"{summary['threads']} threads, "
          f"neuroplastic backend {summary['backend']}; ms: median (min) of {summary['repeats']} rounds; "
          f"load {load[0]:.1f}→{load[1]:.1f}"),
         f"{'N':>6}  {'':20}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",

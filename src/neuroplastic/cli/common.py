@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from neuroplastic.devices import DEVICE_HELP, parse_device
 from neuroplastic.neurons import MODELS
 from neuroplastic.validation import (
     lookup,
@@ -35,6 +36,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--plot", help="write a figure to this file (.png, .pdf or .svg)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_device_argument(parser)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help=f"where to compute: {DEVICE_HELP} (default cpu)")
+
+
+def device(args) -> torch.device:
+    """The ``--device`` asked for, refused (exit 2) where this machine lacks it."""
+    return parse_device(args.device)
 
 
 def build_model(args):
@@ -83,8 +94,8 @@ def plot_path(text):
     return path
 
 
-def noise_generator(model, seed):
-    return torch.Generator().manual_seed(seed) if getattr(model, "sigma", 0.0) > 0 else None
+def noise_generator(model, seed, device="cpu"):
+    return torch.Generator(device=device).manual_seed(seed) if getattr(model, "sigma", 0.0) > 0 else None
 
 
 def emit(summary: dict, as_json: bool, lines: list[str]) -> None:

@@ -8,6 +8,7 @@ from neuroplastic.cli.common import (
     UsageError,
     add_model_arguments,
     build_model,
+    device,
     emit,
     noise_generator,
     plot_path,
@@ -42,7 +43,9 @@ def main(args):
     duration = require_positive("--duration", args.duration)
     currents = parse_currents(args.currents)
     path = plot_path(args.plot)
-    rates = fi_curve(model, currents, duration, dt, generator=noise_generator(model, args.seed)).tolist()
+    where = device(args)
+    rates = fi_curve(model, currents, duration, dt, generator=noise_generator(model, args.seed, where),
+                     device=where).tolist()
     if path is not None:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         draw_fi(ax, currents, rates, title=f"{args.model} f-I curve", unit=model.current_unit)

@@ -8,6 +8,7 @@ from neuroplastic.analysis import spike_times, step_current
 from neuroplastic.cli.common import (
     add_model_arguments,
     build_model,
+    device,
     emit,
     finite_floats,
     noise_generator,
@@ -27,13 +28,14 @@ def register(subparsers):
     parser.set_defaults(handler=main)
 
 
-def simulate(model, current: float, duration: float, dt: float, seed: int):
-    """Voltage trace (T,), spike raster (T, 1) and the time axis (ms) of one neuron."""
-    inputs = model.drive(step_current([current], duration, dt))
+def simulate(model, current: float, duration: float, dt: float, seed: int, device="cpu"):
+    """Voltage trace (T,), spike raster (T, 1) and the time axis (ms) of one neuron, simulated on
+    ``device`` and returned on the CPU."""
+    inputs = model.drive(step_current([current], duration, dt, device=device))
     probe = Record(model.voltage)
-    result = run(model, inputs, dt, probes=[probe], noise=noise_generator(model, seed))
+    result = run(model, inputs, dt, probes=[probe], noise=noise_generator(model, seed, device))
     times = torch.arange(1, inputs.shape[0] + 1, dtype=torch.float64) * dt
-    return times, result[probe.name][:, 0], result.spikes
+    return times, result[probe.name][:, 0].cpu(), result.spikes.cpu()
 
 
 def main(args):
@@ -42,7 +44,7 @@ def main(args):
     duration = require_positive("--duration", args.duration)
     current = require_finite("--current", model.default_current if args.current is None else args.current)
     path = plot_path(args.plot)
-    times, voltage, raster = simulate(model, current, duration, dt, args.seed)
+    times, voltage, raster = simulate(model, current, duration, dt, args.seed, device(args))
     spikes_ms = spike_times(raster, dt)[0]
     rate = len(spikes_ms) / (duration / 1000.0)
     name = args.model + (f" ({args.preset})" if args.preset else "")

@@ -50,7 +50,7 @@ CHANNELS = ("current", "g_e", "g_i")
 def conductance_input(current, g_e=0.0, g_i=0.0) -> torch.Tensor:
     """Stack the external current and the excitatory and inhibitory conductance jumps (broadcast to
     one shape) into the model's input ``(..., 3)``."""
-    current = torch.as_tensor(current)
+    current = current if isinstance(current, torch.Tensor) else torch.as_tensor(current)
     parts = [torch.as_tensor(x, dtype=current.dtype, device=current.device) for x in (current, g_e, g_i)]
     return torch.stack(torch.broadcast_tensors(*parts), dim=-1)
 

@@ -58,7 +58,8 @@ def _psc_gain(dt: float, tau_m, tau_s):
     near ``τ_s = τ_m`` and no overflow (``φ``'s argument is never positive); numbers or tensors."""
     a, b = dt / tau_m, dt / tau_s
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        like = a if isinstance(a, torch.Tensor) else b
+        a, b = torch.as_tensor(a, device=like.device), torch.as_tensor(b, device=like.device)
         return a * torch.exp(-torch.minimum(a, b)) * _relative_expm1(-(a - b).abs())
     return a * math.exp(-min(a, b)) * _relative_expm1(-abs(a - b))
 

@@ -120,7 +120,8 @@ class HodgkinHuxley(NeuronModel):
         require_positive("HodgkinHuxley total conductance", self.g_na + self.g_k + self.g_l)
 
     def initial_values(self):
-        rates = _rates(torch.as_tensor(self.v_init, dtype=torch.float64))
+        where = self.v_init.device if isinstance(self.v_init, torch.Tensor) else "cpu"  # (init_state moves it)
+        rates = _rates(torch.as_tensor(self.v_init, dtype=torch.float64, device=where))
         steady = {name: a / (a + b) for name, (a, b) in zip("mhn", rates)}
         return {"v": self.v_init, **steady}
 

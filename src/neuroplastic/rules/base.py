@@ -93,17 +93,18 @@ def segments(steps: int, segment_steps: int | None):
     return [Segment(start, min(start + size, steps), steps) for start in range(0, steps, size)]
 
 
-def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> int:
+def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> torch.Tensor | int:
     """Give the gradient estimates ``updates`` to ``optimizer`` as the gradients of ``params`` and take
     one step (nothing when ``updates`` is ``None``). Returns how many weights the step changed — with
-    momentum, more than the nonzero entries of ``updates``."""
+    momentum, more than the nonzero entries of ``updates`` — as a tensor on the parameters' device
+    (reading it is left to the caller, once per batch rather than once per update)."""
     if updates is None:
         return 0
     before = [param.detach().clone() for param in params]
     for param, update in zip(params, updates):
         param.grad = update
     optimizer.step()
-    return sum(int((param.detach() != old).sum()) for param, old in zip(params, before))
+    return sum((param.detach() != old).sum() for param, old in zip(params, before))
 
 
 @torch.no_grad()

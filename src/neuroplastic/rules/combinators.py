@@ -134,8 +134,8 @@ class clip(Transform):  # noqa: N801
 
     def transform(self, info, updates, params):
         norm = torch.sqrt(sum((u.double() ** 2).sum() for u in updates))
-        factor = float(torch.clamp(self.max_norm / (norm + 1e-12), max=1.0))
-        return tuple(u * factor for u in updates)
+        factor = torch.clamp(self.max_norm / (norm + 1e-12), max=1.0)  # stays on the device
+        return tuple(u * factor.to(u.dtype) for u in updates)
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,18 @@ from dataclasses import dataclass
 
 import torch
 
+from neuroplastic.devices import generator_on
 from neuroplastic.networks import LeakyReadout, SpikingNetwork
 
 __all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "Quantized",
            "Reinforce", "SIGNALS"]
 
 
-def _random(rows: int, cols: int, generator, dtype) -> torch.Tensor:
-    """A ``(rows, cols)`` feedback matrix, drawn like forward weights of fan-in ``cols``."""
+def _random(rows: int, cols: int, generator, like: torch.Tensor) -> torch.Tensor:
+    """A ``(rows, cols)`` feedback matrix, drawn like forward weights of fan-in ``cols`` (on the CPU,
+    so a seed gives the same matrix everywhere), then put in ``like``'s dtype and device."""
     bound = 1.0 / math.sqrt(cols)
-    return ((2.0 * torch.rand(rows, cols, generator=generator) - 1.0) * bound).to(dtype)
+    return ((2.0 * torch.rand(rows, cols, generator=generator, device="cpu") - 1.0) * bound).to(like)
 
 
 def _forward_weights(network: SpikingNetwork):
@@ -91,10 +93,10 @@ class RandomFeedback(LearningSignal):
     adaptive: bool = False
 
     def init(self, network, generator=None):
-        dtype = network.readout.synapses.weight.dtype
+        like = network.readout.synapses.weight
         sizes = [layer.size for layer in network.layers]
-        top = _random(network.readout.size, sizes[-1], generator, dtype)
-        below = [_random(n_above, n, generator, dtype) for n, n_above in zip(sizes[:-1], sizes[1:])]
+        top = _random(network.readout.size, sizes[-1], generator, like)
+        below = [_random(n_above, n, generator, like) for n, n_above in zip(sizes[:-1], sizes[1:])]
         return {"top": top, "below": below, "readout0": network.readout.synapses.weight.detach().clone()}
 
     def signals(self, fixed, network, err, head_errors, psis):
@@ -107,8 +109,8 @@ class RandomFeedback(LearningSignal):
 @dataclass(frozen=True)
 class DirectFeedback(LearningSignal):
     def init(self, network, generator=None):
-        dtype = network.readout.synapses.weight.dtype
-        return [_random(network.readout.size, layer.size, generator, dtype) for layer in network.layers]
+        like = network.readout.synapses.weight
+        return [_random(network.readout.size, layer.size, generator, like) for layer in network.layers]
 
     def signals(self, fixed, network, err, head_errors, psis):
         return [err @ matrix for matrix in fixed]
@@ -123,7 +125,7 @@ class LocalReadouts(LearningSignal):
             head = LeakyReadout(layer.size, readout.size, dt=1.0, generator=generator)
             head.decay = readout.decay  # the same leak as the network's readout
             head.requires_grad_(False)
-            heads.append(head.to(readout.synapses.weight.dtype))
+            heads.append(head.to(readout.synapses.weight))  # its dtype and device
         return heads
 
     def heads(self, fixed):
@@ -154,7 +156,9 @@ class Reinforce(LearningSignal):
             raise ValueError(f"baseline_decay must lie in [0, 1), got {self.baseline_decay}")
 
     def init(self, network, generator=None):
-        return {"inner": self.inner.init(network, generator), "baseline": 0.0, "generator": generator}
+        device = network.readout.synapses.weight.device  # actions are drawn at every step: there
+        return {"inner": self.inner.init(network, generator), "baseline": 0.0,
+                "generator": generator_on(device, generator)}
 
     def heads(self, fixed):
         return self.inner.heads(fixed["inner"])
@@ -168,10 +172,11 @@ class Reinforce(LearningSignal):
         reward = (action == targets).to(y.dtype)
         onehot = torch.nn.functional.one_hot(action, policy.shape[-1]).to(y.dtype)
         delta = -(reward - fixed["baseline"]).unsqueeze(-1) * (onehot - policy) * weight  # the old baseline
-        inside = (weight > 0).reshape(weight.shape[:-1]).expand_as(reward)  # steps of the loss window
-        if inside.any():
-            mean = float(reward[inside].mean())
-            fixed["baseline"] = self.baseline_decay * fixed["baseline"] + (1.0 - self.baseline_decay) * mean
+        inside = (weight > 0).reshape(weight.shape[:-1]).expand_as(reward).to(y.dtype)  # the loss window
+        seen = inside.sum()  # the baseline moves where the window holds steps: kept on the device
+        mean = (reward * inside).sum() / seen.clamp(min=1.0)
+        moved = self.baseline_decay * fixed["baseline"] + (1.0 - self.baseline_decay) * mean
+        fixed["baseline"] = torch.where(seen > 0, moved, fixed["baseline"])
         return delta
 
     def signals(self, fixed, network, err, head_errors, psis):
@@ -224,15 +229,15 @@ class Quantized(LearningSignal):
         return self.inner.signals(fixed["inner"], network, err, head_errors, psis)
 
     def finish(self, fixed, signals, psis):
-        theta = fixed["threshold"]
+        theta = fixed["threshold"]  # a number, then a tensor on the signals' device: never read back per step
         out, triggered, events = [], 0, 0
         for signal, psi in zip(self.inner.finish(fixed["inner"], signals, psis), psis):
             quantized = theta * torch.sign(signal) * torch.floor(signal.abs() / theta)
             out.append(quantized)
-            triggered += int(torch.count_nonzero(quantized * psi))
+            triggered += torch.count_nonzero(quantized * psi)
             events += psi.numel()
         fixed["triggered"] += triggered
         fixed["events"] += events
         if self.gain:
-            fixed["threshold"] = theta * math.exp(self.gain * (triggered / events - self.target_rate))
+            fixed["threshold"] = theta * torch.exp(self.gain * (triggered.double() / events - self.target_rate))
         return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from neuroplastic.devices import parse_device
 from neuroplastic.report.training import plot_learning_curve, plot_raster
 from neuroplastic.tasks import Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
@@ -50,6 +51,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     apply to a task given by name, under the caller's.
     """
     out = Path(out)
+    device = parse_device(device)
     given = not isinstance(task, str)
     if recipe is not None and not given:
         task_options = {**dict(recipe_for(task, recipe).task_options), **(task_options or {})}

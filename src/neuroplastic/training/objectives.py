@@ -39,11 +39,12 @@ class Objective:
     def error(self, readout, targets, steps: int, t: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def step_weights(self, steps: int, batch: int, t: int | None = None, dtype=torch.float32):
+    def step_weights(self, steps: int, batch: int, t: int | None = None, dtype=torch.float32, device=None):
         return None
 
-    def step_loss(self, y, targets, steps: int, t: int) -> float:
-        """Step ``t``'s share of the loss, for a readout ``y`` ``(B, C)`` of that step."""
+    def step_loss(self, y, targets, steps: int, t: int) -> torch.Tensor | float:
+        """Step ``t``'s share of the loss, for a readout ``y`` ``(B, C)`` of that step (a tensor on
+        ``y``'s device, or 0.0 outside the loss window: summed without reading it back to the host)."""
         raise NotImplementedError
 
     def evaluate(self, readout, targets) -> dict[str, float]:
@@ -69,20 +70,22 @@ class Classification(Objective):
 
     def error(self, readout, targets, steps, t=None):
         onehot = torch.nn.functional.one_hot(targets, readout.shape[-1]).to(readout.dtype)
-        return (torch.softmax(readout, -1) - onehot) * self.step_weights(steps, readout.shape[-2], t, readout.dtype)
+        return (torch.softmax(readout, -1) - onehot) * self.step_weights(steps, readout.shape[-2], t, readout.dtype,
+                                                                        readout.device)
 
-    def step_weights(self, steps, batch, t=None, dtype=torch.float32):
+    def step_weights(self, steps, batch, t=None, dtype=torch.float32, device=None):
         """``1/(W·B)`` in the window of the last ``W = loss_steps`` steps, 0 before (``(T, 1, 1)`` for
-        every step if ``t`` is None)."""
+        every step if ``t`` is None), on ``device``."""
         window = self.loss_steps or steps
-        inside = torch.arange(steps) >= steps - window if t is None else torch.tensor(t >= steps - window)
-        weight = inside.to(dtype) / (window * batch)
-        return weight[:, None, None] if t is None else weight
+        if t is not None:
+            return torch.full((), float(t >= steps - window) / (window * batch), dtype=dtype, device=device)
+        inside = torch.arange(steps, device=device) >= steps - window
+        return (inside.to(dtype) / (window * batch))[:, None, None]
 
     def step_loss(self, y, targets, steps, t):
         if t < self._first(steps):
             return 0.0
-        return readout_cross_entropy(y[None], targets).item() / (self.loss_steps or steps)
+        return readout_cross_entropy(y[None], targets).detach() / (self.loss_steps or steps)
 
     def evaluate(self, readout, targets):
         predicted = window_logits(readout, self.loss_steps).argmax(-1)
@@ -102,7 +105,7 @@ class Regression(Objective):
         return 2.0 * (readout - target) / (steps * readout.shape[-2] * readout.shape[-1])
 
     def step_loss(self, y, targets, steps, t):
-        return mse(y, targets[t]).item() / steps
+        return mse(y, targets[t]).detach() / steps
 
     def evaluate(self, readout, targets):
         return {"nmse": normalized_mse(readout, targets).item(), "loss": mse(readout, targets).item()}

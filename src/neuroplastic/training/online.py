@@ -127,9 +127,9 @@ class OnlineLearner:
             pre = layer.presynaptic(step.before, step.x)
             psi = layer.neuron.pseudo_derivative(step.before.neuron, step.after.neuron, layer.dt)
             infos.append(StepInfo(t, steps, layer.dt, pre, step.after.z, step.after.neuron.v, psi, layer.neuron))
-            self.synops += int(torch.count_nonzero(pre)) * layer.size
+            self.synops += torch.count_nonzero(pre) * layer.size  # on the device: read once per batch
         readout_input = layer_steps[-1].after.z
-        self.synops += int(torch.count_nonzero(readout_input)) * self.network.readout.size
+        self.synops += torch.count_nonzero(readout_input) * self.network.readout.size
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, readout_input, y, heads), state
 
@@ -142,7 +142,7 @@ class OnlineLearner:
         signals = source.signals(self.fixed, self.network, err, head_errors, psis)
         if self.problem.rate_weight and spike_counts is not None:
             seen = (t + 1 if t is not None else steps) * err.shape[-2]  # steps so far × batch
-            unfilter = self._unfilter(steps, t, err.dtype)
+            unfilter = self._unfilter(steps, t, err)
             signals = [signal + unfilter * self._rate_signal(count / seen, info, steps * err.shape[-2])
                        for signal, count, info in zip(signals, spike_counts, recording.infos)]
         return err, source.finish(self.fixed, signals, psis)
@@ -151,15 +151,17 @@ class OnlineLearner:
         """The error a readout ``y`` hands the learning signals: the objective's ``∂E/∂y``, or what the
         source makes of it (a reward)."""
         supervised = self.objective.error(y, targets, steps, t)
-        weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype)
+        weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype, y.device)
         return self.method.signal.error(self.fixed, supervised, y, targets, weight)
 
-    def _unfilter(self, steps, t, dtype):
+    def _unfilter(self, steps, t, like):
         """``1 − κ`` before the last step and 1 on it: what undoes the rules' readout filter for a
-        signal constant in time (step ``t``, or every step when ``t`` is ``None``)."""
-        last = torch.arange(steps) == steps - 1 if t is None else torch.tensor(t == steps - 1)
-        factor = 1.0 - self.decay + self.decay * last.to(dtype)
-        return factor if t is not None else factor[:, None, None]
+        signal constant in time (step ``t``: a number; every step when ``t`` is ``None``: ``(T, 1, 1)``
+        of ``like``'s dtype and device)."""
+        if t is not None:
+            return 1.0 - self.decay + self.decay * float(t == steps - 1)
+        last = torch.arange(steps, device=like.device) == steps - 1
+        return (1.0 - self.decay + self.decay * last.to(like.dtype))[:, None, None]
 
     def _rate_signal(self, spikes_per_step, info, samples):
         """``∂(w Σ mean_i (ν_i − ν*)²)/∂z_{t,b,i}`` for the layer of ``info``, ``samples`` = T·B."""
@@ -194,7 +196,7 @@ class OnlineLearner:
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
                 self.apply(optimizer, total)
                 total = None
-        return loss
+        return float(loss)
 
     @torch.no_grad()
     def sequence(self, inputs, targets, optimizer) -> float:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from neuroplastic.devices import generator_on
 from neuroplastic.physical import ChipSpec, PhysicalNetwork, calibrate, physics_aware
 from neuroplastic.physical.chip import device_network, draw_mismatch, nominal, on_device
 from neuroplastic.rules import apply_updates
@@ -111,8 +112,7 @@ class TwinLearner(_ChipLearner):
         """The learner's own generator on ``device`` (seeded from the problem's): devices and noise are
         drawn where training runs."""
         if self.generator is None or self.generator.device != torch.device(device):
-            seed = int(torch.randint(2**62, (1,), generator=self.problem.generator))
-            self.generator = torch.Generator(device=device).manual_seed(seed)
+            self.generator = generator_on(device, self.problem.generator)
         return self.generator
 
     def train_batch(self, inputs, targets, optimizer) -> float:

@@ -65,20 +65,21 @@ class Problem:
         return self.loss(functional_call(self.network, params, (inputs,)), targets)
 
 
-def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> int:
+def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> torch.Tensor | int:
     """Events (nonzero entries: spikes, binary or graded) times fan-out, summed over layers: the
     synaptic events of a forward pass (inputs ``(T, B, n_in)``, one spike tensor ``(T, B, n)`` per
-    layer). A network without spiking layers counts its own forward pass (``pass_operations``)."""
+    layer), a tensor on their device. A network without spiking layers counts its own forward pass
+    (``pass_operations``)."""
     if not spikes:
         counter = getattr(network, "pass_operations", None)
         return counter(inputs.shape[1]) if counter is not None else 0
     total, pre = 0, inputs
     for layer, z in zip(network.layers, spikes):
-        total += int(torch.count_nonzero(pre)) * layer.size
+        total += torch.count_nonzero(pre) * layer.size
         if layer.recurrent is not None:
-            total += int(torch.count_nonzero(z[:-1])) * layer.size
+            total += torch.count_nonzero(z[:-1]) * layer.size
         pre = z
-    return total + int(torch.count_nonzero(pre)) * network.readout.size
+    return total + torch.count_nonzero(pre) * network.readout.size
 
 
 def traffic(network: SpikingNetwork, spikes) -> tuple[int, int]:
@@ -116,7 +117,7 @@ class GradientLearner:
     def train_batch(self, inputs, targets, optimizer) -> float:
         network = self.problem.network
         state = network.init_state(inputs.shape[1:2], dtype=inputs.dtype, device=inputs.device)
-        total = 0.0
+        total = 0.0  # summed on the device, read once per batch
         for segment in segments(inputs.shape[0], self.rule.segment_steps):
             piece = inputs[segment.start:segment.stop]
             output = network(piece, state)
@@ -125,5 +126,5 @@ class GradientLearner:
             self.updates_applied += apply_updates(optimizer, self.params, updates)
             self.synops += synaptic_operations(network, piece, output.events)
             state = detached(output.state)
-            total += loss.item()
-        return total
+            total += loss.detach()
+        return float(total)

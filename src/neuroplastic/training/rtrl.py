@@ -115,10 +115,10 @@ class RTRLLearner:
 
     def _count_synops(self, old, new, x) -> None:
         for layer, before, after in zip(self.network.layers, old.layers, new.layers):
-            pre = int(torch.count_nonzero(x)) + (int(torch.count_nonzero(before.z)) if layer.recurrent is not None else 0)
-            self.synops += pre * layer.size
+            pre = torch.count_nonzero(x) + (torch.count_nonzero(before.z) if layer.recurrent is not None else 0)
+            self.synops += pre * layer.size  # on the device: read once per batch
             x = after.z
-        self.synops += int(torch.count_nonzero(x)) * self.network.readout.size
+        self.synops += torch.count_nonzero(x) * self.network.readout.size
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         return self.online(inputs, targets, optimizer, apply_every=self.apply_every)
@@ -154,7 +154,7 @@ class RTRLLearner:
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
                 self.apply(optimizer, total)
                 total = None
-        return loss
+        return float(loss)
 
     def apply(self, optimizer, flat_grad: torch.Tensor) -> None:
         grads = [g.view_as(p).to(p.dtype).clone()

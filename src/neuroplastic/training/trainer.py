@@ -36,11 +36,13 @@ class Trainer:
 
     @property
     def updates_applied(self) -> int:
-        return self.learner.updates_applied
+        """Weights the optimizer steps changed (learners count on the device; read here)."""
+        return int(self.learner.updates_applied)
 
     @property
     def synops(self) -> int:
-        return self.learner.synops
+        """Synaptic events of the learner's forward passes (counted on the device; read here)."""
+        return int(self.learner.synops)
 
     def _batches(self, split, batch_size, **options):
         for inputs, targets in self.task.batches(split, batch_size, **options):
