@@ -28,6 +28,7 @@ from neuroplastic.neurons import (
 from neuroplastic.sim import Record, RunResult, SpikeCount, SpikeRaster, run
 from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Triangle, spike
 from neuroplastic.synapses import DaleDense, DaleRecurrent, Dense, Recurrent, Trace
+from neuroplastic.tasks import Task
 
 __version__ = "0.1.0"
 
@@ -41,4 +42,5 @@ __all__ = [
     "Record", "RunResult", "SpikeCount", "SpikeRaster", "run",
     "Arctan", "Boxcar", "FastSigmoid", "Triangle", "spike",
     "DaleDense", "DaleRecurrent", "Dense", "Recurrent", "Trace",
+    "Task",
 ]

@@ -6,7 +6,8 @@ batches time first through :meth:`Task.batches`). Generated or bundled: ``digits
 package), ``randman`` (Zenke & Vogels' random manifolds), ``cue`` and ``pattern`` (the e-prop
 tasks of Bellec et al. 2020), ``timing`` (classes told apart by relative spike timing: it needs
 synaptic delays). Read from local files (``path=``): ``shd`` (Spiking Heidelberg
-Digits) and ``nmnist`` (N-MNIST). Optional dependencies are imported only by the task needing them:
+Digits) and ``nmnist`` (N-MNIST). Data of one's own (arrays, an ``.npz`` file, datasets such as
+Tonic's): ``Task.from_arrays``, ``Task.from_file``, ``Task.from_datasets`` (:mod:`.own`). Optional dependencies are imported only by the task needing them:
 scikit-learn (digits), mnist1d (mnist1d), h5py (shd).
 """
 from __future__ import annotations

@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from neuroplastic.validation import require_count, require_positive
 
-__all__ = ["Split", "Task", "KINDS", "event_tensor"]
+__all__ = ["Split", "Task", "KINDS", "event_steps", "event_tensor"]
 
 KINDS = ("classification", "regression")
 
@@ -125,6 +126,30 @@ class Task:
                 f"{tuple(targets.shape)}"
             )
 
+    # Data of one's own (neuroplastic.tasks.own, imported when called: it builds on this module)
+    @classmethod
+    def from_arrays(cls, x_train, y_train, x_test, y_test, *, layout: str, dt: float = 1.0,
+                    n_classes: int | None = None, name: str = "own") -> "Task":
+        """A classification task from arrays or tensors, ``layout`` ``"samples-first"`` or
+        ``"time-first"``: :func:`neuroplastic.tasks.own.from_arrays`."""
+        from neuroplastic.tasks.own import from_arrays
+        return from_arrays(x_train, y_train, x_test, y_test, layout=layout, dt=dt, n_classes=n_classes, name=name)
+
+    @classmethod
+    def from_file(cls, path, *, name: str | None = None) -> "Task":
+        """The task in an ``.npz`` file (``x_train``, ``y_train``, ``x_test``, ``y_test``, optional
+        ``dt``; or events): :func:`neuroplastic.tasks.own.from_file`."""
+        from neuroplastic.tasks.own import from_file
+        return from_file(path, name=name)
+
+    @classmethod
+    def from_datasets(cls, train, test, *, dt: float = 1.0, steps: int | None = None, channels: int | None = None,
+                      n_classes: int | None = None, name: str = "own") -> "Task":
+        """A classification task from two datasets of ``(frames or events, label)`` — Tonic's with
+        ``ToFrame`` among them: :func:`neuroplastic.tasks.own.from_datasets`."""
+        from neuroplastic.tasks.own import from_datasets
+        return from_datasets(train, test, dt=dt, steps=steps, channels=channels, n_classes=n_classes, name=name)
+
     @property
     def splits(self) -> dict[str, Split]:
         """The task's splits by name: ``train``, ``validation`` where it has one, ``test``."""
@@ -180,6 +205,12 @@ class Task:
             if self.kind == "regression":
                 targets = targets.transpose(0, 1).contiguous()
             yield inputs.transpose(0, 1).contiguous(), targets
+
+
+def event_steps(times: np.ndarray, dt: float) -> np.ndarray:
+    """The step of each event at ``times`` (in the unit of ``dt``) under the library's time convention,
+    step ``k`` covering ``(k·dt, (k+1)·dt]``: ``max(⌈t/dt⌉ − 1, 0)``, an event at 0 in the first step."""
+    return np.maximum(np.ceil(times / dt) - 1, 0).astype(np.int64)
 
 
 def event_tensor(sample: torch.Tensor, step: torch.Tensor, unit: torch.Tensor,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroplastic.tasks.base import Split, Task, event_tensor
+from neuroplastic.tasks.base import Split, Task, event_steps, event_tensor
 from neuroplastic.validation import require_count, require_positive
 
 __all__ = ["load_nmnist", "read_nmnist_events", "nmnist_task", "SENSOR", "NMNIST_CHANNELS"]
@@ -81,7 +81,7 @@ def load_nmnist(folder, *, steps: int = 300, dt: float = 1.0, per_class: int | N
     samples, steps_, channels = [], [], []
     for i, (_, file) in enumerate(files):
         x, y, polarity, t_us = read_nmnist_events(file)
-        step = np.maximum(np.ceil(t_us / (1000.0 * dt)) - 1, 0).astype(np.int64)
+        step = event_steps(t_us, 1000.0 * dt)
         kept = step < steps
         samples.append(np.full(int(kept.sum()), i))
         steps_.append(step[kept])

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroplastic.tasks.base import Split, Task, event_tensor
+from neuroplastic.tasks.base import Split, Task, event_steps, event_tensor
 from neuroplastic.validation import require_count, require_positive
 
 __all__ = ["load_shd", "shd_task", "SHD_CHANNELS", "SHD_CLASSES", "SHD_FILES"]
@@ -68,7 +68,7 @@ def load_shd(path, *, steps: int = 100, dt: float = 14.0, channels: int = SHD_CH
     if unit.size and unit.max() >= SHD_CHANNELS:
         raise ValueError(f"{path}: unit {unit.max()} outside the {SHD_CHANNELS} input channels")
     sample = np.repeat(np.arange(len(labels)), counts)
-    step = np.maximum(np.ceil(ms / dt) - 1, 0).astype(np.int64)
+    step = event_steps(ms, dt)
     kept = step < steps
     inputs = event_tensor(*(torch.from_numpy(a[kept]) for a in (sample, step, unit // group)),
                           (len(labels), steps, channels))
