@@ -1,6 +1,6 @@
-"""``neuroplastic compare --task T --rules a,b,…``: every rule trained with its defaults on the same
-task, network and seed, side by side. Each rule trains in a process of its own, so that its peak
-memory is its own."""
+"""``neuroplastic compare --task T --rules a,b,…`` (or ``--data my.npz``, data of one's own): every
+rule trained with its defaults on the same task, network and seed, side by side. Each rule trains in a
+process of its own, so that its peak memory is its own."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from neuroplastic.cli.common import UsageError, emit
-from neuroplastic.cli.train import CHIP_RULES, add_chip_arguments, chip_flags, chip_options
+from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
+from neuroplastic.cli.train import (
+    CHIP_RULES,
+    add_chip_arguments,
+    add_data_argument,
+    chip_flags,
+    chip_options,
+    require_task_or_data,
+)
 from neuroplastic.report.compare import plot_comparison
-from neuroplastic.tasks import TASKS
+from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.methods import METHODS, make_method
 from neuroplastic.validation import lookup, require_count
 
@@ -21,18 +28,20 @@ FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb",
 
 def register(subparsers):
     parser = subparsers.add_parser("compare", help="train several learning rules on one task and compare them")
-    parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    parser.add_argument("--task", help=f"task: {', '.join(TASKS)}; omit it to compare on --data my.npz")
+    add_data_argument(parser)
     parser.add_argument("--rules", required=True, help=f"comma-separated rules from: {', '.join(METHODS)}")
     parser.add_argument("--epochs", type=int, help="epochs for every rule (default: the task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
     parser.add_argument("--out", default="neuroplastic-out/compare", help="folder for the runs and the figure")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_device_argument(parser)
     add_chip_arguments(parser)
     parser.set_defaults(handler=main)
 
 
 def main(args):
-    lookup("task", args.task, TASKS)
+    require_task_or_data(args)
     rules = [name.strip() for name in args.rules.split(",") if name.strip()]
     if not rules:
         raise UsageError("--rules needs at least one rule")
@@ -41,27 +50,31 @@ def main(args):
     if len(set(rules)) != len(rules):
         raise UsageError(f"--rules names a rule twice: {args.rules}")
     epochs = [] if args.epochs is None else ["--epochs", str(require_count("--epochs", args.epochs))]
+    where = ["--device", str(device(args))]
     on_chip = chip_flags(args)
     if on_chip and not set(rules) & set(CHIP_RULES):
         raise UsageError(f"{on_chip[0]} applies to the rules {' and '.join(CHIP_RULES)}, none of which is compared")
     for name in set(rules) & set(CHIP_RULES):  # a bad chip refused before anything trains or is written
         make_method(name, **chip_options(args, name))
+    # a file of one's own is read once here, so that a bad one is refused before anything is written
+    task = args.task if args.task is not None else Task.from_file(args.data).name
+    data = [*(["--task", args.task] if args.task is not None else []), *(["--data", args.data] if args.data else [])]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in rules:
-        print(f"training {args.task} with {name} …", file=sys.stderr, flush=True)
-        summary = _train(["--task", args.task, "--rule", name, "--seed", str(args.seed),
-                          "--out", str(out / name), *epochs, *(on_chip if name in CHIP_RULES else [])])
+        print(f"training {task} with {name} …", file=sys.stderr, flush=True)
+        summary = _train([*data, "--rule", name, "--seed", str(args.seed),
+                          "--out", str(out / name), *epochs, *where, *(on_chip if name in CHIP_RULES else [])])
         results.append({key: summary[key] for key in FIELDS if key in summary} | {"rule": name})
     metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
-    figure = plot_comparison(results, metric, out / "comparison.png", title=f"{args.task}, seed {args.seed}")
-    (out / "comparison.json").write_text(json.dumps({"task": args.task, "results": results}, indent=2))
+    figure = plot_comparison(results, metric, out / "comparison.png", title=f"{task}, seed {args.seed}")
+    (out / "comparison.json").write_text(json.dumps({"task": task, "results": results}, indent=2))
     header = (f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14} "
               f"{'bits/sample':>12}")
     rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['peak_memory_mb']:>12.0f} "
             f"{r['updates']:>12.3g} {r['synops']:>14.3g} {r['bits_per_sample']:>12.3g}" for r in results]
-    emit({"task": args.task, "results": results, "figure": str(figure)}, args.json,
+    emit({"task": task, "results": results, "figure": str(figure)}, args.json,
          [header, *rows, f"figure: {figure}"])
 
 

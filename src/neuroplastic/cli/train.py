@@ -1,9 +1,13 @@
-"""``neuroplastic train --task T --rule R``: train a spiking network end to end, and
-``neuroplastic run``: the main job, training the default task (digits) with BPTT."""
+"""``neuroplastic train --task T --rule R`` (or ``--data my.npz``, data of one's own): train a spiking
+network end to end, and ``neuroplastic run``: the main job, training the default task (digits) with
+BPTT."""
 from __future__ import annotations
 
-from neuroplastic.cli.common import UsageError, emit
-from neuroplastic.tasks import TASKS
+import inspect
+
+from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
+from neuroplastic.cli.export import initial_network
+from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
 from neuroplastic.training.pat import SUBSTRATES
@@ -17,13 +21,13 @@ SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", 
 
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train a spiking network on a task with a learning rule")
-    parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    parser.add_argument("--task", help=f"task: {', '.join(TASKS)}; omit it to train on --data my.npz")
     parser.add_argument("--rule", default="bptt", help=f"learning rule: {', '.join(METHODS)} (default bptt)")
     parser.add_argument("--truncation", type=int, help="segment length in steps for --rule tbptt (default 50)")
     parser.add_argument("--rule-option", action="append", default=[], metavar="NAME=VALUE",
                         help="an option of the rule, e.g. --rule-option feedback=symmetric for eprop, "
                              "mode=online, apply_every=10, threshold=0.01 for etl (repeatable)")
-    parser.add_argument("--data", help="folder or file of a data set read from disk (shd, nmnist)")
+    add_data_argument(parser)
     add_training_arguments(parser, default_out="neuroplastic-out/train")
     parser.add_argument("--recipe", help=f"a named recipe instead of the task's: {', '.join(RECIPES)}")
     parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
@@ -33,6 +37,7 @@ def register(subparsers):
     parser.add_argument("--graded", help="payload of the hidden spikes: none, learned, or bits:B (default: none)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
+    parser.add_argument("--init", help="a NIR graph (.nir) to start training from, instead of the recipe's network")
     add_chip_arguments(parser)
     parser.set_defaults(handler=main)
 
@@ -47,6 +52,24 @@ def add_training_arguments(parser, *, default_out):
     parser.add_argument("--out", default=default_out, help=f"folder for checkpoint, figures, summary ({default_out})")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_device_argument(parser)
+
+
+def add_data_argument(parser):
+    parser.add_argument("--data", help="an .npz file of data of one's own, without --task (x_train, y_train, x_test, "
+                                       "y_test, optional dt: see neuroplastic.tasks.own); or the folder of a data "
+                                       "set read from disk, with --task shd or nmnist")
+
+
+def require_task_or_data(args) -> None:
+    """A registered ``--task`` (for shd and nmnist, its files at ``--data``) or an ``.npz`` file of
+    one's own at ``--data``."""
+    if args.task is not None:
+        factory = lookup("task", args.task, TASKS)
+        if args.data is not None and "path" not in inspect.signature(factory).parameters:
+            raise UsageError(f"--task {args.task} reads no files; for a file of your own give --data without --task")
+    elif args.data is None:
+        raise UsageError(f"give --task ({', '.join(TASKS)}) or --data with an .npz file of your own")
 
 
 CHIP_FLAGS = ("substrate", "mismatch", "noise", "bits", "chip")
@@ -77,7 +100,7 @@ def chip_flags(args) -> list[str]:
 
 
 def main(args):
-    lookup("task", args.task, TASKS)
+    require_task_or_data(args)
     lookup("rule", args.rule, METHODS)
     rule_options = dict(parse_option(text) for text in args.rule_option)
     if len(rule_options) != len(args.rule_option):
@@ -100,14 +123,18 @@ def main(args):
         "lr": None if args.lr is None else require_positive("--lr", args.lr),
         "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
     }
-    task_options = {"path": args.data} if args.data else {}
-    report(fit(args.task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
-               resume=args.resume,
+    task = args.task if args.task is not None else Task.from_file(args.data)  # read once every flag is checked
+    task_options = {"path": args.data} if args.data and args.task else {}
+    report(fit(task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
+               resume=args.resume, device=device(args),
+               network=None if args.init is None else initial_network(args.init, task, args.recipe, args.seed,
+                                                                       task_options),
                rule_options=rule_options, task_options=task_options, **changes), args.json)
 
 
 def main_job(args):
-    report(fit("digits", "bptt", epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume), args.json)
+    report(fit("digits", "bptt", epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume,
+               device=device(args)), args.json)
 
 
 def parse_option(text: str):

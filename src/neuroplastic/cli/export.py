@@ -1,0 +1,90 @@
+"""``neuroplastic export --checkpoint run/checkpoint.pt --nir model.nir``: a trained network as a NIR
+graph (:mod:`neuroplastic.nir`), for other simulators and chips.
+
+The network is rebuilt as ``fit`` built it (the task and recipe in the checkpoint's ``config``), its
+weights loaded, and the graph written to a temporary file renamed into place: on any error nothing is
+written.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.nir import from_nir, require_nir, to_nir
+from neuroplastic.tasks import Task, load_task
+from neuroplastic.training.checkpoint import load_checkpoint
+from neuroplastic.training.methods import as_method
+from neuroplastic.training.recipes import Recipe, build_network, recipe_for
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("export", help="write a trained network (a checkpoint) as a NIR graph")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by train, e.g. run/checkpoint.pt")
+    parser.add_argument("--nir", required=True, help="the NIR file to write, e.g. model.nir")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.set_defaults(handler=main)
+
+
+def main(args):
+    _require_nir()
+    import nir
+
+    network = network_of(load_checkpoint(args.checkpoint))
+    graph = to_nir(network)
+    path = Path(args.nir)
+    temporary = path.with_name(path.name + ".partial")
+    try:
+        nir.write(temporary, graph)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    sizes = [network.layers[0].synapses.n_in, *(layer.size for layer in network.layers), network.readout.size]
+    emit({"checkpoint": str(args.checkpoint), "nir": str(path), "sizes": [int(n) for n in sizes],
+          "nodes": sorted(graph.nodes)}, args.json,
+         [f"wrote {path}: a NIR graph of {len(graph.nodes)} nodes, layer sizes {' → '.join(map(str, sizes))}"])
+
+
+def network_of(checkpoint: dict):
+    """The network of a ``fit`` checkpoint: rebuilt from its task and recipe, with its weights."""
+    config = checkpoint.get("config") or {}
+    if "network" in config.get("own", {}):
+        raise UsageError("the checkpoint's network was one of the caller's own: export it in Python with "
+                         "neuroplastic.nir.to_nir(network)")
+    try:
+        recipe = dict(config["recipe"])
+        recipe["hidden"] = tuple(recipe["hidden"])
+        recipe["task_options"] = tuple(tuple(pair) for pair in recipe["task_options"])
+        task = load_task(config["task"], seed=config["seed"], **config["task_options"])
+        method = as_method(config["rule"], **config["rule_options"])
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"the checkpoint's config lacks what rebuilds its network ({error})") from None
+    network = getattr(method, "build_network", build_network)(task, Recipe(**recipe), seed=config["seed"])
+    try:
+        network.load_state_dict(checkpoint["network"])
+    except (KeyError, RuntimeError) as error:
+        raise UsageError(f"the checkpoint's weights do not fit its network ({type(error).__name__})") from None
+    return network.eval()
+
+
+def initial_network(path, task: str | Task, recipe: str | None, seed: int, task_options: dict):
+    """The network of the NIR graph at ``path`` for ``task`` (``train --init``): stepping by the task's
+    ``dt``, its sizes checked against the task's (a task given by name is loaded as ``fit`` loads it)."""
+    _require_nir()
+    if isinstance(task, str):
+        if recipe is not None:
+            task_options = {**dict(recipe_for(task, recipe).task_options), **task_options}
+        task = load_task(task, seed=seed, **task_options)
+    network = from_nir(path, dt=task.dt)
+    sizes = (network.layers[0].synapses.n_in, network.readout.size)
+    if sizes != (task.n_inputs, task.n_outputs):
+        raise UsageError(f"--init {path} takes {sizes[0]} inputs and gives {sizes[1]} outputs; task {task.name} has "
+                         f"{task.n_inputs} inputs and {task.n_outputs} outputs")
+    return network.to(task.dtype)
+
+
+def _require_nir():
+    try:
+        require_nir()
+    except ImportError as error:
+        raise UsageError(str(error)) from None
