@@ -52,6 +52,9 @@ CASES = [
     ("pattern", "eprop", {}, {}),
 ]
 
+IDS = [f"{c[0]}-{c[1]}-{'-'.join(map(str, c[2].values())) or 'default'}"
+       f"{'-' + '-'.join(map(str, c[3].values())) if c[3] else ''}" for c in CASES]
+
 
 def one_batch(task_name, rule, rule_options, changes, *, device="cpu", dtype=None, steps=40, default_device=None):
     """One training batch of four samples (the first ``steps`` steps) through ``rule``'s learner, the
@@ -74,20 +77,18 @@ def one_batch(task_name, rule, rule_options, changes, *, device="cpu", dtype=Non
     return loss, network
 
 
-@pytest.mark.parametrize("task_name, rule, rule_options, changes", CASES,
-                         ids=[f"{c[0]}-{c[1]}-{'-'.join(map(str, c[2].values())) or 'default'}"
-                              f"{'-' + '-'.join(map(str, c[3].values())) if c[3] else ''}" for c in CASES])
+@pytest.mark.parametrize("task_name, rule, rule_options, changes", CASES, ids=IDS)
 def test_a_training_step_makes_no_tensor_off_the_model_device(task_name, rule, rule_options, changes):
     loss, _ = one_batch(task_name, rule, rule_options, changes, default_device="meta")
     assert isinstance(loss, float) and loss == loss, f"{task_name}/{rule}: loss {loss}"
 
 
-@pytest.mark.parametrize("rule, rule_options", [("bptt", {}), ("eprop", {"mode": "online"}), ("eqprop", {}),
-                                                 ("pat", {"mismatch": 0.3})])
-def test_training_in_float64_keeps_every_parameter_in_float64(rule, rule_options):
-    loss, network = one_batch("digits", rule, rule_options, {}, dtype=torch.float64)
+@pytest.mark.parametrize("task_name, rule, rule_options, changes", CASES, ids=IDS)
+def test_training_in_float64_keeps_every_tensor_in_float64(task_name, rule, rule_options, changes):
+    loss, network = one_batch(task_name, rule, rule_options, changes, dtype=torch.float64)
     assert isinstance(loss, float) and loss == loss
-    assert {p.dtype for p in network.parameters()} == {torch.float64}
+    floats = [t for t in (*network.parameters(), *network.buffers()) if t.is_floating_point()]
+    assert {t.dtype for t in floats} == {torch.float64}
 
 
 # draws made at every step come from a generator on the device (neuroplastic.devices): CUDA's differ
@@ -95,7 +96,8 @@ SAME_DRAWS = [case for case in CASES if not (case[2].get("reward") or case[2].ge
 
 
 @CUDA
-@pytest.mark.parametrize("task_name, rule, rule_options, changes", SAME_DRAWS)
+@pytest.mark.parametrize("task_name, rule, rule_options, changes", SAME_DRAWS,
+                         ids=[IDS[CASES.index(case)] for case in SAME_DRAWS])
 def test_a_training_step_on_cuda_matches_the_cpu(task_name, rule, rule_options, changes):
     """The same batch from the same weights: the loss on the GPU equals the CPU's to float64 rounding."""
     cpu, _ = one_batch(task_name, rule, rule_options, changes, dtype=torch.float64)
