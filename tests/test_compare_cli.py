@@ -35,7 +35,8 @@ def test_compare_prints_one_result_per_rule_and_writes_the_figure(tmp_path, caps
     assert [r["rule"] for r in out["results"]] == ["bptt", "dfa"]
     for result in out["results"]:
         assert set(result) == {"rule", "test_accuracy", "wall_time_s", "peak_memory_mb", "updates", "synops",
-                               "bits_per_sample"}
+                               "bits_per_sample", "neurobench"}
+        assert 0.0 < result["neurobench"]["activation_sparsity"] < 1.0
         assert result["test_accuracy"] > 0.5 and result["updates"] > 0 and result["synops"] > 0
     assert (tmp_path / "comparison.png").stat().st_size > 0
     assert json.loads((tmp_path / "comparison.json").read_text())["results"] == out["results"]

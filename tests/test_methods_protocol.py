@@ -147,7 +147,7 @@ def test_the_trainer_evaluates_a_validation_split(small_task):
     learner = make_method("bptt").learner(Problem(net, objective_for(task), task.dt))
     trainer = Trainer(task, net, learner, torch.optim.Adam(net.parameters()), evaluate=objective_for(task).evaluate)
     metrics = trainer.evaluate("validation")
-    assert set(metrics) == {"accuracy", "loss", "spikes_per_sample", "bits_per_sample"}
+    assert set(metrics) == {"accuracy", "loss", "spikes_per_sample", "bits_per_sample", "neurobench"}
 
 
 def test_resume_checks_a_task_objects_data_and_the_validation_split_is_reported(small_task, tmp_path):

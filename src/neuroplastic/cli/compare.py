@@ -23,7 +23,10 @@ from neuroplastic.training.methods import METHODS, make_method
 from neuroplastic.validation import lookup, require_count
 
 FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops",
-          "bits_per_sample")
+          "bits_per_sample", "neurobench")
+NEUROBENCH_COLUMNS = (("footprint (B)", "footprint_bytes", ".0f"), ("conn. sparse", "connection_sparsity", ".4f"),
+                      ("act. sparse", "activation_sparsity", ".4f"), ("ACs/sample", "effective_acs_per_sample", ".3g"),
+                      ("MACs/sample", "effective_macs_per_sample", ".3g"))  # NeuroBench's, of the test split
 
 
 def register(subparsers):
@@ -71,11 +74,19 @@ def main(args):
     figure = plot_comparison(results, metric, out / "comparison.png", title=f"{task}, seed {args.seed}")
     (out / "comparison.json").write_text(json.dumps({"task": task, "results": results}, indent=2))
     header = (f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14} "
-              f"{'bits/sample':>12}")
+              f"{'bits/sample':>12}" + "".join(f" {label:>13}" for label, _, _ in NEUROBENCH_COLUMNS))
     rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['peak_memory_mb']:>12.0f} "
-            f"{r['updates']:>12.3g} {r['synops']:>14.3g} {r['bits_per_sample']:>12.3g}" for r in results]
+            f"{r['updates']:>12.3g} {r['synops']:>14.3g} {r['bits_per_sample']:>12.3g}{_neurobench_cells(r)}"
+            for r in results]
     emit({"task": task, "results": results, "figure": str(figure)}, args.json,
          [header, *rows, f"figure: {figure}"])
+
+
+def _neurobench_cells(result: dict) -> str:
+    """The NeuroBench columns of a rule's row ("–" where its network does not show a metric)."""
+    metrics = result.get("neurobench", {})
+    return "".join(f" {'–' if metrics.get(key) is None else format(metrics[key], spec):>13}"
+                   for _, key, spec in NEUROBENCH_COLUMNS)
 
 
 def _train(arguments: list[str]) -> dict:

@@ -16,7 +16,7 @@ from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
                 "synops",
-                "peak_memory_mb", "spikes_per_sample", "bits_per_sample", "out", "figures")
+                "peak_memory_mb", "spikes_per_sample", "bits_per_sample", "neurobench", "out", "figures")
 
 
 def register(subparsers):

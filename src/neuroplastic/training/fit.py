@@ -119,7 +119,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         "task": task.name, "rule": method.name, "epochs": recipe.epochs, "seed": seed,
         metric: history[-1][metric], "test_loss": metrics.get("loss"), "wall_time_s": wall,
         "peak_memory_mb": peak_memory_mb(), "spikes_per_sample": metrics["spikes_per_sample"],
-        "bits_per_sample": metrics["bits_per_sample"],
+        "bits_per_sample": metrics["bits_per_sample"], "neurobench": metrics["neurobench"],
         **_counts(counted, trainer),
         "out": str(out),
         "figures": [str(plot_learning_curve(history, metric, out / "learning_curve.png")),

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 
 from neuroplastic.networks import SpikingNetwork
+from neuroplastic.neurobench import Workload
 from neuroplastic.tasks import Task
-from neuroplastic.training.problem import traffic
 
 __all__ = ["Trainer", "peak_memory_mb"]
 
@@ -61,17 +61,18 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict:
-        """The split's metrics (means over its samples), ``spikes_per_sample`` (hidden events) and
-        ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic`)."""
+        """The split's metrics (means over its samples), ``spikes_per_sample`` (hidden events),
+        ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic`) and
+        ``neurobench`` (NeuroBench's metrics: :class:`~neuroplastic.neurobench.Workload`)."""
         self.network.eval()
-        totals, samples, spikes, bits = {}, 0, 0, 0
+        totals, samples, workload = {}, 0, Workload(self.network)
         for inputs, targets in self._batches(split, 256, shuffle=False):
             output = self.network(inputs)
             batch = inputs.shape[1]
             samples += batch
-            events, sent = traffic(self.network, output.events)
-            spikes, bits = spikes + events, bits + sent
+            workload.add(inputs, output)
             for name, value in self.evaluate_batch(output.readout, targets).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * batch
-        return {**{name: total / samples for name, total in totals.items()}, "spikes_per_sample": spikes / samples,
-                "bits_per_sample": bits / samples}
+        return {**{name: total / samples for name, total in totals.items()},
+                "spikes_per_sample": workload.events / samples, "bits_per_sample": workload.bits / samples,
+                "neurobench": workload.metrics()}
