@@ -175,3 +175,14 @@ def test_a_checkpoint_resumes_on_the_device_asked_for(tmp_path):
     assert state["network"]  # it reads onto another device too
     again = fit("digits", "bptt", epochs=2, out=tmp_path, progress=False, hidden=(16,), resume=True, device="cpu")
     assert again["history"][0] == first["history"][0] and len(again["history"]) == 2
+
+
+@pytest.mark.parametrize("rule", ["bptt", "decolle"])
+def test_a_whole_fit_makes_no_tensor_off_the_model_device(rule, tmp_path):
+    """Training, evaluation (NeuroBench's metrics included), checkpoint and figures with ``meta`` as the
+    default device; the task and the network are made before, as constructors use the default device."""
+    task = load_task("digits", seed=0)
+    network = build_network(task, recipe_for("digits", hidden=(8,)), seed=0)
+    with torch.device("meta"):
+        summary = fit(task, rule, network=network, epochs=1, out=tmp_path, progress=False)
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["neurobench"]["activation_sparsity"] > 0

@@ -337,3 +337,58 @@ def test_export_command_round_trip_and_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a readable NIR graph" in err[0]
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("spoil, problem", [
+    (lambda graph: next(n for n in graph.nodes.values() if hasattr(n, "weight")).weight.__setitem__((0, 0), np.nan),
+     "weight holds NaN"),
+    (lambda graph: next(n for n in graph.nodes.values() if isinstance(n, nir.LI)).tau.__setitem__(0, 0.0),
+     "tau must be positive"),
+])
+def test_bad_numbers_in_a_graph_are_refused_naming_the_node(spoil, problem):
+    network = recipe_network()
+    graph = to_nir(network)
+    spoil(graph)
+    with pytest.raises(ValueError, match=problem):
+        from_nir(graph)
+    assert all(torch.isfinite(p).all() for p in network.parameters())  # the graph holds copies
+
+
+def test_export_rebuilds_runs_on_data_of_ones_own_and_from_a_graph(tmp_path, capsys):
+    """A run of train --data exports with its file, a run of train --init with its graph; without them,
+    or with other data, one line and exit 2. With --init, network flags are refused."""
+    from neuroplastic.tasks import load_task
+    digits = load_task("digits")
+    data = tmp_path / "mine.npz"
+    np.savez(data, x_train=digits.train.inputs.numpy()[:200], y_train=digits.train.targets.numpy()[:200],
+             x_test=digits.test.inputs.numpy()[:50], y_test=digits.test.targets.numpy()[:50], dt=digits.dt)
+    run = tmp_path / "own"
+    run_json_lines(capsys, ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--out", str(run), "--json"])
+    graph = tmp_path / "own.nir"
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--nir", str(graph)]) == 2
+    assert "give its file (--data)" in capsys.readouterr().err
+    exported = run_json_lines(capsys, ["export", "--checkpoint", str(run / "checkpoint.pt"), "--nir", str(graph),
+                                       "--data", str(data), "--json"])
+    assert exported["sizes"] == [64, 8, 10]
+    assert exported["note"] and "only neuroplastic reproduces" in exported["note"]  # the discrete LIF's reset
+
+    again = tmp_path / "again"
+    run_json_lines(capsys, ["train", "--data", str(data), "--init", str(graph), "--epochs", "1", "--out", str(again),
+                            "--json"])
+    assert main(["export", "--checkpoint", str(again / "checkpoint.pt"), "--nir", str(tmp_path / "x.nir"),
+                 "--data", str(data)]) == 2
+    assert "--init" in capsys.readouterr().err
+    run_json_lines(capsys, ["export", "--checkpoint", str(again / "checkpoint.pt"), "--nir", str(tmp_path / "x.nir"),
+                            "--data", str(data), "--init", str(graph), "--json"])
+    other = tmp_path / "other.npz"
+    np.savez(other, x_train=digits.train.inputs.numpy()[:100], y_train=digits.train.targets.numpy()[:100],
+             x_test=digits.test.inputs.numpy()[:50], y_test=digits.test.targets.numpy()[:50], dt=digits.dt)
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--nir", str(tmp_path / "y.nir"),
+                 "--data", str(other)]) == 2
+    assert "not the data the run trained on" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--nir", str(tmp_path / "no" / "z.nir"),
+                 "--data", str(data)]) == 2
+    assert "no folder" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--init", str(graph), "--hidden", "16", "--out", str(tmp_path / "h")]) == 2
+    assert "--hidden shapes the recipe's network" in capsys.readouterr().err and not (tmp_path / "h").exists()
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())

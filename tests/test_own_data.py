@@ -128,6 +128,8 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
         "dt": (good | {"dt": np.array([1.0, 2.0])}, "dt must be a number"),
         "index": (events | {"sample_test": [3]}, r"sample_test must index the 1 labels of y_test"),
         "time": (events | {"t_train": [-1.0]}, "t_train must be one-dimensional, finite and non-negative"),
+        "long": (events | {"t_train": [1e9], "dt": 1e-3}, "would not fit in memory densely"),
+        "classes": (good | {"y_train": np.array([0, 1, 0, 10**9])}, "is more than 65536"),
     }
     files = {}
     for name, (arrays, message) in cases.items():
@@ -146,8 +148,8 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     return files
 
 
-BAD_FILES = ["missing", "typo", "shape", "labels", "nan", "channels", "dt", "index", "time", "truncated", "text",
-             "single", "objects", "absent"]
+BAD_FILES = ["missing", "typo", "shape", "labels", "nan", "channels", "dt", "index", "time", "long", "classes",
+             "truncated", "text", "single", "objects", "absent"]
 
 
 @pytest.mark.parametrize("name", BAD_FILES)
@@ -291,3 +293,12 @@ def test_the_readme_example_runs_as_it_stands(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "my-run" / "summary.json").exists()
     assert main(["train", "--data", "my.npz", "--epochs", "1", "--hidden", "16", "--json"]) == 0  # its comment
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["task"] == "my"
+
+
+def test_a_file_named_like_a_registered_task_is_not_taken_for_it(tmp_path):
+    """``digits.npz`` of one's own must not get the digits recipe (nor be exported as digits)."""
+    x, y = np.zeros((4, 5, 2), np.float32), np.array([0, 1, 0, 1])
+    np.savez(tmp_path / "digits.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    np.savez(tmp_path / "mine.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    assert Task.from_file(tmp_path / "digits.npz").name == "digits-own"
+    assert Task.from_file(tmp_path / "mine.npz").name == "mine"

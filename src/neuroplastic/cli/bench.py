@@ -49,7 +49,11 @@ def main(args):
     repeats = require_count("--repeats", defaults["repeats"] if args.repeats is None else args.repeats)
     threads = require_count("--threads", suite.default_threads() if args.threads is None else args.threads)
     peers = suite.default_peers() if args.peers is None else _peers(args.peers)
-    where = str(device(args))
+    where = device(args)
+    if where.type == "mps":
+        raise UsageError("bench times the CPU and CUDA devices; on Apple's MPS, time training with "
+                         "benchmarks/devices.py")
+    where = str(where)
     with tqdm(desc="bench", unit="step", file=sys.stderr) as bar:
         summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"],
                             delays=not args.no_delays, bar=bar, device=where)

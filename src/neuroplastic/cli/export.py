@@ -1,9 +1,15 @@
 """``neuroplastic export --checkpoint run/checkpoint.pt --nir model.nir``: a trained network as a NIR
 graph (:mod:`neuroplastic.nir`), for other simulators and chips.
 
-The network is rebuilt as ``fit`` built it (the task and recipe in the checkpoint's ``config``), its
-weights loaded, and the graph written to a temporary file renamed into place: on any error nothing is
-written.
+The network is rebuilt as ``fit`` built it (the task and recipe in the checkpoint's ``config``; for a
+run on data of one's own, from its file, ``--data``; for a run started from a NIR graph, from that
+graph, ``--init``), its weights loaded, and the graph written to a temporary file renamed into place:
+on any error nothing is written.
+
+NIR cannot say everything a network here does: the discrete LIF's reset by subtraction one step late,
+a reset by subtraction, an integrator other than the model's own travel in metadata only this library
+reads. ``export`` names such layers: other simulators will run them with NIR's plain reset and their
+own time step, so only neuroplastic reproduces their spikes exactly.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from neuroplastic.cli.common import UsageError, emit
 from neuroplastic.nir import from_nir, require_nir, to_nir
 from neuroplastic.tasks import Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint
+from neuroplastic.training.fit import fingerprint
 from neuroplastic.training.methods import as_method
 from neuroplastic.training.recipes import Recipe, build_network, recipe_for
 
@@ -22,6 +29,8 @@ def register(subparsers):
     parser = subparsers.add_parser("export", help="write a trained network (a checkpoint) as a NIR graph")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by train, e.g. run/checkpoint.pt")
     parser.add_argument("--nir", required=True, help="the NIR file to write, e.g. model.nir")
+    parser.add_argument("--data", help="the .npz file the run trained on (a run of train --data)")
+    parser.add_argument("--init", help="the NIR graph the run started from (a run of train --init)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.set_defaults(handler=main)
 
@@ -30,9 +39,12 @@ def main(args):
     _require_nir()
     import nir
 
-    network = network_of(load_checkpoint(args.checkpoint))
-    graph = to_nir(network)
     path = Path(args.nir)
+    if path.is_dir() or not path.parent.is_dir():
+        raise UsageError(f"--nir {path}: " + ("is a folder" if path.is_dir() else f"no folder {path.parent}"))
+    checkpoint = load_checkpoint(args.checkpoint)
+    network = network_of(checkpoint, data=args.data, init=args.init)
+    graph = to_nir(network)
     temporary = path.with_name(path.name + ".partial")
     try:
         nir.write(temporary, graph)
@@ -40,26 +52,42 @@ def main(args):
     finally:
         temporary.unlink(missing_ok=True)
     sizes = [network.layers[0].synapses.n_in, *(layer.size for layer in network.layers), network.readout.size]
+    private = sorted(name for name, node in graph.nodes.items()
+                     if any(key.startswith("neuroplastic_") for key in (getattr(node, "metadata", None) or {})))
+    note = (f"only neuroplastic reproduces the spikes of {', '.join(private)} exactly: their reset or "
+            "integrator travels in metadata other simulators ignore") if private else None
     emit({"checkpoint": str(args.checkpoint), "nir": str(path), "sizes": [int(n) for n in sizes],
-          "nodes": sorted(graph.nodes)}, args.json,
-         [f"wrote {path}: a NIR graph of {len(graph.nodes)} nodes, layer sizes {' → '.join(map(str, sizes))}"])
+          "nodes": sorted(graph.nodes), "note": note}, args.json,
+         [f"wrote {path}: a NIR graph of {len(graph.nodes)} nodes, layer sizes {' → '.join(map(str, sizes))}",
+          *([f"note: {note}"] if note else [])])
 
 
-def network_of(checkpoint: dict):
-    """The network of a ``fit`` checkpoint: rebuilt from its task and recipe, with its weights."""
+def network_of(checkpoint: dict, *, data=None, init=None):
+    """The network of a ``fit`` checkpoint, with its weights: rebuilt from its task and recipe, the task
+    read from ``data`` for a run on data of one's own, the network from the NIR graph ``init`` for a
+    run that started from one."""
     config = checkpoint.get("config") or {}
-    if "network" in config.get("own", {}):
-        raise UsageError("the checkpoint's network was one of the caller's own: export it in Python with "
-                         "neuroplastic.nir.to_nir(network)")
+    own = config.get("own", {})
+    if "network" in own and init is None:
+        raise UsageError("the run started from a network of its own: give the NIR graph it started from "
+                         "(--init), or export it in Python with neuroplastic.nir.to_nir(network)")
+    if "task_data" in own and data is None:
+        raise UsageError("the run trained on data of its own: give its file (--data)")
     try:
         recipe = dict(config["recipe"])
         recipe["hidden"] = tuple(recipe["hidden"])
         recipe["task_options"] = tuple(tuple(pair) for pair in recipe["task_options"])
-        task = load_task(config["task"], seed=config["seed"], **config["task_options"])
+        task = (Task.from_file(data, name=config["task"]) if data is not None
+                else load_task(config["task"], seed=config["seed"], **config["task_options"]))
         method = as_method(config["rule"], **config["rule_options"])
     except (KeyError, TypeError) as error:
         raise UsageError(f"the checkpoint's config lacks what rebuilds its network ({error})") from None
-    network = getattr(method, "build_network", build_network)(task, Recipe(**recipe), seed=config["seed"])
+    if data is not None and own.get("task_data") != fingerprint(task):
+        raise UsageError(f"--data {data} is not the data the run trained on")
+    if init is not None:
+        network = initial_network(init, task, None, config["seed"], {})
+    else:
+        network = getattr(method, "build_network", build_network)(task, Recipe(**recipe), seed=config["seed"])
     try:
         network.load_state_dict(checkpoint["network"])
     except (KeyError, RuntimeError) as error:

@@ -72,6 +72,7 @@ def require_task_or_data(args) -> None:
         raise UsageError(f"give --task ({', '.join(TASKS)}) or --data with an .npz file of your own")
 
 
+NETWORK_FLAGS = ("neuron", "hidden", "delays", "max_delay", "graded")  # what --init's graph decides
 CHIP_FLAGS = ("substrate", "mismatch", "noise", "bits", "chip")
 CHIP_RULES = ("pat", "twin")
 
@@ -123,6 +124,11 @@ def main(args):
         "lr": None if args.lr is None else require_positive("--lr", args.lr),
         "batch_size": None if args.batch_size is None else require_count("--batch-size", args.batch_size),
     }
+    if args.init is not None:
+        shaped = [name for name in NETWORK_FLAGS if changes[name] is not None]
+        if shaped:
+            raise UsageError(f"--{shaped[0].replace('_', '-')} shapes the recipe's network; with --init the network "
+                             f"is the graph's")
     task = args.task if args.task is not None else Task.from_file(args.data)  # read once every flag is checked
     task_options = {"path": args.data} if args.data and args.task else {}
     report(fit(task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,

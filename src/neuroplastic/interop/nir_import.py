@@ -10,6 +10,8 @@ network's readout *is* that layer's spikes. Anything else is refused with an err
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import nir
@@ -53,6 +55,8 @@ def from_nir(graph, *, dt: float | None = None) -> SpikingNetwork:
     graph = read_graph(graph)
     dt = require_positive("dt", float((graph.metadata or {}).get(DT_KEY, 1.0)) if dt is None else dt)
     nodes, edges = _flatten(graph)
+    for name, node in nodes.items():
+        _check_numbers(name, node)
     layer_names, readout_names = _Chain(nodes, edges).walk()
     layers = [tuple(None if name is None else nodes[name] for name in spec) for spec in layer_names]
     built = [_layer(spec, dt) for spec in layers]
@@ -64,6 +68,27 @@ def from_nir(graph, *, dt: float | None = None) -> SpikingNetwork:
         for layer, assign in built + [(readout_module, readout_weights)]:
             assign(layer)
     return network
+
+
+_TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")
+
+
+def _check_numbers(name: str, node) -> None:
+    """Every number a node holds is finite, its time constants positive and its delays not negative,
+    or one error naming the node and the field."""
+    for field in dataclasses.fields(node) if dataclasses.is_dataclass(node) else ():
+        value = getattr(node, field.name)
+        if not isinstance(value, (np.ndarray, float, int)) or isinstance(value, bool):
+            continue
+        array = np.asarray(value)
+        if not np.issubdtype(array.dtype, np.number):
+            continue
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"NIR node {name!r} ({type(node).__name__}): {field.name} holds NaN or infinite values")
+        if field.name in _TIME_CONSTANTS and np.any(array <= 0):
+            raise ValueError(f"NIR node {name!r} ({type(node).__name__}): {field.name} must be positive")
+        if field.name == "delay" and np.any(array < 0):
+            raise ValueError(f"NIR node {name!r} ({type(node).__name__}): delay must not be negative")
 
 
 def _flatten(graph, prefix: str = ""):

@@ -72,7 +72,7 @@ def _seconds(ms):
 
 def _per_neuron(value, size: int | None = None) -> np.ndarray:
     """A parameter (a number, or a tensor per neuron) as a float64 array of ``size`` values."""
-    array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, float)
+    array = value.detach().cpu().double().numpy().copy() if isinstance(value, torch.Tensor) else np.asarray(value, float)
     return array if size is None else np.broadcast_to(array, (size,)).copy()
 
 
@@ -196,9 +196,9 @@ def readout_decay_from_node(node, dt: float) -> tuple[float, np.ndarray]:
 
 def weight_node(synapses):
     """``Linear`` (``Affine`` with a bias) of a ``Dense`` or ``Recurrent``'s effective weight."""
-    weight = synapses.weight.detach().cpu().numpy()
+    weight = synapses.weight.detach().cpu().numpy().copy()  # the graph must not share the network's memory
     bias = getattr(synapses, "bias", None)
-    return nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias.detach().cpu().numpy())
+    return nir.Linear(weight=weight) if bias is None else nir.Affine(weight=weight, bias=bias.detach().cpu().numpy().copy())
 
 
 def synapse_nodes(synapses, dt: float, layer: str) -> list:

@@ -239,5 +239,5 @@ class Quantized(LearningSignal):
         fixed["triggered"] += triggered
         fixed["events"] += events
         if self.gain:
-            fixed["threshold"] = theta * torch.exp(self.gain * (triggered.double() / events - self.target_rate))
+            fixed["threshold"] = theta * torch.exp(self.gain * (triggered.float() / events - self.target_rate))
         return out

@@ -175,7 +175,7 @@ class Task:
         held = round(fraction * len(self.train))
         if not 0 < held < len(self.train):
             raise ValueError(f"a validation fraction of {fraction} of {len(self.train)} samples leaves a split empty")
-        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed), device="cpu")
         return dataclasses.replace(self, train=self.train.subset(order[held:].sort().values),
                                    validation=self.train.subset(order[:held].sort().values))
 
@@ -195,7 +195,7 @@ class Task:
             raise ValueError(f"split must be a split's name or a Split, got {type(split).__name__}")
         batch_size = require_count("batch_size", batch_size)
         n = len(split)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = torch.randperm(n, generator=generator, device="cpu") if shuffle else torch.arange(n, device="cpu")
         for start in range(0, n, batch_size):
             index = order[start:start + batch_size]
             inputs = split.inputs.index_select(0, index)

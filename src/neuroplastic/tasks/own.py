@@ -45,6 +45,8 @@ from neuroplastic.validation import (
 __all__ = ["from_arrays", "from_file", "from_datasets", "LAYOUTS"]
 
 LAYOUTS = ("samples-first", "time-first")
+MAX_SAMPLE_VALUES = 2**27  # steps × channels of one sample, dense in a batch: 512 MB of float32
+MAX_CLASSES = 2**16
 SPLITS = ("train", "test")
 DENSE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 EVENT_KEYS = ("t_train", "unit_train", "sample_train", "y_train", "t_test", "unit_test", "sample_test", "y_test")
@@ -78,11 +80,15 @@ def from_arrays(x_train, y_train, x_test, y_test, *, layout: str, dt: float = 1.
 
 def from_file(path, *, name: str | None = None) -> Task:
     """The task in the ``.npz`` file ``path`` (format in the module docstring), named ``name``
-    (default: the file's stem); every error names the file."""
+    (default: the file's stem, ``<stem>-own`` where a registered task has that name); every error
+    names the file."""
     path = Path(path)
     arrays = _read_npz(path)
+    if name is None:  # the file's stem, unless a registered task has that name (its recipe would apply)
+        from neuroplastic.tasks import TASKS
+        name = f"{path.stem}-own" if path.stem in TASKS else path.stem
     try:
-        return _file_task(arrays, path.stem if name is None else name)
+        return _file_task(arrays, name)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
 
@@ -94,8 +100,9 @@ def from_datasets(train, test, *, dt: float = 1.0, steps: int | None = None, cha
 
     ``data`` is either frames, a numpy array or tensor ``(steps, …)`` whose axes after the first are
     flattened into channels, every sample of one shape — Tonic's ``ToFrame(sensor_size=…,
-    n_time_bins=…)`` gives ``(steps, polarity, [height,] width)``; or events, a pair ``(times in ms,
-    units)`` of 1-D arrays, binned as in an event file (``steps`` and ``channels`` apply to events only).
+    time_window=…)`` gives ``(steps, polarity, [height,] width)`` (a fixed window per step, so that
+    ``dt`` holds for every recording; ``n_time_bins`` stretches each over its own duration); or events,
+    a pair ``(times in ms, units)`` of 1-D arrays, binned as in an event file (``steps`` and ``channels`` apply to events only).
     """
     pairs = {split: _pairs(split, dataset) for split, dataset in zip(SPLITS, (train, test))}
     kinds = {split: {_kind(f"{split} sample {i}", data) for i, (data, _) in enumerate(items)}
@@ -127,8 +134,14 @@ def _task(name, inputs: dict, labels: dict, dt, n_classes) -> Task:
     for (key, targets), x in zip(labels.items(), (train, test)):
         if len(targets) != len(x):
             raise ValueError(f"{key} holds {len(targets)} labels for {len(x)} samples")
+    if train.shape[1] * train.shape[2] > MAX_SAMPLE_VALUES:
+        raise ValueError(f"a sample of {train.shape[1]} steps × {train.shape[2]} channels would not fit in memory "
+                         f"densely (at most {MAX_SAMPLE_VALUES} values); bin events more coarsely (a larger dt)")
     largest = max(int(targets.max()) for targets in labels.values())
     n_classes = largest + 1 if n_classes is None else require_count("n_classes", n_classes)
+    if n_classes > MAX_CLASSES:
+        raise ValueError(f"{n_classes} classes (labels up to {n_classes - 1}) is more than {MAX_CLASSES}: labels "
+                         f"must be 0 … n_classes − 1")
     for key, targets in labels.items():
         if targets.max() >= n_classes:
             raise ValueError(f"{key} holds the label {int(targets.max())}, outside 0 … {n_classes - 1} "
@@ -223,7 +236,7 @@ def _kind(where: str, data) -> str:
     if isinstance(data, np.ndarray) and data.dtype.names:
         raise ValueError(f"{where} is a structured event array (fields {', '.join(data.dtype.names)}); give the "
                          "dataset a transform that makes frames, e.g. tonic.transforms.ToFrame(sensor_size=…, "
-                         "n_time_bins=…), or yield pairs (times in ms, units)")
+                         "time_window=…), or yield pairs (times in ms, units)")
     if isinstance(data, (np.ndarray, torch.Tensor)):
         return "frames"
     if isinstance(data, (tuple, list)) and len(data) == 2:
@@ -240,8 +253,8 @@ def _stacked_frames(split: str, items: list) -> torch.Tensor:
             raise ValueError(f"{split} sample {i} must be frames shaped (steps, …), got shape {tuple(sample.shape)}")
         if sample.shape != frames[0].shape:
             raise ValueError(f"{split} sample {i} has frames of shape {tuple(sample.shape)}, {split} sample 0 "
-                             f"{tuple(frames[0].shape)}; every sample needs one shape (e.g. a fixed number of "
-                             "steps: ToFrame(n_time_bins=…))")
+                             f"{tuple(frames[0].shape)}; every sample needs one shape (recordings of one duration "
+                             "with ToFrame(time_window=…), or ToFrame(n_time_bins=…), whose step varies)")
     return torch.stack(frames).flatten(2)
 
 

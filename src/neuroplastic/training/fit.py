@@ -29,7 +29,7 @@ from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.training.trainer import Trainer, peak_memory_mb
 from neuroplastic.validation import require_count
 
-__all__ = ["fit"]
+__all__ = ["fit", "fingerprint"]
 
 
 def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=None, evaluate: Callable | None = None,
@@ -51,6 +51,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     apply to a task given by name, under the caller's.
     """
     out = Path(out)
+    if device is None and network is not None:  # a network of one's own trains where it is
+        device = next(network.parameters()).device
     device = parse_device(device)
     given = not isinstance(task, str)
     if recipe is not None and not given:
@@ -64,7 +66,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     own = {name: type(value).__name__ for name, value in
            (("network", network), ("optimizer", optimizer), ("loss", loss)) if value is not None}
     if given:  # a Task of one's own: resuming checks its data as well as its name
-        own["task_data"] = _fingerprint(task)
+        own["task_data"] = fingerprint(task)
     config = json.loads(json.dumps({  # as stored: JSON types only
         "task": task.name, "rule": method.name, "rule_options": rule_options or {}, "seed": seed,
         "task_options": task_options or {}, **({"own": own} if own else {}),
@@ -140,7 +142,7 @@ def _task(task, seed, options) -> Task:
     return load_task(task, seed=seed, **(options or {}))
 
 
-def _fingerprint(task: Task) -> list:
+def fingerprint(task: Task) -> list:
     """The sizes of a task's splits and the sums of their inputs and targets."""
     def total(tensor):
         return float((tensor.coalesce().values() if tensor.is_sparse else tensor).double().sum())

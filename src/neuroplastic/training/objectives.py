@@ -71,7 +71,7 @@ class Classification(Objective):
     def error(self, readout, targets, steps, t=None):
         onehot = torch.nn.functional.one_hot(targets, readout.shape[-1]).to(readout.dtype)
         return (torch.softmax(readout, -1) - onehot) * self.step_weights(steps, readout.shape[-2], t, readout.dtype,
-                                                                        readout.device)
+                                                                        device=readout.device)
 
     def step_weights(self, steps, batch, t=None, dtype=torch.float32, device=None):
         """``1/(W·B)`` in the window of the last ``W = loss_steps`` steps, 0 before (``(T, 1, 1)`` for

@@ -151,7 +151,7 @@ class OnlineLearner:
         """The error a readout ``y`` hands the learning signals: the objective's ``∂E/∂y``, or what the
         source makes of it (a reward)."""
         supervised = self.objective.error(y, targets, steps, t)
-        weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype, y.device)
+        weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype, device=y.device)
         return self.method.signal.error(self.fixed, supervised, y, targets, weight)
 
     def _unfilter(self, steps, t, like):
