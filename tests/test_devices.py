@@ -17,8 +17,8 @@ import torch
 from neuroplastic.analysis import fi_curve
 from neuroplastic.cli.main import main
 from neuroplastic.neurons import MODELS
-from neuroplastic.training.fit import fit
 from neuroplastic.tasks import load_task
+from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import as_method
 from neuroplastic.training.objectives import objective_for
 from neuroplastic.training.problem import Problem

@@ -22,7 +22,7 @@ from neuroplastic.tasks import Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint
 from neuroplastic.training.fit import fingerprint
 from neuroplastic.training.methods import as_method
-from neuroplastic.training.recipes import Recipe, build_network, recipe_for
+from neuroplastic.training.recipes import Recipe, build_network
 
 
 def register(subparsers):
@@ -85,7 +85,7 @@ def network_of(checkpoint: dict, *, data=None, init=None):
     if data is not None and own.get("task_data") != fingerprint(task):
         raise UsageError(f"--data {data} is not the data the run trained on")
     if init is not None:
-        network = initial_network(init, task, None, config["seed"], {})
+        network = initial_network(init, task)
     else:
         network = getattr(method, "build_network", build_network)(task, Recipe(**recipe), seed=config["seed"])
     try:
@@ -95,14 +95,10 @@ def network_of(checkpoint: dict, *, data=None, init=None):
     return network.eval()
 
 
-def initial_network(path, task: str | Task, recipe: str | None, seed: int, task_options: dict):
-    """The network of the NIR graph at ``path`` for ``task`` (``train --init``): stepping by the task's
-    ``dt``, its sizes checked against the task's (a task given by name is loaded as ``fit`` loads it)."""
+def initial_network(path, task: Task):
+    """The network of the NIR graph at ``path`` for ``task`` (``train --init``, as ``fit``'s network: a
+    function of the task it loads): stepping by the task's ``dt``, its sizes checked against the task's."""
     _require_nir()
-    if isinstance(task, str):
-        if recipe is not None:
-            task_options = {**dict(recipe_for(task, recipe).task_options), **task_options}
-        task = load_task(task, seed=seed, **task_options)
     network = from_nir(path, dt=task.dt)
     sizes = (network.layers[0].synapses.n_in, network.readout.size)
     if sizes != (task.n_inputs, task.n_outputs):

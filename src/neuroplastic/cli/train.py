@@ -4,6 +4,7 @@ BPTT."""
 from __future__ import annotations
 
 import inspect
+from functools import partial
 
 from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
 from neuroplastic.cli.export import initial_network
@@ -16,7 +17,7 @@ from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
                 "synops",
-                "peak_memory_mb", "spikes_per_sample", "bits_per_sample", "neurobench", "out", "figures")
+                "peak_memory_mb", "peak_gpu_memory_mb", "spikes_per_sample", "bits_per_sample", "neurobench", "out", "figures")
 
 
 def register(subparsers):
@@ -133,8 +134,7 @@ def main(args):
     task_options = {"path": args.data} if args.data and args.task else {}
     report(fit(task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
                resume=args.resume, device=device(args),
-               network=None if args.init is None else initial_network(args.init, task, args.recipe, args.seed,
-                                                                       task_options),
+               network=None if args.init is None else partial(initial_network, args.init),
                rule_options=rule_options, task_options=task_options, **changes), args.json)
 
 

@@ -11,7 +11,6 @@ network's readout *is* that layer's spikes. Anything else is refused with an err
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import nir

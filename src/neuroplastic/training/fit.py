@@ -42,7 +42,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     ``task``: a task's name (built with ``seed`` and ``task_options``) or a :class:`Task`. ``rule``: a
     method's name (with ``rule_options``), a gradient :class:`~neuroplastic.rules.Rule`, or a method
     object (:mod:`~neuroplastic.training.problem`). ``network``: default the task's recipe
-    (``recipe_changes`` change it). ``optimizer``: an optimizer over the network's parameters, or a
+    (``recipe_changes`` change it), or a module, or a function of the task that makes one. ``optimizer``: an optimizer over the network's parameters, or a
     function of them; default AdamW with the recipe's rate and a cosine schedule. ``loss``: an
     :class:`~neuroplastic.training.objectives.Objective` or a function ``(readout, targets) -> loss``;
     default the task's. ``evaluate``: ``(readout, targets) -> dict`` of metrics, the first reported as
@@ -51,7 +51,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     apply to a task given by name, under the caller's.
     """
     out = Path(out)
-    if device is None and network is not None:  # a network of one's own trains where it is
+    if device is None and isinstance(network, torch.nn.Module):  # a network of one's own trains where it is
         device = next(network.parameters()).device
     device = parse_device(device)
     given = not isinstance(task, str)
@@ -77,6 +77,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     torch.manual_seed(seed)
     if network is None:  # a method with a network of its own kind builds it (eqprop: an energy network)
         network = getattr(method, "build_network", build_network)(task, recipe, seed=seed)
+    elif not isinstance(network, torch.nn.Module):  # a function of the task (a NIR graph's importer)
+        network = network(task)
     network.to(device)
     optimizer, scheduler = _optimizer(optimizer, network, recipe, getattr(method, "momentum", True))
     problem = Problem(network, objective, task.dt, recipe.rate_target_hz, recipe.rate_weight,
@@ -121,6 +123,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         "task": task.name, "rule": method.name, "epochs": recipe.epochs, "seed": seed,
         metric: history[-1][metric], "test_loss": metrics.get("loss"), "wall_time_s": wall,
         "peak_memory_mb": peak_memory_mb(), "spikes_per_sample": metrics["spikes_per_sample"],
+        **({"peak_gpu_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}),
         "bits_per_sample": metrics["bits_per_sample"], "neurobench": metrics["neurobench"],
         **_counts(counted, trainer),
         "out": str(out),
