@@ -148,10 +148,11 @@ def test_every_neuron_model_simulates_without_tensors_off_its_device(name):
     (["fi", "lif", "--currents", "1", "--device", "cuda:x"], "unknown device"),
     (["train", "--task", "digits", "--epochs", "1", "--device", "tpu"], "unknown device 'tpu'"),
     (["compare", "--task", "digits", "--rules", "bptt", "--device", "cpu:3"], "no index other than 0"),
+    (["tour", "--device", "gpu"], "unknown device 'gpu'"),
 ])
 def test_an_unknown_device_is_one_line_and_exit_2_with_nothing_written(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main([*argv, *(["--out", str(out)] if argv[0] in ("train", "compare") else [])])
+    code = main([*argv, *(["--out", str(out)] if argv[0] in ("train", "compare", "tour") else [])])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists()

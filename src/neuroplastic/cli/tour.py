@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from neuroplastic.analysis import fi_curve, spike_times
-from neuroplastic.cli.common import emit
+from neuroplastic.cli.common import add_device_argument, device, emit
 from neuroplastic.cli.neuron import simulate
 from neuroplastic.neurons import MODELS
 from neuroplastic.report.plots import draw_fi, draw_trace, save
@@ -20,11 +20,13 @@ def register(subparsers):
     parser = subparsers.add_parser("tour", help="every neuron model's trace and f-I curve in one figure")
     parser.add_argument("--out", default="neuroplastic-out/tour", help="folder for the figure (default neuroplastic-out/tour)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    add_device_argument(parser)
     parser.set_defaults(handler=main)
 
 
 def main(args):
     out = Path(args.out)
+    where = device(args)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a folder")
     fig, axes = plt.subplots(len(MODELS), 2, figsize=(11, 2.4 * len(MODELS)), squeeze=False)
@@ -32,11 +34,11 @@ def main(args):
     for row, (name, cls) in enumerate(tqdm(sorted(MODELS.items()), desc="tour", unit="model")):
         model = cls()
         dt = model.default_dt
-        times, voltage, raster = simulate(model, model.default_current, TRACE_MS, dt, seed=0)
+        times, voltage, raster = simulate(model, model.default_current, TRACE_MS, dt, seed=0, device=where)
         draw_trace(axes[row, 0], times.numpy(), voltage.numpy(), spike_times(raster, dt)[0],
                    title=f"{name}: I = {model.default_current:g} {model.current_unit}")
         currents = np.linspace(0.0, 2.0 * model.default_current, FI_POINTS).tolist()
-        rates = fi_curve(model, currents, FI_MS, dt).tolist()
+        rates = fi_curve(model, currents, FI_MS, dt, device=where).tolist()
         draw_fi(axes[row, 1], currents, rates, title=f"{name}: f-I curve", unit=model.current_unit)
         curves[name] = {"currents": currents, "rates_hz": rates}
     figure = save(fig, out / "tour.png")
