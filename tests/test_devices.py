@@ -176,6 +176,7 @@ def test_a_checkpoint_resumes_on_the_device_asked_for(tmp_path):
     assert state["network"]  # it reads onto another device too
     again = fit("digits", "bptt", epochs=2, out=tmp_path, progress=False, hidden=(16,), resume=True, device="cpu")
     assert again["history"][0] == first["history"][0] and len(again["history"]) == 2
+    assert again["updates"] > first["updates"]  # the added epoch trains (its rate is the new schedule's, not 0)
 
 
 @pytest.mark.parametrize("rule", ["bptt", "decolle"])

@@ -380,6 +380,9 @@ def test_export_rebuilds_runs_on_data_of_ones_own_and_from_a_graph(tmp_path, cap
     assert "--init" in capsys.readouterr().err
     run_json_lines(capsys, ["export", "--checkpoint", str(again / "checkpoint.pt"), "--nir", str(tmp_path / "x.nir"),
                             "--data", str(data), "--init", str(graph), "--json"])
+    assert main(["export", "--checkpoint", str(again / "checkpoint.pt"), "--nir", str(tmp_path / "w.nir"),
+                 "--data", str(data), "--init", str(tmp_path / "x.nir")]) == 2  # the same sizes, another graph
+    assert "is not the NIR graph the run started from" in capsys.readouterr().err
     other = tmp_path / "other.npz"
     np.savez(other, x_train=digits.train.inputs.numpy()[:100], y_train=digits.train.targets.numpy()[:100],
              x_test=digits.test.inputs.numpy()[:50], y_test=digits.test.targets.numpy()[:50], dt=digits.dt)

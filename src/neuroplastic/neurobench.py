@@ -52,10 +52,17 @@ MACs)`` of the same pass for networks without zero weights, recurrence or delays
 exceeds it by one per recurrent event delivered (the self-connection it counts).
 
 Networks without spiking layers (:class:`~neuroplastic.networks.EnergyNetwork`, equilibrium
-propagation) relax rates to a fixed point and return only their output layer: footprint, connection
-sparsity (of their ``weights``) and the dense operations (their own ``pass_operations``: every weight
-read at every relaxation step, bottom-up and top-down) apply; activation sparsity and the effective
-operations, which need the activities of every relaxation step, are reported as ``None``.
+propagation, and its spiking form :class:`~neuroplastic.networks.SpikingEnergyNetwork`, whose forward
+pass also returns only the output layer) relax to a fixed point: footprint, connection sparsity (of
+their ``weights``) and the dense operations (their own ``pass_operations``: every weight read at every
+relaxation step, bottom-up and top-down) apply; activation sparsity and the effective operations,
+which need the activities of every relaxation step, are reported as ``None``.
+
+Two readings to keep in mind: the dense operations of delayed synapses count every tap of their
+kernel (``D + 1`` per synapse, as NeuroBench counts the ``Conv1d``), while their connection sparsity
+counts ``W`` (one entry per synapse); and a :class:`~neuroplastic.physical.PhysicalNetwork` (``pat``,
+``twin``) is measured as its digital twin — full-precision weights, the simulated chip's mismatch
+buffers in the footprint — not as the quantized device.
 """
 from __future__ import annotations
 

@@ -104,8 +104,9 @@ def main(argv=None) -> None:
                         help="comma-separated sequence lengths at which to measure peak_mb as well")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if torch.device(args.device).type == "cuda":  # the timings synchronise the current device: this one
-        torch.cuda.set_device(torch.device(args.device))
+    where = torch.device(args.device)
+    if where.type == "cuda" and where.index is not None:  # the timings synchronise the current device
+        torch.cuda.set_device(where)
     info = {"name": args.name, "N": args.size, "steps": args.steps, "batch": args.batch,
             "threads": torch.get_num_threads(), "device": args.device}
     if args.name == "gemm":

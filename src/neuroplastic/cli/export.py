@@ -9,11 +9,13 @@ on any error nothing is written.
 NIR cannot say everything a network here does: the discrete LIF's reset by subtraction one step late,
 a reset by subtraction, an integrator other than the model's own travel in metadata only this library
 reads. ``export`` names such layers: other simulators will run them with NIR's plain reset and their
-own time step, so only neuroplastic reproduces their spikes exactly.
+own time step, so only neuroplastic reproduces them exactly.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from neuroplastic.cli.common import UsageError, emit
@@ -54,7 +56,7 @@ def main(args):
     sizes = [network.layers[0].synapses.n_in, *(layer.size for layer in network.layers), network.readout.size]
     private = sorted(name for name, node in graph.nodes.items()
                      if any(key.startswith("neuroplastic_") for key in (getattr(node, "metadata", None) or {})))
-    note = (f"only neuroplastic reproduces the spikes of {', '.join(private)} exactly: their reset or "
+    note = (f"only neuroplastic reproduces {', '.join(private)} exactly: their reset, discrete map or "
             "integrator travels in metadata other simulators ignore") if private else None
     emit({"checkpoint": str(args.checkpoint), "nir": str(path), "sizes": [int(n) for n in sizes],
           "nodes": sorted(graph.nodes), "note": note}, args.json,
@@ -71,6 +73,8 @@ def network_of(checkpoint: dict, *, data=None, init=None):
     if "network" in own and init is None:
         raise UsageError("the run started from a network of its own: give the NIR graph it started from "
                          "(--init), or export it in Python with neuroplastic.nir.to_nir(network)")
+    if init is not None and own.get("network") != GraphInit(init).fingerprint:
+        raise UsageError(f"--init {init} is not the NIR graph the run started from")
     if "task_data" in own and data is None:
         raise UsageError("the run trained on data of its own: give its file (--data)")
     try:
@@ -93,6 +97,22 @@ def network_of(checkpoint: dict, *, data=None, init=None):
     except (KeyError, RuntimeError) as error:
         raise UsageError(f"the checkpoint's weights do not fit its network ({type(error).__name__})") from None
     return network.eval()
+
+
+@dataclass(frozen=True)
+class GraphInit:
+    """``train --init``: ``fit``'s network as a function of the task, read from the NIR graph at
+    ``path``; its ``fingerprint`` (the file's SHA-256) goes into the run's config, so that a resumed run
+    or an export is refused another graph."""
+
+    path: str
+
+    def __call__(self, task: Task):
+        return initial_network(self.path, task)
+
+    @property
+    def fingerprint(self) -> str:
+        return "nir:" + hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
 
 
 def initial_network(path, task: Task):

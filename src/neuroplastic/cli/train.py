@@ -4,10 +4,9 @@ BPTT."""
 from __future__ import annotations
 
 import inspect
-from functools import partial
 
 from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
-from neuroplastic.cli.export import initial_network
+from neuroplastic.cli.export import GraphInit
 from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
@@ -134,7 +133,7 @@ def main(args):
     task_options = {"path": args.data} if args.data and args.task else {}
     report(fit(task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
                resume=args.resume, device=device(args),
-               network=None if args.init is None else partial(initial_network, args.init),
+               network=None if args.init is None else GraphInit(args.init),
                rule_options=rule_options, task_options=task_options, **changes), args.json)
 
 

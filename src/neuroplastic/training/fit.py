@@ -9,6 +9,7 @@ given as an object instead of a name or a default. Everything it writes goes to 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import time
@@ -42,7 +43,9 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     ``task``: a task's name (built with ``seed`` and ``task_options``) or a :class:`Task`. ``rule``: a
     method's name (with ``rule_options``), a gradient :class:`~neuroplastic.rules.Rule`, or a method
     object (:mod:`~neuroplastic.training.problem`). ``network``: default the task's recipe
-    (``recipe_changes`` change it), or a module, or a function of the task that makes one. ``optimizer``: an optimizer over the network's parameters, or a
+    (``recipe_changes`` change it), or a module, or a function of the task that makes one (with a
+    ``fingerprint``, the string recorded for it in the checkpoint's config, so a resumed run is refused
+    another). ``optimizer``: an optimizer over the network's parameters, or a
     function of them; default AdamW with the recipe's rate and a cosine schedule. ``loss``: an
     :class:`~neuroplastic.training.objectives.Objective` or a function ``(readout, targets) -> loss``;
     default the task's. ``evaluate``: ``(readout, targets) -> dict`` of metrics, the first reported as
@@ -52,7 +55,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     """
     out = Path(out)
     if device is None and isinstance(network, torch.nn.Module):  # a network of one's own trains where it is
-        device = next(network.parameters()).device
+        device = next(itertools.chain(network.parameters(), network.buffers()), torch.empty(0)).device
     device = parse_device(device)
     given = not isinstance(task, str)
     if recipe is not None and not given:
@@ -63,7 +66,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     method = as_method(rule, **(rule_options or {}))
     objective = loss if isinstance(loss, Objective) else objective_for(task) if loss is None else LossFunction(loss)
     evaluate = objective.evaluate if evaluate is None else evaluate
-    own = {name: type(value).__name__ for name, value in
+    own = {name: getattr(value, "fingerprint", type(value).__name__) for name, value in
            (("network", network), ("optimizer", optimizer), ("loss", loss)) if value is not None}
     if given:  # a Task of one's own: resuming checks its data as well as its name
         own["task_data"] = fingerprint(task)
@@ -91,8 +94,10 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     if checkpoint is not None:
         network.load_state_dict(checkpoint["network"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None:
+        if scheduler is not None:  # the rate of the epoch reached, on this run's schedule (it may be longer)
             scheduler.load_state_dict(checkpoint["scheduler"])
+            for group, base, rate in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * rate(scheduler.last_epoch)
         generator.set_state(checkpoint["generator"])
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
         counted = checkpoint.get("counts", counted)
