@@ -152,8 +152,11 @@ def effective_operations(x: torch.Tensor, kernel: torch.Tensor, lag: int = 0) ->
         before = torch.cat([counts.new_zeros(1, counts.shape[1]), counts.cumsum(0)])  # (T + 1, n_in)
         return (before[window] * fan_out).sum()
 
+    every = arrived(nonzero)
+    if bool(binary_rows.all()):  # spikes only (the usual case): every operation an accumulate
+        return every, torch.zeros_like(every)
     accumulates = arrived(nonzero & binary_rows)
-    return accumulates, arrived(nonzero) - accumulates
+    return accumulates, every - accumulates
 
 
 class Workload:
