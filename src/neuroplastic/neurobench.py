@@ -72,7 +72,7 @@ import torch
 from torch import nn
 
 from neuroplastic.synapses import FixedDelays, LearnedDelays
-from neuroplastic.training.problem import traffic
+from neuroplastic.training.problem import synaptic_operations, traffic
 
 __all__ = [
     "Workload",
@@ -176,8 +176,7 @@ class Workload:
         self.samples += batch
         if not output.spikes:  # no spiking layers: the network's own count of a pass
             self.spiking = False
-            counter = getattr(self.network, "pass_operations", None)
-            self.dense += 0 if counter is None else counter(batch)
+            self.dense += synaptic_operations(self.network, inputs, output.spikes)
             return
         events, bits = traffic(self.network, output.events)
         self.events, self.bits = self.events + events, self.bits + bits
