@@ -120,16 +120,18 @@ class OnlineLearner:
             return self.online(inputs, targets, optimizer, apply_every=self.method.apply_every)
         return self.sequence(inputs, targets, optimizer)
 
-    def _step(self, state, heads, x, t, steps):
+    def _step(self, state, heads, x, t, steps, count=True):
         y, state, layer_steps = self.network.transition(state, x)
         infos = []
         for layer, step in zip(self.network.layers, layer_steps):
             pre = layer.presynaptic(step.before, step.x)
             psi = layer.neuron.pseudo_derivative(step.before.neuron, step.after.neuron, layer.dt)
             infos.append(StepInfo(t, steps, layer.dt, pre, step.after.z, step.after.neuron.v, psi, layer.neuron))
-            self.synops += torch.count_nonzero(pre) * layer.size  # on the device: read once per batch
+            if count:
+                self.synops += torch.count_nonzero(pre) * layer.size  # on the device: read once per batch
         readout_input = layer_steps[-1].after.z
-        self.synops += torch.count_nonzero(readout_input) * self.network.readout.size
+        if count:
+            self.synops += torch.count_nonzero(readout_input) * self.network.readout.size
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, readout_input, y, heads), state
 
@@ -202,12 +204,21 @@ class OnlineLearner:
     def sequence(self, inputs, targets, optimizer) -> float:
         """One batch, recorded over the whole sequence, the gradients as matrix products over time.
         Returns the batch's loss."""
+        grads, loss = self.estimate(inputs, targets)
+        self.apply(optimizer, list(grads))
+        return loss.item()
+
+    def estimate(self, inputs, targets, *, count: bool = True) -> tuple[tuple, torch.Tensor]:
+        """The method's gradient estimate of one batch's whole sequence (in the order of ``params``; no
+        self-connections) and the batch's loss, without applying it: under autograd it is a
+        differentiable function of the network's parameters, what a meta-learning loop differentiates
+        (:mod:`neuroplastic.outer`). ``count=False`` leaves the counters alone (under ``vmap``)."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
         heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
         recordings = []
         for t, x in enumerate(inputs.unbind(0)):
-            recording, state = self._step(state, heads, x, t, steps)
+            recording, state = self._step(state, heads, x, t, steps, count)
             heads = recording.head_outputs
             recordings.append(recording)
         whole = _stack(recordings)
@@ -218,8 +229,9 @@ class OnlineLearner:
         for rule, info, signal, group in zip([*self.layer_rules, self.readout_rule],
                                              [*whole.infos, readout_info], [*signals, err], self.groups):
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
-        self.apply(optimizer, grads)
-        return self.objective.loss(whole.readout, targets, Segment(0, steps, steps)).item()
+        for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
+            grads[i] = grads[i].masked_fill(torch.eye(*grads[i].shape, dtype=torch.bool, device=grads[i].device), 0.0)
+        return tuple(grads), self.objective.loss(whole.readout, targets, Segment(0, steps, steps))
 
     def apply(self, optimizer, grads) -> None:
         for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
