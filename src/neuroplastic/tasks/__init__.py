@@ -7,8 +7,11 @@ package), ``randman`` (Zenke & Vogels' random manifolds), ``cue`` and ``pattern`
 tasks of Bellec et al. 2020), ``timing`` (classes told apart by relative spike timing: it needs
 synaptic delays). Read from local files (``path=``): ``shd`` (Spiking Heidelberg
 Digits) and ``nmnist`` (N-MNIST). Data of one's own (arrays, an ``.npz`` file, datasets such as
-Tonic's): ``Task.from_arrays``, ``Task.from_file``, ``Task.from_datasets`` (:mod:`.own`). Optional dependencies are imported only by the task needing them:
-scikit-learn (digits), mnist1d (mnist1d), h5py (shd).
+Tonic's): ``Task.from_arrays``, ``Task.from_file``, ``Task.from_datasets`` (:mod:`.own`).
+Few-shot meta-datasets (classes split into meta-train / -validation / -test, N-way K-shot
+episodes): ``load_meta_dataset(name, …)`` (:mod:`.episodes`), ``double-digits`` and ``double-nmnist``.
+Optional dependencies are imported only by the task needing them: scikit-learn (digits,
+double-digits), mnist1d (mnist1d), h5py (shd).
 """
 from __future__ import annotations
 
@@ -17,6 +20,13 @@ import inspect
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.tasks.cue import cue_task
 from neuroplastic.tasks.digits import digits_task
+from neuroplastic.tasks.double_digits import double_digits, double_nmnist
+from neuroplastic.tasks.episodes import (
+    META_DATASETS,
+    Episodes,
+    MetaDataset,
+    load_meta_dataset,
+)
 from neuroplastic.tasks.mnist_1d import mnist1d_task, population_encode
 from neuroplastic.tasks.nmnist import load_nmnist, nmnist_task
 from neuroplastic.tasks.pattern import pattern_task
@@ -52,4 +62,5 @@ def load_task(name: str, *, seed: int = 0, **options) -> Task:
     return factory(**options)
 
 
-__all__ = ["Split", "Task", "TASKS", "load_task", "load_shd", "load_nmnist", "population_encode"]
+__all__ = ["Split", "Task", "TASKS", "load_task", "load_shd", "load_nmnist", "population_encode",
+           "MetaDataset", "Episodes", "META_DATASETS", "load_meta_dataset", "double_digits", "double_nmnist"]
