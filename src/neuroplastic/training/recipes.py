@@ -121,6 +121,8 @@ RECIPES = {
                          task_options=(("steps", 100), ("dt", 10.0), ("channels", 140))),
     # τ_m = 5 steps against channel offsets up to 40: only delays bridge them; the readout integrates
     # without leak, so spike counts alone (the same in every class) decide nothing
+    # few-shot episodes of the double-digits meta-dataset (neuroplastic meta): the network meta-learned
+    "double-digits": Recipe(hidden=(128,), scale=2.0, task_options=(("steps", 10),)),
     "timing": Recipe(hidden=(64,), tau_m=5.0, tau_out=1e4, epochs=15, batch_size=32, lr=3e-3, scale=2.0,
                      delays="learned", max_delay=45),
 }
