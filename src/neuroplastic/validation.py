@@ -7,6 +7,7 @@ come back as ``float``, tensors unchanged.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -21,6 +22,7 @@ __all__ = [
     "require_count",
     "require_finite_tensor",
     "lookup",
+    "build_named",
 ]
 
 
@@ -80,3 +82,18 @@ def lookup(kind: str, name: str, registry: dict):
         return registry[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(registry)}") from None
+
+
+def build_named(kind: str, name: str, registry: dict, seed: int, options: dict):
+    """``registry[name](**options)``, with ``seed`` where the factory takes one: a clear error for an
+    unknown name, an option the factory lacks, or a negative seed."""
+    factory = lookup(kind, name, registry)
+    parameters = inspect.signature(factory).parameters
+    accepted = [p for p in parameters if p != "seed"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{kind} {name!r} has no option {', '.join(map(repr, unknown))}; options: "
+                         f"{', '.join(accepted)}")
+    if "seed" in parameters:
+        options = {**options, "seed": require_count("seed", seed, minimum=0)}
+    return factory(**options)

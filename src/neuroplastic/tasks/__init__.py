@@ -15,7 +15,6 @@ double-digits), mnist1d (mnist1d), h5py (shd).
 """
 from __future__ import annotations
 
-import inspect
 
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.tasks.cue import cue_task
@@ -33,7 +32,7 @@ from neuroplastic.tasks.pattern import pattern_task
 from neuroplastic.tasks.randman import randman_task
 from neuroplastic.tasks.shd import load_shd, shd_task
 from neuroplastic.tasks.timing import timing_task
-from neuroplastic.validation import lookup, require_count
+from neuroplastic.validation import build_named
 
 TASKS = {
     "digits": digits_task,
@@ -51,15 +50,7 @@ def load_task(name: str, *, seed: int = 0, **options) -> Task:
     """The task called ``name`` with some options changed. ``seed`` fixes every random draw of the
     tasks that make any (digits, randman, cue, pattern); the others are deterministic. A clear
     error for an unknown task or option."""
-    factory = lookup("task", name, TASKS)
-    accepted = [p for p in inspect.signature(factory).parameters if p != "seed"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"task {name!r} has no option {', '.join(map(repr, unknown))}; options: "
-                         f"{', '.join(accepted)}")
-    if "seed" in inspect.signature(factory).parameters:
-        options["seed"] = require_count("seed", seed, minimum=0)
-    return factory(**options)
+    return build_named("task", name, TASKS, seed, options)
 
 
 __all__ = ["Split", "Task", "TASKS", "load_task", "load_shd", "load_nmnist", "population_encode",

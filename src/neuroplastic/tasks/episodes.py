@@ -21,14 +21,13 @@ support set and the rest for the query set. Within an episode the data are time 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from neuroplastic.tasks.double_digits import double_digits, double_nmnist
-from neuroplastic.validation import lookup, require_count, require_positive
+from neuroplastic.validation import build_named, lookup, require_count, require_positive
 
 __all__ = ["MetaDataset", "Episodes", "EpisodeIndex", "META_DATASETS", "load_meta_dataset", "META_SPLITS"]
 
@@ -209,10 +208,4 @@ def load_meta_dataset(name: str, *, seed: int = 0, **options) -> MetaDataset:
     """The meta-dataset called ``name`` (a key of :data:`META_DATASETS`) with some options changed;
     ``seed`` fixes its class split, sample pairs and spike draws. A clear error for an unknown name
     or option."""
-    factory = lookup("meta-dataset", name, META_DATASETS)
-    accepted = [p for p in inspect.signature(factory).parameters if p != "seed"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"meta-dataset {name!r} has no option {', '.join(map(repr, unknown))}; options: "
-                         f"{', '.join(accepted)}")
-    return factory(seed=require_count("seed", seed, minimum=0), **options)
+    return build_named("meta-dataset", name, META_DATASETS, seed, options)
