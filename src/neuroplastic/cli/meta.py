@@ -7,7 +7,7 @@ from __future__ import annotations
 from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
 from neuroplastic.outer.inner import INNER_LOOPS
 from neuroplastic.outer.training import meta_fit
-from neuroplastic.tasks.episodes import META_DATASETS
+from neuroplastic.tasks import META_DATASETS
 from neuroplastic.validation import lookup
 
 SUMMARY_KEYS = ("dataset", "ways", "shots", "inner", "inner_steps", "first_order", "learn_rates", "seed",

@@ -25,7 +25,7 @@ from neuroplastic.devices import parse_device
 from neuroplastic.outer.inner import make_inner
 from neuroplastic.outer.maml import MetaLearner
 from neuroplastic.report.meta import plot_meta_curve
-from neuroplastic.tasks.episodes import load_meta_dataset
+from neuroplastic.tasks import load_meta_dataset
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
 from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.validation import require_count, require_positive

@@ -15,17 +15,11 @@ double-digits), mnist1d (mnist1d), h5py (shd).
 """
 from __future__ import annotations
 
-
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.tasks.cue import cue_task
 from neuroplastic.tasks.digits import digits_task
 from neuroplastic.tasks.double_digits import double_digits, double_nmnist
-from neuroplastic.tasks.episodes import (
-    META_DATASETS,
-    Episodes,
-    MetaDataset,
-    load_meta_dataset,
-)
+from neuroplastic.tasks.episodes import Episodes, MetaDataset
 from neuroplastic.tasks.mnist_1d import mnist1d_task, population_encode
 from neuroplastic.tasks.nmnist import load_nmnist, nmnist_task
 from neuroplastic.tasks.pattern import pattern_task
@@ -51,6 +45,19 @@ def load_task(name: str, *, seed: int = 0, **options) -> Task:
     tasks that make any (digits, randman, cue, pattern); the others are deterministic. A clear
     error for an unknown task or option."""
     return build_named("task", name, TASKS, seed, options)
+
+
+META_DATASETS = {
+    "double-digits": double_digits,
+    "double-nmnist": double_nmnist,
+}
+
+
+def load_meta_dataset(name: str, *, seed: int = 0, **options) -> MetaDataset:
+    """The meta-dataset called ``name`` (a key of :data:`META_DATASETS`) with some options changed;
+    ``seed`` fixes its class split, sample pairs and spike draws. A clear error for an unknown name
+    or option."""
+    return build_named("meta-dataset", name, META_DATASETS, seed, options)
 
 
 __all__ = ["Split", "Task", "TASKS", "load_task", "load_shd", "load_nmnist", "population_encode",

@@ -23,7 +23,7 @@ The class of dataset-wide identity ``10·a + b`` (in ``MetaDataset.class_ids``) 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,10 +31,8 @@ import torch
 from neuroplastic.coding import poisson_encode
 from neuroplastic.tasks.base import event_steps
 from neuroplastic.tasks.nmnist import SENSOR, read_nmnist_events
+from neuroplastic.tasks.episodes import MetaDataset
 from neuroplastic.validation import require_count, require_positive
-
-if TYPE_CHECKING:
-    from neuroplastic.tasks.episodes import MetaDataset
 
 __all__ = ["double_digits", "double_nmnist", "CLASS_SPLIT_SIZES", "DOUBLE_NMNIST_CHANNELS"]
 
@@ -107,8 +105,6 @@ def double_digits(*, seed: int = 0, steps: int = 20, dt: float = 1.0, max_rate_h
     Stores ``(classes, samples_per_class, steps, 128)`` uint8 per split, classes 64 / 16 / 20 for
     ``train`` / ``validation`` / ``test``; episodes come back float32.
     """
-    from neuroplastic.tasks.episodes import MetaDataset
-
     steps = require_count("steps", steps)
     dt = require_positive("dt", dt)
     max_rate_hz = require_positive("max_rate_hz", max_rate_hz)
@@ -134,8 +130,6 @@ def double_nmnist(*, path=None, seed: int = 0, steps: int = 300, dt: float = 1.0
     one step add up. ``per_digit`` keeps the first files (sorted) of each digit; only the files of
     the drawn pairs are read. Stores ``(classes, samples_per_class, steps, 4624)`` sparse COO float32.
     """
-    from neuroplastic.tasks.episodes import MetaDataset
-
     if path is None:
         raise ValueError("double-nmnist reads local files: pass path=<N-MNIST folder with <digit>/*.bin> "
                          "(the data are not downloaded here)")

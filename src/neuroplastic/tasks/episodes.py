@@ -14,7 +14,7 @@ support set and the rest for the query set. Within an episode the data are time 
 ``(T, samples, n_inputs)``, as the library's networks take them; the episode index leads, so
 ``torch.func.vmap`` maps an inner loop over the episodes.
 
-``load_meta_dataset(name, seed=…, **options)`` builds a registered meta-dataset:
+``neuroplastic.tasks.load_meta_dataset(name, seed=…, **options)`` builds a registered meta-dataset:
 ``double-digits`` (no download, :func:`~neuroplastic.tasks.double_digits.double_digits`) and
 ``double-nmnist`` (local N-MNIST files, :func:`~neuroplastic.tasks.double_digits.double_nmnist`).
 """
@@ -26,10 +26,9 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.tasks.double_digits import double_digits, double_nmnist
-from neuroplastic.validation import build_named, lookup, require_count, require_positive
+from neuroplastic.validation import lookup, require_count, require_positive
 
-__all__ = ["MetaDataset", "Episodes", "EpisodeIndex", "META_DATASETS", "load_meta_dataset", "META_SPLITS"]
+__all__ = ["MetaDataset", "Episodes", "EpisodeIndex", "META_SPLITS"]
 
 META_SPLITS = ("train", "validation", "test")
 _STORED_DTYPES = (torch.float32, torch.float64, torch.uint8, torch.bool)
@@ -197,15 +196,3 @@ def _flattened(store: torch.Tensor) -> torch.Tensor:
     return torch.sparse_coo_tensor(flat, store.values(), (classes * samples, steps, n_inputs),
                                    check_invariants=True).coalesce()
 
-
-META_DATASETS = {
-    "double-digits": double_digits,
-    "double-nmnist": double_nmnist,
-}
-
-
-def load_meta_dataset(name: str, *, seed: int = 0, **options) -> MetaDataset:
-    """The meta-dataset called ``name`` (a key of :data:`META_DATASETS`) with some options changed;
-    ``seed`` fixes its class split, sample pairs and spike draws. A clear error for an unknown name
-    or option."""
-    return build_named("meta-dataset", name, META_DATASETS, seed, options)
