@@ -30,8 +30,8 @@ import torch
 
 from neuroplastic.coding import poisson_encode
 from neuroplastic.tasks.base import event_steps
-from neuroplastic.tasks.nmnist import SENSOR, read_nmnist_events
 from neuroplastic.tasks.episodes import MetaDataset
+from neuroplastic.tasks.nmnist import SENSOR, read_nmnist_events
 from neuroplastic.validation import require_count, require_positive
 
 __all__ = ["double_digits", "double_nmnist", "CLASS_SPLIT_SIZES", "DOUBLE_NMNIST_CHANNELS"]
