@@ -154,3 +154,21 @@ def test_bilevel_gradient_equals_autograd_through_the_unrolled_update_and_finite
         assert torch.allclose(analytic, unrolled_grad, rtol=1e-10, atol=1e-12), name
         numeric = central_differences(lambda: unrolled().detach(), parameter.data)
         assert torch.allclose(analytic, numeric, rtol=1e-5, atol=1e-8), name
+
+
+def test_inner_loops_refuse_what_they_cannot_run_faithfully():
+    from neuroplastic.training.methods import etl
+    from neuroplastic.training.objectives import Regression
+    with pytest.raises(ValueError, match="sequence mode"):
+        OnlineSteps(decolle(), 1)  # DECOLLE's default: an update at every step
+    for method in (etl(mode="sequence", apply_every=None), eprop(reward=True), eprop(feedback="adaptive")):
+        with pytest.raises(ValueError, match="inside a meta loop use fixed feedback or local readouts"):
+            OnlineSteps(method, 1)
+    with pytest.raises(ValueError, match="classification"):
+        MetaLearner(network(), GradientSteps(1), objective=Regression())
+
+
+def test_an_online_rule_inside_follows_the_network_to_its_dtype():
+    meta = MetaLearner(network().float(), OnlineSteps(eprop(), 1))  # built where it runs
+    data = tuple(part.float() if part.is_floating_point() else part for part in episodes())
+    assert torch.isfinite(meta(data)[0])

@@ -27,20 +27,30 @@ def test_meta_command_reports_json_writes_its_figure_and_checkpoint(tmp_path, ca
     assert len(json.loads((out / "summary.json").read_text())["history"]) == 2
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("stop", [2, 3])  # on the validation grid, and off it
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, stop):
     whole = meta_fit(iterations=4, out=tmp_path / "whole", **TINY)
-    meta_fit(iterations=2, out=tmp_path / "parts", **TINY)
+    meta_fit(iterations=stop, out=tmp_path / "parts", **TINY)
     resumed = meta_fit(iterations=4, out=tmp_path / "parts", resume=True, **TINY)
-    assert resumed["history"] == whole["history"]
+    assert resumed["history"] == whole["history"] and [h["iteration"] for h in whole["history"]] == [2, 4]
     assert resumed["test_accuracy"] == whole["test_accuracy"]
     one, two = (load_checkpoint(tmp_path / name / "checkpoint.pt")["meta"] for name in ("whole", "parts"))
     assert all(torch.equal(one[k], two[k]) for k in one)
     with pytest.raises(ValueError, match="made with"):
         meta_fit(iterations=4, out=tmp_path / "parts", resume=True, **{**TINY, "ways": 2})
+    with pytest.raises(ValueError, match="holds 4 meta-iterations, more than the 3"):
+        meta_fit(iterations=3, out=tmp_path / "parts", resume=True, **TINY)
+
+
+def test_a_diverging_run_stops_with_one_error_and_checkpoints_no_diverged_state(tmp_path):
+    with pytest.raises(ValueError, match="diverged by iteration 2"):
+        meta_fit(iterations=2, inner_lr=1e300, out=tmp_path, **TINY)  # float32 weights overflow
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--ways", "17"], "exceeds the 16 classes"),
+    (["--ways", "1"], "ways must be an integer >= 2"),
     (["--shots", "0"], "shots must be"),
     (["--inner-steps", "0"], "inner steps must be"),
     (["--inner", "etl"], "unknown inner rule"),

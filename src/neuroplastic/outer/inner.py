@@ -28,12 +28,13 @@ it (:func:`check_second_order`); a ``Triangle``'s is piecewise constant, not zer
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad
 
+from neuroplastic.rules.signals import Quantized, Reinforce
 from neuroplastic.spikes import Boxcar, Rescaled
 from neuroplastic.training.methods import decolle, eprop
 from neuroplastic.training.online import OnlineLearner
@@ -67,7 +68,6 @@ class GradientSteps:
 
     steps: int = 5
     first_order: bool = False
-    name: str = "bptt"
 
     def __post_init__(self):
         require_count("inner steps", self.steps)
@@ -104,17 +104,23 @@ class _Estimate(nn.Module):
 
 @dataclass(frozen=True)
 class OnlineSteps:
-    """``steps`` updates of an online rule (``method``: an :class:`OnlineMethod` in sequence mode)."""
+    """``steps`` updates of an online rule (``method``: an :class:`OnlineMethod` in sequence mode whose
+    learning signal keeps no state of its own: feedback of any fixed kind, or local readouts)."""
 
     method: object
     steps: int = 5
     first_order: bool = False
-    name: str = field(default="")
 
     def __post_init__(self):
         require_count("inner steps", self.steps)
-        if not self.name:
-            object.__setattr__(self, "name", self.method.name)
+        name = getattr(self.method, "name", type(self.method).__name__)
+        if getattr(self.method, "mode", None) != "sequence":
+            raise ValueError(f"an online rule inside a meta loop runs in sequence mode (one update per support "
+                             f"sequence); {name} has mode {getattr(self.method, 'mode', None)!r}")
+        signal = self.method.signal
+        if isinstance(signal, (Reinforce, Quantized)) or getattr(signal, "adaptive", False):
+            raise ValueError(f"{name}'s learning signal ({type(signal).__name__}) keeps state or draws at random "
+                             "from update to update; inside a meta loop use fixed feedback or local readouts")
 
     def bind(self, problem: Problem) -> "OnlineAdapter":
         if not self.first_order:

@@ -5,9 +5,9 @@ For each episode ``i`` of a meta-batch the inner loop (:mod:`.inner`) adapts the
 
     θ'_i = adapt(θ, α; support_i)         min_{θ, α}  (1/E) Σ_i L(θ'_i; query_i)
 
-MAML (Finn, Abbeel & Levine 2017) learns ``θ`` with one rate ``α`` per parameter tensor; Meta-SGD
-(Li, Zhou, Chen & Li 2017, "Meta-SGD: learning to learn quickly for few-shot learning") learns
-``α`` too, one per weight (``learn_rates=True``). With an online rule inside, this is the bi-level
+MAML (Finn, Abbeel & Levine 2017) learns ``θ`` with one fixed rate ``α`` for every parameter;
+Meta-SGD (Li, Zhou, Chen & Li 2017, "Meta-SGD: learning to learn quickly for few-shot learning")
+learns ``α`` too, one per weight (``learn_rates=True``). With an online rule inside, this is the bi-level
 bootstrapping of online learning: the start and rates of e-prop or DECOLLE, learned offline.
 
 The network runs through ``torch.func.functional_call`` and the episodes of a meta-batch through
@@ -22,7 +22,6 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from neuroplastic.training.losses import window_logits
 from neuroplastic.training.objectives import Classification
 from neuroplastic.training.problem import Problem
 from neuroplastic.validation import require_count, require_positive
@@ -36,6 +35,7 @@ class MetaLearner(nn.Module):
     ``inner_lr``: the initial rate ``α`` of every parameter; ``learn_rates``: learn one per weight
     (Meta-SGD) instead of keeping ``α`` fixed; ``objective``: a classification objective (default:
     cross-entropy over all steps); ``generator``: what an online rule inside draws its fixed feedback from.
+    Build it on its final device and dtype: an online rule's fixed feedback is drawn here, like the network's.
     """
 
     def __init__(self, network: nn.Module, inner, *, inner_lr: float = 0.5, learn_rates: bool = False,
@@ -44,9 +44,12 @@ class MetaLearner(nn.Module):
         require_positive("inner_lr", inner_lr)
         if not isinstance(learn_rates, bool):
             raise ValueError(f"learn_rates must be true or false, got {learn_rates!r}")
+        objective = Classification(None) if objective is None else objective
+        if not isinstance(objective, Classification):
+            raise ValueError(f"meta-learning scores episodes by classification; got a {type(objective).__name__}")
         self.network = network
         self.inner = inner
-        self.problem = Problem(network, objective or Classification(None), generator=generator)
+        self.problem = Problem(network, objective, generator=generator)
         self.names = [name for name, _ in network.named_parameters()]
         self.learn_rates, self.inner_lr = learn_rates, float(inner_lr)
         self.rates = nn.ParameterList([nn.Parameter(torch.full_like(p.detach(), inner_lr))
@@ -62,7 +65,7 @@ class MetaLearner(nn.Module):
     def _episode(self, params, rates, support_inputs, support_targets, query_inputs, query_targets):
         adapted = self.adapt(params, rates, support_inputs, support_targets)
         output = functional_call(self.network, adapted, (query_inputs,))
-        decided = window_logits(output.readout, self.problem.objective.loss_steps).argmax(-1)
+        decided = self.problem.objective.decide(output.readout)
         return self.problem.loss(output, query_targets), (decided == query_targets).to(output.readout.dtype).mean()
 
     def forward(self, episodes) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ with ``ways`` outputs, meta-learns it (:class:`~neuroplastic.outer.MetaLearner`)
 episodes every ``validate_every`` iterations (and checkpoints then, atomically), and at the end
 scores the meta-test episodes against the baseline the issue names: the same network freshly
 initialized and trained on each support set by the same inner loop, the same number of steps at the
-same rate. Accuracies are means over episodes with a 95% interval ``1.96 · sd / √episodes``.
+same rate (``inner_lr``: with ``learn_rates`` the meta-learned network adapts at its learned rates). Accuracies are means over episodes with a 95% interval ``1.96 · sd / √episodes``.
 Everything it writes goes to ``out``: ``checkpoint.pt``, ``meta_curve.png``, ``summary.json``.
 """
 from __future__ import annotations
@@ -57,7 +57,8 @@ def meta_fit(dataset: str = "double-digits", *, ways: int = 5, shots: int = 1, q
     """Meta-train and return the summary (also written to summary.json). ``inner``: ``bptt``,
     ``eprop`` or ``decolle`` (:func:`~neuroplastic.outer.make_inner`); ``dataset_options`` change the
     recipe's (10 steps of 1 ms)."""
-    for name, value in (("ways", ways), ("shots", shots), ("queries", queries), ("meta_batch", meta_batch),
+    require_count("ways", ways, minimum=2)
+    for name, value in (("shots", shots), ("queries", queries), ("meta_batch", meta_batch),
                         ("iterations", iterations), ("validate_every", validate_every),
                         ("validation_episodes", validation_episodes), ("test_episodes", test_episodes)):
         require_count(name, value)
@@ -77,20 +78,25 @@ def meta_fit(dataset: str = "double-digits", *, ways: int = 5, shots: int = 1, q
     checkpoint = load_checkpoint(out / "checkpoint.pt") if resume else None
     if checkpoint is not None and checkpoint["config"] != config:
         raise ValueError(f"the checkpoint in {out} was made with {checkpoint['config']}, not {config}")
-    meta = _learner(data, ways, inner, inner_steps, inner_lr, first_order, learn_rates, seed).to(device)
+    meta = _learner(data, ways, inner, inner_steps, inner_lr, first_order, learn_rates, seed, device)
     optimizer = torch.optim.Adam(meta.parameters(), lr=meta_lr)
     generator = torch.Generator().manual_seed(seed)
     validation = _episodes(data, "validation", ways, shots, queries, validation_episodes, seed + 1, device)
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder before training, not after
-    history, wall, done = [], 0.0, 0
+    history, wall, done, losses, accuracies = [], 0.0, 0, [], []
     if checkpoint is not None:
+        history, wall, done = checkpoint["history"], checkpoint["wall_time_s"], checkpoint["iteration"]
+        if done > iterations:
+            raise ValueError(f"the checkpoint in {out} holds {done} meta-iterations, more than the {iterations} asked for")
         meta.load_state_dict(checkpoint["meta"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         generator.set_state(checkpoint["generator"])
-        history, wall, done = checkpoint["history"], checkpoint["wall_time_s"], checkpoint["iteration"]
-    bar = tqdm(total=iterations, initial=min(done, iterations), desc=f"{dataset}/{inner}", unit="it",
+        if history and history[-1]["iteration"] % validate_every:  # the last run's end, off the grid: go on
+            history.pop()
+            losses, accuracies = ([torch.tensor(v, device=device) for v in values] for values in checkpoint["pending"])
+    bar = tqdm(total=iterations, initial=done, desc=f"{dataset}/{inner}", unit="it",
                disable=None if progress else True, leave=False)
-    start, losses, accuracies = time.perf_counter(), [], []
+    start = time.perf_counter()
     for iteration in range(done + 1, iterations + 1):
         episodes = _episodes(data, "train", ways, shots, queries, meta_batch, generator, device)
         loss, accuracy = meta(episodes)
@@ -102,19 +108,27 @@ def meta_fit(dataset: str = "double-digits", *, ways: int = 5, shots: int = 1, q
         bar.update(1)
         if iteration % validate_every == 0 or iteration == iterations:
             wall += time.perf_counter() - start
-            history.append({"iteration": iteration, "train_loss": float(torch.stack(losses).mean()),
+            train_loss = float(torch.stack(losses).mean())
+            if not math.isfinite(train_loss):
+                raise ValueError(f"meta-training diverged by iteration {iteration} (mean query loss {train_loss}): "
+                                 f"lower the inner or meta rate; the last checkpoint in {out} is kept")
+            history.append({"iteration": iteration, "train_loss": train_loss,
                             "train_accuracy": float(torch.stack(accuracies).mean()),
                             "validation_accuracy": interval(meta.evaluate(validation))[0]})
             bar.set_postfix(validation=f"{history[-1]['validation_accuracy']:.3f}")
+            on_grid = iteration % validate_every == 0  # else a resumed run folds these into its next entry
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config, "meta": meta.state_dict(), "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(), "history": history, "wall_time_s": wall,
-                "iteration": iteration})
-            start, losses, accuracies = time.perf_counter(), [], []
+                "iteration": iteration, "pending": [[] if on_grid else [float(v) for v in values]
+                                                    for values in (losses, accuracies)]})
+            start = time.perf_counter()
+            if on_grid:
+                losses, accuracies = [], []
     bar.close()
     test = _episodes(data, "test", ways, shots, queries, test_episodes, seed + 2, device)
     accuracy, ci = interval(meta.evaluate(test))
-    scratch = _learner(data, ways, inner, inner_steps, inner_lr, True, False, seed + 1).to(device)
+    scratch = _learner(data, ways, inner, inner_steps, inner_lr, True, False, seed + 1, device)
     scratch_accuracy, scratch_ci = interval(scratch.evaluate(test))  # first order: the same updates, cheaper
     summary = {
         **{k: config[k] for k in ("dataset", "ways", "shots", "inner", "inner_steps", "first_order", "learn_rates",
@@ -134,8 +148,8 @@ def meta_network(data, ways: int, *, seed: int = 0):
     return build_network(NetworkShape(data.n_inputs, ways, data.dt, torch.float32), recipe_for(data.name), seed=seed)
 
 
-def _learner(data, ways, inner, steps, inner_lr, first_order, learn_rates, seed) -> MetaLearner:
-    network = meta_network(data, ways, seed=seed)
+def _learner(data, ways, inner, steps, inner_lr, first_order, learn_rates, seed, device) -> MetaLearner:
+    network = meta_network(data, ways, seed=seed).to(device)  # where an online rule's feedback is drawn
     return MetaLearner(network, make_inner(inner, steps, first_order), inner_lr=inner_lr, learn_rates=learn_rates,
                        generator=torch.Generator().manual_seed(seed + 3))
 

@@ -87,8 +87,12 @@ class Classification(Objective):
             return 0.0
         return readout_cross_entropy(y[None], targets).detach() / (self.loss_steps or steps)
 
+    def decide(self, readout) -> torch.Tensor:
+        """Each sample's class: the arg-max of its readout averaged over the window ``(B,)``."""
+        return window_logits(readout, self.loss_steps).argmax(-1)
+
     def evaluate(self, readout, targets):
-        predicted = window_logits(readout, self.loss_steps).argmax(-1)
+        predicted = self.decide(readout)
         return {"accuracy": (predicted == targets).to(torch.float64).mean().item(),
                 "loss": readout_cross_entropy(readout, targets, self.loss_steps).item()}
 

@@ -196,7 +196,7 @@ class OnlineLearner:
                 grads.extend(update)
             total = grads if total is None else [a + b for a, b in zip(total, grads)]
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
-                self.apply(optimizer, total)
+                self.apply(optimizer, self._without_self_connections(total))
                 total = None
         return float(loss)
 
@@ -205,7 +205,7 @@ class OnlineLearner:
         """One batch, recorded over the whole sequence, the gradients as matrix products over time.
         Returns the batch's loss."""
         grads, loss = self.estimate(inputs, targets)
-        self.apply(optimizer, list(grads))
+        self.apply(optimizer, grads)
         return loss.item()
 
     def estimate(self, inputs, targets, *, count: bool = True) -> tuple[tuple, torch.Tensor]:
@@ -229,14 +229,16 @@ class OnlineLearner:
         for rule, info, signal, group in zip([*self.layer_rules, self.readout_rule],
                                              [*whole.infos, readout_info], [*signals, err], self.groups):
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
-        for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
-            grads[i] = grads[i].masked_fill(torch.eye(*grads[i].shape, dtype=torch.bool, device=grads[i].device), 0.0)
-        return tuple(grads), self.objective.loss(whole.readout, targets, Segment(0, steps, steps))
+        return self._without_self_connections(grads), self.objective.loss(whole.readout, targets,
+                                                                          Segment(0, steps, steps))
+
+    def _without_self_connections(self, grads) -> tuple:
+        """``grads`` with the diagonal of each recurrent weight's zeroed: it is no synapse."""
+        return tuple(g.masked_fill(torch.eye(*g.shape, dtype=torch.bool, device=g.device), 0.0)
+                     if i in self.recurrent else g for i, g in enumerate(grads))
 
     def apply(self, optimizer, grads) -> None:
-        for i in self.recurrent:  # the diagonal of a recurrent weight is no synapse
-            grads[i] = grads[i].fill_diagonal_(0.0)
-        self.updates_applied += apply_updates(optimizer, self.params, grads)
+        self.updates_applied += apply_updates(optimizer, self.params, list(grads))
 
 
 def _layer_params(layer):
