@@ -38,6 +38,9 @@ EXPERIMENTS = {
     "pat-mismatch": ("neuroplastic.experiments.pat_mismatch",
                      "digits on simulated DPI chips against device mismatch: transfer from the twin, "
                      "physics-aware training (Wright et al. 2022), calibrated PAT, noise-aware training"),
+    "plastic-completion": ("neuroplastic.experiments.plastic_completion",
+                           "differentiable plasticity completes half-zeroed 1000-bit patterns seen once per "
+                           "episode; the same RNN with α = 0 stays at chance (Miconi, Clune & Stanley 2018)"),
 }
 
 

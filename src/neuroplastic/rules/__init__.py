@@ -11,7 +11,7 @@ from neuroplastic.rules.base import (
 )
 from neuroplastic.rules.bptt import BPTT, TruncatedBPTT
 from neuroplastic.rules.combinators import Transform, bound, chain, clip, every, gate, partition, scale
-from neuroplastic.rules.hebbian import Hebb, Oja
+from neuroplastic.rules.hebbian import DecayingHebb, Hebb, Oja
 from neuroplastic.rules.homeostasis import AdaptiveThreshold, Normalize, SynapticScaling
 from neuroplastic.rules.modulated import Dopamine, Reward, RewardPrediction, ThreeFactor
 from neuroplastic.rules.stdp import Additive, AllToAll, Nearest, PairSTDP, SoftBounds
@@ -34,7 +34,7 @@ __all__ = ["Rule", "Segment", "StepInfo", "apply_changes", "apply_updates", "cou
            "Transform", "chain", "partition", "scale", "clip", "bound", "every", "gate",
            "BPTT", "TruncatedBPTT", "RULES", "make_rule",
            # plasticity rules (changes, not gradients: not trainer methods, so not in RULES)
-           "PairSTDP", "Additive", "SoftBounds", "AllToAll", "Nearest", "TripletSTDP", "Hebb", "Oja",
+           "PairSTDP", "Additive", "SoftBounds", "AllToAll", "Nearest", "TripletSTDP", "Hebb", "Oja", "DecayingHebb",
            "ThreeFactor", "Reward", "RewardPrediction", "Dopamine", "AdaptiveThreshold", "SynapticScaling",
            "Normalize",
            # SuperSpike (a layer rule for online learning, like e-prop) and its per-synapse rate

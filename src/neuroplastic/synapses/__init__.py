@@ -9,6 +9,7 @@ from neuroplastic.synapses.dale import (
 )
 from neuroplastic.synapses.delays import FixedDelays, LearnedDelays
 from neuroplastic.synapses.dense import Dense, Recurrent, ZeroDiagonal
+from neuroplastic.synapses.plastic import PlasticRecurrent
 from neuroplastic.synapses.traces import Trace
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "ConductanceSynapses",
     "FixedDelays",
     "LearnedDelays",
+    "PlasticRecurrent",
 ]
