@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 from torch.func import functional_call, grad
 
@@ -45,8 +44,10 @@ __all__ = ["GradientSteps", "OnlineSteps", "OnlineAdapter", "INNER_LOOPS", "make
 
 
 def descend(params: dict, rates: dict, grads: dict, first_order: bool) -> dict:
-    """One step ``θ − α ⊙ g`` by name; ``g`` held constant for the outer gradient if ``first_order``."""
-    return {name: value - rates[name] * (grads[name].detach() if first_order else grads[name])
+    """One step ``θ − α ⊙ g`` by name (a parameter without a gradient in ``grads`` stays where it is);
+    ``g`` held constant for the outer gradient if ``first_order``."""
+    return {name: value if name not in grads else
+            value - rates[name] * (grads[name].detach() if first_order else grads[name])
             for name, value in params.items()}
 
 
@@ -144,9 +145,7 @@ class OnlineAdapter:
         for _ in range(self.steps):
             estimates = functional_call(self.estimate, {f"network.{n}": params[n] for n in self.names},
                                         (inputs, targets))
-            grads = dict(zip(self.learned, estimates))
-            grads.update({n: torch.zeros_like(params[n]) for n in self.names if n not in grads})
-            params = descend(params, rates, grads, self.first_order)
+            params = descend(params, rates, dict(zip(self.learned, estimates)), self.first_order)
         return params
 
 

@@ -7,7 +7,8 @@ with ``ways`` outputs, meta-learns it (:class:`~neuroplastic.outer.MetaLearner`)
 episodes every ``validate_every`` iterations (and checkpoints then, atomically), and at the end
 scores the meta-test episodes against the baseline the issue names: the same network freshly
 initialized and trained on each support set by the same inner loop, the same number of steps at the
-same rate (``inner_lr``: with ``learn_rates`` the meta-learned network adapts at its learned rates). Accuracies are means over episodes with a 95% interval ``1.96 · sd / √episodes``.
+same rate (``inner_lr``; with ``learn_rates`` the meta-learned network adapts at its learned rates).
+Accuracies are means over episodes with a 95% interval ``1.96 · sd / √episodes``.
 Everything it writes goes to ``out``: ``checkpoint.pt``, ``meta_curve.png``, ``summary.json``.
 """
 from __future__ import annotations
