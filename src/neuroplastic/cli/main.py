@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuroplastic.cli import bench, compare, evolve, export, fi, meta, neuron, reproduce, tour, train
+from neuroplastic.cli import bench, compare, evolve, export, fi, meta, neuron, reproduce, search, tour, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuroplastic", description="Spiking neural networks and the learning rules "
                      "of neuromorphic computing. Bad input exits with code 2.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (train, compare, meta, evolve, tour, neuron, fi, bench, reproduce, export):
+    for command in (train, compare, meta, evolve, search, tour, neuron, fi, bench, reproduce, export):
         command.register(subparsers)
     return parser
 
