@@ -188,3 +188,11 @@ def test_a_resumed_evolution_equals_an_uninterrupted_one(tmp_path, strategy):
         evolve(generations=4, out=tmp_path / "parts", resume=True, **{**run, "population": 8})
     with pytest.raises(ValueError, match="more than"):
         evolve(generations=3, out=tmp_path / "parts", resume=True, **run)
+
+
+def test_the_ga_finds_the_neurons_of_a_network_inside_a_policy():
+    pytest.importorskip("gymnasium")
+    problem = make_problem("cartpole", options={"hidden": 4})
+    genome = Genome(problem.initial())
+    search = make_strategy("ga", problem, genome, population=4, sigma=0.1, lr=1.0, seed=0)
+    assert len(search.neurons) == 4 and all(len(n) == 8 + 2 for n in search.neurons)  # 8 inputs in, 2 actions out

@@ -10,9 +10,10 @@ spike-timing-dependent plasticity", Front. Comput. Neurosci. 9:99 — on scikit-
 - Lateral inhibition: each excitatory neuron drives one inhibitory neuron that always fires one step
   later (Diehl & Cook's strong one-to-one connection, taken as a relay) and inhibits every *other*
   excitatory neuron (Dale's law: the inhibitory neurons are inhibitory at all their synapses).
-- Learning: nearest-spike pair STDP (Diehl & Cook: η_post = 0.01, η_pre = 1e-4, τ = 20 ms) bounded
-  to ``[0, 1]``, each neuron's incoming weights normalized after every image, and adaptive thresholds
-  θ (``θ+`` per spike, slow decay) — all through the rule interface.
+- Learning: nearest-spike pair STDP (Diehl & Cook: η_post = 0.01, η_pre = 1e-4, τ = 20 ms; the
+  ``Config`` fields ``a_plus``, ``a_minus``, ``tau_plus``, ``tau_minus``) bounded to ``[0, 1]``, each
+  neuron's incoming weights normalized after every image, and adaptive thresholds θ (``θ+`` per
+  spike, slow decay) — all through the rule interface.
 - After one pass the weights and θ are frozen; each neuron is labelled with the class it responds to
   most on the training images, and a test image is classified by the class whose neurons fire most.
 
@@ -21,6 +22,10 @@ Criterion: test accuracy ≥ 80% with at most 400 excitatory neurons. Published:
 for the 8×8 set, so this experiment reports its own and the criterion of the issue.
 
 Quick: 200 neurons, 300 test images, 60 ms per image.
+
+:func:`learn_and_classify` is one run on given images; :func:`load_validation` splits the training
+images into a part to learn from and a validation part (the test images untouched), for searches
+over the ``Config`` (:mod:`neuroplastic.outer.evolution.plasticity`).
 """
 from __future__ import annotations
 
@@ -56,6 +61,10 @@ class Config:
     theta_plus: float = 0.2
     tau_theta: float = 1e7
     batch: int = 10  # images shown at once during learning, their changes summed
+    a_plus: float = 0.01  # η_post: potentiation at a postsynaptic spike, × the presynaptic trace
+    a_minus: float = 1e-4  # η_pre: depression at a presynaptic spike, × the postsynaptic trace
+    tau_plus: float = 20.0  # ms, the presynaptic trace
+    tau_minus: float = 20.0  # ms, the postsynaptic trace
 
 
 class ThresholdedLIF:
@@ -77,16 +86,33 @@ class ThresholdedLIF:
         return spikes, ConductanceLIFState(v, g_e, g_i, refractory)
 
 
-def load(seed: int, n_train, n_test):
+def _images(seed: int):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     pixels, labels = digits.data / 16.0, digits.target
     train, test = train_test_split(np.arange(len(labels)), test_size=0.25, stratify=labels, random_state=seed)
-    train, test = train[:n_train], test[:n_test]
     as_tensor = lambda idx: (torch.tensor(pixels[idx], dtype=torch.float64), torch.tensor(labels[idx]))  # noqa: E731
-    return as_tensor(train), as_tensor(test)
+    return labels, train, test, as_tensor
+
+
+def load(seed: int, n_train, n_test):
+    """The first ``n_train`` training and ``n_test`` test images (None: all) of a stratified 75/25 split."""
+    _, train, test, as_tensor = _images(seed)
+    return as_tensor(train[:n_train]), as_tensor(test[:n_test])
+
+
+def load_validation(seed: int, fraction: float, n_train=None, n_validation=None):
+    """The training images of :func:`load` split (stratified, by ``seed``) into a part to learn from and
+    a ``fraction`` held out for validation, each cut to its first ``n_…`` images; no test image."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must lie in (0, 1), got {fraction!r}")
+    labels, train, _, as_tensor = _images(seed)
+    learn, validation = train_test_split(train, test_size=fraction, stratify=labels[train], random_state=seed)
+    return as_tensor(learn[:n_train]), as_tensor(validation[:n_validation])
 
 
 def present(cfg, neuron, inputs, lateral, images, generator, learn=None):
@@ -111,12 +137,17 @@ def present(cfg, neuron, inputs, lateral, images, generator, learn=None):
     return counts
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Config | None = None) -> Outcome:
-    torch.set_num_threads(1)
-    cfg = config or (Config(n_exc=200, n_test=300, present_ms=60.0) if quick else Config())
-    start = time.perf_counter()
-    generator = torch.Generator().manual_seed(seed)
-    (x_train, y_train), (x_test, y_test) = load(seed, cfg.n_train, cfg.n_test)
+def _votes(counts, assignment):
+    """Each class's mean spike count over the neurons assigned to it ``(B, 10)`` (0 for a class without)."""
+    return torch.stack([counts[:, assignment == c].mean(1) if (assignment == c).any()
+                        else torch.zeros(len(counts), dtype=torch.float64) for c in range(10)], 1)
+
+
+def learn_and_classify(cfg: Config, train, held_out, generator: torch.Generator, progress: bool = False) -> dict:
+    """One pass of learning on ``train`` ``(images, labels)``, labelling of the neurons on it, and the
+    accuracy on ``held_out`` (test or validation images); also the learned ``weight`` and neuron
+    ``assignment``."""
+    (x_train, y_train), (x_held, y_held) = train, held_out
     model = ConductanceLIF(tau_m=100.0, e_l=-65.0, v_th=-52.0, reset=ResetTo(-65.0), t_ref=5.0, e_e=0.0,
                            e_i=-100.0, tau_e=1.0, tau_i=2.0)
     theta = torch.zeros(cfg.n_exc, dtype=torch.float64)
@@ -125,7 +156,8 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Co
     weight *= cfg.weight_total / weight.sum(1, keepdim=True)
     inputs = ConductanceSynapses(weight)
     lateral = ConductanceSynapses(cfg.inhibition * (1 - torch.eye(cfg.n_exc, dtype=torch.float64)), n_excitatory=0)
-    stdp = chain(PairSTDP(20.0, 20.0, a_plus=0.01, a_minus=1e-4, pairing=Nearest()), bound(0.0, 1.0))
+    stdp = chain(PairSTDP(cfg.tau_plus, cfg.tau_minus, a_plus=cfg.a_plus, a_minus=cfg.a_minus, pairing=Nearest()),
+                 bound(0.0, 1.0))
     threshold, normalize = AdaptiveThreshold(cfg.theta_plus, cfg.tau_theta), Normalize(cfg.weight_total)
 
     learn_rule = partition({"stdp": stdp, "threshold": threshold}, ("stdp", "threshold"))
@@ -141,22 +173,32 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Co
     train_counts = present(cfg, neuron, inputs, lateral, x_train, generator)
     per_class = torch.stack([train_counts[y_train == c].mean(0) for c in range(10)])  # (10, n_exc)
     assignment = per_class.argmax(0)
-    test_counts = present(cfg, neuron, inputs, lateral, x_test, generator)
-    votes = torch.stack([test_counts[:, assignment == c].mean(1) if (assignment == c).any()
-                         else torch.zeros(len(x_test), dtype=torch.float64) for c in range(10)], 1)
-    accuracy = float((votes.argmax(1) == y_test).double().mean())
-    train_accuracy = float((torch.stack([train_counts[:, assignment == c].mean(1) if (assignment == c).any()
-                                         else torch.zeros(len(x_train), dtype=torch.float64) for c in range(10)], 1)
-                            .argmax(1) == y_train).double().mean())
-    measured = {"test_accuracy": accuracy, "train_accuracy": train_accuracy, "n_exc": cfg.n_exc,
-                "n_train": len(x_train), "n_test": len(x_test), "classes_covered": int(assignment.unique().numel()),
-                "mean_test_spikes_per_image": float(test_counts.sum(1).mean()),
-                "silent_test_images": int((test_counts.sum(1) == 0).sum()),
-                "theta_mean_mv": float(theta.mean()), "wall_time_s": time.perf_counter() - start}
+    held_counts = present(cfg, neuron, inputs, lateral, x_held, generator)
+    return {"accuracy": float((_votes(held_counts, assignment).argmax(1) == y_held).double().mean()),
+            "train_accuracy": float((_votes(train_counts, assignment).argmax(1) == y_train).double().mean()),
+            "classes_covered": int(assignment.unique().numel()),
+            "mean_spikes_per_image": float(held_counts.sum(1).mean()),
+            "silent_images": int((held_counts.sum(1) == 0).sum()), "theta_mean_mv": float(theta.mean()),
+            "weight": weight, "assignment": assignment}
+
+
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Config | None = None) -> Outcome:
+    torch.set_num_threads(1)
+    cfg = config or (Config(n_exc=200, n_test=300, present_ms=60.0) if quick else Config())
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    train, test = load(seed, cfg.n_train, cfg.n_test)
+    result = learn_and_classify(cfg, train, test, generator, progress)
+    accuracy = result["accuracy"]
+    measured = {"test_accuracy": accuracy, "train_accuracy": result["train_accuracy"], "n_exc": cfg.n_exc,
+                "n_train": len(train[0]), "n_test": len(test[0]), "classes_covered": result["classes_covered"],
+                "mean_test_spikes_per_image": result["mean_spikes_per_image"],
+                "silent_test_images": result["silent_images"], "theta_mean_mv": result["theta_mean_mv"],
+                "wall_time_s": time.perf_counter() - start}
     passed = accuracy >= 0.80 and cfg.n_exc <= 400
 
     def draw(path):
         from neuroplastic.report.plasticity import draw_digits
-        draw_digits(path, weight.numpy(), assignment.numpy(), accuracy)
+        draw_digits(path, result["weight"].numpy(), result["assignment"].numpy(), accuracy)
 
     return Outcome("unsupervised-digits", passed, measured, PUBLISHED, draw)

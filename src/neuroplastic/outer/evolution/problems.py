@@ -63,7 +63,7 @@ class Genome:
     def unflatten(self, vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(P, size)`` → each name's ``(P, *shape)`` in its own dtype."""
         pieces = vectors.split(self.sizes, dim=-1)
-        return {name: piece.reshape(*vectors.shape[:-1], *shape).to(dtype)
+        return {name: piece.reshape(tuple(vectors.shape[:-1]) + tuple(shape)).to(dtype)
                 for name, piece, shape, dtype in zip(self.names, pieces, self.shapes, self.dtypes)}
 
 

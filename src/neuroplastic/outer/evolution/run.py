@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from neuroplastic.outer.evolution.control import CartPole
+from neuroplastic.outer.evolution.plasticity import STDPDigits
 from neuroplastic.outer.evolution.population import make_evaluator
 from neuroplastic.outer.evolution.problems import Classification, Genome
 from neuroplastic.outer.evolution.strategies import CMAES, OpenAIES
@@ -34,6 +36,8 @@ EVOLUTION_TASKS = {
         "digits", hidden=hidden, batch=batch, chunk=chunk, seed=seed),
     "randman": lambda *, seed=0, hidden=32, batch=256, chunk=16: Classification(
         "randman", hidden=hidden, batch=batch, chunk=chunk, seed=seed),
+    "cartpole": CartPole,
+    "stdp-digits": STDPDigits,
 }
 STRATEGIES = ("openai-es", "cmaes", "ga")
 
@@ -56,7 +60,8 @@ def make_strategy(name: str, problem, genome: Genome, *, population: int, sigma:
                 zip(genome.names, genome.sizes, torch.tensor([0, *genome.sizes]).cumsum(0).tolist(), genome.shapes)
                 if len(shape) >= 2]
     return GeneticTopology(genome.start, population=population, synapses=torch.cat(matrices),
-                           neurons=hidden_neurons(network, genome), sigma=sigma, seed=seed)
+                           neurons=hidden_neurons(network, genome, getattr(problem, "network_prefix", "")), sigma=sigma,
+                           seed=seed)
 
 
 def evolve(task: str = "digits", *, strategy: str = "openai-es", population: int = 64, generations: int = 100,

@@ -101,8 +101,8 @@ class CMAES:
             from cmaes import CMA
         except ImportError:
             raise ImportError("CMA-ES needs the cmaes package: pip install 'neuroplastic[evolve]'") from None
-        if population is not None:
-            require_count("population", population, minimum=2)
+        if population is not None:  # fewer leave CMA's rank-μ update without weights (a division by zero)
+            require_count("population", population, minimum=4)
         self.sigma = require_positive("sigma", sigma)
         self._options = dict(mean=centre.detach().double().numpy().copy(), sigma=sigma, seed=seed,
                              population_size=population,

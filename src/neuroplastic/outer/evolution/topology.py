@@ -21,9 +21,10 @@ from neuroplastic.validation import require_count, require_positive
 __all__ = ["GeneticTopology", "hidden_neurons"]
 
 
-def hidden_neurons(network, genome) -> list[torch.Tensor]:
+def hidden_neurons(network, genome, prefix: str = "") -> list[torch.Tensor]:
     """For each hidden neuron of a ``SpikingNetwork``, the flat genome indices of its synapses: the
-    row of its input (and recurrent) weights, and its column in the next layer's or readout's."""
+    row of its input (and recurrent) weights, and its column in the next layer's or readout's
+    (``prefix``: the network's name in the genome's parameter names, e.g. ``"network."``)."""
     offsets = dict(zip(genome.names, torch.tensor([0, *genome.sizes]).cumsum(0).tolist()))
     shapes = dict(zip(genome.names, genome.shapes))
 
@@ -32,9 +33,10 @@ def hidden_neurons(network, genome) -> list[torch.Tensor]:
         return offsets[name] + grid.select(dim, index).reshape(-1)
 
     neurons = []
-    names = [f"layers.{i}.synapses.weight" for i in range(len(network.layers))] + ["readout.synapses.weight"]
+    names = [f"{prefix}layers.{i}.synapses.weight" for i in range(len(network.layers))]
+    names.append(f"{prefix}readout.synapses.weight")
     for i, layer in enumerate(network.layers):
-        recurrent = f"layers.{i}.recurrent.weight"
+        recurrent = f"{prefix}layers.{i}.recurrent.weight"
         for j in range(layer.size):
             parts = [entries(names[i], 0, j), entries(names[i + 1], 1, j)]
             if recurrent in offsets:
