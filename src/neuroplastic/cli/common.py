@@ -107,3 +107,19 @@ def emit(summary: dict, as_json: bool, lines: list[str]) -> None:
 
 def finite_floats(values):
     return [round(float(v), 6) if math.isfinite(v) else None for v in values]
+
+
+def parse_option(text: str, flag: str):
+    """``NAME=VALUE`` given to ``flag``, VALUE an int, a float, ``none``, ``true``, ``false`` or a word."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise UsageError(f"{flag} expects NAME=VALUE, got {text!r}")
+    words = {"none": None, "true": True, "false": False}
+    if value.lower() in words:
+        return name, words[value.lower()]
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value

@@ -3,7 +3,7 @@ search without gradients — a spiking network's weights, its topology (GA), or 
 homeostasis parameters of ``unsupervised-digits`` — optionally on Ray actors (``--workers N``)."""
 from __future__ import annotations
 
-from neuroplastic.cli.common import UsageError, emit
+from neuroplastic.cli.common import UsageError, emit, parse_option
 from neuroplastic.outer.evolution.run import EVOLUTION_TASKS, STRATEGIES, evolve
 from neuroplastic.validation import lookup
 
@@ -42,7 +42,7 @@ def main(args):
         summary = evolve(args.task, strategy=args.strategy, population=args.population, generations=args.generations,
                          sigma=args.sigma, lr=args.lr, workers=args.workers, ray_address=args.ray_address,
                          seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
-                         task_options=dict(_option(text) for text in args.option))
+                         task_options=dict(parse_option(text, "--option") for text in args.option))
     except ImportError as error:
         if "pip install" not in str(error):
             raise
@@ -54,14 +54,3 @@ def main(args):
         f"report: {summary['out']}/summary.json, figure: {', '.join(summary['figures'])}",
     ])
 
-
-def _option(text: str):
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise UsageError(f"--option expects NAME=VALUE, got {text!r}")
-    for convert in (int, float):
-        try:
-            return name, convert(value)
-        except ValueError:
-            pass
-    return name, value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 
-from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
+from neuroplastic.cli.common import UsageError, add_device_argument, device, emit, parse_option
 from neuroplastic.cli.export import GraphInit
 from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.fit import fit
@@ -103,7 +103,7 @@ def chip_flags(args) -> list[str]:
 def main(args):
     require_task_or_data(args)
     lookup("rule", args.rule, METHODS)
-    rule_options = dict(parse_option(text) for text in args.rule_option)
+    rule_options = dict(parse_option(text, "--rule-option") for text in args.rule_option)
     if len(rule_options) != len(args.rule_option):
         raise UsageError("--rule-option names an option twice")
     if args.rule in CHIP_RULES and args.neuron not in (None, "dpi"):
@@ -142,20 +142,6 @@ def main_job(args):
                device=device(args)), args.json)
 
 
-def parse_option(text: str):
-    """``NAME=VALUE`` with VALUE an int, a float, ``none``, ``true``, ``false`` or a word."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise UsageError(f"--rule-option expects NAME=VALUE, got {text!r}")
-    words = {"none": None, "true": True, "false": False}
-    if value.lower() in words:
-        return name, words[value.lower()]
-    for kind in (int, float):
-        try:
-            return name, kind(value)
-        except ValueError:
-            pass
-    return name, value
 
 
 def _epochs(args):
