@@ -2,6 +2,8 @@
 of a quadratic (where the Gaussian-smoothed gradient is exact), the ``cmaes`` package's CMA-ES on
 Rosenbrock, the GA's structural mutations against the network's own rows and columns, the batched
 population against a loop over single networks, and exact resumption of every strategy."""
+import json
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -47,9 +49,14 @@ def test_the_search_gradient_is_unbiased_for_the_smoothed_objective_of_a_quadrat
     assert torch.all(error < 0.1 * truth.abs().max())  # the test can tell a wrong gradient apart
 
 
-def test_centred_ranks_are_evenly_spaced_in_order_of_fitness():
+def test_centred_ranks_are_evenly_spaced_in_order_of_fitness_and_shared_by_ties():
     fitness = torch.tensor([3.0, -1.0, 10.0, 0.5])
     assert centred_ranks(fitness).tolist() == pytest.approx([1 / 6, -0.5, 0.5, -1 / 6])
+    assert centred_ranks(torch.tensor([2.0, 5.0, 2.0, 7.0])).tolist() == pytest.approx([-1 / 3, 1 / 6, -1 / 3, 0.5])
+    search = OpenAIES(torch.zeros(3), population=6, seed=0)
+    candidates = search.ask()
+    search.tell(candidates, torch.full((6,), 500.0))  # a population that scores all alike moves nothing
+    assert torch.equal(search.centre(), torch.zeros(3, dtype=torch.float64))
 
 
 def test_openai_es_climbs_a_quadratic_and_samples_antithetic_pairs():
@@ -172,6 +179,20 @@ def test_each_structural_mutation_adds_or_removes_one_synapse_or_one_whole_neuro
 
 class _Hyperparameters:
     name, bounds, network = "hyper", {"a": (0.0, 1.0)}, None
+
+
+class _Diverging(Classification):
+    def fitness(self, population, generation):
+        return torch.full((len(next(iter(population.values()))),), float("nan"), dtype=torch.float64)
+
+
+def test_a_generation_that_diverges_is_written_as_null_not_as_nan(tmp_path, monkeypatch):
+    import neuroplastic.outer.evolution.run as run
+
+    monkeypatch.setitem(run.EVOLUTION_TASKS, "diverging", lambda *, seed=0: _Diverging("digits", **TINY, seed=seed))
+    summary = evolve("diverging", population=4, generations=2, progress=False, out=tmp_path)
+    assert summary["history"][-1] == {"generation": 2, "best": None, "mean": None}
+    assert json.loads((tmp_path / "summary.json").read_text())["history"] == summary["history"]
 
 
 @pytest.mark.parametrize("strategy", ["openai-es", "cmaes", "ga"])

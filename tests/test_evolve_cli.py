@@ -36,6 +36,7 @@ def test_evolve_command_reports_json_writes_its_figure_and_checkpoint(tmp_path, 
     (["--sigma", "-1"], "sigma"),
     (["--workers", "-2"], "workers"),
     (["--resume"], "no checkpoint"),
+    (["--option", "hidden=4"], "names an option twice"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "run"
@@ -61,10 +62,21 @@ class DiesOnce(Classification):
         self.marker = str(marker)
 
     def fitness(self, population, generation):
-        if not os.path.exists(self.marker):
-            open(self.marker, "w").close()
-            os._exit(1)
-        return super().fitness(population, generation)
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))  # only one process wins the race to die
+        except FileExistsError:
+            return super().fitness(population, generation)
+        os._exit(1)
+
+
+class AlwaysDies(Classification):
+    def fitness(self, population, generation):
+        os._exit(1)
+
+
+class Raises(Classification):
+    def fitness(self, population, generation):
+        raise ValueError("a bug in the problem")
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +112,16 @@ def test_a_lost_ray_worker_has_its_individuals_scored_again(tmp_path, local_ray)
         evaluator.close()
     assert evaluator.restarts == 1 and (tmp_path / "died").exists()
     assert torch.equal(fitness, SerialEvaluator(problem)(population, 0))
+
+
+@pytest.mark.parametrize("problem, message", [(AlwaysDies, "lost its Ray actor 4 times"),
+                                              (Raises, "a bug in the problem")])
+def test_a_chunk_that_cannot_be_scored_stops_the_run_with_one_line(local_ray, problem, message):
+    problem = problem("digits", **{**OPTIONS, "chunk": 8})
+    population = {name: value.expand(8, *value.shape) for name, value in problem.initial().items()}
+    evaluator = RayEvaluator(problem, 1)
+    try:
+        with pytest.raises(RuntimeError, match=message):
+            evaluator(population, 0)
+    finally:
+        evaluator.close()

@@ -203,7 +203,7 @@ def _same(one, two) -> bool:
 
 def test_the_search_command_prints_json_last_and_exits_2_on_bad_input(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    argv = ["search", "--task", "randman", "--method", "snasnet", "--budget-s", "1", "--nodes", "2", "--width", "4",
+    argv = ["search", "--task", "randman", "--method", "snasnet", "--budget-s", "1000", "--nodes", "2", "--width", "4",
             "--retrain-epochs", "1", "--iterations", "3", "--no-progress", "--out", str(out), "--json"]
     monkeypatch.setattr(search_command, "search", _with_tiny_task(search_command.search))
     assert cli_main.main(argv) == 0

@@ -18,7 +18,7 @@ seen by the search. The run is reduced in images, not in presentation time: a se
 presentations found weak inhibition (``w_inh`` ≈ 5) best there, and it lost at full size.
 ``evaluate`` runs the full-size experiment (every training image, the experiment's presentation)
 with ``n_exc`` neurons and reports its test accuracy, averaged over ``evaluation_runs`` networks on
-the same split (run ``r`` is seeded ``seed + r``; run 0 is ``reproduce unsupervised-digits`` with
+the same split (run ``r`` is seeded ``seed + r``; run 0 at ``n_exc = 400`` is ``reproduce unsupervised-digits`` with
 these parameters); ``evaluate(problem.initial())`` is the hand-set comparison at the same neuron
 count.
 """

@@ -5,8 +5,9 @@ call of ``problem.fitness`` (one batched forward pass for a network problem). :c
 runs the chunks here; :class:`RayEvaluator` hands them to Ray actors (Moritz et al. 2018, "Ray: a
 distributed framework for emerging AI applications"), each holding its own copy of the problem. The
 chunks and the torch thread count are the same in both, so a seeded run gives the same fitness, bit
-for bit, on one process or many. An actor that dies mid-generation is replaced and its chunk scored
-again, never dropped.
+for bit, in one process or on local actors (machines of other CPUs may round differently). An actor
+that dies mid-generation is replaced and its chunk scored again, never dropped — up to
+:data:`RETRIES` times per chunk; an error raised by the problem itself stops the run with one line.
 
 Ray runs locally with ``workers`` CPUs, or joins the cluster named by ``address`` (or the
 ``RAY_ADDRESS`` environment variable): start one with ``ray start --head`` on one machine and
@@ -19,7 +20,9 @@ import os
 
 import torch
 
-__all__ = ["SerialEvaluator", "RayEvaluator", "make_evaluator"]
+__all__ = ["SerialEvaluator", "RayEvaluator", "make_evaluator", "RETRIES"]
+
+RETRIES = 3  # new actors for one chunk before the run gives up (an actor that cannot even start)
 
 
 def _chunks(population: dict[str, torch.Tensor], chunk: int) -> list[dict[str, torch.Tensor]]:
@@ -33,7 +36,7 @@ def _score(problem, chunk: dict[str, torch.Tensor], generation: int) -> torch.Te
     expected = len(next(iter(chunk.values())))
     if fitness.shape != (expected,):
         raise ValueError(f"{problem.name}: fitness returned shape {tuple(fitness.shape)} for {expected} individuals")
-    return fitness.nan_to_num(nan=-torch.inf)  # a diverged individual is the worst, not a poisoned ranking
+    return fitness.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # NaN: the worst, not a poison
 
 
 class SerialEvaluator:
@@ -74,10 +77,16 @@ class RayEvaluator:
             address = address or os.environ.get("RAY_ADDRESS")
             options = {"address": address} if address else {"num_cpus": workers}
             ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        self._actor = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
-        self._problem_ref = ray.put(problem)
-        self._threads = torch.get_num_threads()
-        self.actors = [self._new_actor() for _ in range(workers)]
+        elif address:
+            raise ValueError(f"Ray is already running in this process; it cannot join {address} as well")
+        try:
+            self._actor = ray.remote(num_cpus=1, max_restarts=0)(_Worker)
+            self._problem_ref = ray.put(problem)
+            self._threads = torch.get_num_threads()
+            self.actors = [self._new_actor() for _ in range(workers)]
+        except BaseException:
+            self.close()
+            raise
 
     def _new_actor(self):
         return self._actor.remote(self._problem_ref, self._threads)
@@ -89,6 +98,7 @@ class RayEvaluator:
         waiting = list(range(len(chunks)))
         running = {}  # object ref → (chunk index, actor index)
         idle = list(range(len(self.actors)))
+        retries = [0] * len(chunks)
         while waiting or running:
             while waiting and idle:
                 index, worker = waiting.pop(0), idle.pop(0)
@@ -97,7 +107,13 @@ class RayEvaluator:
             index, worker = running.pop(ref)
             try:
                 results[index] = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+            except ray.exceptions.RayTaskError as error:  # the problem raised: no retry helps
+                raise RuntimeError(f"{self.problem.name}: scoring failed on a Ray worker: {error.cause!r}") from None
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as error:
+                retries[index] += 1
+                if retries[index] > RETRIES:
+                    raise RuntimeError(f"{self.problem.name}: chunk {index} lost its Ray actor {retries[index]} times; "
+                                       f"last: {type(error).__name__}") from None
                 self.actors[worker] = self._new_actor()  # the lost actor's chunk is scored again
                 self.restarts += 1
                 waiting.insert(0, index)
@@ -105,7 +121,7 @@ class RayEvaluator:
         return torch.cat(results)
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in getattr(self, "actors", ()):
             self.ray.kill(actor)
         if self._owns_ray:
             self.ray.shutdown()

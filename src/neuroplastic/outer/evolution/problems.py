@@ -13,6 +13,7 @@ smaller hidden layer), every individual of a chunk in one batched forward pass: 
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from neuroplastic.training.objectives import Classification as CrossEntropy
 from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.validation import require_count
 
-__all__ = ["EvolutionProblem", "Genome", "Classification", "stack"]
+__all__ = ["EvolutionProblem", "Genome", "Classification"]
 
 
 class EvolutionProblem(Protocol):
@@ -49,6 +50,7 @@ class Genome:
         self.dtypes = [initial[name].dtype for name in self.names]
         self.sizes = [math.prod(shape) for shape in self.shapes]
         self.size = sum(self.sizes)
+        self.offsets = dict(zip(self.names, [0, *itertools.accumulate(self.sizes)]))  # where each name begins
         self.start = self.flatten(initial)
         unknown = sorted(set(bounds or ()) - set(self.names))
         if unknown:
@@ -65,11 +67,6 @@ class Genome:
         pieces = vectors.split(self.sizes, dim=-1)
         return {name: piece.reshape(tuple(vectors.shape[:-1]) + tuple(shape)).to(dtype)
                 for name, piece, shape, dtype in zip(self.names, pieces, self.shapes, self.dtypes)}
-
-
-def stack(individuals: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Individuals' named parameters stacked on a new leading dimension."""
-    return {name: torch.stack([params[name] for params in individuals]) for name in individuals[0]}
 
 
 class Classification:

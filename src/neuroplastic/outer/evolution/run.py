@@ -56,9 +56,8 @@ def make_strategy(name: str, problem, genome: Genome, *, population: int, sigma:
     network = getattr(problem, "network", None)
     if network is None or problem.bounds is not None:
         raise ValueError(f"the GA evolves network topologies; {problem.name!r} has no network weights to evolve")
-    matrices = [torch.arange(size) + first for name, size, first, shape in
-                zip(genome.names, genome.sizes, torch.tensor([0, *genome.sizes]).cumsum(0).tolist(), genome.shapes)
-                if len(shape) >= 2]
+    matrices = [torch.arange(genome.offsets[name], genome.offsets[name] + size)
+                for name, size, shape in zip(genome.names, genome.sizes, genome.shapes) if len(shape) >= 2]
     return GeneticTopology(genome.start, population=population, synapses=torch.cat(matrices),
                            neurons=hidden_neurons(network, genome, getattr(problem, "network_prefix", "")), sigma=sigma,
                            seed=seed)
@@ -106,19 +105,20 @@ def evolve(task: str = "digits", *, strategy: str = "openai-es", population: int
             fitness = evaluator(genome.unflatten(candidates), generation)
             search.tell(candidates, fitness)
             wall += time.perf_counter() - start
-            finite = fitness[fitness.isfinite()]
-            history.append({"generation": generation + 1, "best": float(fitness.max()),
-                            "mean": float(finite.mean()) if len(finite) else -math.inf})
+            finite = fitness[fitness.isfinite()]  # a diverged generation is written as null, not as NaN
+            history.append({"generation": generation + 1, "best": _finite(fitness.max()),
+                            "mean": _finite(finite.mean()) if len(finite) else None})
             save_checkpoint(out / "checkpoint.pt", {"config": config, "strategy": search.state_dict(),
                                                     "history": history, "wall_time_s": wall,
                                                     "generation": generation + 1})
             bar.update(1)
-            bar.set_postfix(best=f"{history[-1]['best']:.3f}", mean=f"{history[-1]['mean']:.3f}")
+            bar.set_postfix(best=history[-1]["best"], mean=history[-1]["mean"])
     finally:
         bar.close()
         evaluator.close()
     answer = genome.unflatten(search.centre())
-    held_out = problem.evaluate(answer)
+    held_out = {key: _finite(value) if isinstance(value, float) else value
+                for key, value in problem.evaluate(answer).items()}
     summary = {**config, "generations": generations, "workers": workers, "parameters": genome.size,
                "score": held_out["score"], "held_out": held_out, "wall_time_s": wall,
                "evaluations_per_s": population * generations / wall if wall else None,
@@ -128,3 +128,8 @@ def evolve(task: str = "digits", *, strategy: str = "openai-es", population: int
     summary["figures"] = [str(plot_fitness(summary, out / "fitness.png"))]
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     return summary
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -25,8 +25,7 @@ def hidden_neurons(network, genome, prefix: str = "") -> list[torch.Tensor]:
     """For each hidden neuron of a ``SpikingNetwork``, the flat genome indices of its synapses: the
     row of its input (and recurrent) weights, and its column in the next layer's or readout's
     (``prefix``: the network's name in the genome's parameter names, e.g. ``"network."``)."""
-    offsets = dict(zip(genome.names, torch.tensor([0, *genome.sizes]).cumsum(0).tolist()))
-    shapes = dict(zip(genome.names, genome.shapes))
+    offsets, shapes = genome.offsets, dict(zip(genome.names, genome.shapes))
 
     def entries(name, dim, index):
         grid = torch.arange(torch.Size(shapes[name]).numel()).reshape(shapes[name])
@@ -57,7 +56,7 @@ class GeneticTopology:
                  init_scale: float | None = None, seed: int = 0):
         require_count("population", population, minimum=2)
         if not 0 <= elite < population:
-            raise ValueError(f"elite must lie in [0, population), got {elite}")
+            raise ValueError(f"the GA keeps {elite} elite genomes: population must exceed it, got {population}")
         if not 0.0 <= structure_rate <= 1.0:
             raise ValueError(f"structure_rate must lie in [0, 1], got {structure_rate}")
         self.sigma, self.population = require_positive("sigma", sigma), population
@@ -70,7 +69,7 @@ class GeneticTopology:
                                                         dtype=torch.float64)
         self.weights[0] = start  # the starting network itself competes
         self.masks = torch.ones(population, len(start), dtype=torch.bool)
-        self.best, self.best_fitness = start.clone(), -torch.inf
+        self.best = start.clone()
 
     def ask(self) -> torch.Tensor:
         return self.weights * self.masks
@@ -79,8 +78,7 @@ class GeneticTopology:
         if len(fitness) != self.population:
             raise ValueError(f"tell expects the fitness of the {self.population} candidates of the last ask")
         order = fitness.argsort(descending=True, stable=True)
-        if fitness[order[0]] > self.best_fitness:
-            self.best, self.best_fitness = candidates[order[0]].clone(), float(fitness[order[0]])
+        self.best = candidates[order[0]].clone()  # the last generation's winner, not a lucky draw of long ago
         children = [order[:self.elite]]
         contenders = torch.randint(self.population, (self.population - self.elite, self.tournament),
                                    generator=self.generator)
@@ -114,14 +112,8 @@ class GeneticTopology:
         return self.best.clone()
 
     def state_dict(self) -> dict:
-        return {"weights": self.weights, "masks": self.masks, "best": self.best, "best_fitness": self.best_fitness,
-                "generator": self.generator.get_state()}
+        return {"weights": self.weights, "masks": self.masks, "best": self.best, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.weights, self.masks, self.best = state["weights"].clone(), state["masks"].clone(), state["best"].clone()
-        self.best_fitness = state["best_fitness"]
         self.generator.set_state(state["generator"])
-
-    def synapse_count(self) -> int:
-        """Synapses of the best genome: its nonzero weights among the switchable entries."""
-        return int((self.best[self.synapses] != 0).sum())

@@ -66,7 +66,7 @@ def architecture_gradient(loss_fn, weights: dict, alphas: dict, train, validatio
     w = {n: p.detach() for n, p in weights.items()}
     if xi == 0:
         return _grads(loss_fn({**w, **alphas}, *validation), alphas)
-    trainable = {n: p.requires_grad_() for n, p in w.items()}
+    trainable = {n: p.detach().requires_grad_() for n, p in w.items()}  # w itself stays out of every graph
     step = _grads(loss_fn({**trainable, **{n: a.detach() for n, a in alphas.items()}}, *train), trainable)
     w_prime = {n: (w[n] - xi * step[n]).requires_grad_() for n in w}
     both = _grads(loss_fn({**w_prime, **alphas}, *validation), {**alphas, **w_prime})
