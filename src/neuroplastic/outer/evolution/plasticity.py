@@ -30,6 +30,7 @@ from dataclasses import replace
 import torch
 
 from neuroplastic.experiments.digits import Config, learn_and_classify, load, load_validation
+from neuroplastic.outer.evolution.problems import generation_generator
 from neuroplastic.validation import lookup, require_count, require_positive
 
 __all__ = ["STDPDigits", "SEARCHED", "BOUNDS"]
@@ -98,7 +99,7 @@ class STDPDigits:
         for index in range(len(next(iter(population.values())))):
             cfg = self.config({name: values[index] for name, values in population.items()},
                               n_exc=self.search_n_exc, present_ms=self.present_ms)
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + generation)
+            generator = generation_generator(self.seed, generation)
             scores.append(learn_and_classify(cfg, learn, validation, generator)["accuracy"])
         return torch.tensor(scores, dtype=torch.float64)
 

@@ -26,7 +26,7 @@ from neuroplastic.training.objectives import Classification as CrossEntropy
 from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.validation import require_count
 
-__all__ = ["EvolutionProblem", "Genome", "Classification"]
+__all__ = ["EvolutionProblem", "Genome", "Classification", "generation_generator"]
 
 
 class EvolutionProblem(Protocol):
@@ -69,6 +69,12 @@ class Genome:
                 for name, piece, shape, dtype in zip(self.names, pieces, self.shapes, self.dtypes)}
 
 
+def generation_generator(seed: int, generation: int) -> torch.Generator:
+    """The draws of one generation of a problem seeded ``seed`` (its batch, its networks): the same for
+    every individual of the generation and in every process, different from generation to generation."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + generation)
+
+
 class Classification:
     """Evolve the weights of the spiking network of ``task``'s recipe (``hidden`` neurons): fitness is
     minus the readout's cross-entropy on ``batch`` training samples drawn anew each generation (the
@@ -76,8 +82,10 @@ class Classification:
 
     bounds = None
 
-    def __init__(self, task: str = "digits", *, hidden: int = 64, batch: int = 256, chunk: int = 16,
+    def __init__(self, task: str = "digits", *, hidden: int = 32, batch: int = 256, chunk: int = 16,
                  seed: int = 0, task_options: dict | None = None):
+        if task_options is not None and not isinstance(task_options, dict):
+            raise ValueError(f"task_options must be a dict of the task's options, got {task_options!r}")
         self.task = load_task(task, seed=seed, **(task_options or {}))
         if self.task.kind != "classification":
             raise ValueError(f"task {task!r} is not a classification task")
@@ -94,7 +102,7 @@ class Classification:
         return functional_call(self.network, params, (inputs,)).readout
 
     def fitness(self, population: dict[str, torch.Tensor], generation: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + generation)
+        generator = generation_generator(self.seed, generation)
         train = self.task.train
         index = torch.randperm(len(train), generator=generator)[:self.batch]
         inputs, targets = train.inputs[index].transpose(0, 1), train.targets[index]

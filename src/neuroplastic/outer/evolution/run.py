@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,10 +33,8 @@ __all__ = ["evolve", "EVOLUTION_TASKS", "STRATEGIES", "make_problem", "make_stra
 
 
 EVOLUTION_TASKS = {
-    "digits": lambda *, seed=0, hidden=32, batch=256, chunk=16: Classification(
-        "digits", hidden=hidden, batch=batch, chunk=chunk, seed=seed),
-    "randman": lambda *, seed=0, hidden=32, batch=256, chunk=16: Classification(
-        "randman", hidden=hidden, batch=batch, chunk=chunk, seed=seed),
+    "digits": partial(Classification, "digits"),
+    "randman": partial(Classification, "randman"),
     "cartpole": CartPole,
     "stdp-digits": STDPDigits,
 }

@@ -60,7 +60,8 @@ class GeneticTopology:
         if not 0.0 <= structure_rate <= 1.0:
             raise ValueError(f"structure_rate must lie in [0, 1], got {structure_rate}")
         self.sigma, self.population = require_positive("sigma", sigma), population
-        self.structure_rate, self.elite, self.tournament = structure_rate, elite, require_count("tournament", tournament)
+        self.structure_rate, self.elite = structure_rate, elite
+        self.tournament = require_count("tournament", tournament)
         self.synapses, self.neurons = synapses, neurons
         start = centre.detach().double()
         self.init_scale = float(start[synapses].std()) if init_scale is None else init_scale
@@ -112,7 +113,8 @@ class GeneticTopology:
         return self.best.clone()
 
     def state_dict(self) -> dict:
-        return {"weights": self.weights, "masks": self.masks, "best": self.best, "generator": self.generator.get_state()}
+        return {"weights": self.weights, "masks": self.masks, "best": self.best,
+                "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.weights, self.masks, self.best = state["weights"].clone(), state["masks"].clone(), state["best"].clone()
