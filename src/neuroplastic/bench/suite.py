@@ -67,7 +67,8 @@ def default_peers() -> list[str]:
 def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=True, bar=None,
         device: str = "cpu") -> dict:
     """Runs the benchmark on ``device``. ``delays``: the case with learned delays too (at the smallest
-    N); ``bar``: a tqdm progress bar (or None), advanced once per process start and per round."""
+    N); ``bar``: a progress bar (:func:`neuroplastic.progress.progress_bar`) or None, advanced once per
+    process start and per round."""
     load_before = os.getloadavg()[0]
     names = ["gemm", "neuroplastic", *peers]
     memory_steps = [max(1, steps // 5), steps, 4 * steps]

@@ -7,13 +7,10 @@ The workload, what each library runs and how it is measured are in :mod:`neuropl
 """
 from __future__ import annotations
 
-import sys
-
-from tqdm import tqdm
-
 from neuroplastic.bench import suite
 from neuroplastic.bench.workloads import PEERS, installed
-from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
+from neuroplastic.cli.common import UsageError, device, emit
+from neuroplastic.progress import progress_bar
 from neuroplastic.validation import require_count
 
 DEFAULTS = {"sizes": "512,4096", "steps": 500, "batch": 16, "repeats": 5, "peak_size": 2048}
@@ -23,22 +20,6 @@ INSTALL = {
     "spikingjelly": "pip install --no-deps spikingjelly && pip install 'loguru>=0.7,<1'",
     "norse": "pip install nir nirtorch && pip install --no-deps norse",
 }
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("bench", help="benchmark a LIF layer (forward, backward, memory) against peers")
-    parser.add_argument("--sizes", help="comma-separated layer widths N (default 512,4096)")
-    parser.add_argument("--steps", type=int, help="time steps T (default 500)")
-    parser.add_argument("--batch", type=int, help="batch size B (default 16)")
-    parser.add_argument("--repeats", type=int, help="timed rounds after a warm-up round; the median counts (default 5)")
-    parser.add_argument("--peers", help=f"comma-separated peers from {', '.join(PEERS)}, or 'none' "
-                                        "(default: those installed)")
-    parser.add_argument("--threads", type=int, help="torch threads for every case (default: this machine's cores)")
-    parser.add_argument("--no-delays", action="store_true", help="leave out the layer with learned delays (D = 25)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (N=64, T=20, B=4)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    add_device_argument(parser)
-    parser.set_defaults(handler=main)
 
 
 def main(args):
@@ -54,7 +35,7 @@ def main(args):
         raise UsageError("bench times the CPU and CUDA devices; on Apple's MPS, time training with "
                          "benchmarks/devices.py")
     where = str(where)
-    with tqdm(desc="bench", unit="step", file=sys.stderr) as bar:
+    with progress_bar(desc="bench", unit="step", enabled=not args.quiet, every=1) as bar:
         summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"],
                             delays=not args.no_delays, bar=bar, device=where)
     emit(summary, args.json, _table(summary))

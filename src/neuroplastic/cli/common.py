@@ -1,7 +1,7 @@
-"""What the commands share: building a model from arguments, noise, plot paths, JSON output."""
+"""What the commands' work shares: building a model from arguments, noise, plot paths, JSON output (their
+arguments are in :mod:`neuroplastic.cli.arguments`)."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from neuroplastic.devices import DEVICE_HELP, parse_device
+from neuroplastic.devices import parse_device
 from neuroplastic.neurons import MODELS
 from neuroplastic.validation import (
     lookup,
@@ -23,24 +23,6 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 class UsageError(ValueError):
     """A problem with what the user asked for; reported as one line and exit code 2."""
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help=f"neuron model: {', '.join(sorted(MODELS))}")
-    parser.add_argument("--preset", help="named parameter set (Izhikevich: RS, IB, CH, FS, LTS, TC, RZ)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a numeric model parameter, e.g. --param tau_m=15 (repeatable)")
-    parser.add_argument("--dt", type=float, help="time step in ms (default: the model's own)")
-    parser.add_argument("--noise", type=float, default=0.0,
-                        help="white-noise strength σ (mV) for models with a noise term")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    parser.add_argument("--plot", help="write a figure to this file (.png, .pdf or .svg)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    add_device_argument(parser)
-
-
-def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help=f"where to compute: {DEVICE_HELP} (default cpu)")
 
 
 def device(args) -> torch.device:
@@ -99,6 +81,9 @@ def noise_generator(model, seed, device="cpu"):
 
 
 def emit(summary: dict, as_json: bool, lines: list[str]) -> None:
+    """The command's report on stdout: one JSON line, or ``lines``; from process 0 only under torchrun."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
+        return
     if as_json:
         print(json.dumps(summary, allow_nan=False))
     else:

@@ -8,17 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from neuroplastic.cli.common import UsageError, add_device_argument, device, emit
+from neuroplastic.cli.common import UsageError, device, emit
 from neuroplastic.cli.train import (
     CHIP_RULES,
-    add_chip_arguments,
-    add_data_argument,
     chip_flags,
     chip_options,
     require_task_or_data,
 )
 from neuroplastic.report.compare import plot_comparison
-from neuroplastic.tasks import TASKS, Task
+from neuroplastic.tasks import Task
 from neuroplastic.training.methods import METHODS, make_method
 from neuroplastic.validation import lookup, require_count
 
@@ -27,20 +25,6 @@ FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb",
 NEUROBENCH_COLUMNS = (("footprint (B)", "footprint_bytes", ".0f"), ("conn. sparse", "connection_sparsity", ".4f"),
                       ("act. sparse", "activation_sparsity", ".4f"), ("ACs/sample", "effective_acs_per_sample", ".3g"),
                       ("MACs/sample", "effective_macs_per_sample", ".3g"))  # NeuroBench's, of the test split
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("compare", help="train several learning rules on one task and compare them")
-    parser.add_argument("--task", help=f"task: {', '.join(TASKS)}; omit it to compare on --data my.npz")
-    add_data_argument(parser)
-    parser.add_argument("--rules", required=True, help=f"comma-separated rules from: {', '.join(METHODS)}")
-    parser.add_argument("--epochs", type=int, help="epochs for every rule (default: the task's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
-    parser.add_argument("--out", default="neuroplastic-out/compare", help="folder for the runs and the figure")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    add_device_argument(parser)
-    add_chip_arguments(parser)
-    parser.set_defaults(handler=main)
 
 
 def main(args):
@@ -66,9 +50,10 @@ def main(args):
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in rules:
-        print(f"training {task} with {name} …", file=sys.stderr, flush=True)
-        summary = _train([*data, "--rule", name, "--seed", str(args.seed),
-                          "--out", str(out / name), *epochs, *where, *(on_chip if name in CHIP_RULES else [])])
+        if not args.quiet:
+            print(f"training {task} with {name} …", file=sys.stderr, flush=True)
+        summary = _train([*data, "--rule", name, "--seed", str(args.seed), "--out", str(out / name), *epochs, *where,
+                          *(on_chip if name in CHIP_RULES else []), *(["--quiet"] if args.quiet else [])])
         results.append({key: summary[key] for key in FIELDS if key in summary} | {"rule": name})
     metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
     figure = plot_comparison(results, metric, out / "comparison.png", title=f"{task}, seed {args.seed}")

@@ -4,34 +4,10 @@ homeostasis parameters of ``unsupervised-digits`` — optionally on Ray actors (
 from __future__ import annotations
 
 from neuroplastic.cli.common import UsageError, emit, parse_option
-from neuroplastic.outer.evolution.run import EVOLUTION_TASKS, STRATEGIES, evolve
+from neuroplastic.outer.evolution.run import evolve
 
 SUMMARY_KEYS = ("task", "strategy", "population", "generations", "sigma", "lr", "seed", "workers", "parameters",
                 "score", "held_out", "wall_time_s", "evaluations_per_s", "restarts", "out", "figures")
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("evolve", help="evolve a spiking network's weights, topology or plasticity "
-                                   "parameters without gradients (OpenAI-ES, CMA-ES, GA; Ray workers)")
-    parser.add_argument("--task", default="digits", help=f"what to evolve: {', '.join(EVOLUTION_TASKS)} "
-                        "(default digits)")
-    parser.add_argument("--strategy", default="openai-es", help=f"{', '.join(STRATEGIES)} (default openai-es)")
-    parser.add_argument("--population", type=int, default=64, help="individuals per generation (default 64)")
-    parser.add_argument("--generations", type=int, default=100, help="generations (default 100)")
-    parser.add_argument("--sigma", type=float, default=0.05,
-                        help="spread of the search: ES noise, CMA-ES step size, GA mutation (default 0.05)")
-    parser.add_argument("--lr", type=float, default=0.03, help="OpenAI-ES's Adam rate (default 0.03)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                        help="a task option, e.g. --option hidden=32 (repeatable)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="Ray actors scoring the population (default 0: in this process)")
-    parser.add_argument("--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local one)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the search and the task (default 0)")
-    parser.add_argument("--out", default="neuroplastic-out/evolve", help="folder for checkpoint, figure, summary")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.set_defaults(handler=main)
 
 
 def main(args):
@@ -41,7 +17,7 @@ def main(args):
     try:
         summary = evolve(args.task, strategy=args.strategy, population=args.population, generations=args.generations,
                          sigma=args.sigma, lr=args.lr, workers=args.workers, ray_address=args.ray_address,
-                         seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
+                         seed=args.seed, out=args.out, resume=args.resume, progress=not args.quiet,
                          task_options=dict(options))
     except ImportError as error:
         if "pip install" not in str(error):

@@ -27,16 +27,6 @@ from neuroplastic.training.methods import as_method
 from neuroplastic.training.recipes import Recipe, build_network
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("export", help="write a trained network (a checkpoint) as a NIR graph")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by train, e.g. run/checkpoint.pt")
-    parser.add_argument("--nir", required=True, help="the NIR file to write, e.g. model.nir")
-    parser.add_argument("--data", help="the .npz file the run trained on (a run of train --data)")
-    parser.add_argument("--init", help="the NIR graph the run started from (a run of train --init)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.set_defaults(handler=main)
-
-
 def main(args):
     _require_nir()
     import nir

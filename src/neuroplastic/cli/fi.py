@@ -6,7 +6,6 @@ import matplotlib.pyplot as plt
 from neuroplastic.analysis import fi_curve
 from neuroplastic.cli.common import (
     UsageError,
-    add_model_arguments,
     build_model,
     device,
     emit,
@@ -16,15 +15,6 @@ from neuroplastic.cli.common import (
 )
 from neuroplastic.report.plots import draw_fi, save
 from neuroplastic.validation import require_finite, require_positive
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("fi", help="f-I curve: steady-state rate for each step current")
-    add_model_arguments(parser)
-    parser.add_argument("--currents", required=True, help="comma-separated currents, e.g. 0,5,10,20")
-    parser.add_argument("--duration", type=float, default=1000.0,
-                        help="duration in ms; the rate counts spikes in its second half (default 1000)")
-    parser.set_defaults(handler=main)
 
 
 def parse_currents(text: str) -> list[float]:

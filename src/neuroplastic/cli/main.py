@@ -1,13 +1,15 @@
 """The ``neuroplastic`` command: one entry point, a subcommand per job.
 
-Bad input ends with exit code 2 and one line on stderr, before anything is written.
+Bad input ends with exit code 2 and one line on stderr, before anything is written. The parser is
+built from :mod:`neuroplastic.cli.arguments`, which imports neither torch nor the library: ``--help``
+answers at once, and a command's module is imported when it runs.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from neuroplastic.cli import bench, compare, evolve, export, fi, meta, neuron, reproduce, search, tour, train
+from neuroplastic.cli import arguments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuroplastic", description="Spiking neural networks and the learning rules "
                      "of neuromorphic computing. Bad input exits with code 2.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (train, compare, meta, evolve, search, tour, neuron, fi, bench, reproduce, export):
-        command.register(subparsers)
+    arguments.register(subparsers)
     return parser
 
 

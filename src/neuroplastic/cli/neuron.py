@@ -6,7 +6,6 @@ import torch
 
 from neuroplastic.analysis import spike_times, step_current
 from neuroplastic.cli.common import (
-    add_model_arguments,
     build_model,
     device,
     emit,
@@ -18,14 +17,6 @@ from neuroplastic.cli.common import (
 from neuroplastic.report.plots import draw_trace, save
 from neuroplastic.sim import Record, run
 from neuroplastic.validation import require_finite, require_positive
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("neuron", help="simulate one neuron model under a step current")
-    add_model_arguments(parser)
-    parser.add_argument("--current", type=float, help="step current (default: the model's own)")
-    parser.add_argument("--duration", type=float, default=200.0, help="duration in ms (default 200)")
-    parser.set_defaults(handler=main)
 
 
 def simulate(model, current: float, duration: float, dt: float, seed: int, device="cpu"):

@@ -10,21 +10,6 @@ from neuroplastic.cli.common import UsageError, plot_path
 from neuroplastic.experiments.base import EXPERIMENTS, get_experiment
 
 
-def register(subparsers):
-    parser = subparsers.add_parser("reproduce", help="reproduce a published plasticity experiment "
-                                   f"({', '.join(EXPERIMENTS)})")
-    parser.add_argument("name", nargs="?", help="the experiment (see --list)")
-    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--quick", action="store_true", help="the scaled configuration of the tests")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    parser.add_argument("--out", default="neuroplastic-out/reproduce",
-                        help="folder for the figure (default neuroplastic-out/reproduce)")
-    parser.add_argument("--plot", help="figure path instead of OUT/NAME.png (.png, .pdf or .svg)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.set_defaults(handler=main)
-
-
 def main(args):
     if args.list:
         for name, (_, description) in EXPERIMENTS.items():
@@ -36,7 +21,7 @@ def main(args):
     figure = plot_path(args.plot) if args.plot else Path(args.out) / f"{args.name}.png"
     if figure.exists() and figure.is_dir():
         raise UsageError(f"figure path {figure} is a folder")
-    outcome = run(quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    outcome = run(quick=args.quick, seed=args.seed, progress=not args.quiet)
     outcome.draw(figure)
     summary = {**outcome.summary(), "figure": str(figure)}
     if args.json:

@@ -5,23 +5,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tqdm import tqdm
 
 from neuroplastic.analysis import fi_curve, spike_times
-from neuroplastic.cli.common import add_device_argument, device, emit
+from neuroplastic.cli.common import device, emit
 from neuroplastic.cli.neuron import simulate
 from neuroplastic.neurons import MODELS
+from neuroplastic.progress import progress_bar
 from neuroplastic.report.plots import draw_fi, draw_trace, save
 
 TRACE_MS, FI_MS, FI_POINTS = 200.0, 500.0, 9
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("tour", help="every neuron model's trace and f-I curve in one figure")
-    parser.add_argument("--out", default="neuroplastic-out/tour", help="folder for the figure (default neuroplastic-out/tour)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    add_device_argument(parser)
-    parser.set_defaults(handler=main)
 
 
 def main(args):
@@ -31,7 +23,8 @@ def main(args):
         raise ValueError(f"--out {args.out!r} exists and is not a folder")
     fig, axes = plt.subplots(len(MODELS), 2, figsize=(11, 2.4 * len(MODELS)), squeeze=False)
     curves = {}
-    for row, (name, cls) in enumerate(tqdm(sorted(MODELS.items()), desc="tour", unit="model")):
+    bar = progress_bar(len(MODELS), desc="tour", unit="model", enabled=not args.quiet, every=1)
+    for row, (name, cls) in enumerate(sorted(MODELS.items())):
         model = cls()
         dt = model.default_dt
         times, voltage, raster = simulate(model, model.default_current, TRACE_MS, dt, seed=0, device=where)
@@ -41,6 +34,9 @@ def main(args):
         rates = fi_curve(model, currents, FI_MS, dt, device=where).tolist()
         draw_fi(axes[row, 1], currents, rates, title=f"{name}: f-I curve", unit=model.current_unit)
         curves[name] = {"currents": currents, "rates_hz": rates}
+        bar.set_postfix_str(name)
+        bar.update(1)
+    bar.close()
     figure = save(fig, out / "tour.png")
     emit({"figure": str(figure), "models": curves}, args.json,
          [f"{name:>12}: max rate {max(c['rates_hz']):7.1f} Hz" for name, c in curves.items()]

@@ -5,60 +5,17 @@ from __future__ import annotations
 
 import inspect
 
-from neuroplastic.cli.common import UsageError, add_device_argument, device, emit, parse_option
+from neuroplastic.cli.arguments import CHIP_FLAGS
+from neuroplastic.cli.common import UsageError, device, emit, parse_option
 from neuroplastic.cli.export import GraphInit
 from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
-from neuroplastic.training.pat import SUBSTRATES
-from neuroplastic.training.recipes import DELAYS, NEURONS, RECIPES
 from neuroplastic.validation import lookup, require_count, require_positive
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
                 "synops",
                 "peak_memory_mb", "peak_gpu_memory_mb", "spikes_per_sample", "bits_per_sample", "neurobench", "out", "figures")
-
-
-def register(subparsers):
-    parser = subparsers.add_parser("train", help="train a spiking network on a task with a learning rule")
-    parser.add_argument("--task", help=f"task: {', '.join(TASKS)}; omit it to train on --data my.npz")
-    parser.add_argument("--rule", default="bptt", help=f"learning rule: {', '.join(METHODS)} (default bptt)")
-    parser.add_argument("--truncation", type=int, help="segment length in steps for --rule tbptt (default 50)")
-    parser.add_argument("--rule-option", action="append", default=[], metavar="NAME=VALUE",
-                        help="an option of the rule, e.g. --rule-option feedback=symmetric for eprop, "
-                             "mode=online, apply_every=10, threshold=0.01 for etl (repeatable)")
-    add_data_argument(parser)
-    add_training_arguments(parser, default_out="neuroplastic-out/train")
-    parser.add_argument("--recipe", help=f"a named recipe instead of the task's: {', '.join(RECIPES)}")
-    parser.add_argument("--neuron", help=f"hidden neuron model: {', '.join(NEURONS)} (default: the task's)")
-    parser.add_argument("--hidden", help="hidden layer sizes, e.g. 128 or 256,128 (default: the task's)")
-    parser.add_argument("--delays", help=f"delays of the input synapses: {', '.join(DELAYS)} (default: the task's)")
-    parser.add_argument("--max-delay", type=int, help="the largest synaptic delay, in steps (default: the task's)")
-    parser.add_argument("--graded", help="payload of the hidden spikes: none, learned, or bits:B (default: none)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: the task's)")
-    parser.add_argument("--batch-size", type=int, help="batch size (default: the task's)")
-    parser.add_argument("--init", help="a NIR graph (.nir) to start training from, instead of the recipe's network")
-    add_chip_arguments(parser)
-    parser.set_defaults(handler=main)
-
-    run = subparsers.add_parser("run", help="the main job: train the default task (digits, BPTT) and report")
-    add_training_arguments(run, default_out="neuroplastic-out/run")
-    run.set_defaults(handler=main_job)
-
-
-def add_training_arguments(parser, *, default_out):
-    parser.add_argument("--epochs", type=int, help="epochs (default: the task's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and batches (default 0)")
-    parser.add_argument("--out", default=default_out, help=f"folder for checkpoint, figures, summary ({default_out})")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    add_device_argument(parser)
-
-
-def add_data_argument(parser):
-    parser.add_argument("--data", help="an .npz file of data of one's own, without --task (x_train, y_train, x_test, "
-                                       "y_test, optional dt: see neuroplastic.tasks.own); or the folder of a data "
-                                       "set read from disk, with --task shd or nmnist")
 
 
 def require_task_or_data(args) -> None:
@@ -73,17 +30,7 @@ def require_task_or_data(args) -> None:
 
 
 NETWORK_FLAGS = ("neuron", "hidden", "delays", "max_delay", "graded")  # what --init's graph decides
-CHIP_FLAGS = ("substrate", "mismatch", "noise", "bits", "chip")
 CHIP_RULES = ("pat", "twin")
-
-
-def add_chip_arguments(parser):
-    """The simulated chip a network is deployed on, for --rule pat and twin."""
-    parser.add_argument("--substrate", help=f"the chip a network runs on: {', '.join(SUBSTRATES)} (pat, twin)")
-    parser.add_argument("--mismatch", type=float, help="the chip's device mismatch σ, e.g. 0.3 (default 0)")
-    parser.add_argument("--noise", type=float, help="the chip's noise current per step (default 0)")
-    parser.add_argument("--bits", type=int, help="bits of the chip's weights (default: full precision)")
-    parser.add_argument("--chip", type=int, help="which chip: the seed of its mismatch (default 0)")
 
 
 def chip_options(args, rule: str) -> dict:
@@ -132,14 +79,14 @@ def main(args):
     task = args.task if args.task is not None else Task.from_file(args.data)  # read once every flag is checked
     task_options = {"path": args.data} if args.data and args.task else {}
     report(fit(task, args.rule, recipe=args.recipe, epochs=_epochs(args), seed=args.seed, out=args.out,
-               resume=args.resume, device=device(args),
+               resume=args.resume, device=device(args), progress=not args.quiet,
                network=None if args.init is None else GraphInit(args.init),
                rule_options=rule_options, task_options=task_options, **changes), args.json)
 
 
 def main_job(args):
     report(fit("digits", "bptt", epochs=_epochs(args), seed=args.seed, out=args.out, resume=args.resume,
-               device=device(args)), args.json)
+               device=device(args), progress=not args.quiet), args.json)
 
 
 

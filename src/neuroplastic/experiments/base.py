@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tqdm import tqdm
-
+from neuroplastic.progress import progress_bar as _progress_bar
 from neuroplastic.validation import lookup
 
 __all__ = ["Outcome", "EXPERIMENTS", "get_experiment", "progress_bar", "rounded"]
@@ -78,5 +77,6 @@ def get_experiment(name: str) -> Callable:
 
 
 def progress_bar(total: int, desc: str, enabled: bool, unit: str = "step"):
-    """A tqdm bar (on stderr) or a silent stand-in with the same ``update`` / ``close``."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, mininterval=0.5, leave=False)
+    """A tqdm bar on stderr (off a terminal, a line per tenth of ``total``), or a silent stand-in with
+    the same ``update`` / ``close``."""
+    return _progress_bar(total, desc=desc, unit=unit, enabled=enabled, mininterval=0.5, leave=False)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from tqdm import tqdm
 
 from neuroplastic.devices import parse_device
 from neuroplastic.outer.inner import make_inner
 from neuroplastic.outer.maml import MetaLearner
+from neuroplastic.progress import progress_bar
 from neuroplastic.report.meta import plot_meta_curve
 from neuroplastic.tasks import load_meta_dataset
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
@@ -95,8 +95,8 @@ def meta_fit(dataset: str = "double-digits", *, ways: int = 5, shots: int = 1, q
         if history and history[-1]["iteration"] % validate_every:  # the last run's end, off the grid: go on
             history.pop()
             losses, accuracies = ([torch.tensor(v, device=device) for v in values] for values in checkpoint["pending"])
-    bar = tqdm(total=iterations, initial=done, desc=f"{dataset}/{inner}", unit="it",
-               disable=None if progress else True, leave=False)
+    bar = progress_bar(iterations, initial=done, desc=f"{dataset}/{inner}", unit="it", enabled=progress,
+                       every=0, leave=False)  # a line per block of validate_every iterations, from milestone
     start = time.perf_counter()
     for iteration in range(done + 1, iterations + 1):
         episodes = _episodes(data, "train", ways, shots, queries, meta_batch, generator, device)
@@ -117,6 +117,8 @@ def meta_fit(dataset: str = "double-digits", *, ways: int = 5, shots: int = 1, q
                             "train_accuracy": float(torch.stack(accuracies).mean()),
                             "validation_accuracy": interval(meta.evaluate(validation))[0]})
             bar.set_postfix(validation=f"{history[-1]['validation_accuracy']:.3f}")
+            bar.milestone(f"iteration {iteration}/{iterations}",
+                          {key: value for key, value in history[-1].items() if key != "iteration"})
             on_grid = iteration % validate_every == 0  # else a resumed run folds these into its next entry
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config, "meta": meta.state_dict(), "optimizer": optimizer.state_dict(),

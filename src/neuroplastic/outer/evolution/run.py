@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from neuroplastic.outer.evolution.control import CartPole
 from neuroplastic.outer.evolution.plasticity import STDPDigits
@@ -25,6 +24,7 @@ from neuroplastic.outer.evolution.population import make_evaluator
 from neuroplastic.outer.evolution.problems import Classification, Genome
 from neuroplastic.outer.evolution.strategies import CMAES, OpenAIES
 from neuroplastic.outer.evolution.topology import GeneticTopology, hidden_neurons
+from neuroplastic.progress import progress_bar
 from neuroplastic.report.evolution import plot_fitness
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
 from neuroplastic.validation import build_named, lookup, require_count, require_positive
@@ -95,8 +95,8 @@ def evolve(task: str = "digits", *, strategy: str = "openai-es", population: int
     except OSError:
         evaluator.close()
         raise
-    bar = tqdm(total=generations, initial=done, desc=f"{task}/{strategy}", unit="gen",
-               disable=None if progress else True, leave=False)
+    bar = progress_bar(generations, initial=done, desc=f"{task}/{strategy}", unit="gen", enabled=progress,
+                       every=1, leave=False)  # off a terminal, a line per generation
     try:
         for generation in range(done, generations):
             start = time.perf_counter()
@@ -110,8 +110,8 @@ def evolve(task: str = "digits", *, strategy: str = "openai-es", population: int
             save_checkpoint(out / "checkpoint.pt", {"config": config, "strategy": search.state_dict(),
                                                     "history": history, "wall_time_s": wall,
                                                     "generation": generation + 1})
-            bar.update(1)
             bar.set_postfix(best=history[-1]["best"], mean=history[-1]["mean"])
+            bar.update(1)
     finally:
         bar.close()
         evaluator.close()

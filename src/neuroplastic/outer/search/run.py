@@ -22,13 +22,12 @@ import json
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from neuroplastic.devices import parse_device
 from neuroplastic.outer.search.darts import Darts
 from neuroplastic.outer.search.random import RandomSearch, build_cell
 from neuroplastic.outer.search.snasnet import SnasnetSearch
 from neuroplastic.outer.search.space import Cell, SearchSpace
+from neuroplastic.progress import progress_bar
 from neuroplastic.report.search import plot_cell
 from neuroplastic.tasks import TASKS, Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
@@ -113,14 +112,16 @@ def search(task: str | Task = "randman", method: str = "darts", budget_s: float 
             return True
         return bool(history) and elapsed + elapsed / len(history) > budget_s
 
-    bar = tqdm(total=round(budget_s), initial=min(round(elapsed), round(budget_s)), unit="s",
-               desc=f"{task.name}/{method} search", disable=None if progress else True, leave=False)
+    bar = progress_bar(round(budget_s), initial=min(round(elapsed), round(budget_s)), unit="s",
+                       desc=f"{task.name}/{method} search", enabled=progress, leave=False)  # else a line a tenth
     saved = time.perf_counter()
     while not finished():
         start = time.perf_counter()
         history.append({"unit": len(history) + 1, **searcher.advance()})
         elapsed += time.perf_counter() - start
         history[-1]["elapsed_s"] = elapsed
+        scores = {key: value for key, value in history[-1].items() if isinstance(value, float) and key != "elapsed_s"}
+        bar.set_postfix(units=len(history), **scores)
         bar.update(min(round(elapsed), round(budget_s)) - bar.n)
         if finished() or time.perf_counter() - saved >= checkpoint_every_s:
             save_checkpoint(out / "checkpoint.pt", {"config": config, "searcher": searcher.state_dict(),
