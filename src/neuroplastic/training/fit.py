@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from neuroplastic.devices import parse_device
+from neuroplastic.progress import progress_bar
 from neuroplastic.report.training import plot_learning_curve, plot_raster
 from neuroplastic.tasks import Task, load_task
 from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
+from neuroplastic.training.distributed import DataParallel
 from neuroplastic.training.methods import as_method
 from neuroplastic.training.objectives import LossFunction, Objective, objective_for
 from neuroplastic.training.problem import Problem
@@ -57,6 +58,9 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     if device is None and isinstance(network, torch.nn.Module):  # a network of one's own trains where it is
         device = next(itertools.chain(network.parameters(), network.buffers()), torch.empty(0)).device
     device = parse_device(device)
+    parallel = DataParallel.from_environment(device)  # under torchrun: this process's shard of each batch
+    if parallel is not None:
+        device = parallel.device(device)
     given = not isinstance(task, str)
     if recipe is not None and not given:
         task_options = {**dict(recipe_for(task, recipe).task_options), **(task_options or {})}
@@ -87,7 +91,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     problem = Problem(network, objective, task.dt, recipe.rate_target_hz, recipe.rate_weight,
                       generator=torch.Generator().manual_seed(seed + 1))
     trainer = Trainer(task, network, method.learner(problem), optimizer, evaluate=evaluate,
-                      batch_size=recipe.batch_size, device=device)
+                      batch_size=recipe.batch_size, device=device, parallel=parallel)
+    writes = parallel is None or parallel.writes  # one process writes the files of a data-parallel run
     generator = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder before training, not after
     history, wall, counted = [], 0.0, {"updates": 0, "synops": 0}  # counts of earlier runs (resume)
@@ -99,11 +104,15 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
             for group, base, rate in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
                 group["lr"] = base * rate(scheduler.last_epoch)
         generator.set_state(checkpoint["generator"])
+        if checkpoint.get("rng") is not None:  # dropout and whatever else draws from the global generator
+            torch.set_rng_state(checkpoint["rng"])
+        if checkpoint.get("learner") is not None:
+            trainer.learner.load_state_dict(checkpoint["learner"])
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
         counted = checkpoint.get("counts", counted)
     batches = -(-len(task.train) // recipe.batch_size)
-    bar = tqdm(total=batches * (recipe.epochs - len(history)), desc=f"{task.name}/{method.name}",
-               unit="batch", disable=None if progress else True, leave=False)
+    bar = progress_bar(batches * (recipe.epochs - len(history)), desc=f"{task.name}/{method.name}", unit="batch",
+                       enabled=progress and writes, every=0, leave=False)  # off a terminal: a line an epoch
     metrics = None
     for epoch in range(len(history) + 1, recipe.epochs + 1):
         _anneal(network, (epoch - 1) / max(recipe.epochs - 1, 1))
@@ -116,10 +125,15 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         history.append({"epoch": epoch, "train_loss": train_loss, _metric(metrics): metrics[_name(metrics)]})
         if task.validation is not None:
             history[-1][f"validation_{_name(metrics)}"] = trainer.evaluate("validation")[_name(metrics)]
-        save_checkpoint(out / "checkpoint.pt", {
-            "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(), "generator": generator.get_state(),
-            "history": history, "wall_time_s": wall, "counts": _counts(counted, trainer)})
+        bar.milestone(f"epoch {epoch}/{recipe.epochs}", {k: v for k, v in history[-1].items() if k != "epoch"})
+        counts = _counts(counted, trainer)  # every process: a data-parallel count is a reduction
+        if writes:
+            save_checkpoint(out / "checkpoint.pt", {
+                "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                "learner": trainer.learner.state_dict() if hasattr(trainer.learner, "state_dict") else None,
+                "history": history, "wall_time_s": wall, "counts": counts})
     bar.close()
     if metrics is None:  # nothing left to train after resuming: evaluate the checkpoint's network
         metrics = trainer.evaluate("test")
@@ -132,11 +146,13 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         "bits_per_sample": metrics["bits_per_sample"], "neurobench": metrics["neurobench"],
         **_counts(counted, trainer),
         "out": str(out),
-        "figures": [str(plot_learning_curve(history, metric, out / "learning_curve.png")),
-                    str(_raster(task, network, device, out / "raster.png"))],
+        "figures": [str(out / "learning_curve.png"), str(out / "raster.png")],
         "history": history,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if writes:
+        plot_learning_curve(history, metric, out / "learning_curve.png")
+        _raster(task, network, device, out / "raster.png")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -34,6 +34,7 @@ from neuroplastic.rules.base import Rule, Segment, StepInfo, apply_updates
 from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.synapses import Dense, Recurrent
+from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.problem import Problem
 from neuroplastic.validation import require_count
 
@@ -113,6 +114,14 @@ class OnlineLearner:
     @property
     def params(self) -> tuple:
         return tuple(p for group in self.groups for p in group)
+
+    def state_dict(self) -> dict:
+        """The learning signal's running state (baseline, threshold, counts, generator, feedback), for
+        a checkpoint."""
+        return {"signal": portable(self.fixed)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fixed = restored(self.fixed, state["signal"], self.params[0].device)
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         """One batch in the method's mode."""

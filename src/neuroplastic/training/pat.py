@@ -22,6 +22,7 @@ from neuroplastic.devices import generator_on
 from neuroplastic.physical import ChipSpec, PhysicalNetwork, calibrate, physics_aware
 from neuroplastic.physical.chip import device_network, draw_mismatch, nominal, on_device
 from neuroplastic.rules import apply_updates
+from neuroplastic.training.checkpoint import portable
 from neuroplastic.training.problem import synaptic_operations
 from neuroplastic.training.recipes import build_network
 from neuroplastic.validation import lookup, require_count
@@ -90,6 +91,13 @@ class _ChipLearner:
         self.batches += 1
         return loss.item()
 
+    def state_dict(self) -> dict:
+        """Batches trained (PAT recalibrates every ``recalibrate`` of them), for a checkpoint."""
+        return {"batches": self.batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches = int(state["batches"])
+
 
 class PATLearner(_ChipLearner):
     def train_batch(self, inputs, targets, optimizer) -> float:
@@ -114,6 +122,16 @@ class TwinLearner(_ChipLearner):
         if self.generator is None or self.generator.device != torch.device(device):
             self.generator = generator_on(device, self.problem.generator)
         return self.generator
+
+    def state_dict(self) -> dict:
+        """Also the generator of drawn devices and noise (``None`` until the first batch)."""
+        return {**super().state_dict(), "generator": None if self.generator is None else portable(self.generator),
+                "generator_device": None if self.generator is None else str(self.generator.device)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if state["generator"] is not None:
+            self._generator(state["generator_device"]).set_state(state["generator"]["generator_state"])
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         twin = self.network.twin

@@ -4,7 +4,9 @@ A **method** is any object with a ``name`` and ``learner(problem) -> learner``; 
 ``momentum = False`` (the optimizer then writes only the weights its updates change). A **learner**
 has ``params`` (the tensors the optimizer updates), ``train_batch(inputs, targets, optimizer) ->
 float`` (one batch, time first; returns its loss), and the counters ``updates_applied`` (weights the
-optimizer steps changed) and ``synops`` (synaptic events of its forward passes). The trainer knows
+optimizer steps changed) and ``synops`` (synaptic events of its forward passes). A learner with a
+running state of its own (a rule's accumulators, a baseline, a threshold, a generator) also has
+``state_dict()`` and ``load_state_dict(state)``, so that a resumed run continues it exactly. The trainer knows
 nothing else about a method: BPTT, the online rules, exact RTRL, and whatever comes next (evolution
 strategies through :meth:`Problem.loss_fn`, equilibrium propagation running the network twice and
 nudging it) plug in here.
@@ -27,6 +29,7 @@ from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.rules import Rule, apply_updates, segments
 from neuroplastic.rules.base import Segment
 from neuroplastic.sim.loop import detached
+from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.losses import rate_regularization
 from neuroplastic.training.objectives import Objective
 
@@ -128,3 +131,10 @@ class GradientLearner:
             state = detached(output.state)
             total += loss.detach()
         return float(total)
+
+    def state_dict(self) -> dict:
+        """The rule's running state, for a checkpoint."""
+        return {"rule": portable(self.rule_state)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rule_state = restored(self.rule_state, state["rule"], self.params[0].device)

@@ -26,13 +26,18 @@ def peak_memory_mb() -> float:
 
 class Trainer:
     """Trains ``network`` on ``task`` through ``learner`` with ``optimizer``; ``evaluate(readout,
-    targets) -> dict`` of a batch's metrics (means over its samples)."""
+    targets) -> dict`` of a batch's metrics (means over its samples). With ``parallel`` (a
+    :class:`~neuroplastic.training.distributed.DataParallel`), this process trains on its shard of
+    every batch and the optimizer's steps apply the whole batch's reduced update."""
 
     def __init__(self, task: Task, network: SpikingNetwork, learner, optimizer: torch.optim.Optimizer, *,
-                 evaluate: Callable, batch_size: int = 32, device=None):
+                 evaluate: Callable, batch_size: int = 32, device=None, parallel=None):
         self.task, self.network, self.learner, self.optimizer = task, network, learner, optimizer
         self.evaluate_batch, self.batch_size = evaluate, batch_size
-        self.device = device
+        self.device, self.parallel = device, parallel
+        if parallel is not None:
+            parallel.check_batches(len(task.train), batch_size)
+            parallel.attach(optimizer)
 
     @property
     def updates_applied(self) -> int:
@@ -41,8 +46,9 @@ class Trainer:
 
     @property
     def synops(self) -> int:
-        """Synaptic events of the learner's forward passes (counted on the device; read here)."""
-        return int(self.learner.synops)
+        """Synaptic events of the learner's forward passes (counted on the device; read here), summed
+        over the processes of a data-parallel run."""
+        return int(self.learner.synops) if self.parallel is None else self.parallel.total(self.learner.synops)
 
     def _batches(self, split, batch_size, **options):
         for inputs, targets in self.task.batches(split, batch_size, **options):
@@ -53,7 +59,10 @@ class Trainer:
         self.network.train()
         losses = []
         for inputs, targets in self._batches("train", self.batch_size, shuffle=True, generator=generator):
-            losses.append(self.learner.train_batch(inputs, targets, self.optimizer))
+            if self.parallel is not None:
+                inputs, targets = self.parallel.shard(inputs, targets, regression=self.task.kind == "regression")
+            loss = self.learner.train_batch(inputs, targets, self.optimizer)
+            losses.append(loss if self.parallel is None else self.parallel.mean(loss))
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{losses[-1]:.4f}")

@@ -1,0 +1,106 @@
+"""Data-parallel training on ``torch.distributed``: one model, each process a shard of every batch.
+
+Launched by ``torchrun`` (``torchrun --nproc_per_node=2 -m neuroplastic train ...``), every process
+builds the same network and optimizer from the same seed and draws the same shuffled batches; process
+``r`` of ``W`` trains on the ``r``-th of ``W`` contiguous slices of each batch (``torch.tensor_split``),
+so an epoch sees the same samples whatever ``W`` is.
+
+Updates are reduced where they are applied, the same for every method: a step pre-hook on the
+optimizer (:meth:`DataParallel.attach`) replaces each process's gradient estimates ``g_r`` — the
+gradients of BPTT, the eligibility-trace products of e-prop, DECOLLE, OSTL, ETL, RTRL, EqProp's
+contrast — by ``Σ_r (n_r / B) g_r``, one ``all_reduce`` over one flat buffer, before the optimizer
+moves. For a loss that is a mean over the batch (every objective's) this is the whole batch's update,
+so ``W`` processes with ``B / W`` samples each take the steps one process takes with ``B``. Not
+``DistributedDataParallel``: its hooks fire on ``backward()``, which the online rules never call and
+BPTT's ``torch.autograd.grad`` bypasses. Exact only where a method's update is a batch mean; the
+firing-rate regularizer (a square of the batch's mean rate) and reward sampling (one draw per sample
+from one generator) are per shard. Evaluation is not sharded: every process evaluates the whole split
+and gets the same numbers; only process 0 writes files.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DataParallel"]
+
+
+class DataParallel:
+    """This process's place in a data-parallel run, and the reductions it needs."""
+
+    def __init__(self, rank: int, world_size: int, backend_device: torch.device = torch.device("cpu")):
+        self.rank, self.world_size = rank, world_size
+        self.backend_device = backend_device  # where the reductions' own numbers live (NCCL: a GPU)
+        self.weight = 1.0  # n_r / B of the batch being trained
+
+    @classmethod
+    def from_environment(cls, device: torch.device) -> "DataParallel | None":
+        """The run ``torchrun`` set up in the environment (``WORLD_SIZE``, ``RANK``, ...), its process
+        group started (gloo on the CPU, NCCL on CUDA) unless the caller already did — and left running for
+        the process's later runs; ``None`` for one process."""
+        if not (dist.is_available() and dist.is_initialized()):
+            if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+                return None
+            if not dist.is_available():
+                raise ValueError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
+        parallel = cls(dist.get_rank(), dist.get_world_size(), backend_device)
+        return parallel if parallel.world_size > 1 else None
+
+    @staticmethod
+    def device(device: torch.device) -> torch.device:
+        """One GPU per process: ``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun."""
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        return device
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes checkpoints, figures and the summary (process 0)."""
+        return self.rank == 0
+
+    def check_batches(self, samples: int, batch_size: int) -> None:
+        """Every batch must give each process at least one sample."""
+        smallest = min(batch_size, samples % batch_size or batch_size)
+        if smallest < self.world_size:
+            raise ValueError(f"a batch of {smallest} samples cannot be shared by {self.world_size} processes: "
+                             f"choose a batch size whose last batch of the {samples} training samples has at "
+                             f"least {self.world_size}")
+
+    def shard(self, inputs: torch.Tensor, targets: torch.Tensor, *, regression: bool):
+        """This process's slice of a batch (inputs ``(T, B, ...)``; targets ``(B,)`` or ``(T, B, ...)``
+        for regression), and its weight ``n_r / B`` remembered for the reduction."""
+        batch = inputs.shape[1]
+        inputs = torch.tensor_split(inputs, self.world_size, dim=1)[self.rank]
+        targets = torch.tensor_split(targets, self.world_size, dim=1 if regression else 0)[self.rank]
+        self.weight = inputs.shape[1] / batch
+        return inputs, targets
+
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Reduce the gradients every time ``optimizer`` steps; returns the hook's handle."""
+        return optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.reduce_gradients(opt))
+
+    def reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """``g ← Σ_r (n_r / B) g_r`` for every parameter with a gradient, in one ``all_reduce``."""
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads]) * self.weight
+        dist.all_reduce(flat)
+        for grad, reduced in zip(grads, torch.split(flat, [g.numel() for g in grads])):
+            grad.copy_(reduced.view_as(grad))
+
+    def mean(self, value: float) -> float:
+        """The batch's mean of a per-shard mean (a loss), on every process."""
+        total = torch.tensor([value * self.weight], dtype=torch.float64, device=self.backend_device)
+        dist.all_reduce(total)
+        return float(total)
+
+    def total(self, count) -> int:
+        """The sum over processes of a count (synaptic events of each shard)."""
+        total = torch.tensor([int(count)], dtype=torch.int64, device=self.backend_device)
+        dist.all_reduce(total)
+        return int(total)
