@@ -1,6 +1,6 @@
 """Data-parallel training on torch.distributed: two processes launched by ``torchrun`` (gloo, CPU) with
 half of every batch each take the same steps as one process with the whole batch — BPTT, e-prop and
-DECOLLE in float64 to 1e-10 — and the command line trains, checkpoints and resumes under torchrun."""
+DECOLLE, OSTL and RTRL in float64 to 1e-10 — and the command line trains, checkpoints and resumes under torchrun."""
 import json
 import os
 import shutil
@@ -18,7 +18,7 @@ from neuroplastic.training.distributed import DataParallel
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None or not torch.distributed.is_available(),
                                 reason="needs torchrun and torch.distributed")
 
-EXACT_RULES = ("bptt", "eprop", "decolle")
+EXACT_RULES = ("bptt", "eprop", "decolle", "ostl", "rtrl")
 
 # A float64 task of random spike trains; every rule trains 2 epochs of 6 batches of 12 samples.
 DRIVER = textwrap.dedent("""

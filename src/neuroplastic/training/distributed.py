@@ -12,9 +12,11 @@ contrast — by ``Σ_r (n_r / B) g_r``, one ``all_reduce`` over one flat buffer,
 moves. For a loss that is a mean over the batch (every objective's) this is the whole batch's update,
 so ``W`` processes with ``B / W`` samples each take the steps one process takes with ``B``. Not
 ``DistributedDataParallel``: its hooks fire on ``backward()``, which the online rules never call and
-BPTT's ``torch.autograd.grad`` bypasses. Exact only where a method's update is a batch mean; the
-firing-rate regularizer (a square of the batch's mean rate) and reward sampling (one draw per sample
-from one generator) are per shard. Evaluation is not sharded: every process evaluates the whole split
+BPTT's ``torch.autograd.grad`` bypasses. Exact (tested to 1e-10 in float64: BPTT, e-prop,
+DECOLLE, OSTL, RTRL) where a method's update is a batch mean; per shard, and so not the one-process
+run's, are the firing-rate regularizer (a square of the batch's mean rate), reward sampling (one draw
+per sample from one generator) and ETL (it quantizes errors scaled by the shard's size, and its
+threshold follows the shard's trigger rate). Evaluation is not sharded: every process evaluates the whole split
 and gets the same numbers; only process 0 writes files.
 """
 from __future__ import annotations
