@@ -1,0 +1,1 @@
+"""Training: objectives, the method protocol, learners, the trainer, checkpoints, data-parallel runs and `fit`."""
