@@ -25,7 +25,8 @@ def run(rule: str, epochs: int, processes: int, threads: int, out: str) -> dict:
     command = ["-m", "neuroplastic", "train", "--task", "digits", "--rule", rule, "--epochs", str(epochs),
                "--quiet", "--json", "--out", out]
     if processes > 1:
-        command = ["torchrun", "--standalone", f"--nproc_per_node={processes}", *command]
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   *command]
     else:
         command = [sys.executable, *command]
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -52,7 +53,7 @@ def main() -> None:
                 row = run(rule, args.epochs, processes, threads, f"{folder}/{rule}-{processes}-{threads}")
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    print(f"\n| rule | processes × threads | training (s) | command (s) | speed-up of training | test accuracy |")
+    print("\n| rule | processes × threads | training (s) | command (s) | speed-up of training | test accuracy |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         base = next(r for r in rows if r["rule"] == row["rule"] and r["processes"] == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "portable", "restored", "FORMAT"]
+__all__ = ["FORMAT", "load_checkpoint", "portable", "restored", "save_checkpoint"]
 
 FORMAT = "neuroplastic-checkpoint-1"
 
