@@ -38,7 +38,17 @@ def main(argv=None) -> int:
         return _fail(str(error))
     except OSError as error:  # an output folder that cannot be written, a file that cannot be read
         return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: end the process group a command started (a process left with one open may abort
+    at exit and take the others down)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

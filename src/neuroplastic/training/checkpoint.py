@@ -29,10 +29,12 @@ def save_checkpoint(path, payload: dict) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    if hasattr(os, "O_DIRECTORY"):  # the rename itself reaches the disk
+    if hasattr(os, "O_DIRECTORY"):  # the rename itself reaches the disk, where the file system can say so
         directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(directory)
+        except OSError:  # some network and FUSE file systems refuse to sync a folder: the rename stands
+            pass
         finally:
             os.close(directory)
     return path
@@ -44,12 +46,9 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "GLOBAL" not in str(error):  # not an object torch refused to import: damaged bytes
-            raise ValueError(f"checkpoint {path} is corrupt or unreadable (UnpicklingError)") from None
-        raise ValueError(  # weights_only met something that is not plain data: never unpickled
-            f"checkpoint {path} holds objects other than tensors and plain data (code would run on loading "
-            f"it): refused") from None
+    except pickle.UnpicklingError:  # weights_only met bytes or objects that are not plain data
+        raise ValueError(f"checkpoint {path} is damaged or holds objects other than tensors and plain data "
+                         f"(code could run on loading it): refused") from None
     except Exception as error:  # torch raises many kinds for a damaged file
         raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -62,7 +61,7 @@ def portable(value):
     values a checkpoint may hold: tensors on the CPU, a generator as its state, a module as its
     ``state_dict``."""
     if isinstance(value, torch.Generator):
-        return {"generator_state": value.get_state()}
+        return {"generator_state": value.get_state(), "device": str(value.device)}
     if isinstance(value, torch.nn.Module):
         return {"module_state": value.state_dict()}
     if isinstance(value, torch.Tensor):
@@ -79,9 +78,11 @@ def portable(value):
 def restored(live, saved, device):
     """``live`` with the values of ``saved`` (what :func:`portable` made of a value like it): generators
     and modules set in place, tensors moved to ``device``; returns the new value (``live`` may be
-    ``None`` or a number where the running state now holds tensors)."""
-    if isinstance(live, torch.Generator):
-        live.set_state(saved["generator_state"])
+    ``None`` or a number where the running state now holds tensors). A generator saved on another
+    device keeps its own fresh stream (a resumed run on another device continues, not bit for bit)."""
+    if isinstance(live, torch.Generator):  # on another device a fresh stream: states do not travel
+        if saved.get("device", str(live.device)) == str(live.device):
+            live.set_state(saved["generator_state"])
         return live
     if isinstance(live, torch.nn.Module):
         live.load_state_dict(saved["module_state"])

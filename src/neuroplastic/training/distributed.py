@@ -15,8 +15,12 @@ so ``W`` processes with ``B / W`` samples each take the steps one process takes 
 BPTT's ``torch.autograd.grad`` bypasses. Exact (tested to 1e-10 in float64: BPTT, e-prop,
 DECOLLE, OSTL, RTRL) where a method's update is a batch mean; per shard, and so not the one-process
 run's, are the firing-rate regularizer (a square of the batch's mean rate), reward sampling (one draw
-per sample from one generator) and ETL (it quantizes errors scaled by the shard's size, and its
-threshold follows the shard's trigger rate). Evaluation is not sharded: every process evaluates the whole split
+per sample from one generator), ETL (it quantizes errors scaled by the shard's size, and its
+threshold follows the shard's trigger rate), dropout masks (each process its own stream), the
+``clip`` and ``gate`` transforms of a gradient rule (they see the shard's gradient; a ``gate`` that
+skips a step on one process only stops the run with gloo's mismatch error) and PAT's calibration.
+Every process starts from process 0's network. A resumed data-parallel run continues process 0's
+running state (ETL's threshold, a reward baseline) on every process. Evaluation is not sharded: every process evaluates the whole split
 and gets the same numbers; only process 0 writes files.
 """
 from __future__ import annotations
@@ -36,25 +40,31 @@ class DataParallel:
         self.rank, self.world_size = rank, world_size
         self.backend_device = backend_device  # where the reductions' own numbers live (NCCL: a GPU)
         self.weight = 1.0  # n_r / B of the batch being trained
+        self.device = backend_device  # where this process trains
 
     @classmethod
     def from_environment(cls, device: torch.device) -> "DataParallel | None":
-        """The run ``torchrun`` set up in the environment (``WORLD_SIZE``, ``RANK``, ...), its process
-        group started (gloo on the CPU, NCCL on CUDA) unless the caller already did — and left running for
-        the process's later runs; ``None`` for one process."""
+        """The run ``torchrun`` set up in the environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``), its
+        process group started (gloo on the CPU; NCCL on CUDA, one GPU per process: ``cuda`` means
+        ``cuda:LOCAL_RANK``, made the current device) unless the caller already did — and left running
+        for the process's later runs; ``None`` for one process. ``device`` is then this process's."""
         if not (dist.is_available() and dist.is_initialized()):
             if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
                 return None
             if not dist.is_available():
                 raise ValueError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
+            device = cls._local(device)
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        device = cls._local(device)
         backend_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
         parallel = cls(dist.get_rank(), dist.get_world_size(), backend_device)
+        parallel.device = device
         return parallel if parallel.world_size > 1 else None
 
     @staticmethod
-    def device(device: torch.device) -> torch.device:
-        """One GPU per process: ``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun."""
+    def _local(device: torch.device) -> torch.device:
         if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
             return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         return device
@@ -82,8 +92,25 @@ class DataParallel:
         return inputs, targets
 
     def attach(self, optimizer: torch.optim.Optimizer):
-        """Reduce the gradients every time ``optimizer`` steps; returns the hook's handle."""
+        """Reduce the gradients every time ``optimizer`` steps; returns the hook's handle (``remove()``)."""
         return optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.reduce_gradients(opt))
+
+    def same_start(self, module: torch.nn.Module) -> None:
+        """Every process starts from process 0's parameters and buffers (a network of one's own built
+        without a common seed, a calibration on one shard)."""
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Processes other than 0 draw dropout and the like from a stream of their own per epoch (their
+        shards would otherwise get process 0's masks sample for sample); process 0 keeps the stream a
+        checkpoint holds. Exact on resume, per process."""
+        if self.rank:
+            torch.manual_seed(seed * 1_000_003 + self.rank * 7919 + epoch)
+
+    def finish(self) -> None:
+        """Wait until every process is done (process 0 writing the report), so that none leaves early."""
+        dist.barrier()
 
     def reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
         """``g ← Σ_r (n_r / B) g_r`` for every parameter with a gradient, in one ``all_reduce``."""

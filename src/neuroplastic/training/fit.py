@@ -60,7 +60,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     device = parse_device(device)
     parallel = DataParallel.from_environment(device)  # under torchrun: this process's shard of each batch
     if parallel is not None:
-        device = parallel.device(device)
+        device = parallel.device
     given = not isinstance(task, str)
     if recipe is not None and not given:
         task_options = {**dict(recipe_for(task, recipe).task_options), **(task_options or {})}
@@ -106,16 +106,22 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         generator.set_state(checkpoint["generator"])
         if checkpoint.get("rng") is not None:  # dropout and whatever else draws from the global generator
             torch.set_rng_state(checkpoint["rng"])
+        if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
         if checkpoint.get("learner") is not None:
             trainer.learner.load_state_dict(checkpoint["learner"])
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
         counted = checkpoint.get("counts", counted)
+    if parallel is not None:
+        parallel.same_start(network)
     batches = -(-len(task.train) // recipe.batch_size)
     bar = progress_bar(batches * (recipe.epochs - len(history)), desc=f"{task.name}/{method.name}", unit="batch",
                        enabled=progress and writes, every=0, leave=False)  # off a terminal: a line an epoch
     metrics = None
     for epoch in range(len(history) + 1, recipe.epochs + 1):
         _anneal(network, (epoch - 1) / max(recipe.epochs - 1, 1))
+        if parallel is not None:
+            parallel.reseed(seed, epoch)
         start = time.perf_counter()
         train_loss = trainer.train_epoch(generator, bar)
         if scheduler is not None:
@@ -132,6 +138,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
                 "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "learner": trainer.learner.state_dict() if hasattr(trainer.learner, "state_dict") else None,
                 "history": history, "wall_time_s": wall, "counts": counts})
     bar.close()
@@ -153,6 +160,9 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         plot_learning_curve(history, metric, out / "learning_curve.png")
         _raster(task, network, device, out / "raster.png")
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    trainer.close()
+    if parallel is not None:
+        parallel.finish()
     return summary
 
 

@@ -22,7 +22,7 @@ from neuroplastic.devices import generator_on
 from neuroplastic.physical import ChipSpec, PhysicalNetwork, calibrate, physics_aware
 from neuroplastic.physical.chip import device_network, draw_mismatch, nominal, on_device
 from neuroplastic.rules import apply_updates
-from neuroplastic.training.checkpoint import portable
+from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.problem import synaptic_operations
 from neuroplastic.training.recipes import build_network
 from neuroplastic.validation import lookup, require_count
@@ -125,13 +125,12 @@ class TwinLearner(_ChipLearner):
 
     def state_dict(self) -> dict:
         """Also the generator of drawn devices and noise (``None`` until the first batch)."""
-        return {**super().state_dict(), "generator": None if self.generator is None else portable(self.generator),
-                "generator_device": None if self.generator is None else str(self.generator.device)}
+        return {**super().state_dict(), "generator": None if self.generator is None else portable(self.generator)}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        if state["generator"] is not None:
-            self._generator(state["generator_device"]).set_state(state["generator"]["generator_state"])
+        if state["generator"] is not None:  # made where training runs; a state from elsewhere is not used
+            restored(self._generator(self.params[0].device), state["generator"], self.params[0].device)
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         twin = self.network.twin

@@ -133,8 +133,13 @@ class GradientLearner:
         return float(total)
 
     def state_dict(self) -> dict:
-        """The rule's running state, for a checkpoint."""
-        return {"rule": portable(self.rule_state)}
+        """The rule's running state, for a checkpoint (``None`` for a rule of one's own whose state a
+        checkpoint cannot hold: it then starts afresh on resume)."""
+        try:
+            return {"rule": portable(self.rule_state)}
+        except TypeError:
+            return {"rule": None}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rule_state = restored(self.rule_state, state["rule"], self.params[0].device)
+        if state["rule"] is not None:
+            self.rule_state = restored(self.rule_state, state["rule"], self.params[0].device)

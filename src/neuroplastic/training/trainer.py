@@ -35,9 +35,16 @@ class Trainer:
         self.task, self.network, self.learner, self.optimizer = task, network, learner, optimizer
         self.evaluate_batch, self.batch_size = evaluate, batch_size
         self.device, self.parallel = device, parallel
+        self._hook = None
         if parallel is not None:
             parallel.check_batches(len(task.train), batch_size)
-            parallel.attach(optimizer)
+            self._hook = parallel.attach(optimizer)
+
+    def close(self) -> None:
+        """Detach from the optimizer (a data-parallel run's reduction), which may outlive the trainer."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     @property
     def updates_applied(self) -> int:
