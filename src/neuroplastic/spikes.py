@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuroplastic import transforms
 from neuroplastic.validation import require_count, require_finite, require_positive
 
 __all__ = ["Surrogate", "FastSigmoid", "Triangle", "Boxcar", "Arctan", "Rescaled", "spike", "SURROGATES",
@@ -161,7 +162,11 @@ class _Heaviside(torch.autograd.Function):
 
 
 def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
-    """``H(x)`` forward (1.0 where ``x >= 0``), ``surrogate.derivative(x)`` backward."""
+    """``H(x)`` forward (1.0 where ``x >= 0``), ``surrogate.derivative(x)`` backward. Where no derivative
+    can be taken (gradients disabled, no transform or forward-mode tangent: evaluation) the comparison
+    alone, the same values without the cost of an autograd node at every step."""
+    if not torch.is_grad_enabled() and not transforms.active(x):
+        return (x >= 0).to(x.dtype)
     return _Heaviside.apply(x, surrogate)
 
 

@@ -13,8 +13,9 @@ exception).
 
 At most ``MAX_BYTES`` are kept for the rest of the process (beyond that, those given back longest
 ago are freed), and :func:`empty_cache` frees them all. Only a buffer no one else refers to may be
-given back: its contents are overwritten by the next :func:`take`. Tensors made in
-``torch.inference_mode`` are not kept (outside it they may not be written).
+given back: its contents are overwritten by the next :func:`take`. :func:`take` makes its tensors
+outside ``torch.inference_mode`` (written inside it as well as outside), so that evaluation reuses
+them too; a tensor made inside it (outside it it may not be written) is not kept.
 
 :func:`give` takes no lock: a lease may be dropped by the garbage collector while this thread holds
 the lock (a collection can start at any allocation), so given buffers wait in a queue that
@@ -42,7 +43,8 @@ def take(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         for i, buffer in enumerate(_free):
             if buffer.shape == shape and buffer.dtype == like.dtype and buffer.device == like.device:
                 return _free.pop(i)
-    return like.new_empty(shape)
+    with torch.inference_mode(False):  # module docstring
+        return like.new_empty(shape)
 
 
 def give(buffer: torch.Tensor) -> None:

@@ -8,8 +8,9 @@ held-out data (key ``"score"``: what the goal is stated in). ``bounds`` limit hy
 
 :class:`Genome` flattens the named parameters to the vector strategies search and back.
 :class:`Classification` evolves the weights of a task's spiking network (the task's recipe with a
-smaller hidden layer), every individual of a chunk in one batched forward pass: ``vmap`` over
-``functional_call`` with the parameters stacked, not a copy of the model per individual.
+smaller hidden layer), every individual of a chunk in one batched forward pass over the stacked
+parameters (:func:`~neuroplastic.networks.population.population_forward`: batched products, the
+models folded into the batch of the fused recurrence), not a copy of the model per individual.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Protocol
 import torch
 from torch.func import functional_call, vmap
 
+from neuroplastic.networks.population import population_forward
 from neuroplastic.tasks import load_task
 from neuroplastic.training.losses import readout_cross_entropy
 from neuroplastic.training.objectives import Classification as CrossEntropy
@@ -107,7 +109,7 @@ class Classification:
         index = torch.randperm(len(train), generator=generator)[:self.batch]
         inputs, targets = train.inputs[index].transpose(0, 1), train.targets[index]
         with torch.inference_mode():
-            readouts = vmap(self._readout, in_dims=(0, None))(population, inputs)
+            readouts = population_forward(self.network, population, inputs).readout
             losses = vmap(lambda y: readout_cross_entropy(y, targets, self.objective.loss_steps))(readouts)
         return -losses.double()
 

@@ -1,0 +1,107 @@
+"""A population of networks run as one (``networks.population``) equals a loop over the models:
+readouts, spikes and the gradients of every stacked parameter."""
+import pytest
+import torch
+from torch.func import functional_call
+
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
+from neuroplastic.networks.population import population_forward, stack_networks
+from neuroplastic.neurons import ALIF, CurrentLIF, ResetBySubtraction
+from neuroplastic.spikes import FastSigmoid, LearnedPayload
+
+M, T, B, N_IN = 3, 12, 4, 5
+TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
+
+NEURONS = {
+    "lif": ALIF(beta=0.0, t_ref=0.0, v_th=1.0, surrogate=FastSigmoid(10.0)),  # the fused path's
+    "alif": ALIF(tau_a=200.0, beta=0.2, v_th=0.6, t_ref=2.0),
+    "cuba": CurrentLIF(tau_m=10.0, tau_s=5.0, e_l=0.0, v_th=1.0, t_ref=0.0, reset=ResetBySubtraction()),
+}
+
+
+def networks(neuron, *, recurrent=False, hidden=(7, 6), dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    models = []
+    for _ in range(M):
+        sizes = (N_IN, *hidden)
+        layers = [SpikingLayer(n_in, n_out, neuron, recurrent=recurrent, scale=3.0, generator=generator)
+                  for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        models.append(SpikingNetwork(layers, LeakyReadout(hidden[-1], 3, generator=generator)).to(dtype))
+    return models
+
+
+def inputs(shape, dtype, seed=1):
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.4).to(dtype)
+
+
+def loop_and_population(models, x):
+    """Each model's readout and spikes by its own forward pass and by ``population_forward``, with the
+    gradients of one loss through each."""
+    parameters = stack_networks(models)
+    batched = population_forward(models[0], parameters, x)
+    per_model = [model(x if x.dim() == 3 else x[m]) for m, model in enumerate(models)]
+    weights = torch.linspace(-1.0, 1.0, batched.readout[0].numel(), dtype=x.dtype).view_as(batched.readout[0])
+    (batched.readout * weights).sum().backward()
+    sum((output.readout * weights).sum() for output in per_model).backward()
+    return parameters, batched, per_model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name, recurrent, shared", [
+    ("lif", False, True), ("lif", False, False), ("lif", True, True),
+    ("alif", False, True), ("alif", True, False), ("cuba", False, True), ("cuba", True, True),
+])
+def test_population_equals_a_loop_over_the_models(name, recurrent, shared, dtype):
+    models = networks(NEURONS[name], recurrent=recurrent, dtype=dtype)
+    x = inputs((T, B, N_IN) if shared else (M, T, B, N_IN), dtype)
+    parameters, batched, per_model = loop_and_population(models, x)
+    tolerance = TOLERANCE[dtype]
+    for m, (model, output) in enumerate(zip(models, per_model)):
+        torch.testing.assert_close(batched.readout[m], output.readout, rtol=0, atol=tolerance)
+        for spikes, expected in zip(batched.spikes, output.spikes):
+            torch.testing.assert_close(spikes[m], expected, rtol=0, atol=0)
+        for parameter_name, parameter in model.named_parameters():
+            torch.testing.assert_close(parameters[parameter_name].grad[m], parameter.grad, rtol=0,
+                                       atol=tolerance * max(1.0, float(parameter.grad.abs().max())))
+    assert sum(spikes.sum() for spikes in batched.spikes) > 0  # the comparison saw spikes
+
+
+def test_step_path_and_transforms_give_the_same_population():
+    models = networks(NEURONS["lif"], dtype=torch.float64)
+    x = inputs((T, B, N_IN), torch.float64)
+    parameters = {name: p.detach() for name, p in stack_networks(models).items()}
+    fused = population_forward(models[0], parameters, x).readout
+    with use_path("step"):
+        step = population_forward(models[0], parameters, x).readout
+    one = {name: p[1] for name, p in parameters.items()}
+    torch.testing.assert_close(step, fused, rtol=0, atol=1e-12)
+    torch.testing.assert_close(functional_call(models[0], one, (x,)).readout, fused[1], rtol=0, atol=1e-12)
+
+
+def test_inference_mode_population_matches():
+    models = networks(NEURONS["alif"], recurrent=True)
+    x = inputs((T, B, N_IN), torch.float32)
+    parameters = stack_networks(models)
+    with torch.inference_mode():
+        readout = population_forward(models[0], parameters, x).readout
+    torch.testing.assert_close(readout[2], models[2](x).readout.detach(), rtol=0, atol=1e-6)
+
+
+def test_what_a_population_cannot_run_is_refused():
+    models = networks(NEURONS["lif"])
+    parameters = stack_networks(models)
+    x = inputs((T, B, N_IN), torch.float32)
+    with pytest.raises(ValueError, match="exactly the network's"):
+        population_forward(models[0], {k: v for k, v in parameters.items() if "readout" not in k}, x)
+    with pytest.raises(ValueError, match="leading model dimension"):
+        population_forward(models[0], {**parameters, "readout.synapses.bias": torch.zeros(M + 1, 3)}, x)
+    with pytest.raises(ValueError, match=r"x must be"):
+        population_forward(models[0], parameters, inputs((M + 1, T, B, N_IN), torch.float32))
+    graded = SpikingNetwork([SpikingLayer(N_IN, 4, NEURONS["lif"], payload=LearnedPayload(4))], LeakyReadout(4, 2))
+    with pytest.raises(ValueError, match="payload"):
+        stack_networks([graded])
+    dropping = SpikingNetwork([SpikingLayer(N_IN, 4, NEURONS["lif"])], LeakyReadout(4, 2), dropout=0.5)
+    with pytest.raises(ValueError, match="dropout"):
+        stack_networks([dropping])
+    with pytest.raises(ValueError, match="SpikingNetworks"):
+        stack_networks([])
