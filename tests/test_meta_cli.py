@@ -43,7 +43,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, stop):
 
 
 def test_a_diverging_run_stops_with_one_error_and_checkpoints_no_diverged_state(tmp_path):
-    with pytest.raises(ValueError, match="diverged by iteration 2"):
+    with pytest.raises(ValueError, match="diverged"):  # the layer's check or meta's, whichever sees it first
         meta_fit(iterations=2, inner_lr=1e300, out=tmp_path, **TINY)  # float32 weights overflow
     assert not (tmp_path / "checkpoint.pt").exists()
 

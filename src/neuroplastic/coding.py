@@ -24,6 +24,7 @@ import torch
 
 from neuroplastic.validation import (
     require_count,
+    require_finite,
     require_finite_tensor,
     require_positive,
 )
@@ -44,7 +45,12 @@ __all__ = [
 
 def _float_tensor(name: str, values) -> torch.Tensor:
     if not isinstance(values, torch.Tensor):  # a tensor stays where it is
-        values = torch.as_tensor(values)
+        try:
+            values = torch.as_tensor(values)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} must be numbers (a tensor, an array or a list), got {values!r}") from None
+    if values.is_complex():
+        raise ValueError(f"{name} must be real, got a {values.dtype} tensor")
     if not values.is_floating_point():
         values = values.to(torch.get_default_dtype())
     if torch.isnan(values).any():
@@ -54,8 +60,11 @@ def _float_tensor(name: str, values) -> torch.Tensor:
 
 def whole_steps(name: str, ms: float, dt: float) -> int:
     """``ms / dt`` as a whole number of steps; a clear error unless ``ms`` is a multiple of dt."""
-    steps = round(ms / dt)
-    if abs(ms / dt - steps) > 1e-6 * max(1.0, steps):
+    ratio = require_finite(name, ms) / require_positive("dt", dt)
+    if not math.isfinite(ratio):
+        raise ValueError(f"{name} = {ms} ms is too many steps of dt = {dt} ms")
+    steps = round(ratio)
+    if abs(ratio - steps) > 1e-6 * max(1.0, steps) or (steps == 0 and ms != 0):
         raise ValueError(f"{name} = {ms} ms is not a multiple of dt = {dt} ms")
     return steps
 
@@ -129,7 +138,7 @@ def count_rate(spikes, dt: float, start: float | None = None, stop: float | None
             f"window [{first * dt}, {last * dt}) ms must be non-empty and inside the recording "
             f"[0, {spikes.shape[0] * dt}) ms"
         )
-    return spikes[first:last].sum(0) / ((last - first) * dt / 1000.0)
+    return _rates(spikes[first:last].sum(0) / ((last - first) * dt / 1000.0), dt)
 
 
 def binned_rate(spikes, dt: float, bin_ms: float):
@@ -147,7 +156,17 @@ def binned_rate(spikes, dt: float, bin_ms: float):
             f"the recording ({spikes.shape[0] * dt} ms) is shorter than one bin ({bin_ms} ms)"
         )
     counts = spikes[: bins * width].reshape(bins, width, *spikes.shape[1:]).sum(1)
-    return counts / (width * dt / 1000.0)
+    return _rates(counts / (width * dt / 1000.0), dt)
+
+
+def _rates(rates: torch.Tensor, dt: float) -> torch.Tensor:
+    """``rates``, or a clear error where a tiny ``dt`` (or huge counts) made them overflow (or 0/0)."""
+    if not bool(torch.isfinite(rates).all()):
+        raise ValueError(f"the rates (spikes per second) overflow: dt = {dt} ms is too small or the counts too large")
+    return rates
+
+
+MAX_KERNEL_STEPS = 10**7  # a kernel sampled on more steps than this is refused (its lags alone: 80 MB)
 
 
 class Kernel:
@@ -170,6 +189,14 @@ class Kernel:
         return lags, values / (values.sum() * dt)
 
 
+def _kernel_steps(kernel: Kernel, steps: float, dt: float) -> int:
+    """``⌊steps⌋``, or a clear error naming the kernel where it spans more than ``MAX_KERNEL_STEPS``."""
+    if not steps <= MAX_KERNEL_STEPS:
+        raise ValueError(f"{kernel!r} spans more than {MAX_KERNEL_STEPS} steps of dt = {dt} ms; use a larger dt "
+                         "or a narrower kernel")
+    return math.floor(steps)
+
+
 @dataclass(frozen=True)
 class GaussianKernel(Kernel):
     """``K(τ) ∝ exp(−τ²/2σ²)``, cut at ``±truncate·σ`` (as scipy.ndimage.gaussian_filter)."""
@@ -182,7 +209,7 @@ class GaussianKernel(Kernel):
         require_positive("GaussianKernel truncate", self.truncate)
 
     def support(self, dt):
-        half = math.floor(self.truncate * self.sigma_ms / dt)
+        half = _kernel_steps(self, self.truncate * self.sigma_ms / dt, dt)
         return -half, half
 
     def profile(self, lags):
@@ -204,7 +231,7 @@ class RectangularKernel(Kernel):
             raise ValueError(
                 f"RectangularKernel width {self.width_ms} ms is smaller than dt = {dt} ms"
             )
-        n = whole_steps("RectangularKernel width_ms", self.width_ms, dt)
+        n = _kernel_steps(self, whole_steps("RectangularKernel width_ms", self.width_ms, dt), dt)
         return -(n // 2), n - 1 - n // 2
 
     def profile(self, lags):
@@ -224,7 +251,7 @@ class CausalExponentialKernel(Kernel):
         require_positive("CausalExponentialKernel truncate", self.truncate)
 
     def support(self, dt):
-        return 0, math.floor(self.truncate * self.tau_ms / dt)
+        return 0, _kernel_steps(self, self.truncate * self.tau_ms / dt, dt)
 
     def profile(self, lags):
         return torch.exp(-lags / self.tau_ms)
@@ -238,12 +265,16 @@ def kernel_rate(spikes, dt: float, kernel: Kernel):
     """
     dt = require_positive("dt", dt)
     spikes = _spike_tensor(spikes)
+    if not isinstance(kernel, Kernel):
+        raise ValueError(f"kernel must be a neuroplastic.coding.Kernel (GaussianKernel, …), got {kernel!r}")
     first, last = kernel.support(dt)
     _, values = kernel.sample(dt, dtype=spikes.dtype)
     steps, shape = spikes.shape[0], spikes.shape[1:]
-    rows = spikes.reshape(steps, -1).T.unsqueeze(1)  # (neurons, 1, T)
+    if steps == 0:
+        return spikes.clone()  # no time, no rates
+    rows = spikes.reshape(steps, shape.numel()).T.unsqueeze(1)  # (neurons, 1, T)
     # conv1d correlates; flipping the kernel makes r_t = Σ_k K_k s_{t−k} for k = first … last.
     padded = torch.nn.functional.pad(rows, (last, -first))
     weights = (values.flip(0) * 1000.0).reshape(1, 1, -1).to(spikes.device)
     rates = torch.nn.functional.conv1d(padded, weights)
-    return rates.squeeze(1).T.reshape(steps, *shape)
+    return _rates(rates.squeeze(1).T.reshape(steps, *shape), dt)

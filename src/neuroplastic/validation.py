@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+_INT64 = (-(2**63), 2**63 - 1)  # the Python integers torch turns into numbers; larger ones overflow inside it
+
+
 def _checked(name: str, value, sign: str | None = None):
     """``value`` (a number as ``float``, a tensor unchanged) if it is finite everywhere and, for ``sign``
     ``"positive"`` or ``"non-negative"``, so; else a clear error saying what it must be."""
@@ -43,6 +46,8 @@ def _checked(name: str, value, sign: str | None = None):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number or a tensor, got {value!r}")
+    if isinstance(value, numbers.Integral) and not _INT64[0] <= value <= _INT64[1]:  # torch cannot take it
+        raise ValueError(f"{name} must be {requirement}, got the integer {value!r}, beyond 64 bits (give a float)")
     number = float(value)
     if not math.isfinite(number) or (sign == "positive" and number <= 0) or (sign == "non-negative" and number < 0):
         raise ValueError(f"{name} must be {requirement}, got {value!r}")
@@ -62,9 +67,12 @@ def require_non_negative(name: str, value):
 
 
 def require_count(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int, with a clear error unless it is an integer ``>= minimum``."""
+    """``value`` as an int, with a clear error unless it is an integer ``>= minimum`` (and below 2**63, as
+    torch's sizes are)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > _INT64[1]:
+        raise ValueError(f"{name} must be an integer below 2**63, got {value!r}")
     return int(value)
 
 

@@ -37,7 +37,7 @@ def main(args):
     path = plot_path(args.plot)
     times, voltage, raster = simulate(model, current, duration, dt, args.seed, device(args))
     spikes_ms = spike_times(raster, dt)[0]
-    rate = len(spikes_ms) / (duration / 1000.0)
+    rate = require_finite("the firing rate (--duration too short)", len(spikes_ms) * 1000.0 / duration)
     name = args.model + (f" ({args.preset})" if args.preset else "")
     if path is not None:
         fig, ax = plt.subplots(figsize=(8, 3))

@@ -36,10 +36,11 @@ from neuroplastic.neurons.alif import ALIFState
 from neuroplastic.neurons.base import exp_decay
 from neuroplastic.neurons.parameters import ModelParameters
 from neuroplastic.sim.filters import leaky_integrate
-from neuroplastic.sim.loop import noise_at
+from neuroplastic.sim.loop import noise_at, real_valued
 from neuroplastic.spikes import Payload, Rescaled
 from neuroplastic.synapses import Dense, Recurrent
-from neuroplastic.validation import require_positive
+from neuroplastic.transforms import concrete
+from neuroplastic.validation import require_finite_tensor, require_positive
 
 __all__ = ["SpikingLayer", "LayerState", "LeakyReadout"]
 
@@ -138,6 +139,7 @@ class SpikingLayer(nn.Module):
         """:meth:`forward`, also returning the binary spikes under the payloads (the events, with their
         surrogate gradients: what firing-rate terms read; the spikes themselves where there is no payload):
         ``(spikes, events, state)``."""
+        x = self._checked_input(x)
         if state is None:
             state = self.init_state(x.shape[1], dtype=x.dtype, device=x.device)
         neuron = self.neuron_parameters.model(validate=True)
@@ -153,7 +155,18 @@ class SpikingLayer(nn.Module):
                 outputs.append(s)
                 events.append(z)
         spikes = torch.stack(outputs)
+        _check_settled(neuron, state.neuron, len(outputs), self.dt)
         return spikes, (spikes if self.payload is None else torch.stack(events)), state
+
+    def _checked_input(self, x):
+        """A sequence ``(T, B, n_in)`` of finite values (integers and booleans as floats), or a clear error."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] == 0:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"layer input must be a sequence (T, B, n_in) with T >= 1, got shape {shape}")
+        width = _input_width(self.synapses)
+        if width is not None and x.shape[-1] != width:
+            raise ValueError(f"layer input has {x.shape[-1]} inputs per sample; the layer's synapses take {width}")
+        return require_finite_tensor("layer input", as_weights_dtype("layer input", x, self.synapses))
 
     def _integrate(self, neuron, state, current, synapse_state, noise):
         """The rest of a step once the input synapses gave ``current``: recurrence, then the neurons."""
@@ -209,6 +222,46 @@ def _checked_payload(payload, neuron, size: int):
     if payload.reads_potential and type(neuron).crossing_potential is NeuronModel.crossing_potential:
         neuron.crossing_potential(None)  # the model does not keep it: raises, naming the model
     return payload
+
+
+def _check_settled(neuron, state, steps: int, dt: float) -> None:
+    """A clear error where the neurons diverged over the sequence (finite inputs, yet a NaN or infinite
+    state: too strong weights or inputs for the model, or too large a ``dt``), as the fused path
+    refuses an overflowing voltage; a NaN stays in the state, so the last one shows every step."""
+    for name, value in zip(state._fields, state):
+        if value.is_floating_point() and not bool(torch.isfinite(concrete(value)).all()):
+            raise ValueError(f"the layer's {type(neuron).__name__} neurons diverged: their {name} holds NaN or "
+                             f"infinite values after {steps} steps of dt = {dt} ms; smaller weights, inputs or dt "
+                             "keep it finite")
+
+
+def as_weights_dtype(name: str, x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``x`` in the dtype of ``module``'s weights (integers and booleans converted), or a clear error for
+    floats of another dtype, which a matrix product would refuse."""
+    parameters = module.parameters() if isinstance(module, nn.Module) else ()
+    dtype = next((p.dtype for p in parameters if p.is_floating_point()), None)
+    x = real_valued(name, x, dtype)
+    if dtype is not None and x.dtype != dtype and not _autocast(x.device.type):
+        raise ValueError(f"{name} is {x.dtype}, the weights {dtype}: convert one of them (x.to({dtype}) or "
+                         f"module.to({x.dtype}))")
+    return x
+
+
+def _autocast(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (where it casts the products' operands itself)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no argument
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+def _input_width(synapses) -> int | None:
+    """How many inputs ``synapses`` take (``None`` where they do not say)."""
+    for name in ("n_in", "n", "n_pre"):
+        if isinstance(getattr(synapses, name, None), int):
+            return getattr(synapses, name)
+    weight = getattr(synapses, "weight", None)
+    return weight.shape[-1] if isinstance(weight, torch.Tensor) and weight.dim() == 2 else None
 
 
 def _plain(synapses: nn.Module) -> bool:

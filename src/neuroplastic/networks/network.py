@@ -7,12 +7,18 @@ of the time loop) returns its readout and state, and online learners read what e
 """
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from neuroplastic.networks.layers import LayerState, LeakyReadout, SpikingLayer
+from neuroplastic.networks.layers import (
+    LayerState,
+    LeakyReadout,
+    SpikingLayer,
+    as_weights_dtype,
+)
 from neuroplastic.validation import require_finite_tensor
 
 __all__ = ["SpikingNetwork", "NetworkState", "NetworkOutput", "LayerStep"]
@@ -55,7 +61,7 @@ class SpikingNetwork(nn.Module):
         super().__init__()
         if not layers:
             raise ValueError("a SpikingNetwork needs at least one spiking layer")
-        if not 0.0 <= dropout < 1.0:
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.layers = nn.ModuleList(layers)
         self.readout = readout
@@ -99,7 +105,7 @@ class SpikingNetwork(nn.Module):
         """A whole time-first sequence ``x`` ``(T, B, n_in)``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(x, 'shape', ()))}")
-        require_finite_tensor("network input", x)
+        x = require_finite_tensor("network input", as_weights_dtype("network input", x, self.layers[0].synapses))
         if state is None:
             state = self.init_state(x.shape[1:2], dtype=x.dtype, device=x.device)
         spikes, events, layer_states = [], [], []

@@ -1,4 +1,6 @@
 """Neuron models: pure steps over explicit state. ``MODELS`` maps command-line names to classes."""
+import dataclasses
+
 from neuroplastic.neurons.adaptive_lif import AdaptiveLIF, AdaptiveLIFState
 from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import NeuronModel, ResetBySubtraction, ResetTo
@@ -28,7 +30,13 @@ MODELS = {
 
 def make_model(name: str, **parameters) -> NeuronModel:
     """The model called ``name`` with some parameters overridden; a clear error for unknown names."""
-    return lookup("model", name, MODELS)(**parameters)
+    cls = lookup("model", name, MODELS)
+    fields = [field.name for field in dataclasses.fields(cls)]
+    unknown = sorted(set(parameters) - set(fields))
+    if unknown:
+        raise ValueError(f"model {name!r} has no parameter {', '.join(map(repr, unknown))}; parameters: "
+                         f"{', '.join(fields)}")
+    return cls(**parameters)
 
 
 __all__ = [

@@ -25,8 +25,10 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.spikes import spike
+from neuroplastic.integrators import Integrator
+from neuroplastic.spikes import Surrogate, spike
 from neuroplastic.validation import (
+    require_count,
     require_finite,
     require_non_negative,
     require_positive,
@@ -61,9 +63,15 @@ class NeuronModel:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
-                continue
             name = f"{type(self).__name__}.{field.name}"
+            if field.name in _PARTS:
+                if not isinstance(value, _PARTS[field.name]):
+                    kinds = " or ".join(kind.__name__ for kind in _PARTS[field.name])
+                    raise ValueError(f"{name} must be a {kinds}, got {value!r}")
+                continue
+            numeric = isinstance(field.default, (int, float)) and not isinstance(field.default, bool)
+            if not numeric and (isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor))):
+                continue
             if field.name.startswith("t_ref"):
                 require_non_negative(name, value)
             elif field.name.startswith("tau"):
@@ -84,11 +92,30 @@ class NeuronModel:
 
     def init_state(self, shape=(), *, dtype=torch.float32, device=None):
         """The model at rest, every field a tensor of ``shape``."""
+        shape = _checked_shape(shape)
+        self._check_fits(dtype)
         values = self.initial_values()
+        largest = torch.finfo(dtype).max
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not abs(value) <= largest:
+                raise ValueError(f"{type(self).__name__} starts its {name} at {value!r}, beyond a {dtype} state; "
+                                 "check its parameters")
         return self.State(**{name: _filled(shape, values[name], dtype, device) for name in self.State._fields})
 
     def step(self, state, current, dt: float, noise=None):
         raise NotImplementedError
+
+    def _check_fits(self, dtype) -> None:
+        """A clear error unless the state's ``dtype`` is a floating-point one that holds every number of
+        the model (a float32 state cannot hold ``e_l = 1e300``)."""
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"{type(self).__name__} state dtype must be a floating-point dtype, got {dtype!r}")
+        largest = torch.finfo(dtype).max
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > largest:
+                raise ValueError(f"{type(self).__name__}.{field.name} = {value!r} does not fit in a {dtype} state "
+                                 f"(at most {largest:.4g}); simulate in torch.float64 or use a smaller value")
 
     def state_shape(self, input_shape) -> tuple:
         """The state's shape for one step's input of ``input_shape`` (the same, unless the input
@@ -138,6 +165,21 @@ class ResetBySubtraction:
     def __call__(self, v, spikes, height):
         z = spikes.detach() if self.detach else spikes
         return v - z * height
+
+
+# What a model's parts must be: checked at construction, where a wrong one would fail deep in a step.
+_PARTS = {"reset": (ResetTo, ResetBySubtraction), "surrogate": (Surrogate,), "integrator": (Integrator,)}
+
+
+def _checked_shape(shape) -> tuple:
+    """``shape`` as a tuple of sizes, or a clear error."""
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(f"shape must be a sequence of sizes, got {shape!r}") from None
+    for size in shape:
+        require_count("shape", size, minimum=0)
+    return shape
 
 
 def _filled(shape, value, dtype, device) -> torch.Tensor:

@@ -123,6 +123,9 @@ class HodgkinHuxley(NeuronModel):
         where = self.v_init.device if isinstance(self.v_init, torch.Tensor) else "cpu"  # (init_state moves it)
         rates = _rates(torch.as_tensor(self.v_init, dtype=torch.float64, device=where))
         steady = {name: a / (a + b) for name, (a, b) in zip("mhn", rates)}
+        if not all(bool(torch.isfinite(x).all()) for x in steady.values()):
+            raise ValueError(f"HodgkinHuxley.v_init = {self.v_init!r} mV is beyond the range where the gates' rates "
+                             "are finite")
         return {"v": self.v_init, **steady}
 
     def relaxation(self, y, current):

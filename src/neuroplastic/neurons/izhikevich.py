@@ -17,6 +17,7 @@ term: ``noise`` is ignored.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -83,7 +84,10 @@ class Izhikevich(NeuronModel):
         return cls(**{**parameters, **changes})
 
     def initial_values(self):
-        return {"v": self.v_init, "u": self.b * self.v_init}
+        u = self.b * self.v_init
+        if not isinstance(u, torch.Tensor) and not math.isfinite(u):
+            raise ValueError(f"Izhikevich.b · v_init = {self.b!r} · {self.v_init!r} (the initial u) overflows")
+        return {"v": self.v_init, "u": u}
 
     def derivatives(self, y, current):
         v, u = y

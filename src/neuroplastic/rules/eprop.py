@@ -32,6 +32,7 @@ import torch
 
 from neuroplastic.rules.base import Rule
 from neuroplastic.sim.filters import leaky_integrate
+from neuroplastic.validation import require_finite
 
 __all__ = ["EProp", "ReadoutGradient", "reverse_filter", "split_columns"]
 
@@ -68,7 +69,7 @@ class EProp(Rule):
     reset_path: bool = False
 
     def __post_init__(self):
-        if not 0.0 <= self.readout_decay < 1.0:
+        if not 0.0 <= require_finite("readout_decay", self.readout_decay) < 1.0:
             raise ValueError(f"readout_decay must lie in [0, 1), got {self.readout_decay}")
 
     def _factorized(self, neuron, dt) -> bool:

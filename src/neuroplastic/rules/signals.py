@@ -33,6 +33,7 @@ import torch
 
 from neuroplastic.devices import generator_on
 from neuroplastic.networks import LeakyReadout, SpikingNetwork
+from neuroplastic.validation import require_finite
 
 __all__ = ["LearningSignal", "Symmetric", "RandomFeedback", "DirectFeedback", "LocalReadouts", "Quantized",
            "Reinforce", "SIGNALS"]
@@ -152,7 +153,7 @@ class Reinforce(LearningSignal):
     baseline_decay: float = 0.99
 
     def __post_init__(self):
-        if not 0.0 <= self.baseline_decay < 1.0:
+        if not 0.0 <= require_finite("baseline_decay", self.baseline_decay) < 1.0:
             raise ValueError(f"baseline_decay must lie in [0, 1), got {self.baseline_decay}")
 
     def init(self, network, generator=None):
@@ -208,11 +209,11 @@ class Quantized(LearningSignal):
     gain: float = 0.5
 
     def __post_init__(self):
-        if not (math.isfinite(self.threshold) and self.threshold > 0):
+        if not (math.isfinite(require_finite("error-triggered threshold", self.threshold)) and self.threshold > 0):
             raise ValueError(f"error-triggered threshold must be finite and positive, got {self.threshold}")
-        if not (math.isfinite(self.gain) and self.gain >= 0):
+        if not (math.isfinite(require_finite("error-triggered gain", self.gain)) and self.gain >= 0):
             raise ValueError(f"error-triggered gain must be finite and non-negative, got {self.gain}")
-        if not 0.0 < self.target_rate < 1.0:
+        if not 0.0 < require_finite("target_rate", self.target_rate) < 1.0:
             raise ValueError(f"target_rate must lie in (0, 1), got {self.target_rate}")
 
     def init(self, network, generator=None):

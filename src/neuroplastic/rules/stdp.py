@@ -95,7 +95,8 @@ def check_step(info, params, name: str):
         raise ValueError(f"{name} changes one weight matrix (n_post, n_pre), got {len(params)} parameters")
     (weight,) = params
     pre, post = info.pre, info.post
-    if pre.dim() != 2 or post.dim() != 2 or weight.shape != (post.shape[-1], pre.shape[-1]):
+    if (pre.dim() != 2 or post.dim() != 2 or pre.shape[0] != post.shape[0]
+            or weight.shape != (post.shape[-1], pre.shape[-1])):
         raise ValueError(f"{name}: weight {tuple(weight.shape)} does not fit pre {tuple(pre.shape)} and "
                          f"post {tuple(post.shape)} (need (B, n_pre), (B, n_post), W (n_post, n_pre))")
     require_positive("dt", info.dt)

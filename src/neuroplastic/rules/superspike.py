@@ -44,7 +44,7 @@ from neuroplastic.rules.base import Rule
 from neuroplastic.rules.combinators import Transform
 from neuroplastic.rules.eprop import reverse_filter, split_columns
 from neuroplastic.sim.filters import leaky_integrate
-from neuroplastic.validation import require_positive
+from neuroplastic.validation import require_finite, require_positive
 
 __all__ = ["DoubleExponential", "RMSScale", "SuperSpike", "van_rossum_error", "van_rossum_loss"]
 
@@ -165,7 +165,7 @@ class RMSScale(Transform):
     def __post_init__(self):
         require_positive("RMSScale r0", self.r0)
         require_positive("RMSScale eps", self.eps)
-        if not 0.0 <= self.decay < 1.0:
+        if not 0.0 <= require_finite("RMSScale decay", self.decay) < 1.0:
             raise ValueError(f"RMSScale decay must lie in [0, 1), got {self.decay}")
 
     def update(self, info, state, params, *, updates=None, **signals):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from neuroplastic.validation import require_finite
+
 __all__ = ["leaky_integrate"]
 
 
@@ -63,6 +65,6 @@ def leaky_integrate(x: torch.Tensor, decay: float, y0: torch.Tensor | None = Non
     """``y_t = decay · y_{t−1} + x_t`` over the first dimension of ``x`` (``decay`` a float)."""
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError("leaky_integrate needs a non-empty time dimension first")
-    if not 0.0 <= decay <= 1.0:
+    if not 0.0 <= require_finite("decay", decay) <= 1.0:
         raise ValueError(f"decay must lie in [0, 1], got {decay}")
     return _LeakyIntegrate.apply(x, decay, y0)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from neuroplastic.neurons.base import check_dt
+from neuroplastic.transforms import concrete
 from neuroplastic.validation import require_finite_tensor
 
-__all__ = ["run", "RunResult", "noise_at", "detached"]
+__all__ = ["run", "RunResult", "noise_at", "detached", "real_valued"]
 
 
 @dataclass
@@ -58,11 +59,15 @@ def run(
     model has one: a network's are one per noisy layer) or frozen standard normals: a tensor
     ``(T, *shape)``, or for a network one ``(T, B, n)`` tensor (or None) per layer. Gradients flow
     through the whole run unless the inputs carry none. Long analysis runs pass ``keep_spikes=False``
-    and read spikes through probes instead.
+    and read spikes through probes instead. Integer and boolean inputs count as the default float
+    dtype; a run that diverges (a state or output NaN or infinite at the end: too large a ``dt`` for the
+    model, out-of-range parameters or inputs) raises a ``ValueError`` instead of returning NaNs.
     """
     dt = check_dt(dt)
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1:
-        raise ValueError("inputs must be a tensor of shape (T, *shape) with time first")
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] == 0:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be a tensor of shape (T, *shape) with time first and T >= 1, got {shape}")
+    inputs = real_valued("inputs", inputs)
     require_finite_tensor("inputs", inputs)
     shape = model.state_shape(inputs.shape[1:])
     if state is None:
@@ -77,8 +82,32 @@ def run(
         for probe in probes:
             probe.observe(output, state)
     outputs = torch.stack(outputs) if keep_spikes else None
+    _check_finite(model, state, outputs, len(inputs), dt)
     return RunResult(state, outputs, {probe.name: probe.result() for probe in probes},
                      getattr(model, "output_name", "spikes"))
+
+
+def real_valued(name: str, tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``tensor`` as a floating-point tensor: integers and booleans (spike counts, masks) in ``dtype``
+    (default: the default float dtype); a clear error for a complex one."""
+    if tensor.is_complex():
+        raise ValueError(f"{name} must be real, got a {tensor.dtype} tensor")
+    return tensor if tensor.is_floating_point() else tensor.to(dtype or torch.get_default_dtype())
+
+
+def _check_finite(model, state, outputs, steps: int, dt: float) -> None:
+    """A clear error where the run diverged — a state or an output NaN or infinite after finite inputs
+    (a NaN stays NaN: the last state and the outputs show every step) — rather than NaNs passed on."""
+    fields = getattr(state, "_fields", None)
+    named = (zip((f"state field {field!r}" for field in fields), state) if fields is not None
+             else [("state", state)])
+    named = [*named, ("output", outputs)]
+    for name, value in named:
+        leaves = [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
+        if any(not bool(torch.isfinite(concrete(leaf)).all()) for leaf in leaves):
+            raise ValueError(f"{type(model).__name__} diverged: its {name} holds NaN or infinite values after "
+                             f"{steps} steps of dt = {dt} ms; a smaller dt, or parameters and inputs within the "
+                             "model's range, keep it finite")
 
 
 def _step_noise(model, noise, t, shape, like):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuroplastic.synapses.dense import ZeroDiagonal
+from neuroplastic.synapses.dense import ZeroDiagonal, float32_bound
 from neuroplastic.synapses.protocol import Stateless
 from neuroplastic.validation import require_count, require_positive
 
@@ -86,8 +86,9 @@ class DaleSign(nn.Module):
 
 def _dale_weight(n_out, n_in, fan_in, n_excitatory, scale, generator) -> nn.Parameter:
     bound = require_positive("scale", scale) / math.sqrt(fan_in)
-    magnitude = torch.rand((n_out, n_in), generator=generator) * bound
     n_inhibitory = n_in - n_excitatory
+    float32_bound(bound * max(1.0, n_excitatory / n_inhibitory if n_excitatory and n_inhibitory else 1.0), n_in)
+    magnitude = torch.rand((n_out, n_in), generator=generator) * bound
     if n_excitatory and n_inhibitory:
         magnitude[:, n_excitatory:] *= n_excitatory / n_inhibitory
     signs = torch.where(torch.arange(n_in) < n_excitatory, 1.0, -1.0)

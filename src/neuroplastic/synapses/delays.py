@@ -30,7 +30,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuroplastic.validation import require_count, require_finite_tensor, require_positive
+from neuroplastic.validation import (
+    require_count,
+    require_finite,
+    require_finite_tensor,
+    require_positive,
+)
 
 __all__ = ["FixedDelays", "LearnedDelays"]
 
@@ -117,6 +122,16 @@ class FixedDelays(_DelayKernel):
         return _one_hot(self.delays, self.max_delay, self.synapses.weight)
 
 
+MIN_SIGMA = 1e-3  # steps: a narrower Gaussian is one-hot already, and its 1/σ² overflows a float32 or float16
+
+
+def _width(name: str, sigma) -> float:
+    sigma = require_positive(name, sigma)
+    if sigma < MIN_SIGMA:
+        raise ValueError(f"{name} must be at least {MIN_SIGMA} steps, got {sigma!r}")
+    return sigma
+
+
 class LearnedDelays(_DelayKernel):
     """A learnable position ``p_ji ∈ [0, max_delay]`` per synapse (drawn uniformly from ``generator``),
     Gaussian taps of width ``sigma`` (default ``max_delay / 2``, annealed to ``sigma_end`` by
@@ -131,8 +146,8 @@ class LearnedDelays(_DelayKernel):
         self.positions = nn.Parameter(torch.rand(weight.shape, generator=generator).to(weight) * self.max_delay)
         self.positions.lr_scale = require_positive("LearnedDelays lr_scale", lr_scale)  # fit's optimizer reads it
         self.sigma = self.sigma_start = max(self.max_delay / 2, sigma_end) if sigma is None else sigma
-        self.sigma_end = require_positive("LearnedDelays sigma_end", sigma_end)
-        if not 0 < anneal_until <= 1:
+        self.sigma_end = _width("LearnedDelays sigma_end", sigma_end)
+        if not 0 < require_finite("anneal_until", anneal_until) <= 1:
             raise ValueError(f"anneal_until must lie in (0, 1], got {anneal_until!r}")
         self.anneal_until = anneal_until
 
@@ -150,7 +165,7 @@ class LearnedDelays(_DelayKernel):
 
     @sigma.setter
     def sigma(self, value: float) -> None:
-        self._sigma = require_positive("LearnedDelays sigma", value)
+        self._sigma = _width("LearnedDelays sigma", value)
 
     def rounded(self) -> torch.Tensor:
         """The integer delays of the rounded positions ``(n_out, n_in)``."""

@@ -32,7 +32,17 @@ __all__ = ["Dense", "Recurrent", "ZeroDiagonal"]
 
 def uniform(shape, bound: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Samples of ``U(−bound, bound)`` (float32) drawn from ``generator``."""
-    return (2.0 * torch.rand(shape, generator=generator) - 1.0) * bound
+    fan_in = shape[-1] if len(shape) == 2 else 1  # a weight matrix's row adds up; a bias is one term
+    return (2.0 * torch.rand(shape, generator=generator) - 1.0) * float32_bound(bound, fan_in)
+
+
+def float32_bound(bound: float, fan_in: int) -> float:
+    """``bound`` (the largest initial weight), or a clear error naming ``scale`` where the current of
+    ``fan_in`` such weights (every input active) would leave the float32 range."""
+    if bound * fan_in > torch.finfo(torch.float32).max:
+        raise ValueError(f"scale is too large: {fan_in} initial weights up to {bound:g} add up beyond the float32 "
+                         "range")
+    return bound
 
 
 class ZeroDiagonal(nn.Module):

@@ -43,6 +43,10 @@ class Trace:
 
     def init(self, shape=(), *, dtype=torch.float32, device=None) -> torch.Tensor:
         """A trace at rest (zero) of ``shape``."""
+        floating = isinstance(dtype, torch.dtype) and dtype.is_floating_point
+        if not floating or abs(self.jump) > torch.finfo(dtype).max:
+            raise ValueError(f"a trace of Trace jump = {self.jump!r} needs a floating-point dtype that holds it, "
+                             f"got {dtype!r}")
         return torch.zeros(tuple(shape), dtype=dtype, device=device)
 
     def step(self, x: torch.Tensor, spikes: torch.Tensor, dt: float) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 
 from neuroplastic.coding import latency_encode, poisson_encode
 from neuroplastic.tasks.base import Split, Task
-from neuroplastic.validation import require_count, require_positive
+from neuroplastic.validation import require_count, require_finite, require_positive
 
 __all__ = ["digits_task", "ENCODINGS"]
 
@@ -39,7 +39,10 @@ def digits_task(*, seed: int = 0, encoding: str = "rate", steps: int = 30, dt: f
     steps = require_count("steps", steps)
     dt = require_positive("dt", dt)
     max_rate_hz = require_positive("max_rate_hz", max_rate_hz)
-    if not 0 < test_fraction < 1:
+    if encoding == "rate" and max_rate_hz * dt / 1000.0 > 1:
+        raise ValueError(f"max_rate_hz: rate·dt/1000 must be <= 1 (at most one spike per step), got {max_rate_hz} "
+                         f"Hz with dt = {dt} ms")
+    if not 0 < require_finite("test_fraction", test_fraction) < 1:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -47,8 +50,11 @@ def digits_task(*, seed: int = 0, encoding: str = "rate", steps: int = 30, dt: f
     digits = load_digits()
     pixels = torch.tensor(digits.data / 16.0, dtype=torch.float32)
     labels = torch.tensor(digits.target, dtype=torch.int64)
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction,
-                                   stratify=digits.target, random_state=seed)
+    try:
+        train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction,
+                                       stratify=digits.target, random_state=seed)
+    except ValueError as error:  # too few samples in a split for every class
+        raise ValueError(f"test_fraction = {test_fraction!r}: {error}") from None
     if encoding == "rate":
         generator = torch.Generator().manual_seed(seed)
         spikes = poisson_encode(pixels * max_rate_hz, steps, dt, generator)

@@ -22,6 +22,7 @@ The class of dataset-wide identity ``10·a + b`` (in ``MetaDataset.class_ids``) 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -130,9 +131,9 @@ def double_nmnist(*, path=None, seed: int = 0, steps: int = 300, dt: float = 1.0
     one step add up. ``per_digit`` keeps the first files (sorted) of each digit; only the files of
     the drawn pairs are read. Stores ``(classes, samples_per_class, steps, 4624)`` sparse COO float32.
     """
-    if path is None:
+    if not isinstance(path, (str, os.PathLike)):
         raise ValueError("double-nmnist reads local files: pass path=<N-MNIST folder with <digit>/*.bin> "
-                         "(the data are not downloaded here)")
+                         f"(the data are not downloaded here); got {path!r}")
     steps = require_count("steps", steps)
     dt = require_positive("dt", dt)
     samples_per_class = require_count("samples_per_class", samples_per_class, minimum=2)

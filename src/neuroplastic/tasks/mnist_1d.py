@@ -38,7 +38,12 @@ import numpy as np
 import torch
 
 from neuroplastic.tasks.base import Split, Task
-from neuroplastic.validation import require_count, require_positive
+from neuroplastic.validation import (
+    require_count,
+    require_finite,
+    require_finite_tensor,
+    require_positive,
+)
 
 __all__ = ["mnist1d_task", "mnist1d_signals", "population_encode", "slopes"]
 
@@ -52,10 +57,15 @@ def population_encode(values, levels: int, *, low: float = -_RANGE, high: float 
     ``c_i = low + i (high − low)/(levels − 1)`` is 1 iff ``|clip(x, low, high) − c_i| ≤ field·Δ``,
     ``Δ = (high − low)/(levels − 1)``."""
     levels = require_count("levels", levels, minimum=2)
-    if not low < high:
-        raise ValueError(f"population range needs low < high, got [{low}, {high}]")
+    low, high = require_finite("low", low), require_finite("high", high)
+    if not low < high or max(-low, high, high - low) > torch.finfo(torch.float32).max:
+        raise ValueError(f"population range needs low < high within the float32 range, got [{low}, {high}]")
     field = require_positive("field", field)
-    values = torch.as_tensor(values, dtype=torch.float32)
+    try:
+        values = torch.as_tensor(values, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"values must be numbers, got {values!r}") from None
+    require_finite_tensor("values", values)
     centres = torch.linspace(low, high, levels)
     spacing = (high - low) / (levels - 1)
     distance = (values.clamp(low, high).unsqueeze(-1) - centres).abs()

@@ -20,6 +20,7 @@ of about 100 ms each. Inputs are stored sparse.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +94,9 @@ def load_nmnist(folder, *, steps: int = 300, dt: float = 1.0, per_class: int | N
 
 def nmnist_task(*, path=None, steps: int = 300, dt: float = 1.0, per_class: int | None = None) -> Task:
     """N-MNIST from the folder ``path`` holding ``Train/`` and ``Test/``."""
-    if path is None:
+    if not isinstance(path, (str, os.PathLike)):
         raise ValueError("the nmnist task reads local files: pass path=<folder with Train/ and "
-                         "Test/> (the data are not downloaded here)")
+                         f"Test/> (the data are not downloaded here); got {path!r}")
     folder = Path(path)
     train, test = (load_nmnist(folder / name, steps=steps, dt=dt, per_class=per_class)
                    for name in ("Train", "Test"))

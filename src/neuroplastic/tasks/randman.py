@@ -24,14 +24,17 @@ import math
 import torch
 
 from neuroplastic.tasks.base import Split, Task, event_tensor
-from neuroplastic.validation import require_count, require_positive
+from neuroplastic.validation import require_count, require_finite, require_positive
 
 __all__ = ["randman_task", "manifold_values", "frequency_cutoff"]
 
 
 def frequency_cutoff(alpha: float, precision: float = 1e-3, largest: int = 1000) -> int:
     """``F = min(⌈precision^{−1/α}⌉, largest)``: the number of Fourier terms kept."""
-    return int(min(math.ceil(precision ** (-1.0 / require_positive("alpha", alpha))), largest))
+    alpha = require_positive("alpha", alpha)
+    if -math.log(precision) / alpha >= math.log(largest):  # (a tiny α would overflow the power)
+        return largest
+    return int(min(math.ceil(precision ** (-1.0 / alpha)), largest))
 
 
 def manifold_values(points: torch.Tensor, theta: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -59,11 +62,13 @@ def randman_task(*, seed: int = 0, classes: int = 10, units: int = 100, steps: i
     dim = require_count("dim", dim)
     samples_per_class = require_count("samples_per_class", samples_per_class, minimum=2)
     dt = require_positive("dt", dt)
-    n_train = round((1.0 - test_fraction) * samples_per_class)
-    if not 0 < test_fraction < 1 or not 0 < n_train < samples_per_class:
+    test_fraction = require_finite("test_fraction", test_fraction)
+    alpha = require_positive("alpha", alpha)
+    n_train = round((1.0 - test_fraction) * samples_per_class) if 0 < test_fraction < 1 else 0
+    if not 0 < n_train < samples_per_class:
         raise ValueError(
             f"test_fraction = {test_fraction!r} leaves no training or no test samples out of "
-            f"{samples_per_class} per class"
+            f"samples_per_class = {samples_per_class}"
         )
     generator = torch.Generator().manual_seed(seed)
     cutoff = frequency_cutoff(alpha)
@@ -74,6 +79,9 @@ def randman_task(*, seed: int = 0, classes: int = 10, units: int = 100, steps: i
         points = torch.rand(samples_per_class, dim, generator=generator, dtype=torch.float32)
         values = manifold_values(points, theta, alpha)
         low, high = values.min(0).values, values.max(0).values
+        if not bool((high > low).all()):
+            raise ValueError(f"alpha = {alpha!r} makes a flat manifold (its higher Fourier terms underflow); "
+                             "use a smaller alpha")
         normalized = (values - low) / (high - low)
         times.append((normalized * steps).floor().clamp(max=steps - 1).long())
     times = torch.stack(times)  # (classes, samples_per_class, units)

@@ -17,6 +17,7 @@ Inputs are stored sparse.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +85,9 @@ def _group_size(channels) -> int:
 
 def shd_task(*, path=None, steps: int = 100, dt: float = 14.0, channels: int = SHD_CHANNELS) -> Task:
     """SHD from the folder ``path`` holding ``shd_train.h5`` and ``shd_test.h5``."""
-    if path is None:
+    if not isinstance(path, (str, os.PathLike)):
         raise ValueError("the shd task reads local files: pass path=<folder with shd_train.h5 and "
-                         "shd_test.h5> (the data are not downloaded here)")
+                         f"shd_test.h5> (the data are not downloaded here); got {path!r}")
     folder = Path(path)
     _group_size(channels)  # before reading anything
     train, test = (load_shd(folder / name, steps=steps, dt=dt, channels=channels) for name in SHD_FILES)

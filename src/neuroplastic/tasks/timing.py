@@ -19,7 +19,7 @@ import itertools
 import torch
 
 from neuroplastic.tasks.base import Split, Task, event_tensor
-from neuroplastic.validation import require_count, require_non_negative
+from neuroplastic.validation import require_count, require_finite, require_non_negative
 
 __all__ = ["timing_task"]
 
@@ -34,10 +34,12 @@ def timing_task(*, seed: int = 0, classes: int = 4, channels: int = 3, per_chann
     if channels > 8:
         raise ValueError(f"channels must be at most 8 (their orders are enumerated), got {channels}")
     if require_count("steps", steps) <= span:
-        raise ValueError(f"steps = {steps} leave no room for the {span}-step pattern; give more")
-    if not 0 < reliability <= 1 or not 0 < test_fraction < 1:
+        raise ValueError(f"steps = {steps} leave no room for the {span}-step pattern (spacing · (channels − 1) "
+                         "+ 2 · jitter); give more steps")
+    if not 0 < require_finite("reliability", reliability) <= 1 or not 0 < require_finite("test_fraction",
+                                                                                          test_fraction) < 1:
         raise ValueError("reliability must lie in (0, 1] and test_fraction in (0, 1)")
-    require_non_negative("noise", noise)
+    noise = require_non_negative("noise", noise)
     generator = torch.Generator().manual_seed(seed)
     orders = list(itertools.permutations(range(channels)))
     if classes > len(orders):
@@ -45,6 +47,10 @@ def timing_task(*, seed: int = 0, classes: int = 4, channels: int = 3, per_chann
     chosen = torch.randperm(len(orders), generator=generator)[:classes]
     offsets = torch.tensor([orders[i] for i in chosen]) * spacing  # (classes, channels): slot of each channel
     count = classes * require_count("samples_per_class", samples_per_class)
+    test = round(test_fraction * count)
+    if not 0 < test < count:
+        raise ValueError(f"test_fraction = {test_fraction!r} leaves no training or no test samples out of "
+                         f"{count} (classes · samples_per_class)")
     labels = torch.arange(classes).repeat_interleave(samples_per_class)
     labels = labels[torch.randperm(count, generator=generator)]
     onsets = torch.randint(jitter, steps - span + jitter, (count,), generator=generator)
@@ -58,7 +64,6 @@ def timing_task(*, seed: int = 0, classes: int = 4, channels: int = 3, per_chann
                           torch.cat([neuron, background[2]]), (count, steps, len(unit)))
     inputs = torch.sparse_coo_tensor(inputs.indices(), inputs.values().clamp(max=1.0), inputs.shape,
                                      check_invariants=True).coalesce()
-    test = round(test_fraction * count)
     train_split = Split(inputs.index_select(0, torch.arange(test, count)), labels[test:])
     test_split = Split(inputs.index_select(0, torch.arange(test)), labels[:test])
     return Task(name="timing", train=train_split, test=test_split, n_inputs=len(unit), n_outputs=classes, dt=dt,
