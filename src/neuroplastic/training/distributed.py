@@ -20,8 +20,8 @@ threshold follows the shard's trigger rate), dropout masks (each process its own
 ``clip`` and ``gate`` transforms of a gradient rule (they see the shard's gradient; a ``gate`` that
 skips a step on one process only stops the run with gloo's mismatch error) and PAT's calibration.
 Every process starts from process 0's network. A resumed data-parallel run continues process 0's
-running state (ETL's threshold, a reward baseline) on every process. Evaluation is not sharded: every process evaluates the whole split
-and gets the same numbers; only process 0 writes files.
+running state (ETL's threshold, a reward baseline) on every process. Evaluation is not sharded: every
+process evaluates the whole split and gets the same numbers; only process 0 writes files.
 """
 from __future__ import annotations
 
@@ -36,11 +36,12 @@ __all__ = ["DataParallel"]
 class DataParallel:
     """This process's place in a data-parallel run, and the reductions it needs."""
 
-    def __init__(self, rank: int, world_size: int, backend_device: torch.device = torch.device("cpu")):
+    def __init__(self, rank: int, world_size: int, device: torch.device = torch.device("cpu"), *,
+                 nccl: bool = False):
         self.rank, self.world_size = rank, world_size
-        self.backend_device = backend_device  # where the reductions' own numbers live (NCCL: a GPU)
+        self.device = device  # where this process trains
+        self.backend_device = device if nccl else torch.device("cpu")  # where the reductions' numbers live
         self.weight = 1.0  # n_r / B of the batch being trained
-        self.device = backend_device  # where this process trains
 
     @classmethod
     def from_environment(cls, device: torch.device) -> "DataParallel | None":
@@ -48,26 +49,19 @@ class DataParallel:
         process group started (gloo on the CPU; NCCL on CUDA, one GPU per process: ``cuda`` means
         ``cuda:LOCAL_RANK``, made the current device) unless the caller already did — and left running
         for the process's later runs; ``None`` for one process. ``device`` is then this process's."""
-        if not (dist.is_available() and dist.is_initialized()):
-            if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-                return None
+        started = dist.is_available() and dist.is_initialized()
+        if not started and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return None
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        if not started:
             if not dist.is_available():
                 raise ValueError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
-            device = cls._local(device)
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        device = cls._local(device)
-        backend_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
-        parallel = cls(dist.get_rank(), dist.get_world_size(), backend_device)
-        parallel.device = device
+        parallel = cls(dist.get_rank(), dist.get_world_size(), device, nccl=dist.get_backend() == "nccl")
         return parallel if parallel.world_size > 1 else None
-
-    @staticmethod
-    def _local(device: torch.device) -> torch.device:
-        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        return device
 
     @property
     def writes(self) -> bool:
