@@ -128,3 +128,57 @@ def test_a_batch_too_small_to_share_is_refused_before_training():
 def test_one_process_has_no_data_parallel_run(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert DataParallel.from_environment(torch.device("cpu")) is None
+
+
+# A gradient rule whose updates process 1 drops on every other segment (what a `gate` does to a shard
+# whose gradient is below its threshold): the processes decide each step together.
+SKIPPING_DRIVER = textwrap.dedent("""
+    import sys
+    import torch
+    import torch.distributed as dist
+    from driver import toy_task
+    from neuroplastic.rules import Transform, chain
+    from neuroplastic.rules.bptt import TruncatedBPTT
+    from neuroplastic.training.fit import fit
+    from neuroplastic.training.problem import GradientMethod
+
+    class DropOnProcessOne(Transform):
+        def transform(self, info, updates, params):
+            skip = dist.is_initialized() and dist.get_rank() == 1 and info.start % 10 == 0
+            return None if skip else updates
+
+    method = GradientMethod(chain(TruncatedBPTT(5), DropOnProcessOne()), name="skipping")
+    summary = fit(toy_task(), method, epochs=1, out=sys.argv[1], hidden=(16,), batch_size=12, progress=False)
+    network = torch.load(f"{sys.argv[1]}/checkpoint.pt", weights_only=True)["network"]
+    if dist.is_initialized():
+        received = [None] * dist.get_world_size()
+        dist.all_gather_object(received, network)
+        if dist.get_rank() == 0:
+            torch.save(received, f"{sys.argv[1]}/every_process.pt")
+""")
+
+
+def test_a_step_skipped_on_one_process_only_is_taken_by_all_with_zeros_for_its_shard(tmp_path):
+    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "skipping.py").write_text(SKIPPING_DRIVER)
+    _torchrun("skipping.py", str(tmp_path / "two"), cwd=tmp_path)  # gloo's mismatch error before
+    first, second = torch.load(tmp_path / "two" / "every_process.pt", weights_only=True)
+    for name in first:
+        assert torch.equal(first[name], second[name]), name  # one model on every process
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["updates"] > 0
+
+
+def test_a_resumed_run_continues_each_processs_own_running_state(tmp_path):
+    """ETL's threshold follows each shard's trigger rate: process 1's differs from process 0's, and a
+    resumed run must continue both (it gave every process process 0's)."""
+    _toy_npz(tmp_path / "toy.npz")
+    common = ["--data", "toy.npz", "--hidden", "16", "--batch-size", "8", "--rule", "etl"]
+    _torchrun("-m", "neuroplastic", "train", *common, "--epochs", "2", "--out", "straight", cwd=tmp_path)
+    _torchrun("-m", "neuroplastic", "train", *common, "--epochs", "1", "--out", "resumed", cwd=tmp_path)
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert len(saved["learners"]) == 2 and saved["learner"] == saved["learners"][0]
+    _torchrun("-m", "neuroplastic", "train", *common, "--epochs", "2", "--out", "resumed", "--resume", cwd=tmp_path)
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name

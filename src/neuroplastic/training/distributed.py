@@ -17,11 +17,13 @@ DECOLLE, OSTL, RTRL) where a method's update is a batch mean; per shard, and so 
 run's, are the firing-rate regularizer (a square of the batch's mean rate), reward sampling (one draw
 per sample from one generator), ETL (it quantizes errors scaled by the shard's size, and its
 threshold follows the shard's trigger rate), dropout masks (each process its own stream), the
-``clip`` and ``gate`` transforms of a gradient rule (they see the shard's gradient; a ``gate`` that
-skips a step on one process only stops the run with gloo's mismatch error) and PAT's calibration.
-Every process starts from process 0's network. A resumed data-parallel run continues process 0's
-running state (ETL's threshold, a reward baseline) on every process. Evaluation is not sharded: every
-process evaluates the whole split and gets the same numbers; only process 0 writes files.
+``clip`` and ``gate`` transforms of a gradient rule (they see the shard's gradient; a step that a
+``gate`` or ``every`` skips on some processes only is decided together, :meth:`DataParallel.agree`)
+and PAT's calibration. Every process starts from process 0's network. A checkpoint holds every
+process's running state (ETL's threshold, a reward baseline: :meth:`DataParallel.gather`), and a run
+resumed with as many processes continues each process's own (:meth:`DataParallel.own_state`).
+Evaluation is not sharded: every process evaluates the whole split and gets the same numbers; only
+process 0 writes files.
 """
 from __future__ import annotations
 
@@ -115,6 +117,27 @@ class DataParallel:
         dist.all_reduce(flat)
         for grad, reduced in zip(grads, torch.split(flat, [g.numel() for g in grads])):
             grad.copy_(reduced.view_as(grad))
+
+    def agree(self, updates, params):
+        """The updates every process steps with, decided together: ``None`` (no step) only when no
+        process has any; otherwise a process without updates (a ``gate`` that passed nothing of its
+        shard's gradient) takes part with zeros, so that every process reduces and steps."""
+        stepping = torch.tensor([float(updates is not None)], device=self.backend_device)
+        dist.all_reduce(stepping)
+        if not stepping.item():
+            return None
+        return tuple(torch.zeros_like(p) for p in params) if updates is None else updates
+
+    def gather(self, state) -> list:
+        """Every process's ``state`` (a learner's running state), on every process, in rank order."""
+        states = [None] * self.world_size
+        dist.all_gather_object(states, state)
+        return states
+
+    def own_state(self, states: list | None, first):
+        """This process's entry of ``states`` (a checkpoint's per-process running states) when the run
+        has as many processes as the one that saved them; otherwise ``first`` (process 0's)."""
+        return states[self.rank] if states is not None and len(states) == self.world_size else first
 
     def mean(self, value: float) -> float:
         """The batch's mean of a per-shard mean (a loss), on every process."""

@@ -89,7 +89,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     network.to(device)
     optimizer, scheduler = _optimizer(optimizer, network, recipe, getattr(method, "momentum", True))
     problem = Problem(network, objective, task.dt, recipe.rate_target_hz, recipe.rate_weight,
-                      generator=torch.Generator().manual_seed(seed + 1))
+                      generator=torch.Generator().manual_seed(seed + 1), parallel=parallel)
     trainer = Trainer(task, network, method.learner(problem), optimizer, evaluate=evaluate,
                       batch_size=recipe.batch_size, device=device, parallel=parallel)
     writes = parallel is None or parallel.writes  # one process writes the files of a data-parallel run
@@ -108,8 +108,11 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
             torch.set_rng_state(checkpoint["rng"])
         if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
-        if checkpoint.get("learner") is not None:
-            trainer.learner.load_state_dict(checkpoint["learner"])
+        learner_state = checkpoint.get("learner")
+        if parallel is not None:  # each process its own running state, when there are as many
+            learner_state = parallel.own_state(checkpoint.get("learners"), learner_state)
+        if learner_state is not None:
+            trainer.learner.load_state_dict(learner_state)
         history, wall = checkpoint["history"], checkpoint["wall_time_s"]
         counted = checkpoint.get("counts", counted)
     if parallel is not None:
@@ -133,13 +136,15 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
             history[-1][f"validation_{_name(metrics)}"] = trainer.evaluate("validation")[_name(metrics)]
         bar.milestone(f"epoch {epoch}/{recipe.epochs}", {k: v for k, v in history[-1].items() if k != "epoch"})
         counts = _counts(counted, trainer)  # every process: a data-parallel count is a reduction
+        learner_state = trainer.learner.state_dict() if hasattr(trainer.learner, "state_dict") else None
+        learners = None if parallel is None else parallel.gather(learner_state)  # every process's
         if writes:
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
                 "generator": generator.get_state(), "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "learner": trainer.learner.state_dict() if hasattr(trainer.learner, "state_dict") else None,
+                "learner": learner_state, "learners": learners,
                 "history": history, "wall_time_s": wall, "counts": counts})
     bar.close()
     if metrics is None:  # nothing left to train after resuming: evaluate the checkpoint's network

@@ -12,7 +12,8 @@ strategies through :meth:`Problem.loss_fn`, equilibrium propagation running the 
 nudging it) plug in here.
 
 :class:`Problem` is everything a method may need: the network, the :class:`Objective`, the firing-rate
-regularizer, and a generator for the method's own random draws (feedback matrices, rewards).
+regularizer, a generator for the method's own random draws (feedback matrices, rewards), and the
+data-parallel run (:mod:`~neuroplastic.training.distributed`) whose shard of each batch it trains.
 :class:`GradientMethod` makes any gradient :class:`~neuroplastic.rules.Rule` (BPTT, truncated BPTT, a
 ``chain`` of them with clipping) a method: each batch runs through the network one segment at a time
 (the rule's ``segment_steps``; the whole sequence for BPTT), the segment's loss goes to the rule, the
@@ -47,6 +48,7 @@ class Problem:
     rate_target_hz: float = 10.0
     rate_weight: float = 0.0
     generator: torch.Generator | None = None
+    parallel: object = None  # the DataParallel run this process trains a shard of (None: one process)
 
     def loss(self, output: NetworkOutput, targets, segment: Segment | None = None) -> torch.Tensor:
         """The objective's loss of ``segment`` (default: the whole sequence of ``output``) plus the rate
@@ -126,6 +128,8 @@ class GradientLearner:
             output = network(piece, state)
             loss = self.problem.loss(output, targets, segment)
             updates, self.rule_state = self.rule.update(segment, self.rule_state, self.params, loss=loss)
+            if self.problem.parallel is not None:  # a gate may skip this step on some shards only
+                updates = self.problem.parallel.agree(updates, self.params)
             self.updates_applied += apply_updates(optimizer, self.params, updates)
             self.synops += synaptic_operations(network, piece, output.events)
             state = detached(output.state)
