@@ -13,12 +13,17 @@ from neuroplastic.devices import parse_device
 from neuroplastic.neurons import MODELS
 from neuroplastic.validation import (
     lookup,
+    require_count,
     require_finite,
     require_non_negative,
     require_positive,
 )
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+# neuron, fi: the most time steps (--duration / --dt) one command simulates. Each step is a turn of the
+# Python time loop and keeps ~2 KB of records, so 10**6 steps already take about a minute and 2 GB; more
+# would run for many minutes or exhaust the memory.
+MAX_STEPS = 10**6
 
 
 class UsageError(ValueError):
@@ -65,6 +70,22 @@ def _parse_param(text, model):
 
 def time_step(args, model) -> float:
     return require_positive("--dt", model.default_dt if args.dt is None else args.dt)
+
+
+def capped_duration(args, dt: float) -> float:
+    """``--duration`` (ms), with a clear error unless it is positive, finite and at most ``MAX_STEPS``
+    steps of ``dt``."""
+    duration = require_positive("--duration", args.duration)
+    steps = duration / dt  # inf where it overflows
+    if not steps <= MAX_STEPS:
+        raise UsageError(f"--duration / --dt is too many steps: {duration:g} ms / {dt:g} ms = {steps:.3g}, more than "
+                         f"the {MAX_STEPS} a run simulates; give a shorter --duration or a larger --dt")
+    return duration
+
+
+def noise_seed(args) -> int:
+    """``--seed``, a non-negative integer (as every command's seed)."""
+    return require_count("--seed", args.seed, minimum=0)
 
 
 def plot_path(text):

@@ -7,14 +7,16 @@ from neuroplastic.analysis import fi_curve
 from neuroplastic.cli.common import (
     UsageError,
     build_model,
+    capped_duration,
     device,
     emit,
     noise_generator,
+    noise_seed,
     plot_path,
     time_step,
 )
 from neuroplastic.report.plots import draw_fi, save
-from neuroplastic.validation import require_finite, require_positive
+from neuroplastic.validation import require_finite
 
 
 def parse_currents(text: str) -> list[float]:
@@ -30,11 +32,12 @@ def parse_currents(text: str) -> list[float]:
 def main(args):
     model = build_model(args)
     dt = time_step(args, model)
-    duration = require_positive("--duration", args.duration)
+    duration = capped_duration(args, dt)
+    seed = noise_seed(args)
     currents = parse_currents(args.currents)
     path = plot_path(args.plot)
     where = device(args)
-    rates = fi_curve(model, currents, duration, dt, generator=noise_generator(model, args.seed, where),
+    rates = fi_curve(model, currents, duration, dt, generator=noise_generator(model, seed, where),
                      device=where).tolist()
     if path is not None:
         fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -7,16 +7,18 @@ import torch
 from neuroplastic.analysis import spike_times, step_current
 from neuroplastic.cli.common import (
     build_model,
+    capped_duration,
     device,
     emit,
     finite_floats,
     noise_generator,
+    noise_seed,
     plot_path,
     time_step,
 )
 from neuroplastic.report.plots import draw_trace, save
 from neuroplastic.sim import Record, run
-from neuroplastic.validation import require_finite, require_positive
+from neuroplastic.validation import require_finite
 
 
 def simulate(model, current: float, duration: float, dt: float, seed: int, device="cpu"):
@@ -32,10 +34,11 @@ def simulate(model, current: float, duration: float, dt: float, seed: int, devic
 def main(args):
     model = build_model(args)
     dt = time_step(args, model)
-    duration = require_positive("--duration", args.duration)
+    duration = capped_duration(args, dt)
+    seed = noise_seed(args)
     current = require_finite("--current", model.default_current if args.current is None else args.current)
     path = plot_path(args.plot)
-    times, voltage, raster = simulate(model, current, duration, dt, args.seed, device(args))
+    times, voltage, raster = simulate(model, current, duration, dt, seed, device(args))
     spikes_ms = spike_times(raster, dt)[0]
     rate = require_finite("the firing rate (--duration too short)", len(spikes_ms) * 1000.0 / duration)
     name = args.model + (f" ({args.preset})" if args.preset else "")

@@ -11,7 +11,12 @@ from neuroplastic.cli.export import GraphInit
 from neuroplastic.tasks import TASKS, Task
 from neuroplastic.training.fit import fit
 from neuroplastic.training.methods import METHODS
-from neuroplastic.validation import lookup, require_count, require_positive
+from neuroplastic.validation import (
+    lookup,
+    require_count,
+    require_non_negative,
+    require_positive,
+)
 
 SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
                 "synops",
@@ -31,14 +36,18 @@ def require_task_or_data(args) -> None:
 
 NETWORK_FLAGS = ("neuron", "hidden", "delays", "max_delay", "graded")  # what --init's graph decides
 CHIP_RULES = ("pat", "twin")
+CHIP_AMOUNTS = ("mismatch", "noise")  # the chip flags that are real numbers (the library's ChipSpec checks all)
 
 
 def chip_options(args, rule: str) -> dict:
-    """The chip flags given, as options of ``rule`` (which must run on a chip)."""
+    """The chip flags given, as options of ``rule`` (which must run on a chip); a clear error naming the
+    flag for a mismatch or noise that is NaN, infinite or negative (before a NaN, never equal to itself,
+    is compared with anything)."""
     given = {name: getattr(args, name) for name in CHIP_FLAGS if getattr(args, name) is not None}
     if given and rule not in CHIP_RULES:
         raise UsageError(f"--{next(iter(given))} applies to --rule {' or '.join(CHIP_RULES)}, not {rule}")
-    return given
+    return {name: require_non_negative(f"--{name}", value) if name in CHIP_AMOUNTS else value
+            for name, value in given.items()}
 
 
 def chip_flags(args) -> list[str]:

@@ -28,7 +28,7 @@ from torch.func import functional_call
 
 from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, programmed
-from neuroplastic.validation import require_count
+from neuroplastic.validation import require_count, require_finite
 
 __all__ = ["PhysicalNetwork", "physics_aware", "calibrate"]
 
@@ -101,7 +101,7 @@ def calibrate(network: PhysicalNetwork, inputs: torch.Tensor, *, span: float = 8
     """Fits each twin neuron's gain to the chip's recordings on ``inputs`` (module docstring), searching
     within ``span`` times below and above its nominal gain (each calibration afresh). A neuron silent on
     the chip says nothing about its gain and keeps the one it has."""
-    if not span > 1:
+    if not require_finite("calibration span", span) > 1:
         raise ValueError(f"calibration span must exceed 1, got {span!r}")
     require_count("calibration iterations", iterations)
     measured = network.chip.measure(network.twin, inputs)

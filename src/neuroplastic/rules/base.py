@@ -109,10 +109,23 @@ def apply_updates(optimizer: torch.optim.Optimizer, params, updates) -> torch.Te
 
 @torch.no_grad()
 def apply_changes(params, changes) -> None:
-    """Add the changes ``Δθ`` of a plasticity rule to ``params`` in place (nothing for ``None``)."""
+    """Add the changes ``Δθ`` of a plasticity rule to ``params`` in place (nothing for ``None``). A change
+    holding NaN or infinity is a clear error, raised before any parameter is changed: one sum of all the
+    changes, read once (NaN and infinity reach it; finite changes whose sum overflows are looked at closer)."""
     if changes is None:
         return
-    for param, change in zip(params, changes):
+    pairs = [(param, torch.as_tensor(change)) for param, change in zip(params, changes)]
+    if not pairs:
+        return
+    total = pairs[0][1].sum()
+    for _, change in pairs[1:]:
+        total = total + change.sum().to(total.device)
+    if not bool(torch.isfinite(total)):
+        for index, (_, change) in enumerate(pairs):
+            if not bool(torch.isfinite(change).all()):
+                raise ValueError(f"non-finite change to parameter {index}: the plasticity rule's change holds NaN "
+                                 f"or infinity (nothing was applied)")
+    for param, change in pairs:
         param.add_(change)
 
 
