@@ -16,6 +16,7 @@ from torch.func import functional_call, grad, hessian, jvp, stack_module_state, 
 
 from neuroplastic import ALIF, CurrentLIF, FastSigmoid, ResetBySubtraction, Triangle, run
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
+from neuroplastic.spikes import LearnedPayload
 
 LIF = ALIF(tau_m=10.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(5.0))
 KINDS = {  # neuron, recurrent
@@ -111,7 +112,7 @@ def second_order(net, x, target, path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_higher_order_derivatives_equal_the_step_path(kind, input_kind):
     net, x, target = case(kind, input_kind)
-    assert net.layers[0].fused == (kind == "feed-forward LIF")
+    assert net.layers[0].fused == (kind != "current-based LIF")  # LIF and ALIF, recurrent too
     assert sum(z.sum() for z in net(x).spikes) > 0
     expected = second_order(net, x, target, "step")
     assert all(v.abs().max() > 0 for k, v in expected.items() if "layers.0" in k)
@@ -254,8 +255,8 @@ def test_explicit_fused_path_refuses_transforms_and_use_path_chooses():
         assert type(out.spikes[0].grad_fn).__name__ == "StackBackward0"  # one spike per step
         assert_same(grad(loss)(params, x), expected)
     assert type(net(x).spikes[0].grad_fn).__name__ == "_LinearLeakySequenceBackward"
-    with pytest.raises(ValueError, match="path='fused' cannot run this layer: the layer is recurrent"):
-        SpikingLayer(4, 3, LIF, recurrent=True, path="fused")
+    with pytest.raises(ValueError, match="path='fused' cannot run this layer: its spikes carry a payload"):
+        SpikingLayer(4, 3, LIF, recurrent=True, path="fused", payload=LearnedPayload(3))
     with pytest.raises(ValueError, match="path must be one of"):
         SpikingLayer(4, 3, LIF, path="fast")
     with pytest.raises(ValueError, match="path must be one of"), use_path("fast"):

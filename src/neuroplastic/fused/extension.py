@@ -1,8 +1,8 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
-``lif.cpp`` and ``spike_linear.cpp`` ship inside the package and are compiled into one library just
-in time with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) the first time
-a fused pass runs on CPU float32/float64 tensors, never at import. The library is cached as
+``lif.cpp``, ``spike_linear.cpp`` and ``alif_recurrent.cpp`` (with ``shared.h``) ship inside the
+package and are compiled into one library just in time with ``torch.utils.cpp_extension.load``
+(needs a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never at import. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
 hash covering the sources, the torch version, the flags and the machine, so a changed source or a
 new torch builds afresh and later processes load the file without ninja. Each build runs in its own
@@ -41,7 +41,8 @@ __all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forwa
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
-_SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp"))
+_SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp"))
+_HEADERS = (Path(__file__).with_name("shared.h"),)
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the
 # step path and the spikes match it exactly; no -march=native, as the cache may be shared by machines.
@@ -112,7 +113,7 @@ def forward(currents, beta, threshold, v0, z0, interval=1, spikes=None):
 def backward(h, carry, grad_spikes, grad_final, beta, threshold, detach_reset, out):
     """The reverse recurrence over a chunk of steps into ``out``, as ``fallback.backward``."""
     torch.ops.neuroplastic_fused.lif_backward(
-        h.contiguous(), carry, *_base_and_stride(grad_spikes), grad_final.contiguous(), beta,
+        h.contiguous(), carry, *base_and_stride(grad_spikes), grad_final.contiguous(), beta,
         threshold, detach_reset, out,
     )
 
@@ -125,7 +126,7 @@ def backward_recompute(currents, kept, interval, v0, z0, native, grad_spikes, gr
     kind, constants = native
     torch.ops.neuroplastic_fused.lif_backward_recompute(
         currents.contiguous(), kept, interval, v0.contiguous(), z0.contiguous(), kind, constants,
-        *_base_and_stride(grad_spikes), grad_final.contiguous(), beta, threshold, detach_reset, out,
+        *base_and_stride(grad_spikes), grad_final.contiguous(), beta, threshold, detach_reset, out,
         grad_beta,
     )
 
@@ -155,7 +156,7 @@ def native_surrogate(surrogate: Surrogate) -> tuple[int, tuple[float, float, flo
     return None
 
 
-def _base_and_stride(grad):
+def base_and_stride(grad):
     """A (T, B, N) gradient as a contiguous base and its step stride (0: the same row at every t)."""
     if grad.stride(0) == 0:
         return grad[0].contiguous(), 0
@@ -185,7 +186,7 @@ def _build_and_load():
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
     root = root / "neuroplastic"
-    source = b"".join(path.read_bytes() for path in _SOURCES)
+    source = b"".join(path.read_bytes() for path in (*_SOURCES, *_HEADERS))
     names = []
     for flags in _FLAG_SETS:
         key = repr((source, torch.__version__, flags, platform.machine())).encode()

@@ -24,6 +24,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "shared.h"
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -54,60 +56,6 @@ void forward_row(int64_t n, const T* __restrict__ beta, const T* __restrict__ v_
   }
 }
 
-// What the backward reads at each step: h itself (kGiven), or the voltage of a built-in surrogate.
-enum Kind : int64_t { kGiven = 0, kFastSigmoid = 1, kTriangle = 2, kBoxcar = 3, kArctan = 4 };
-
-// A surrogate's constants, cast to the tensors' dtype as PyTorch casts a Python number (extension.py
-// lists a and b of each kind; b divides for the triangle and the boxcar); w is the Rescaled width.
-template <typename T>
-struct Surrogate {
-  T theta, a, b, w, b_inv, w_inv;
-};
-
-template <typename T>
-Surrogate<T> make_surrogate(T theta, at::ArrayRef<double> constants) {
-  const auto a = static_cast<T>(constants[0]), b = static_cast<T>(constants[1]),
-             w = static_cast<T>(constants[2]);
-  return {theta, a, b, w, T(1) / b, T(1) / w};
-}
-
-// x / c, or x · (1/c) where every divisor is a power of two (Exact): then 1/c is exact and both are
-// the correctly rounded x·2^−k, bit for bit, and a multiplication costs a fraction of a division.
-template <bool Exact, typename T>
-inline T divide(T x, T c, T c_inv) {
-  if constexpr (Exact) return x * c_inv;
-  else return x / c;
-}
-
-template <typename T>
-bool power_of_two(T c) {
-  int exponent;
-  return std::frexp(c, &exponent) == T(0.5);
-}
-
-template <int64_t K, bool Exact, typename T>
-inline T surrogate(T value, const Surrogate<T>& s) {
-  if constexpr (K == kGiven) {
-    return value;
-  } else {
-    const T x = divide<Exact>(value - s.theta, s.w, s.w_inv);
-    T d;
-    if constexpr (K == kFastSigmoid) {  // 1 / (1 + scale |x|)²
-      const T u = T(1) + s.a * std::abs(x);
-      d = T(1) / (u * u);
-    } else if constexpr (K == kTriangle) {  // γ max(0, 1 − |x| / width)
-      d = s.a * std::max(T(0), T(1) - divide<Exact>(std::abs(x), s.b, s.b_inv));
-    } else if constexpr (K == kBoxcar) {  // [|x| < width/2] / width
-      d = divide<Exact>(std::abs(x) < s.a ? T(1) : T(0), s.b, s.b_inv);
-    } else {  // (α/2) / (1 + (πα x / 2)²), as PyTorch's reciprocal times α/2
-      static_assert(K == kArctan);
-      const T u = s.b * x / T(2);
-      d = T(1) / (T(1) + u * u) * s.a;
-    }
-    return divide<Exact>(d, s.w, s.w_inv);
-  }
-}
-
 // ḡ_t from h_t or v_t; carry is ḡ_{t+1}, nullptr at the last step, which adds g^v (final) instead.
 template <int64_t K, bool Exact, typename T>
 void backward_row(int64_t n, const T* __restrict__ source, const T* __restrict__ carry,
@@ -121,34 +69,6 @@ void backward_row(int64_t n, const T* __restrict__ source, const T* __restrict__
   for (int64_t i = 0; i < n; ++i)
     grad[i] = surrogate<K, Exact>(source[i], s) * (grad_spikes[i] - reset * carry[i]) +
               beta[i] * carry[i];
-}
-
-template <int64_t K, typename T, typename F>
-void with_exactness(const Surrogate<T>& s, const F& body) {
-  const bool divides_by_b = K == kTriangle || K == kBoxcar;
-  if (power_of_two(s.w) && (!divides_by_b || power_of_two(s.b)))
-    body(std::integral_constant<int64_t, K>{}, std::true_type{});
-  else
-    body(std::integral_constant<int64_t, K>{}, std::false_type{});
-}
-
-// body(kind, exact) with both as compile-time constants.
-template <typename T, typename F>
-void with_kind(int64_t kind, const Surrogate<T>& s, const F& body) {
-  switch (kind) {
-    case kFastSigmoid: return with_exactness<kFastSigmoid>(s, body);
-    case kTriangle: return with_exactness<kTriangle>(s, body);
-    case kBoxcar: return with_exactness<kBoxcar>(s, body);
-    case kArctan: return with_exactness<kArctan>(s, body);
-    default: TORCH_CHECK(false, "unknown surrogate kind ", kind);
-  }
-}
-
-void check(const at::Tensor& x, const at::Tensor& like, int64_t numel, const char* name) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == like.scalar_type(), name,
-              " must be a CPU tensor of the currents' dtype");
-  TORCH_CHECK(x.is_contiguous() && x.numel() == numel, name, " must be contiguous with ", numel,
-              " elements");
 }
 
 int64_t segments(int64_t steps, int64_t interval) { return (steps + interval - 1) / interval; }

@@ -25,18 +25,14 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include "shared.h"
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <vector>
 
 namespace {
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define NP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define NP_CLONES
-#endif
 
 // A tile of kLanes vectors of 64 bytes (kLanes × 16 floats or × 8 doubles), summed in registers.
 template <typename scalar_t, int64_t kLanes>

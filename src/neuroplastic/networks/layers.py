@@ -6,8 +6,8 @@ recurrent, by its own spikes of the previous step through recurrent synapses ``+
 (no self-connections). ``step`` is the readable truth; ``forward`` runs a whole time-first sequence
 and is tested equal to it: the input currents of all steps come from the synapses at once (one matrix
 product), then the neurons step through time. :mod:`neuroplastic.networks.paths` says when a
-feed-forward layer of plain LIF neurons runs the fused operation of :mod:`neuroplastic.fused` instead
-(``path=``), an equivalent form tested equal to it.
+feed-forward layer of plain LIF neurons, or a recurrent layer of e-prop's ALIF, runs the fused
+operation of :mod:`neuroplastic.fused` instead (``path=``), an equivalent form tested equal to it.
 
 With a ``payload`` (:mod:`neuroplastic.spikes`) the layer emits graded spikes ``s = z · c``: what the
 next layer, the recurrent synapses and the readout receive; the neurons reset on ``z`` as before.
@@ -29,7 +29,8 @@ from torch import nn
 from torch.nn.modules import module as module_hooks
 from torch.nn.utils import parametrize
 
-from neuroplastic.fused import LeakyState, lif_sequence, linear_lif_sequence
+from neuroplastic.fused import LeakyState, lif_sequence, linear_lif_sequence, spike_linear
+from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
 from neuroplastic.neurons import NeuronModel
 from neuroplastic.neurons.alif import ALIFState
@@ -186,6 +187,12 @@ class SpikingLayer(nn.Module):
         return 1 if self.payload is None else self.payload.bits
 
     def _forward_fused(self, neuron, x, state):
+        if self.recurrent is not None:  # plain synapses: their product event by event where x is spikes
+            currents, synapse_state = (spike_linear(x, self.synapses.weight, self.synapses.bias), state.synapses) \
+                if _plain(self.synapses) else self.synapses.sequence(state.synapses, x)
+            spikes, final = alif_recurrent_sequence(currents, self.recurrent.weight, neuron, self.dt, state.neuron,
+                                                    reuse_currents=_plain(self.synapses))
+            return spikes, spikes, LayerState(final, final.z, synapse_state, state.recurrent)
         options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
                        surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach,
                        state=LeakyState(state.neuron.v, state.neuron.z))

@@ -6,7 +6,8 @@ speed and in what can look inside them. A :class:`~neuroplastic.networks.Spiking
 
 - ``"step"``: the input currents of all steps by one matrix product, then the neuron's own ``step``
   per time step, through autograd. Every ``torch.func`` transform and every order of derivative works.
-- ``"fused"``: the fused operation (:func:`~neuroplastic.fused.linear_lif_sequence`), for a layer it
+- ``"fused"``: the fused operation (:func:`~neuroplastic.fused.linear_lif_sequence`; for a recurrent
+  layer :func:`~neuroplastic.fused.recurrent.alif_recurrent_sequence`), for a layer it
   can run (:func:`why_not_fused` says why not, and the layer refuses); under a ``torch.func`` transform
   or forward-mode AD, which cannot see into it, an error. A backward with ``create_graph=True``
   differentiates the step path's recurrence instead of the kernels, so higher derivatives are exact.
@@ -21,9 +22,13 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 
+from torch.nn.utils import parametrize
+
 from neuroplastic import transforms
+from neuroplastic.fused.extension import native_surrogate
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 from neuroplastic.neurons.parameters import holds_tensors
+from neuroplastic.synapses import Recurrent
 
 __all__ = ["PATHS", "use_path", "check_path", "why_not_fused", "runs_fused"]
 
@@ -49,22 +54,37 @@ def use_path(path: str):
 
 def why_not_fused(neuron, recurrent, payload=None) -> str | None:
     """Why the fused operation cannot run a layer of ``neuron`` (with ``recurrent`` synapses or
-    ``None``, spikes carrying ``payload`` or ``None``), or ``None`` where it can: it is the discrete LIF
-    of e-prop and snnTorch, feed-forward, its payload (if any) not read from the potential."""
-    if recurrent is not None:
-        return "the layer is recurrent"
-    if payload is not None and payload.reads_potential:
-        return "its spikes' payload is read from the membrane potential of every step"
+    ``None``, spikes carrying ``payload`` or ``None``), or ``None`` where it can. Feed-forward: the
+    discrete LIF of e-prop and snnTorch, its payload (if any) not read from the potential
+    (:func:`~neuroplastic.fused.linear_lif_sequence`). Recurrent: e-prop's ALIF (LIF for ``beta = 0``)
+    with plain :class:`~neuroplastic.synapses.Recurrent` synapses, binary spikes and a built-in surrogate
+    (:func:`~neuroplastic.fused.recurrent.alif_recurrent_sequence`)."""
     if not isinstance(neuron, ALIF):
-        return f"its neurons are {type(neuron).__name__}, not the discrete LIF (ALIF with beta=0)"
-    numbers = ("beta", "t_ref", "v_th")
+        return f"its neurons are {type(neuron).__name__}, not the discrete LIF or ALIF"
+    numbers = ("tau_m", "tau_a", "beta", "t_ref", "v_th") if recurrent is not None else ("beta", "t_ref", "v_th")
     if any(holds_tensors(value) for value in (neuron.reset, neuron.surrogate)) or any(
             not isinstance(getattr(neuron, name), (int, float)) for name in numbers):
-        return "beta, t_ref, v_th, the reset and the surrogate must hold numbers (tau_m may be a tensor)"
-    if neuron.beta != 0 or neuron.t_ref != 0:
-        return "its neurons adapt (beta != 0) or are refractory (t_ref != 0)"
+        return f"{', '.join(numbers)}, the reset and the surrogate must hold numbers" + (
+            "" if recurrent is not None else " (tau_m may be a tensor)")
     if not isinstance(neuron.reset, ResetBySubtraction):
         return f"its reset is {neuron.reset!r}, not by subtraction"
+    if recurrent is not None:
+        return _why_not_recurrent(neuron, recurrent, payload)
+    if payload is not None and payload.reads_potential:
+        return "its spikes' payload is read from the membrane potential of every step"
+    if neuron.beta != 0 or neuron.t_ref != 0:
+        return "its neurons adapt (beta != 0) or are refractory (t_ref != 0)"
+    return None
+
+
+def _why_not_recurrent(neuron, recurrent, payload) -> str | None:
+    kind = parametrize.type_before_parametrizations(recurrent)
+    if kind is not Recurrent:
+        return f"its recurrent synapses are {kind.__name__}, not Recurrent"
+    if payload is not None:
+        return "its spikes carry a payload into the recurrence"
+    if native_surrogate(neuron.surrogate) is None:
+        return f"its surrogate {neuron.surrogate!r} is not one the kernel evaluates"
     return None
 
 

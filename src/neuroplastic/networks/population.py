@@ -135,7 +135,8 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
     """Spikes ``(M, T, B, N)`` of one layer for all the models."""
     models, size = weight.shape[0], weight.shape[1]
     neuron = layer.neuron_parameters.model(validate=True)
-    fused = paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, weight)
+    # the fused recurrence of a feed-forward layer (a recurrent one has a weight per model: the step loop)
+    fused = recurrent is None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight)
     options = _fused_options(neuron, layer.dt) if fused else None
     if fused and x.dim() == 3:  # one wide layer of M·N neurons
         wide_bias = None if bias is None else bias.reshape(-1)

@@ -1,0 +1,210 @@
+// A recurrent layer of e-prop's adaptive LIF neurons (the LSNN cell) over a whole sequence: the time
+// loop of the forward and of the backward pass in C++, one (B×N)·(N×N) product per step each. The
+// equations and their derivation live in recurrent.py, and tests/test_recurrent_fused.py holds both
+// passes to autograd through the step path.
+//
+//   forward:   I_t = X_t + z_{t−1} Wᵀ,   v_t = (α v_{t−1} + I_t) − θ z_{t−1},   a_t = ρ a_{t−1} + z_{t−1}
+//              u_t = (v_t − (θ + β a_t)) / θ,   z_t = H(u_t) · [r_{t−1} ≤ dt/2]
+//              r_t = t_ref if z_t else max(r_{t−1} − dt, 0)                       (refractory, ms)
+//              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]                               (kept: ∂z_t/∂v_t)
+//   backward:  c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W                (c_{T−1} = g^z_{T−1})
+//              ĝ^v_t = h_t c_t + α ĝ^v_{t+1},   ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}   (+ the final state's)
+//
+// Each step's elementwise work is in the operations and the order of the step path (ALIF.step), so
+// the spikes are its spikes; the products are ATen's, the ones the step path's linear calls. Across
+// the B·N neurons of a step the work is small: it runs on one thread, the products on all.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include "shared.h"
+
+#include <vector>
+
+namespace {
+
+template <typename T>
+struct Cell {  // the neurons' constants as the step path casts them to the tensors' dtype
+  T theta, adaptation, t_ref, dt, half_dt;
+};
+
+// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place.
+// rec = z Wᵀ event by event for binary spikes z (batch × width): for each spike, a row of Wᵀ added
+// (in the order of the columns, whatever the batch), instead of a multiply-add per synapse.
+template <typename T>
+NP_CLONES void spike_product(int64_t batch, int64_t width, const T* __restrict__ z, const T* __restrict__ wt,
+                             T* __restrict__ rec) {
+  for (int64_t b = 0; b < batch; ++b) {
+    T* out = rec + b * width;
+    std::fill(out, out + width, T(0));
+    for (int64_t j = 0; j < width; ++j) {
+      if (z[b * width + j] == T(0)) continue;
+      const T* row = wt + j * width;
+      for (int64_t i = 0; i < width; ++i) out[i] += row[i];
+    }
+  }
+}
+
+template <int64_t K, bool Exact, typename T>
+NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __restrict__ rec, const T* __restrict__ alpha,
+                 const T* __restrict__ rho, const Cell<T>& c, const Surrogate<T>& s,
+                 const T* __restrict__ z_prev, T* __restrict__ v, T* __restrict__ a, T* __restrict__ r,
+                 T* __restrict__ z, T* __restrict__ h) {
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T current = x[i] + rec[i];
+    const T potential = (alpha[i] * v[i] + current) - z_prev[i] * c.theta;
+    const T trace = rho[i] * a[i] + z_prev[i];
+    const bool free = r[i] <= c.half_dt;
+    const T u = (potential - (c.theta + c.adaptation * trace)) / c.theta;
+    const T spike = (u >= T(0)) & free ? T(1) : T(0);
+    const T pseudo = surrogate<K, Exact>(u, s) / c.theta;
+    v[i] = potential;
+    a[i] = trace;
+    z[i] = spike;
+    h[i] = free ? pseudo : T(0);
+    r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
+    count += spike > T(0);
+  }
+  return count;
+}
+
+void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight, const at::Tensor& alpha,
+                            const at::Tensor& rho, double threshold, double adaptation, double t_ref,
+                            double dt, int64_t kind, at::ArrayRef<double> constants, int64_t max_events,
+                            const at::Tensor& z0,
+                            at::Tensor v, at::Tensor a, at::Tensor refractory, at::Tensor spikes,
+                            at::Tensor h) {
+  TORCH_CHECK(currents.dim() == 3 && currents.size(0) > 0, "currents must be (T, B, N), T > 0");
+  TORCH_CHECK(constants.size() == 3, "three surrogate constants");
+  const int64_t steps = currents.size(0), batch = currents.size(1), width = currents.size(2);
+  const int64_t neurons = batch * width;
+  check(currents, currents, steps * neurons, "currents");
+  check(weight, currents, width * width, "weight");
+  for (const auto* row : {&alpha, &rho}) check(*row, currents, width, "alpha and rho");
+  for (const at::Tensor* row : {&z0, static_cast<const at::Tensor*>(&v), static_cast<const at::Tensor*>(&a),
+                                static_cast<const at::Tensor*>(&refractory)})
+    check(*row, currents, neurons, "the state");
+  for (const auto* all : {&spikes, &h}) check(*all, currents, steps * neurons, "spikes and h");
+  const at::Tensor weight_t = weight.t(), rows_t = max_events >= 0 ? weight_t.contiguous() : weight_t;
+  at::Tensor rec = at::empty({batch, width}, currents.options());
+  const bool binary_start = max_events >= 0 && z0.eq(0).logical_or(z0.eq(1)).all().item<bool>();
+  AT_DISPATCH_FLOATING_TYPES(currents.scalar_type(), "alif_recurrent_forward", [&] {
+    const auto theta = static_cast<scalar_t>(threshold);
+    const Cell<scalar_t> cell{theta, static_cast<scalar_t>(adaptation), static_cast<scalar_t>(t_ref),
+                              static_cast<scalar_t>(dt), static_cast<scalar_t>(dt / 2)};
+    const auto s = make_surrogate<scalar_t>(scalar_t(0), constants);
+    const scalar_t* x = currents.const_data_ptr<scalar_t>();
+    const scalar_t* al = alpha.const_data_ptr<scalar_t>();
+    const scalar_t* rh = rho.const_data_ptr<scalar_t>();
+    scalar_t* vs = v.mutable_data_ptr<scalar_t>();
+    scalar_t* as = a.mutable_data_ptr<scalar_t>();
+    scalar_t* rs = refractory.mutable_data_ptr<scalar_t>();
+    scalar_t* hs = h.mutable_data_ptr<scalar_t>();
+    with_kind(kind, s, [&](auto k, auto exact) {
+      at::Tensor z_prev = z0.view({batch, width});
+      int64_t events = max_events >= 0 ? z0.count_nonzero().item<int64_t>() : 0;
+      for (int64_t t = 0; t < steps; ++t) {
+        if (max_events >= 0 && events <= max_events && (t > 0 || binary_start)) {
+          spike_product(batch, width, z_prev.const_data_ptr<scalar_t>(), rows_t.const_data_ptr<scalar_t>(),
+                        rec.mutable_data_ptr<scalar_t>());
+        } else {
+          at::mm_out(rec, z_prev, weight_t);
+        }
+        at::Tensor z = spikes[t];
+        const int64_t at = t * neurons;
+        events = 0;
+        for (int64_t row = 0; row < neurons; row += width) {
+          events += forward_row<decltype(k)::value, decltype(exact)::value>(
+              width, x + at + row, rec.const_data_ptr<scalar_t>() + row, al, rh, cell, s,
+              z_prev.const_data_ptr<scalar_t>() + row, vs + row, as + row, rs + row,
+              z.mutable_data_ptr<scalar_t>() + row, hs + at + row);
+        }
+        z_prev = z;
+      }
+    });
+  });
+}
+
+// One step back for a row of neurons, from c_t's parts: ĝ^v_t and ĝ^a_t.
+template <typename T>
+NP_CLONES void backward_row(int64_t n, const T* __restrict__ h, const T* __restrict__ gz,
+                            const T* __restrict__ back, const T* __restrict__ gv_next,
+                            const T* __restrict__ ga_next, const T* __restrict__ alpha,
+                            const T* __restrict__ rho, T beta, T reset, T* __restrict__ gv,
+                            T* __restrict__ ga) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T c = gz[i] + ga_next[i] - reset * gv_next[i] + back[i];
+    gv[i] = h[i] * c + alpha[i] * gv_next[i];
+    ga[i] = -beta * h[i] * c + rho[i] * ga_next[i];
+  }
+}
+
+// ĝ^v into grad (T, B, N: dL/dX) and ĝ^a_0 into grad_a0, latest step first. grad_spikes arrives as
+// a contiguous base and a step stride (0: one row for every step), the final state's gradients as rows.
+void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, const at::Tensor& alpha,
+                             const at::Tensor& rho, double adaptation, double reset,
+                             const at::Tensor& grad_spikes, int64_t spikes_stride, const at::Tensor& grad_v,
+                             const at::Tensor& grad_a, at::Tensor grad, at::Tensor grad_a0) {
+  TORCH_CHECK(h.dim() == 3 && h.size(0) > 0, "h must be (T, B, N), T > 0");
+  const int64_t steps = h.size(0), batch = h.size(1), width = h.size(2), neurons = batch * width;
+  check(h, h, steps * neurons, "h");
+  check(weight, h, width * width, "weight");
+  for (const auto* row : {&alpha, &rho}) check(*row, h, width, "alpha and rho");
+  TORCH_CHECK(spikes_stride == 0 || spikes_stride == neurons, "the spikes' step stride must be 0 or B·N");
+  check(grad_spikes, h, spikes_stride == 0 ? neurons : steps * neurons, "grad_spikes");
+  for (const at::Tensor* row : {&grad_v, &grad_a, static_cast<const at::Tensor*>(&grad_a0)})
+    check(*row, h, neurons, "the state's gradients");
+  check(grad, h, steps * neurons, "grad");
+  at::Tensor rec = at::empty({batch, width}, h.options());
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "alif_recurrent_backward", [&] {
+    const auto beta = static_cast<scalar_t>(adaptation), k = static_cast<scalar_t>(reset);
+    const scalar_t* al = alpha.const_data_ptr<scalar_t>();
+    const scalar_t* rh = rho.const_data_ptr<scalar_t>();
+    const scalar_t* gz = grad_spikes.const_data_ptr<scalar_t>();
+    std::vector<scalar_t> ga(2 * neurons);
+    scalar_t* g = grad.mutable_data_ptr<scalar_t>();
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const scalar_t* ht = h.const_data_ptr<scalar_t>() + t * neurons;
+      const scalar_t* gzt = gz + t * spikes_stride;
+      scalar_t* gv = g + t * neurons;
+      scalar_t* ga_now = ga.data() + (t & 1) * neurons;
+      if (t == steps - 1) {
+        const scalar_t* fv = grad_v.const_data_ptr<scalar_t>();
+        const scalar_t* fa = grad_a.const_data_ptr<scalar_t>();
+        for (int64_t i = 0; i < neurons; ++i) {
+          const scalar_t c = gzt[i];
+          gv[i] = ht[i] * c + fv[i];
+          ga_now[i] = -beta * ht[i] * c + fa[i];
+        }
+        continue;
+      }
+      const scalar_t* gv_next = gv + neurons;
+      const scalar_t* ga_next = ga.data() + ((t + 1) & 1) * neurons;
+      at::mm_out(rec, grad[t + 1].view({batch, width}), weight);
+      const scalar_t* back = rec.const_data_ptr<scalar_t>();
+      for (int64_t row = 0; row < neurons; row += width) {
+        backward_row(width, ht + row, gzt + row, back + row, gv_next + row, ga_next + row, al, rh, beta, k,
+                     gv + row, ga_now + row);
+      }
+    }
+    std::copy(ga.begin(), ga.begin() + neurons, grad_a0.mutable_data_ptr<scalar_t>());
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
+  m.def("alif_recurrent_forward(Tensor currents, Tensor weight, Tensor alpha, Tensor rho, float threshold, "
+        "float adaptation, float t_ref, float dt, int kind, float[] constants, int max_events, Tensor z0, "
+        "Tensor(a!) v, "
+        "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!) h) -> ()");
+  m.def("alif_recurrent_backward(Tensor h, Tensor weight, Tensor alpha, Tensor rho, float adaptation, "
+        "float reset, Tensor grad_spikes, int spikes_stride, Tensor grad_v, Tensor grad_a, Tensor(a!) grad, "
+        "Tensor(b!) grad_a0) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {
+  m.impl("alif_recurrent_forward", alif_recurrent_forward);
+  m.impl("alif_recurrent_backward", alif_recurrent_backward);
+}

@@ -1,0 +1,173 @@
+"""A recurrent layer of adaptive LIF neurons over a whole sequence: its time loops in C++.
+
+The e-prop / LSNN cell (Bellec et al. 2018, "Long short-term memory and learning-to-learn in networks
+of spiking neurons", NeurIPS; Bellec et al. 2020, Nat. Commun. 11:3625, Methods) of
+:class:`~neuroplastic.neurons.ALIF` — with ``beta = 0`` the recurrent LIF — fed by its input currents
+``X_t`` and by its own spikes of the previous step through recurrent weights ``W`` (zero diagonal):
+
+    I_t = X_t + W z_{t−1},   v_t = α v_{t−1} + I_t − θ z_{t−1},   a_t = ρ a_{t−1} + z_{t−1}
+    z_t = H(u_t) · [not refractory],   u_t = (v_t − θ − β a_t)/θ
+
+(``α = exp(−dt/τ_m)``, ``ρ = exp(−dt/τ_a)``; refractory for ``t_ref/dt`` steps after a spike). A
+recurrent product cannot be batched over time: each step needs the spikes of the one before. So the
+forward pass is one ``(B×N)·(N×N)`` product per step and the neurons' update; the step path adds
+Python and a dozen small operations per step around that product, which here run in one C++ loop.
+The product's input is spikes: where a step has at most ``EVENT_DENSITY`` of its neurons spiking, it
+is summed event by event (a row of ``Wᵀ`` added per spike, in a fixed order) instead of multiplied.
+
+**Backward.** Exact BPTT with ``h_t = ∂z_t/∂v_t = σ'(u_t)/θ`` (zero while refractory; ``∂z_t/∂a_t =
+−β h_t``), kept by the forward pass. With ``g^z_t`` the gradient arriving at the spikes directly and
+``ĝ^v``, ``ĝ^a`` the total gradients of the state, ``k = θ`` (0 for a detached reset):
+
+    c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W      (what reaches z_t: its three paths into step t+1)
+    ĝ^v_t = h_t c_t + α ĝ^v_{t+1},    ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}
+
+(at the last step ``c = g^z`` and the final state's own gradients are added), one product per step;
+then ``dL/dX_t = ĝ^v_t``, ``dL/dW = Σ_t ĝ^{vᵀ}_t z_{t−1}`` in one product over all steps (summed spike by
+spike where they are sparse: :mod:`~neuroplastic.fused.event_linear`), and the initial
+state's ``dL/dv_{−1} = α ĝ^v_0``, ``dL/da_{−1} = ρ ĝ^a_0``, ``dL/dz_{−1} = ĝ^a_0 − k ĝ^v_0 + ĝ^v_0 W``.
+Between the passes the operation keeps the currents, the spikes and ``h``: three ``(B, N)`` tensors
+per step; where the currents are its own (``reuse_currents``: a layer's) the backward pass writes
+``dL/dX`` over them, and needs no fourth. (Then a graph of the gradient cannot be built in a second
+backward pass through the same graph, which would need them: a clear error.) ``tests/test_recurrent_fused.py`` holds values and gradients to autograd through the step path.
+
+**Where it runs**: the C++ backend, CPU float32/float64, a built-in surrogate
+(:func:`~neuroplastic.fused.extension.native_surrogate`). Anywhere else — and where a graph of the
+gradient is being built (``create_graph=True``) or under ``torch.func`` transforms — the same
+sequence runs (or is differentiated) through the step path, :meth:`ALIF.step <neuroplastic.neurons.ALIF.step>`
+in a loop, so every derivative of every order is the step path's.
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional
+
+from neuroplastic import transforms
+from neuroplastic.fused import event_linear, extension, fallback
+from neuroplastic.neurons.alif import ALIF, ALIFState
+from neuroplastic.neurons.base import exp_decay
+
+__all__ = ["alif_recurrent_sequence"]
+
+EVENT_DENSITY = 0.3  # spike density of a step up to which its recurrent product runs event by event
+
+
+def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron: ALIF, dt: float,
+                            state: ALIFState, *, reuse_currents: bool = False) -> tuple[torch.Tensor, ALIFState]:
+    """Spikes ``(T, B, N)`` of recurrent ``neuron`` s driven by ``currents`` ``(T, B, N)`` and their own
+    spikes through ``weight`` ``(N, N)`` (its diagonal zero: the caller's), from ``state``; and the
+    final state, which continues the sequence exactly. ``neuron``'s constants must be numbers and its
+    reset by subtraction (:func:`~neuroplastic.networks.paths.why_not_fused` says so for a layer).
+    ``reuse_currents``: the currents are the caller's to give away (made for this call alone): the
+    backward pass writes their gradient over them instead of allocating a fourth tensor per step."""
+    native = extension.native_surrogate(neuron.surrogate)
+    kernel = (native is not None and not transforms.active(currents, weight, *state)
+              and extension.backend(currents) == "cpp" and weight.dtype == currents.dtype)
+    if not kernel:
+        return step_path(currents, weight, neuron, dt, state)
+    spikes, v, a, refractory, _ = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
+                                                           state.refractory, neuron, dt, native, reuse_currents)
+    return spikes, ALIFState(v, a, spikes[-1].clone(), refractory)
+
+
+def step_path(currents, weight, neuron: ALIF, dt: float, state: ALIFState) -> tuple[torch.Tensor, ALIFState]:
+    """The same sequence through :meth:`ALIF.step` and ``linear``, with autograd."""
+    spikes = []
+    for current in currents.unbind(0):
+        z, state = neuron.step(state, current + functional.linear(state.z, weight), dt)
+        spikes.append(z)
+    return torch.stack(spikes), state
+
+
+class _RecurrentSequence(extension.KernelFunction):
+    """Outputs spikes, the final ``v``, ``a``, refractory time, and ``h`` (the last two not differentiable)."""
+
+    @staticmethod
+    def forward(currents, weight, v0, a0, z0, r0, neuron, dt, native, reuse_currents):
+        kind, constants = native
+        currents = currents.contiguous()
+        alpha, rho = _leaks(neuron, dt, currents)
+        v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
+        spikes, h = torch.empty_like(currents), torch.empty_like(currents)
+        torch.ops.neuroplastic_fused.alif_recurrent_forward(
+            currents, weight.detach().contiguous(), alpha, rho, float(neuron.v_th), float(neuron.beta),
+            float(neuron.t_ref), float(dt), kind, constants, int(EVENT_DENSITY * currents[0].numel()),
+            z0.to(currents).contiguous(), v, a, refractory, spikes, h)
+        # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
+        if not bool(torch.isfinite(v).all() & torch.isfinite(a).all()):
+            raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values "
+                             f"after {len(currents)} steps; smaller weights or inputs keep it finite")
+        return spikes, v, a, refractory, h
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        currents, weight, v0, a0, z0, r0, neuron, dt, _, reuse_currents = inputs
+        spikes, _, _, refractory, h = output
+        ctx.neuron, ctx.dt = neuron, dt
+        ctx.reuse_currents, ctx.currents_overwritten = reuse_currents and currents.is_contiguous(), False
+        ctx.save_for_backward(currents, weight, v0, a0, z0, r0, spikes, h)
+        ctx.mark_non_differentiable(refractory, h)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v, grad_a, _, __):
+        currents, weight, v0, a0, z0, r0, spikes, h = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:5]
+        if torch.is_grad_enabled() or transforms.active(grad_spikes, grad_v, grad_a):  # module docstring
+            if ctx.currents_overwritten:
+                raise RuntimeError("a graph of the gradient through a fused recurrent layer cannot be built "
+                                   "after a first backward pass through it (retain_graph=True) wrote over its "
+                                   "currents: take path='step' for the layer")
+            def recompute(currents, weight, v0, a0, z0):
+                out, final = step_path(currents, weight, ctx.neuron, ctx.dt, ALIFState(v0, a0, z0, r0))
+                return out, final.v, final.a
+            grads = fallback.graph_gradients(recompute, (currents, weight, v0, a0, z0), needs,
+                                             (grad_spikes, grad_v, grad_a))
+            return *grads, None, None, None, None, None
+        grad = currents if ctx.reuse_currents else torch.empty_like(h)
+        ctx.currents_overwritten = ctx.reuse_currents
+        return *_kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, needs, grad), \
+            None, None, None, None, None
+
+
+def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, needs, grad):
+    """``(dL/dX, dL/dW, dL/dv_{−1}, dL/da_{−1}, dL/dz_{−1})`` by the C++ reverse loop (module docstring),
+    ``dL/dX`` into ``grad``."""
+    neuron, rows = ctx.neuron, h[0]
+    alpha, rho = _leaks(neuron, ctx.dt, h)
+    reset = 0.0 if neuron.reset.detach else float(neuron.v_th)
+    if grad_spikes is None:
+        grad_spikes = rows.new_zeros(rows.shape).expand_as(h)
+    grad_a0 = torch.empty_like(rows)
+    weight = weight.detach().contiguous()
+    torch.ops.neuroplastic_fused.alif_recurrent_backward(
+        h, weight, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
+        torch.zeros_like(rows) if grad_v is None else grad_v.contiguous(),
+        torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0)
+    grad_weight = None
+    if needs[1]:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, without a copy of them
+        size = rows.shape[-1]
+        grad_weight = grad[0].t() @ z0.to(h)
+        if len(h) > 1:
+            grad_weight = grad_weight + _weight_gradient(grad[1:].reshape(-1, size), spikes[:-1].reshape(-1, size),
+                                                         weight)
+    grad_v0 = alpha * grad[0] if needs[2] else None
+    grad_a0_out = rho * grad_a0 if needs[3] else None
+    grad_z0 = grad_a0 - reset * grad[0] + grad[0] @ weight if needs[4] else None
+    return grad if needs[0] else None, grad_weight, grad_v0, grad_a0_out, grad_z0
+
+
+def _weight_gradient(grad, spikes, weight):
+    """``Gᵀ S``: summed spike by spike where the spikes are sparse enough (:mod:`~neuroplastic.fused.event_linear`)."""
+    events = event_linear.index(spikes, weight, None)
+    if events is None:
+        return grad.t() @ spikes
+    return event_linear.gradients(grad, spikes, weight, events.offsets, events.columns, events.values,
+                                  events.sparse_gradient, False, True, False)[1]
+
+
+def _leaks(neuron: ALIF, dt: float, like: torch.Tensor):
+    """``α`` and ``ρ`` as rows ``(N,)`` like ``like``, cast as the step path casts a Python number."""
+    size = like.shape[-1]
+    return tuple(torch.full((size,), exp_decay(dt, tau), dtype=like.dtype, device=like.device)
+                 for tau in (neuron.tau_m, neuron.tau_a))

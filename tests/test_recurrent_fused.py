@@ -1,0 +1,195 @@
+"""The recurrent ALIF layer's fused operation against autograd through the step path (``ALIF.step`` in
+a loop with ``linear``): spikes, final state (to rounding: the recurrent product is summed event by
+event) and every gradient (currents, recurrent weights, initial
+state) — float64 to 1e-12, float32 to 1e-5 relative — for ALIF and LIF, refractory or not, every
+built-in surrogate, the reset's gradient kept or detached; derivatives of the second order through
+the step path; and a recurrent layer chooses it by itself where it applies."""
+import pytest
+import torch
+
+from neuroplastic.fused import extension
+from neuroplastic.fused.recurrent import alif_recurrent_sequence, step_path
+from neuroplastic.networks import SpikingLayer
+from neuroplastic.networks.paths import use_path
+from neuroplastic.neurons import ALIF, ResetBySubtraction, ResetTo
+from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Surrogate, Triangle
+
+pytestmark = pytest.mark.skipif(extension.backend() != "cpp", reason="needs the C++ kernel")
+
+T, B, N = 40, 3, 12
+ALIFS = {
+    "alif": ALIF(tau_m=20.0, tau_a=200.0, v_th=0.6, beta=0.5, t_ref=2.0),
+    "lif": ALIF(tau_m=10.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0)),
+}
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+
+def _problem(dtype, seed=0, scale=0.5):
+    generator = torch.Generator().manual_seed(seed)
+    currents = torch.randn(T, B, N, generator=generator, dtype=dtype) * scale + 0.1
+    weight = (torch.randn(N, N, generator=generator, dtype=dtype) * 0.4).fill_diagonal_(0)
+    return currents, weight, torch.randn(T, B, N, generator=generator, dtype=dtype)
+
+
+def _state(neuron, dtype, random=False):
+    state = neuron.init_state((B, N), dtype=dtype)
+    if not random:
+        return state
+    generator = torch.Generator().manual_seed(7)
+    return state._replace(v=torch.rand(B, N, generator=generator, dtype=dtype) * 0.5,
+                          a=torch.rand(B, N, generator=generator, dtype=dtype),
+                          z=(torch.rand(B, N, generator=generator) < 0.3).to(dtype))
+
+
+def _run(sequence, neuron, currents, weight, state, weights, *, final=True):
+    leaves = [x.detach().requires_grad_() for x in (currents, weight, state.v, state.a, state.z)]
+    spikes, end = sequence(leaves[0], leaves[1], neuron, 1.0, state._replace(v=leaves[2], a=leaves[3], z=leaves[4]))
+    loss = (spikes * weights).sum() + ((0.3 * end.v.sum() + 0.7 * end.a.sum()) if final else 0.0)
+    return spikes.detach(), end, torch.autograd.grad(loss, leaves, allow_unused=True)
+
+
+def _assert_close(fast, slow, dtype):
+    scale = slow.abs().max().clamp(min=1e-30)
+    assert float((fast - slow).abs().max() / scale) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind", sorted(ALIFS))
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("random_start", [False, True])
+def test_values_and_gradients_are_the_step_paths(dtype, kind, detach, random_start):
+    neuron = ALIFS[kind]
+    neuron = type(neuron)(**{**vars(neuron), "reset": ResetBySubtraction(detach=detach)})
+    currents, weight, weights = _problem(dtype)
+    state = _state(neuron, dtype, random_start)
+    fast_spikes, fast_end, fast = _run(alif_recurrent_sequence, neuron, currents, weight, state, weights)
+    slow_spikes, slow_end, slow = _run(step_path, neuron, currents, weight, state, weights)
+    assert 0.02 < float(slow_spikes.mean()) < 0.5  # spikes, resets and refractory periods all happen
+    assert torch.equal(fast_spikes, slow_spikes)
+    for name in ("z", "refractory"):
+        assert torch.equal(getattr(fast_end, name).detach(), getattr(slow_end, name).detach()), name
+    for name in ("v", "a"):  # the recurrent product event by event: its sums in another order
+        _assert_close(getattr(fast_end, name).detach(), getattr(slow_end, name).detach(), dtype)
+    for name, f, s in zip(("currents", "weight", "v0", "a0", "z0"), fast, slow):
+        _assert_close(f, s, dtype)
+
+
+@pytest.mark.parametrize("surrogate", [FastSigmoid(25.0), Triangle(gamma=0.3, width=0.7), Boxcar(0.8), Arctan(2.0)],
+                         ids=lambda s: type(s).__name__)
+def test_every_built_in_surrogate(surrogate):
+    neuron = ALIF(tau_m=20.0, tau_a=100.0, v_th=0.6, beta=0.3, t_ref=1.0, surrogate=surrogate)
+    currents, weight, weights = _problem(torch.float64, seed=1)
+    state = _state(neuron, torch.float64)
+    fast = _run(alif_recurrent_sequence, neuron, currents, weight, state, weights)
+    slow = _run(step_path, neuron, currents, weight, state, weights)
+    assert torch.equal(fast[0], slow[0])
+    for f, s in zip(fast[2], slow[2]):
+        _assert_close(f, s, torch.float64)
+
+
+def test_a_loss_on_the_spikes_alone_and_one_step():
+    neuron = ALIFS["alif"]
+    currents, weight, weights = _problem(torch.float64, seed=2)
+    for steps in (1, T):
+        fast = _run(alif_recurrent_sequence, neuron, currents[:steps], weight, _state(neuron, torch.float64, True),
+                    weights[:steps], final=False)
+        slow = _run(step_path, neuron, currents[:steps], weight, _state(neuron, torch.float64, True),
+                    weights[:steps], final=False)
+        for f, s in zip(fast[2], slow[2]):
+            _assert_close(f, s, torch.float64)
+
+
+def test_two_halves_continue_the_sequence_exactly():
+    neuron = ALIFS["alif"]
+    currents, weight, _ = _problem(torch.float64, seed=3)
+    whole, _ = alif_recurrent_sequence(currents, weight, neuron, 1.0, _state(neuron, torch.float64))
+    first, middle = alif_recurrent_sequence(currents[:17], weight, neuron, 1.0, _state(neuron, torch.float64))
+    second, _ = alif_recurrent_sequence(currents[17:], weight, neuron, 1.0, middle)
+    assert torch.equal(torch.cat([first, second]), whole)
+
+
+def test_second_derivatives_are_the_step_paths():
+    neuron = ALIFS["alif"]
+    currents, weight, weights = _problem(torch.float64, seed=4)
+
+    def gradient_norm(sequence):
+        w = weight.detach().requires_grad_()
+        spikes, _ = sequence(currents, w, neuron, 1.0, _state(neuron, torch.float64))
+        (grad,) = torch.autograd.grad((spikes * weights).sum(), w, create_graph=True)
+        return torch.autograd.grad((grad ** 2).sum(), w)[0]
+
+    _assert_close(gradient_norm(alif_recurrent_sequence), gradient_norm(step_path), torch.float64)
+
+
+def test_a_non_finite_current_is_refused():
+    neuron = ALIFS["alif"]
+    currents, weight, _ = _problem(torch.float32)
+    currents[5, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="diverged"):
+        alif_recurrent_sequence(currents, weight, neuron, 1.0, _state(neuron, torch.float32))
+
+
+class _Smooth(Surrogate):
+    def derivative(self, x):
+        return torch.exp(-x * x)
+
+
+@pytest.mark.parametrize("neuron, reason", [
+    (ALIF(), None),
+    (ALIF(beta=0.0, t_ref=0.0), None),
+    (ALIF(surrogate=_Smooth()), "not one the kernel evaluates"),
+    (ALIF(reset=ResetTo(0.0)), "not by subtraction"),
+    (ALIF(tau_a=torch.full((N,), 100.0)), "must hold numbers"),
+])
+def test_a_recurrent_layer_takes_the_fused_path_where_it_applies(neuron, reason):
+    torch.manual_seed(0)
+    layer = SpikingLayer(8, N, neuron, recurrent=True, scale=3.0).double()
+    assert layer.why_not_fused is None if reason is None else reason in layer.why_not_fused
+    x = (torch.rand(T, B, 8) < 0.3).double()
+    out, state = layer(x)
+    (out.sum() + state.neuron.v.sum()).backward()
+    fused = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    layer.zero_grad()
+    with use_path("step"):
+        reference, reference_state = layer(x)
+        (reference.sum() + reference_state.neuron.v.sum()).backward()
+    assert torch.equal(out, reference) and reference.sum() > 0
+    for name, p in layer.named_parameters():
+        _assert_close(fused[name], p.grad, torch.float64)
+    node = type(out.grad_fn).__name__
+    assert (node == "_RecurrentSequenceBackward") == (reason is None), node
+
+
+def test_the_callers_currents_are_left_alone_unless_given_away():
+    neuron = ALIFS["alif"]
+    currents, weight, weights = _problem(torch.float64, seed=5)
+    for reuse in (False, True):
+        leaf = currents.clone().requires_grad_()
+        given = leaf * 1.0  # made for this call
+        before = given.detach().clone()
+        spikes, _ = alif_recurrent_sequence(given, weight, neuron, 1.0, _state(neuron, torch.float64),
+                                            reuse_currents=reuse)
+        (grad,) = torch.autograd.grad((spikes * weights).sum(), leaf, retain_graph=True)
+        assert torch.equal(given.detach(), before) != reuse  # the gradient was written over them
+        assert torch.equal(torch.autograd.grad((spikes * weights).sum(), leaf)[0], grad)  # a second backward
+    weight.requires_grad_()
+    spikes, _ = alif_recurrent_sequence(currents * 1.0, weight, neuron, 1.0, _state(neuron, torch.float64),
+                                        reuse_currents=True)
+    torch.autograd.grad(spikes.sum(), weight, retain_graph=True)
+    with pytest.raises(RuntimeError, match="take path='step'"):
+        torch.autograd.grad(spikes.sum(), weight, create_graph=True)
+
+
+@pytest.mark.parametrize("density", [-1.0, 1.0], ids=["products", "events"])
+def test_the_recurrent_product_by_blas_or_event_by_event(monkeypatch, density):
+    from neuroplastic.fused import recurrent
+
+    monkeypatch.setattr(recurrent, "EVENT_DENSITY", density)
+    neuron = ALIFS["alif"]
+    currents, weight, weights = _problem(torch.float64, seed=6, scale=1.5)
+    fast = _run(alif_recurrent_sequence, neuron, currents, weight, _state(neuron, torch.float64, True), weights)
+    slow = _run(step_path, neuron, currents, weight, _state(neuron, torch.float64, True), weights)
+    assert float(slow[0].mean()) > 0.1
+    assert torch.equal(fast[0], slow[0])
+    for f, s in zip(fast[2], slow[2]):
+        _assert_close(f, s, torch.float64)
