@@ -79,6 +79,9 @@ def test_quick_json_has_every_case_positive(capsys):
     assert growth["steps"] == [4, 20, 80] and 0 < growth["peak_mb"][0] < growth["peak_mb"][2]
     assert growth["activation_tensors_per_step"] > 0
     assert out["ratios"]["64"]["neuroplastic_fwd_bwd_over_floor"] > 0
+    with open("/proc/cpuinfo") as info:  # the machine, as the kernel names it
+        model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
+    assert out["machine"]["cpu"] == model and out["machine"]["cores"] >= 1
 
 
 @pytest.mark.parametrize("argv", [

@@ -45,6 +45,7 @@ import time
 from collections import defaultdict
 
 from neuroplastic.bench.peers import Case
+from neuroplastic.bench.timing import machine
 from neuroplastic.bench.workloads import DELAYED, MAX_DELAY, PEERS, installed
 
 __all__ = ["default_peers", "default_threads", "run"]
@@ -130,6 +131,7 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=
         "batch": batch,
         "repeats": repeats,
         "load_average": [load_before, os.getloadavg()[0]],
+        "machine": machine(),
     }
 
 

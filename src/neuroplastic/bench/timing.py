@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import tempfile
 import time
@@ -37,7 +38,25 @@ from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
 
-__all__ = ["elapsed_ms", "gemm_passes", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
+__all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
+
+
+def machine() -> dict:
+    """The CPU the numbers were measured on: its model, cores, and the vector instructions that decide
+    the kernels' and the BLAS's speed (from ``/proc/cpuinfo``; empty where there is none)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name", platform.processor() or platform.machine()),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "vector": [flag for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+                       if flag in flags]}
 
 
 def elapsed_ms(fn) -> float:

@@ -3,7 +3,8 @@
 The workload, what each library runs and how it is measured are in :mod:`neuroplastic.bench`. With
 ``--json`` the last line is one object: ``gemm_floor_ms``, ``matmul_peak_gflops``, ``cases`` (``name``,
 ``N``, ``fwd_ms``, ``fwd_bwd_ms``, ``peak_mb``, …), ``ratios``, ``memory_growth``, ``utilization``,
-``backend``, ``threads`` and the run's settings and load average.
+``backend``, ``threads``, ``machine`` (CPU model, cores, vector instructions) and the run's settings
+and load average.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def _table(summary):
         (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32 on {summary['device']}, "
          f"{summary['threads']} threads, "
          f"neuroplastic backend {summary['backend']}; ms: median (min) of {summary['repeats']} rounds; "
-         f"load {load[0]:.1f}→{load[1]:.1f}"),
+         f"load {load[0]:.1f}→{load[1]:.1f}; {_cpu(summary['machine'])}"),
         f"{'N':>6}  {'':20}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",
     ]
     for size, floor in summary["gemm_floor_ms"].items():
@@ -97,3 +98,7 @@ def _table(summary):
                      f"{d['over_plain']:.2f}× the plain layer; floor (the dense {d['max_delay'] + 1}-tap convolution "
                      f"{d['floor_ms']:.1f} ms + the plain layer) {d['floor_plus_plain_over_plain']:.2f}×")
     return lines
+
+
+def _cpu(machine: dict) -> str:
+    return f"{machine['cpu']}, {machine['cores']} cores, {'/'.join(machine['vector']) or 'no vector flags read'}"

@@ -49,7 +49,10 @@ from neuroplastic.neurons.base import exp_decay
 
 __all__ = ["alif_recurrent_sequence"]
 
-EVENT_DENSITY = 0.3  # spike density of a step up to which its recurrent product runs event by event
+# Spike density of a step up to which its recurrent product runs event by event. Measured (N = 512,
+# B = 16, one thread; the forward of 200 steps in ms, BLAS against events): density 0.07: 25.1 / 8.2,
+# 0.16: 24.8 / 14.7, 0.26: 24.5 / 19.1, 0.40: 24.8 / 27.2, 0.54: 24.7 / 39.0.
+EVENT_DENSITY = 0.3
 
 
 def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron: ALIF, dt: float,
