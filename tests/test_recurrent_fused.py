@@ -212,3 +212,26 @@ def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():
         ours, theirs = layer(x)[0], forward(x)
     assert layer.fused and 0.02 < float(ours.mean()) < 0.6
     assert torch.equal(ours, theirs)
+
+
+def test_stacked_weights_run_each_model_on_its_own_rows():
+    """M models at once (a population): the batch's rows in M groups, each through its own weights —
+    spikes and gradients those of each model's step path alone."""
+    neuron, models = ALIFS["alif"], 3
+    generator = torch.Generator().manual_seed(8)
+    currents = torch.randn(T, models * B, N, generator=generator, dtype=torch.float64) * 0.5 + 0.1
+    weights = (torch.randn(models, N, N, generator=generator, dtype=torch.float64) * 0.4) * (1 - torch.eye(N))
+    loss_weights = torch.randn(T, models * B, N, generator=generator, dtype=torch.float64)
+    fast_spikes, _, fast = _run(alif_recurrent_sequence, neuron, currents, weights,
+                                _state(neuron, torch.float64)._replace(**{k: torch.zeros(models * B, N, dtype=torch.float64)
+                                                                          for k in ("v", "a", "z", "refractory")}),
+                                loss_weights)
+    for m in range(models):
+        rows = slice(m * B, (m + 1) * B)
+        slow_spikes, _, slow = _run(step_path, neuron, currents[:, rows], weights[m], _state(neuron, torch.float64),
+                                    loss_weights[:, rows])
+        assert torch.equal(fast_spikes[:, rows], slow_spikes)
+        _assert_close(fast[0][:, rows], slow[0], torch.float64)
+        _assert_close(fast[1][m], slow[1], torch.float64)
+    with pytest.raises(ValueError, match="M dividing the batch"):
+        alif_recurrent_sequence(currents[:, :4], weights, neuron, 1.0, _state(neuron, torch.float64))

@@ -1,5 +1,6 @@
 // A recurrent layer of e-prop's adaptive LIF neurons (the LSNN cell) over a whole sequence: the time
 // loop of the forward and of the backward pass in C++, one (B×N)·(N×N) product per step each. The
+// weight is (M, N, N): M models (a population), the batch's rows in M consecutive groups, one each. The
 // equations and their derivation live in recurrent.py, and tests/test_recurrent_fused.py holds both
 // passes to autograd through the step path.
 //
@@ -69,6 +70,17 @@ NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __res
   return count;
 }
 
+// out = x w per model: the rows of x (batch × width) in M groups, w (M, width, width); one model: mm.
+void product(at::Tensor& out, const at::Tensor& x, const at::Tensor& w, int64_t models) {
+  if (models == 1) {
+    at::mm_out(out, x.view({x.size(0), x.size(1)}), w[0]);
+    return;
+  }
+  const int64_t rows = x.size(0) / models, width = x.size(1);
+  at::Tensor grouped = out.view({models, rows, width});
+  at::bmm_out(grouped, x.view({models, rows, width}), w);
+}
+
 void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight, const at::Tensor& alpha,
                             const at::Tensor& rho, double threshold, double adaptation, double t_ref,
                             double dt, int64_t kind, at::ArrayRef<double> constants, int64_t max_events,
@@ -78,15 +90,16 @@ void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight
   TORCH_CHECK(currents.dim() == 3 && currents.size(0) > 0, "currents must be (T, B, N), T > 0");
   TORCH_CHECK(constants.size() == 3, "three surrogate constants");
   const int64_t steps = currents.size(0), batch = currents.size(1), width = currents.size(2);
-  const int64_t neurons = batch * width;
+  const int64_t neurons = batch * width, models = weight.size(0), rows = batch / models;
   check(currents, currents, steps * neurons, "currents");
-  check(weight, currents, width * width, "weight");
+  TORCH_CHECK(weight.dim() == 3 && batch % models == 0, "weight must be (M, N, N), M dividing the batch");
+  check(weight, currents, models * width * width, "weight");
   for (const auto* row : {&alpha, &rho}) check(*row, currents, width, "alpha and rho");
   for (const at::Tensor* row : {&z0, static_cast<const at::Tensor*>(&v), static_cast<const at::Tensor*>(&a),
                                 static_cast<const at::Tensor*>(&refractory)})
     check(*row, currents, neurons, "the state");
   for (const auto* all : {&spikes, &h}) check(*all, currents, steps * neurons, "spikes and h");
-  const at::Tensor weight_t = weight.t(), rows_t = max_events >= 0 ? weight_t.contiguous() : weight_t;
+  const at::Tensor weight_t = weight.transpose(1, 2), rows_t = max_events >= 0 ? weight_t.contiguous() : weight_t;
   at::Tensor rec = at::empty({batch, width}, currents.options());
   const bool binary_start = max_events >= 0 && z0.eq(0).logical_or(z0.eq(1)).all().item<bool>();
   AT_DISPATCH_FLOATING_TYPES(currents.scalar_type(), "alif_recurrent_forward", [&] {
@@ -106,10 +119,13 @@ void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight
       int64_t events = max_events >= 0 ? z0.count_nonzero().item<int64_t>() : 0;
       for (int64_t t = 0; t < steps; ++t) {
         if (max_events >= 0 && events <= max_events && (t > 0 || binary_start)) {
-          spike_product(batch, width, z_prev.const_data_ptr<scalar_t>(), rows_t.const_data_ptr<scalar_t>(),
-                        rec.mutable_data_ptr<scalar_t>());
+          for (int64_t m = 0; m < models; ++m) {
+            spike_product(rows, width, z_prev.const_data_ptr<scalar_t>() + m * rows * width,
+                          rows_t.const_data_ptr<scalar_t>() + m * width * width,
+                          rec.mutable_data_ptr<scalar_t>() + m * rows * width);
+          }
         } else {
-          at::mm_out(rec, z_prev, weight_t);
+          product(rec, z_prev, weight_t, models);
         }
         at::Tensor z = spikes[t];
         const int64_t at = t * neurons;
@@ -148,8 +164,10 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
                              const at::Tensor& grad_a, at::Tensor grad, at::Tensor grad_a0) {
   TORCH_CHECK(h.dim() == 3 && h.size(0) > 0, "h must be (T, B, N), T > 0");
   const int64_t steps = h.size(0), batch = h.size(1), width = h.size(2), neurons = batch * width;
+  const int64_t models = weight.size(0);
   check(h, h, steps * neurons, "h");
-  check(weight, h, width * width, "weight");
+  TORCH_CHECK(weight.dim() == 3 && batch % models == 0, "weight must be (M, N, N), M dividing the batch");
+  check(weight, h, models * width * width, "weight");
   for (const auto* row : {&alpha, &rho}) check(*row, h, width, "alpha and rho");
   TORCH_CHECK(spikes_stride == 0 || spikes_stride == neurons, "the spikes' step stride must be 0 or B·N");
   check(grad_spikes, h, spikes_stride == 0 ? neurons : steps * neurons, "grad_spikes");
@@ -181,7 +199,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
       }
       const scalar_t* gv_next = gv + neurons;
       const scalar_t* ga_next = ga.data() + ((t + 1) & 1) * neurons;
-      at::mm_out(rec, grad[t + 1].view({batch, width}), weight);
+      product(rec, grad[t + 1], weight, models);
       const scalar_t* back = rec.const_data_ptr<scalar_t>();
       for (int64_t row = 0; row < neurons; row += width) {
         backward_row(width, ht + row, gzt + row, back + row, gv_next + row, ga_next + row, al, rh, beta, k,

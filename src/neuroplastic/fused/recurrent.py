@@ -58,11 +58,16 @@ EVENT_DENSITY = 0.3
 def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron: ALIF, dt: float,
                             state: ALIFState, *, reuse_currents: bool = False) -> tuple[torch.Tensor, ALIFState]:
     """Spikes ``(T, B, N)`` of recurrent ``neuron`` s driven by ``currents`` ``(T, B, N)`` and their own
-    spikes through ``weight`` ``(N, N)`` (its diagonal zero: the caller's), from ``state``; and the
+    spikes through ``weight`` ``(N, N)`` (its diagonal zero: the caller's) — or of M models at once
+    through stacked weights ``(M, N, N)``, the batch's rows in M consecutive groups — from ``state``; and the
     final state, which continues the sequence exactly. ``neuron``'s constants must be numbers and its
     reset by subtraction (:func:`~neuroplastic.networks.paths.why_not_fused` says so for a layer).
     ``reuse_currents``: the currents are the caller's to give away (made for this call alone): the
     backward pass writes their gradient over them instead of allocating a fourth tensor per step."""
+    size, batch = currents.shape[-1], currents.shape[1]
+    if weight.shape[-2:] != (size, size) or weight.dim() not in (2, 3) or batch % weight.reshape(-1, size, size).shape[0]:
+        raise ValueError(f"recurrent weight must be ({size}, {size}), or (M, {size}, {size}) with M dividing the "
+                         f"batch of {batch}; got {tuple(weight.shape)}")
     native = extension.native_surrogate(neuron.surrogate)
     kernel = (native is not None and not transforms.active(currents, weight, *state)
               and extension.backend(currents) == "cpp" and weight.dtype == currents.dtype)
@@ -77,9 +82,17 @@ def step_path(currents, weight, neuron: ALIF, dt: float, state: ALIFState) -> tu
     """The same sequence through :meth:`ALIF.step` and ``linear``, with autograd."""
     spikes = []
     for current in currents.unbind(0):
-        z, state = neuron.step(state, current + functional.linear(state.z, weight), dt)
+        z, state = neuron.step(state, current + recurrent_input(state.z, weight), dt)
         spikes.append(z)
     return torch.stack(spikes), state
+
+
+def recurrent_input(z, weight):
+    """``z Wᵀ``; for stacked weights ``(M, N, N)`` each model's group of rows by its own."""
+    if weight.dim() == 2:
+        return functional.linear(z, weight)
+    models, size = weight.shape[:2]
+    return torch.bmm(z.view(models, -1, size), weight.transpose(1, 2)).view_as(z)
 
 
 class _RecurrentSequence(extension.KernelFunction):
@@ -93,7 +106,7 @@ class _RecurrentSequence(extension.KernelFunction):
         v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
         spikes, h = torch.empty_like(currents), torch.empty_like(currents)
         torch.ops.neuroplastic_fused.alif_recurrent_forward(
-            currents, weight.detach().contiguous(), alpha, rho, float(neuron.v_th), float(neuron.beta),
+            currents, _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
             float(neuron.t_ref), float(dt), kind, constants, int(EVENT_DENSITY * currents[0].numel()),
             z0.to(currents).contiguous(), v, a, refractory, spikes, h)
         # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
@@ -142,22 +155,40 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
     if grad_spikes is None:
         grad_spikes = rows.new_zeros(rows.shape).expand_as(h)
     grad_a0 = torch.empty_like(rows)
-    weight = weight.detach().contiguous()
+    stacked = _stacked(weight)
     torch.ops.neuroplastic_fused.alif_recurrent_backward(
-        h, weight, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
+        h, stacked, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
         torch.zeros_like(rows) if grad_v is None else grad_v.contiguous(),
         torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0)
     grad_weight = None
-    if needs[1]:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, without a copy of them
+    if needs[1] and weight.dim() == 2:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, not copied
         size = rows.shape[-1]
         grad_weight = grad[0].t() @ z0.to(h)
         if len(h) > 1:
             grad_weight = grad_weight + _weight_gradient(grad[1:].reshape(-1, size), spikes[:-1].reshape(-1, size),
                                                          weight)
+    elif needs[1]:  # each model's from its rows
+        group = (len(stacked), rows.shape[0] // len(stacked), rows.shape[-1])  # (M, B, N)
+        grad_weight = torch.einsum("mbi,mbj->mij", grad[0].view(group), z0.to(h).view(group))
+        if len(h) > 1:
+            grad_weight = grad_weight + torch.einsum("tmbi,tmbj->mij", grad[1:].view(-1, *group),
+                                                     spikes[:-1].view(-1, *group))
     grad_v0 = alpha * grad[0] if needs[2] else None
     grad_a0_out = rho * grad_a0 if needs[3] else None
-    grad_z0 = grad_a0 - reset * grad[0] + grad[0] @ weight if needs[4] else None
+    grad_z0 = grad_a0 - reset * grad[0] + _back(grad[0], stacked) if needs[4] else None
     return grad if needs[0] else None, grad_weight, grad_v0, grad_a0_out, grad_z0
+
+
+def _stacked(weight):
+    """The weight as the kernels take it: ``(M, N, N)``, contiguous, without its graph."""
+    weight = weight.detach()
+    return (weight if weight.dim() == 3 else weight.unsqueeze(0)).contiguous()
+
+
+def _back(grad, stacked):
+    """``g W`` of each model's rows of ``g``."""
+    models, size = stacked.shape[:2]
+    return torch.bmm(grad.view(models, -1, size), stacked).view_as(grad)
 
 
 def _weight_gradient(grad, spikes, weight):

@@ -12,8 +12,10 @@ synaptic weights and biases. Stacked (:func:`stack_networks`, the layout of
   :mod:`neuroplastic.fused`, also fusing the LIF recurrence, where the layer can run it).
 - **Neurons** act elementwise, so the models fold into the batch: a state ``(M, B, N)`` steps as a
   batch of ``M·B``, or the fused recurrence runs over ``(T, M·B, N)``.
-- **Recurrence** ``+ W_rec^m z^m_{t−1}``: one batched product per step, ``torch.bmm(z_{t−1}, W_recᵀ)``
-  over ``(M, B, N)``.
+- **Recurrence** ``+ W_rec^m z^m_{t−1}``: one batched product per step over ``(M, B, N)`` — for
+  recurrent ALIF/LIF layers inside the fused recurrent kernel
+  (:func:`~neuroplastic.fused.recurrent.alif_recurrent_sequence` with the stacked weights: each
+  model's rows summed event by event on sparse steps), else ``torch.bmm(z_{t−1}, W_recᵀ)`` per step.
 - **Readout** ``y^m_t = κ y^m_{t−1} + W_out^m z^m_t + b^m``: one ``torch.baddbmm``, then the leaky
   integration over ``(T, M·B, n_out)``.
 
@@ -33,6 +35,7 @@ from torch.func import stack_module_state
 from torch.nn.utils.parametrize import type_before_parametrizations
 
 from neuroplastic.fused import lif_sequence, linear_lif_sequence
+from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import SpikingLayer
 from neuroplastic.networks.network import SpikingNetwork
@@ -148,6 +151,12 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
     if fused:  # the models folded into the batch of the fused recurrence
         time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)
         spikes, _ = lif_sequence(time_first, **options)
+        return spikes.view(steps, models, batch, size).transpose(0, 1)
+    if recurrent is not None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent),
+                                                  currents, recurrent):  # every model's in one fused pass
+        time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)
+        start = neuron.init_state((models * batch, size), dtype=currents.dtype, device=currents.device)
+        spikes, _ = alif_recurrent_sequence(time_first, recurrent, neuron, layer.dt, start)
         return spikes.view(steps, models, batch, size).transpose(0, 1)
     state = neuron.init_state((models, batch, size), dtype=currents.dtype, device=currents.device)
     transposed = None if recurrent is None else recurrent.transpose(1, 2)
