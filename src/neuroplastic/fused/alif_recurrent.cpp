@@ -20,6 +20,7 @@
 
 #include "shared.h"
 
+#include <optional>
 #include <vector>
 
 namespace {
@@ -156,12 +157,32 @@ NP_CLONES void backward_row(int64_t n, const T* __restrict__ h, const T* __restr
   }
 }
 
+// gt[m][j, :] += s_bj ĝ_b for every spike s_bj ≠ 0 of model m's rows: the weight gradient's
+// transpose, (dL/dW_m)ᵀ = Σ_t z_{t−1}ᵀ ĝ^v_t, summed spike by spike.
+template <typename T>
+NP_CLONES void add_spike_rows(int64_t models, int64_t rows, int64_t width, const T* __restrict__ z,
+                              const T* __restrict__ g, T* __restrict__ gt) {
+  for (int64_t m = 0; m < models; ++m) {
+    for (int64_t b = m * rows; b < (m + 1) * rows; ++b) {
+      for (int64_t j = 0; j < width; ++j) {
+        const T s = z[b * width + j];
+        if (s == T(0)) continue;
+        T* out = gt + (m * width + j) * width;
+        const T* row = g + b * width;
+        for (int64_t i = 0; i < width; ++i) out[i] += s * row[i];
+      }
+    }
+  }
+}
+
 // ĝ^v into grad (T, B, N: dL/dX) and ĝ^a_0 into grad_a0, latest step first. grad_spikes arrives as
 // a contiguous base and a step stride (0: one row for every step), the final state's gradients as rows.
 void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, const at::Tensor& alpha,
                              const at::Tensor& rho, double adaptation, double reset,
                              const at::Tensor& grad_spikes, int64_t spikes_stride, const at::Tensor& grad_v,
-                             const at::Tensor& grad_a, at::Tensor grad, at::Tensor grad_a0) {
+                             const at::Tensor& grad_a, at::Tensor grad, at::Tensor grad_a0,
+                             const std::optional<at::Tensor>& spikes, const std::optional<at::Tensor>& z0,
+                             const std::optional<at::Tensor>& grad_weight_t) {
   TORCH_CHECK(h.dim() == 3 && h.size(0) > 0, "h must be (T, B, N), T > 0");
   const int64_t steps = h.size(0), batch = h.size(1), width = h.size(2), neurons = batch * width;
   const int64_t models = weight.size(0);
@@ -174,8 +195,21 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
   for (const at::Tensor* row : {&grad_v, &grad_a, static_cast<const at::Tensor*>(&grad_a0)})
     check(*row, h, neurons, "the state's gradients");
   check(grad, h, steps * neurons, "grad");
+  if (grad_weight_t) {
+    TORCH_CHECK(spikes && z0, "the weight gradient needs the spikes and z0");
+    check(*spikes, h, steps * neurons, "spikes");
+    check(*z0, h, neurons, "z0");
+    check(*grad_weight_t, h, models * width * width, "grad_weight_t");
+  }
   at::Tensor rec = at::empty({batch, width}, h.options());
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "alif_recurrent_backward", [&] {
+    const auto accumulate = [&](int64_t t) {  // ĝ^v_t's share of the weight gradient
+      if (!grad_weight_t) return;
+      const scalar_t* prev = t == 0 ? z0->const_data_ptr<scalar_t>()
+                                    : spikes->const_data_ptr<scalar_t>() + (t - 1) * neurons;
+      add_spike_rows(models, batch / models, width, prev, grad.const_data_ptr<scalar_t>() + t * neurons,
+                     grad_weight_t->mutable_data_ptr<scalar_t>());
+    };
     const auto beta = static_cast<scalar_t>(adaptation), k = static_cast<scalar_t>(reset);
     const scalar_t* al = alpha.const_data_ptr<scalar_t>();
     const scalar_t* rh = rho.const_data_ptr<scalar_t>();
@@ -195,6 +229,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
           gv[i] = ht[i] * c + fv[i];
           ga_now[i] = -beta * ht[i] * c + fa[i];
         }
+        accumulate(t);
         continue;
       }
       const scalar_t* gv_next = gv + neurons;
@@ -205,6 +240,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
         backward_row(width, ht + row, gzt + row, back + row, gv_next + row, ga_next + row, al, rh, beta, k,
                      gv + row, ga_now + row);
       }
+      accumulate(t);
     }
     std::copy(ga.begin(), ga.begin() + neurons, grad_a0.mutable_data_ptr<scalar_t>());
   });
@@ -219,7 +255,7 @@ TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
         "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!) h) -> ()");
   m.def("alif_recurrent_backward(Tensor h, Tensor weight, Tensor alpha, Tensor rho, float adaptation, "
         "float reset, Tensor grad_spikes, int spikes_stride, Tensor grad_v, Tensor grad_a, Tensor(a!) grad, "
-        "Tensor(b!) grad_a0) -> ()");
+        "Tensor(b!) grad_a0, Tensor? spikes, Tensor? z0, Tensor(c!)? grad_weight_t) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {

@@ -156,10 +156,13 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         grad_spikes = rows.new_zeros(rows.shape).expand_as(h)
     grad_a0 = torch.empty_like(rows)
     stacked = _stacked(weight)
+    # stacked weights: their gradients summed spike by spike inside the reverse loop, as transposes
+    grad_weight_t = torch.zeros_like(stacked) if needs[1] and weight.dim() == 3 else None
     torch.ops.neuroplastic_fused.alif_recurrent_backward(
         h, stacked, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
         torch.zeros_like(rows) if grad_v is None else grad_v.contiguous(),
-        torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0)
+        torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0,
+        spikes, z0.to(h).contiguous(), grad_weight_t)
     grad_weight = None
     if needs[1] and weight.dim() == 2:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, not copied
         size = rows.shape[-1]
@@ -167,12 +170,8 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         if len(h) > 1:
             grad_weight = grad_weight + _weight_gradient(grad[1:].reshape(-1, size), spikes[:-1].reshape(-1, size),
                                                          weight)
-    elif needs[1]:  # each model's from its rows
-        group = (len(stacked), rows.shape[0] // len(stacked), rows.shape[-1])  # (M, B, N)
-        grad_weight = torch.einsum("mbi,mbj->mij", grad[0].view(group), z0.to(h).view(group))
-        if len(h) > 1:
-            grad_weight = grad_weight + torch.einsum("tmbi,tmbj->mij", grad[1:].view(-1, *group),
-                                                     spikes[:-1].view(-1, *group))
+    elif needs[1]:
+        grad_weight = grad_weight_t.transpose(1, 2)
     grad_v0 = alpha * grad[0] if needs[2] else None
     grad_a0_out = rho * grad_a0 if needs[3] else None
     grad_z0 = grad_a0 - reset * grad[0] + _back(grad[0], stacked) if needs[4] else None
