@@ -192,6 +192,7 @@ class SpikingLayer(nn.Module):
                 if _plain(self.synapses) else self.synapses.sequence(state.synapses, x)
             spikes, final = alif_recurrent_sequence(currents, self.recurrent.weight, neuron, self.dt, state.neuron,
                                                     reuse_currents=_plain(self.synapses))
+            _check_settled(neuron, final, len(x), self.dt)  # off the CPU kernel, the step path's own check
             return spikes, spikes, LayerState(final, final.z, synapse_state, state.recurrent)
         options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
                        surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach,
