@@ -12,6 +12,7 @@ from neuroplastic.fused.recurrent import alif_recurrent_sequence, step_path
 from neuroplastic.networks import SpikingLayer
 from neuroplastic.networks.paths import use_path
 from neuroplastic.neurons import ALIF, ResetBySubtraction, ResetTo
+from neuroplastic.neurons.alif import ALIFState
 from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Surrogate, Triangle
 
 pytestmark = pytest.mark.skipif(extension.backend() != "cpp", reason="needs the C++ kernel")
@@ -235,3 +236,42 @@ def test_stacked_weights_run_each_model_on_its_own_rows():
         _assert_close(fast[1][m], slow[1], torch.float64)
     with pytest.raises(ValueError, match="M dividing the batch"):
         alif_recurrent_sequence(currents[:, :4], weights, neuron, 1.0, _state(neuron, torch.float64))
+
+
+def test_hooks_on_the_recurrent_synapses_keep_the_step_path():
+    layer = SpikingLayer(8, N, ALIFS["alif"], recurrent=True, scale=3.0).double()
+    assert layer.fused
+    handle = layer.recurrent.register_forward_hook(lambda module, args, output: output * 0)
+    assert not layer.fused and "hooks" in layer.why_not_fused
+    x = (torch.rand(T, B, 8, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    with use_path("step"):
+        reference = layer(x)[0]
+    assert torch.equal(layer(x)[0], reference)  # the hook ran
+    handle.remove()
+    assert layer.fused
+
+
+def test_a_non_finite_recurrent_weight_shows_as_divergence():
+    """Event by event, a NaN weight of a neuron that never spikes would be skipped; a dense product
+    spreads it, as the step path's does, and the layer says the neurons diverged."""
+    layer = SpikingLayer(8, N, ALIFS["alif"], recurrent=True, scale=3.0).double()
+    with torch.no_grad():
+        layer.recurrent.parametrizations.weight.original[0, 5] = float("nan")
+    x = (torch.rand(T, B, 8, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    for path in ("fused", "step"):
+        with use_path(path), pytest.raises(ValueError, match="diverged"):
+            layer(x)
+
+
+def test_a_direct_call_checks_what_the_kernel_assumes():
+    currents, weight, _ = _problem(torch.float64)
+    state = _state(ALIFS["alif"], torch.float64)
+    with pytest.raises(ValueError, match="not by subtraction"):
+        alif_recurrent_sequence(currents, weight, ALIF(reset=ResetTo(0.0)), 1.0, state)
+    with pytest.raises(ValueError, match="must hold numbers"):
+        alif_recurrent_sequence(currents, weight, ALIF(tau_a=torch.full((N,), 100.0)), 1.0, state)
+    with pytest.raises(ValueError, match="dt"):
+        alif_recurrent_sequence(currents, weight, ALIFS["alif"], 0.0, state)
+    one_row = ALIFState(*(x[:1] for x in state))  # a state that broadcasts over the batch, as the step path's
+    spikes, _ = alif_recurrent_sequence(currents, weight, ALIFS["alif"], 1.0, one_row)
+    assert torch.equal(spikes, step_path(currents, weight, ALIFS["alif"], 1.0, one_row)[0])

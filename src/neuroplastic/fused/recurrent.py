@@ -45,9 +45,10 @@ from torch.nn import functional
 from neuroplastic import transforms
 from neuroplastic.fused import event_linear, extension, fallback
 from neuroplastic.neurons.alif import ALIF, ALIFState
-from neuroplastic.neurons.base import exp_decay
+from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
+from neuroplastic.neurons.parameters import holds_tensors
 
-__all__ = ["alif_recurrent_sequence"]
+__all__ = ["alif_recurrent_sequence", "why_not"]
 
 # Spike density of a step up to which its recurrent product runs event by event. Measured (N = 512,
 # B = 16, one thread; the forward of 200 steps in ms, BLAS against events): density 0.07: 25.1 / 8.2,
@@ -64,18 +65,41 @@ def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron
     reset by subtraction (:func:`~neuroplastic.networks.paths.why_not_fused` says so for a layer).
     ``reuse_currents``: the currents are the caller's to give away (made for this call alone): the
     backward pass writes their gradient over them instead of allocating a fourth tensor per step."""
+    reason = why_not(neuron)
+    if reason is not None:
+        raise ValueError(f"alif_recurrent_sequence cannot run these neurons: {reason}")
+    dt = check_dt(dt)
+    if not (isinstance(currents, torch.Tensor) and currents.dim() == 3 and currents.is_floating_point()):
+        raise ValueError(f"currents must be a float tensor (T, B, N), got {getattr(currents, 'shape', currents)}")
     size, batch = currents.shape[-1], currents.shape[1]
     if weight.shape[-2:] != (size, size) or weight.dim() not in (2, 3) or batch % weight.reshape(-1, size, size).shape[0]:
         raise ValueError(f"recurrent weight must be ({size}, {size}), or (M, {size}, {size}) with M dividing the "
                          f"batch of {batch}; got {tuple(weight.shape)}")
+    state = ALIFState(*(torch.as_tensor(x, dtype=currents.dtype, device=currents.device).expand(batch, size)
+                        for x in state))  # a state that broadcasts, as the step path takes it
     native = extension.native_surrogate(neuron.surrogate)
-    kernel = (native is not None and not transforms.active(currents, weight, *state)
+    kernel = (not transforms.active(currents, weight, *state)
               and extension.backend(currents) == "cpp" and weight.dtype == currents.dtype)
     if not kernel:
         return step_path(currents, weight, neuron, dt, state)
     spikes, v, a, refractory, _ = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
                                                            state.refractory, neuron, dt, native, reuse_currents)
     return spikes, ALIFState(v, a, spikes[-1].clone(), refractory)
+
+
+def why_not(neuron) -> str | None:
+    """Why the kernel cannot run ``neuron`` s, or ``None`` where it can: e-prop's ALIF (any ``beta``,
+    ``t_ref``) whose constants are numbers, reset by subtraction, with a built-in surrogate."""
+    if not isinstance(neuron, ALIF):
+        return f"its neurons are {type(neuron).__name__}, not the discrete LIF or ALIF"
+    numbers = ("tau_m", "tau_a", "beta", "t_ref", "v_th")
+    if holds_tensors(neuron.reset) or any(not isinstance(getattr(neuron, name), (int, float)) for name in numbers):
+        return f"{', '.join(numbers)} and the reset must hold numbers"
+    if not isinstance(neuron.reset, ResetBySubtraction):
+        return f"its reset is {neuron.reset!r}, not by subtraction"
+    if extension.native_surrogate(neuron.surrogate) is None:
+        return f"its surrogate {neuron.surrogate!r} is not one the kernel evaluates"
+    return None
 
 
 def step_path(currents, weight, neuron: ALIF, dt: float, state: ALIFState) -> tuple[torch.Tensor, ALIFState]:
@@ -107,7 +131,7 @@ class _RecurrentSequence(extension.KernelFunction):
         spikes, h = torch.empty_like(currents), torch.empty_like(currents)
         torch.ops.neuroplastic_fused.alif_recurrent_forward(
             currents, _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
-            float(neuron.t_ref), float(dt), kind, constants, int(EVENT_DENSITY * currents[0].numel()),
+            float(neuron.t_ref), float(dt), kind, constants, _max_events(currents, weight),
             z0.to(currents).contiguous(), v, a, refractory, spikes, h)
         # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
         if not bool(torch.isfinite(v).all() & torch.isfinite(a).all()):
@@ -176,6 +200,15 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
     grad_a0_out = rho * grad_a0 if needs[3] else None
     grad_z0 = grad_a0 - reset * grad[0] + _back(grad[0], stacked) if needs[4] else None
     return grad if needs[0] else None, grad_weight, grad_v0, grad_a0_out, grad_z0
+
+
+def _max_events(currents, weight) -> int:
+    """The most spikes a step may have for its recurrent product to run event by event; −1 (never) for
+    a weight holding NaN or infinity, which only a dense product spreads to every neuron (``0 · NaN``),
+    as the step path does, so that the divergence shows."""
+    if not bool(torch.isfinite(weight).all()):
+        return -1
+    return int(EVENT_DENSITY * currents[0].numel())
 
 
 def _stacked(weight):

@@ -190,7 +190,8 @@ class SpikingLayer(nn.Module):
         if self.recurrent is not None:  # plain synapses: their product event by event where x is spikes
             currents, synapse_state = (spike_linear(x, self.synapses.weight, self.synapses.bias), state.synapses) \
                 if _plain(self.synapses) else self.synapses.sequence(state.synapses, x)
-            spikes, final = alif_recurrent_sequence(currents, self.recurrent.weight, neuron, self.dt, state.neuron,
+            previous = state.neuron._replace(z=state.z)  # the spikes the recurrence reads, as the step path
+            spikes, final = alif_recurrent_sequence(currents, self.recurrent.weight, neuron, self.dt, previous,
                                                     reuse_currents=_plain(self.synapses))
             _check_settled(neuron, final, len(x), self.dt)  # off the CPU kernel, the step path's own check
             return spikes, spikes, LayerState(final, final.z, synapse_state, state.recurrent)

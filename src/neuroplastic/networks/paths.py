@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 
+from torch.nn.modules import module as module_hooks
 from torch.nn.utils import parametrize
 
 from neuroplastic import transforms
-from neuroplastic.fused.extension import native_surrogate
+from neuroplastic.fused import recurrent as recurrent_kernel
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.synapses import Recurrent
@@ -59,17 +60,16 @@ def why_not_fused(neuron, recurrent, payload=None) -> str | None:
     (:func:`~neuroplastic.fused.linear_lif_sequence`). Recurrent: e-prop's ALIF (LIF for ``beta = 0``)
     with plain :class:`~neuroplastic.synapses.Recurrent` synapses, binary spikes and a built-in surrogate
     (:func:`~neuroplastic.fused.recurrent.alif_recurrent_sequence`)."""
+    if recurrent is not None:
+        return recurrent_kernel.why_not(neuron) or _why_not_recurrent(recurrent, payload)
     if not isinstance(neuron, ALIF):
-        return f"its neurons are {type(neuron).__name__}, not the discrete LIF or ALIF"
-    numbers = ("tau_m", "tau_a", "beta", "t_ref", "v_th") if recurrent is not None else ("beta", "t_ref", "v_th")
+        return f"its neurons are {type(neuron).__name__}, not the discrete LIF (ALIF with beta=0)"
+    numbers = ("beta", "t_ref", "v_th")
     if any(holds_tensors(value) for value in (neuron.reset, neuron.surrogate)) or any(
             not isinstance(getattr(neuron, name), (int, float)) for name in numbers):
-        return f"{', '.join(numbers)}, the reset and the surrogate must hold numbers" + (
-            "" if recurrent is not None else " (tau_m may be a tensor)")
+        return "beta, t_ref, v_th, the reset and the surrogate must hold numbers (tau_m may be a tensor)"
     if not isinstance(neuron.reset, ResetBySubtraction):
         return f"its reset is {neuron.reset!r}, not by subtraction"
-    if recurrent is not None:
-        return _why_not_recurrent(neuron, recurrent, payload)
     if payload is not None and payload.reads_potential:
         return "its spikes' payload is read from the membrane potential of every step"
     if neuron.beta != 0 or neuron.t_ref != 0:
@@ -77,15 +77,23 @@ def why_not_fused(neuron, recurrent, payload=None) -> str | None:
     return None
 
 
-def _why_not_recurrent(neuron, recurrent, payload) -> str | None:
+def _why_not_recurrent(recurrent, payload) -> str | None:
     kind = parametrize.type_before_parametrizations(recurrent)
     if kind is not Recurrent:
         return f"its recurrent synapses are {kind.__name__}, not Recurrent"
+    if _hooked(recurrent):
+        return "its recurrent synapses have hooks, which only the step path's calls of them run"
     if payload is not None:
         return "its spikes carry a payload into the recurrence"
-    if native_surrogate(neuron.surrogate) is None:
-        return f"its surrogate {neuron.surrogate!r} is not one the kernel evaluates"
     return None
+
+
+def _hooked(module) -> bool:
+    """Forward or backward hooks on ``module``, or global module hooks."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or module_hooks._global_forward_hooks
+                or module_hooks._global_forward_pre_hooks or module_hooks._global_backward_hooks
+                or module_hooks._global_backward_pre_hooks)
 
 
 def runs_fused(path: str, reason: str | None, *tensors) -> bool:
