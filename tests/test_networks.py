@@ -101,3 +101,33 @@ def test_dropout_acts_only_while_training():
     assert not torch.allclose(dropped, net.eval()(x).readout)
     with pytest.raises(ValueError, match="dropout"):
         SpikingNetwork([layer], LeakyReadout(16, 3), dropout=1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_filter_kernel_is_the_loop_bit_for_bit(dtype):
+    """``leaky_integrate``'s C++ pass against its Python loop (``y_t = decay · y_{t−1} + x_t``), forward,
+    reversed, and in the gradient; the loop still runs under transforms and for a graph of the gradient."""
+    from neuroplastic.fused import extension
+    from neuroplastic.sim.filters import reverse_leaky_integrate
+
+    if extension.backend() != "cpp":
+        pytest.skip("needs the C++ kernel")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 6, 5, generator=generator, dtype=dtype).requires_grad_()
+    y0 = torch.randn(6, 5, generator=generator, dtype=dtype)
+    loop, y = [], y0
+    for x_t in x.detach():
+        y = 0.9 * y + x_t
+        loop.append(y)
+    out = leaky_integrate(x, 0.9, y0)
+    assert torch.equal(out.detach(), torch.stack(loop))
+    weights = torch.randn(200, 6, 5, generator=generator, dtype=dtype)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    backward, g = [], torch.zeros_like(y0)
+    for w_t in weights.flip(0):
+        g = 0.9 * g + w_t
+        backward.append(g)
+    assert torch.equal(grad, torch.stack(backward[::-1]))
+    assert torch.equal(reverse_leaky_integrate(weights, 0.9), grad)
+    (second,) = torch.autograd.grad((torch.autograd.grad((out ** 2).sum(), x, create_graph=True)[0] ** 2).sum(), x)
+    assert second.abs().sum() > 0

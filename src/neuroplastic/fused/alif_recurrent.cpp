@@ -82,7 +82,8 @@ void product(at::Tensor& out, const at::Tensor& x, const at::Tensor& w, int64_t 
   at::bmm_out(grouped, x.view({models, rows, width}), w);
 }
 
-void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight, const at::Tensor& alpha,
+void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::Tensor>& recurrent,
+                            const at::Tensor& alpha,
                             const at::Tensor& rho, double threshold, double adaptation, double t_ref,
                             double dt, int64_t kind, at::ArrayRef<double> constants, int64_t max_events,
                             const at::Tensor& z0,
@@ -91,16 +92,19 @@ void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight
   TORCH_CHECK(currents.dim() == 3 && currents.size(0) > 0, "currents must be (T, B, N), T > 0");
   TORCH_CHECK(constants.size() == 3, "three surrogate constants");
   const int64_t steps = currents.size(0), batch = currents.size(1), width = currents.size(2);
+  // no weight: a layer without recurrence (its ψ recorded the same way)
+  const at::Tensor weight = recurrent ? *recurrent : currents.new_zeros({1, 1, 1});
   const int64_t neurons = batch * width, models = weight.size(0), rows = batch / models;
   check(currents, currents, steps * neurons, "currents");
   TORCH_CHECK(weight.dim() == 3 && batch % models == 0, "weight must be (M, N, N), M dividing the batch");
-  check(weight, currents, models * width * width, "weight");
+  if (recurrent) check(weight, currents, models * width * width, "weight");
   for (const auto* row : {&alpha, &rho}) check(*row, currents, width, "alpha and rho");
   for (const at::Tensor* row : {&z0, static_cast<const at::Tensor*>(&v), static_cast<const at::Tensor*>(&a),
                                 static_cast<const at::Tensor*>(&refractory)})
     check(*row, currents, neurons, "the state");
   for (const auto* all : {&spikes, &h}) check(*all, currents, steps * neurons, "spikes and h");
-  const at::Tensor weight_t = weight.transpose(1, 2), rows_t = max_events >= 0 ? weight_t.contiguous() : weight_t;
+  const at::Tensor weight_t = weight.transpose(1, 2);
+  const at::Tensor rows_t = max_events >= 0 && recurrent ? weight_t.contiguous() : weight_t;
   at::Tensor rec = at::empty({batch, width}, currents.options());
   const bool binary_start = max_events >= 0 && z0.eq(0).logical_or(z0.eq(1)).all().item<bool>();
   AT_DISPATCH_FLOATING_TYPES(currents.scalar_type(), "alif_recurrent_forward", [&] {
@@ -119,7 +123,9 @@ void alif_recurrent_forward(const at::Tensor& currents, const at::Tensor& weight
       at::Tensor z_prev = z0.view({batch, width});
       int64_t events = max_events >= 0 ? z0.count_nonzero().item<int64_t>() : 0;
       for (int64_t t = 0; t < steps; ++t) {
-        if (max_events >= 0 && events <= max_events && (t > 0 || binary_start)) {
+        if (!recurrent) {
+          if (t == 0) rec.zero_();
+        } else if (max_events >= 0 && events <= max_events && (t > 0 || binary_start)) {
           for (int64_t m = 0; m < models; ++m) {
             spike_product(rows, width, z_prev.const_data_ptr<scalar_t>() + m * rows * width,
                           rows_t.const_data_ptr<scalar_t>() + m * width * width,
@@ -249,7 +255,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
-  m.def("alif_recurrent_forward(Tensor currents, Tensor weight, Tensor alpha, Tensor rho, float threshold, "
+  m.def("alif_recurrent_forward(Tensor currents, Tensor? weight, Tensor alpha, Tensor rho, float threshold, "
         "float adaptation, float t_ref, float dt, int kind, float[] constants, int max_events, Tensor z0, "
         "Tensor(a!) v, "
         "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!) h) -> ()");

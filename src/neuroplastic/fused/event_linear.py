@@ -45,7 +45,7 @@ import torch
 from neuroplastic import transforms
 from neuroplastic.fused import extension
 
-__all__ = ["spike_linear"]
+__all__ = ["spike_linear", "weight_gradient"]
 
 FORWARD_DENSITY = 0.4  # spike density up to which the event-driven forward pass runs
 FORWARD_MAX_INPUTS = 1024  # n_in beyond which it does not (even at 2048, slower at 4096)
@@ -158,6 +158,25 @@ class _SpikeLinear(extension.KernelFunction):
         grads = gradients(grad, spikes, weight, offsets, columns, values, ctx.sparse_gradient, needs[0], needs[1],
                           ctx.has_bias and needs[2])
         return *grads, None
+
+
+def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
+    """``Gᵀ S`` summed over all leading dimensions, ``grad`` ``(…, n_out)`` and ``spikes`` ``(…, n_in)``
+    (a weight gradient): spike by spike where ``spikes`` is sparse enough and the C++ kernel runs on
+    them, otherwise — and where a graph of it is being built — the matrix product."""
+    n_out, n_in = grad.shape[-1], spikes.shape[-1]
+    grad, spikes = grad.reshape(-1, n_out), spikes.reshape(-1, n_in)
+    summed = (spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
+              and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
+              and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
+              and extension.backend(spikes) == "cpp")
+    if summed:
+        spikes = spikes.contiguous()
+        offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
+        values, limit = spikes.new_empty(0), int(GRADIENT_DENSITY * spikes.numel())
+        if torch.ops.neuroplastic_fused.spike_index(spikes, limit, offsets, columns, values) <= limit:
+            return _summed_weight_gradient(grad.contiguous(), offsets, columns, values, n_in)
+    return grad.t() @ spikes
 
 
 def _summed_weight_gradient(grad, offsets, columns, values, n_in):

@@ -48,7 +48,7 @@ from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
 
-__all__ = ["alif_recurrent_sequence", "why_not"]
+__all__ = ["alif_recurrent_sequence", "recorded_sequence", "why_not"]
 
 # Spike density of a step up to which its recurrent product runs event by event. Measured (N = 512,
 # B = 16, one thread; the forward of 200 steps in ms, BLAS against events): density 0.07: 25.1 / 8.2,
@@ -85,6 +85,18 @@ def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron
     spikes, v, a, refractory, _ = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
                                                            state.refractory, neuron, dt, native, reuse_currents)
     return spikes, ALIFState(v, a, spikes[-1].clone(), refractory)
+
+
+@torch.no_grad()
+def recorded_sequence(currents, weight, neuron: ALIF, dt: float, state: ALIFState):
+    """``(spikes, ψ)`` of the sequence, without a graph: ``ψ_t = ∂z_t/∂v_t``
+    (:meth:`ALIF.pseudo_derivative <neuroplastic.neurons.ALIF.pseudo_derivative>`), which the forward
+    kernel computes at every step anyway — what the online rules' whole-sequence mode reads. ``weight``
+    ``None``: a layer without recurrence."""
+    kind, constants = extension.native_surrogate(neuron.surrogate)
+    spikes, _, _, _, psi = _RecurrentSequence.forward(currents, weight, state.v, state.a, state.z, state.refractory,
+                                                      neuron, dt, (kind, constants), False)
+    return spikes, psi
 
 
 def why_not(neuron) -> str | None:
@@ -130,7 +142,7 @@ class _RecurrentSequence(extension.KernelFunction):
         v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
         spikes, h = torch.empty_like(currents), torch.empty_like(currents)
         torch.ops.neuroplastic_fused.alif_recurrent_forward(
-            currents, _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
+            currents, None if weight is None else _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
             float(neuron.t_ref), float(dt), kind, constants, _max_events(currents, weight),
             z0.to(currents).contiguous(), v, a, refractory, spikes, h)
         # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
@@ -192,8 +204,7 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         size = rows.shape[-1]
         grad_weight = grad[0].t() @ z0.to(h)
         if len(h) > 1:
-            grad_weight = grad_weight + _weight_gradient(grad[1:].reshape(-1, size), spikes[:-1].reshape(-1, size),
-                                                         weight)
+            grad_weight = grad_weight + event_linear.weight_gradient(grad[1:], spikes[:-1])
     elif needs[1]:
         grad_weight = grad_weight_t.transpose(1, 2)
     grad_v0 = alpha * grad[0] if needs[2] else None
@@ -206,7 +217,7 @@ def _max_events(currents, weight) -> int:
     """The most spikes a step may have for its recurrent product to run event by event; −1 (never) for
     a weight holding NaN or infinity, which only a dense product spreads to every neuron (``0 · NaN``),
     as the step path does, so that the divergence shows."""
-    if not bool(torch.isfinite(weight).all()):
+    if weight is None or not bool(torch.isfinite(weight).all()):
         return -1
     return int(EVENT_DENSITY * currents[0].numel())
 
@@ -221,15 +232,6 @@ def _back(grad, stacked):
     """``g W`` of each model's rows of ``g``."""
     models, size = stacked.shape[:2]
     return torch.bmm(grad.view(models, -1, size), stacked).view_as(grad)
-
-
-def _weight_gradient(grad, spikes, weight):
-    """``Gᵀ S``: summed spike by spike where the spikes are sparse enough (:mod:`~neuroplastic.fused.event_linear`)."""
-    events = event_linear.index(spikes, weight, None)
-    if events is None:
-        return grad.t() @ spikes
-    return event_linear.gradients(grad, spikes, weight, events.offsets, events.columns, events.values,
-                                  events.sparse_gradient, False, True, False)[1]
 
 
 def _leaks(neuron: ALIF, dt: float, like: torch.Tensor):

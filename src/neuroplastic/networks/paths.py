@@ -81,14 +81,14 @@ def _why_not_recurrent(recurrent, payload) -> str | None:
     kind = parametrize.type_before_parametrizations(recurrent)
     if kind is not Recurrent:
         return f"its recurrent synapses are {kind.__name__}, not Recurrent"
-    if _hooked(recurrent):
+    if hooked(recurrent):
         return "its recurrent synapses have hooks, which only the step path's calls of them run"
     if payload is not None:
         return "its spikes carry a payload into the recurrence"
     return None
 
 
-def _hooked(module) -> bool:
+def hooked(module) -> bool:
     """Forward or backward hooks on ``module``, or global module hooks."""
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                 or module._backward_pre_hooks or module_hooks._global_forward_hooks

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
+from neuroplastic.fused.event_linear import weight_gradient
 from neuroplastic.rules.base import Rule
-from neuroplastic.sim.filters import leaky_integrate
+from neuroplastic.sim.filters import reverse_leaky_integrate
 from neuroplastic.validation import require_finite
 
 __all__ = ["EProp", "ReadoutGradient", "reverse_filter", "split_columns"]
@@ -39,7 +40,7 @@ __all__ = ["EProp", "ReadoutGradient", "reverse_filter", "split_columns"]
 
 def reverse_filter(x: torch.Tensor, decay: float) -> torch.Tensor:
     """The anti-causal filter ``y_t = x_t + decay · y_{t+1}`` over the first (time) dimension."""
-    return x if decay == 0 else leaky_integrate(x.flip(0), decay).flip(0)
+    return x if decay == 0 else reverse_leaky_integrate(x, decay)
 
 
 def split_columns(grad: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
@@ -107,7 +108,7 @@ class EProp(Rule):
             adjoint = reverse_filter(g, _leak(neuron, info.dt))
         else:
             adjoint = self._adjoint(g, psi, neuron, info.dt)
-        grad = torch.einsum("tbi,tbj->ij", adjoint, pre)
+        grad = weight_gradient(adjoint, pre)  # Σ_t adjoint_tᵀ pre_t, spike by spike where pre is sparse
         return split_columns(grad, params), state
 
     def _adjoint(self, g, psi, neuron, dt):
@@ -141,4 +142,4 @@ class ReadoutGradient(Rule):
 
     def sequence_update(self, info, state, params, *, learning_signal, **signals):
         filtered = reverse_filter(learning_signal, self.readout_decay)
-        return (torch.einsum("tbc,tbj->cj", filtered, info.pre), filtered.sum((0, 1))), state
+        return (weight_gradient(filtered, info.pre), filtered.sum((0, 1))), state

@@ -10,8 +10,9 @@ hands each layer's :class:`StepInfo` to its rule:
 
 - ``mode="online"``: the rules update at every step and their gradients are applied every
   ``apply_every`` steps (at the end of the sequence when ``None``); memory does not grow with T;
-- ``mode="sequence"``: the same steps are recorded and each rule's ``sequence_update`` turns the
-  whole sequence into matrix products. The weights stay fixed within the sequence, so the result
+- ``mode="sequence"``: the same steps are recorded — in one pass per layer by its fused operation
+  where every layer runs one (:func:`~neuroplastic.training.recorded.fused_recording`: the same
+  spikes and ``ψ``) — and each rule's ``sequence_update`` turns the whole sequence into matrix products. The weights stay fixed within the sequence, so the result
   equals the online mode with ``apply_every=None`` (tested).
 
 The error ``err_t = ∂E/∂y_t`` is that of the problem's objective (``objective.error``), so the learning
@@ -36,6 +37,7 @@ from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.synapses import Dense, Recurrent
 from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.problem import Problem
+from neuroplastic.training.recorded import Recording, fused_recording
 from neuroplastic.validation import require_count
 
 __all__ = ["OnlineMethod", "OnlineLearner"]
@@ -65,16 +67,6 @@ class OnlineMethod:
             require_count("apply_every", self.apply_every)
             if self.mode == "sequence":
                 raise ValueError("apply_every needs mode='online' (a sequence is applied as a whole)")
-
-
-@dataclass
-class Recording:
-    """What one step (or, stacked, a whole sequence) hands the rules."""
-
-    infos: list  # one StepInfo per layer
-    readout_input: torch.Tensor
-    readout: torch.Tensor
-    head_outputs: list
 
 
 class OnlineLearner:
@@ -223,14 +215,13 @@ class OnlineLearner:
         differentiable function of the network's parameters, what a meta-learning loop differentiates
         (:mod:`neuroplastic.outer`). ``count=False`` leaves the counters alone (under ``vmap``)."""
         steps, batch = inputs.shape[:2]
-        state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
-        heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
-        recordings = []
-        for t, x in enumerate(inputs.unbind(0)):
-            recording, state = self._step(state, heads, x, t, steps, count)
-            heads = recording.head_outputs
-            recordings.append(recording)
-        whole = _stack(recordings)
+        whole = None if self.heads else fused_recording(self.network, inputs)  # in one pass per layer
+        if whole is not None and count:
+            for layer, info in zip(self.network.layers, whole.infos):
+                self.synops += torch.count_nonzero(info.pre) * layer.size
+            self.synops += torch.count_nonzero(whole.readout_input) * self.network.readout.size
+        if whole is None:
+            whole = self._recorded_by_steps(inputs, count)
         counts = [info.post.sum((0, 1)) for info in whole.infos]
         err, signals = self._signals(whole, targets, steps, None, counts)
         readout_info = StepInfo(0, steps, self.network.layers[-1].dt, whole.readout_input, whole.readout)
@@ -240,6 +231,18 @@ class OnlineLearner:
             grads.extend(rule.sequence_update(info, None, group, learning_signal=signal)[0])
         return self._without_self_connections(grads), self.objective.loss(whole.readout, targets,
                                                                           Segment(0, steps, steps))
+
+    def _recorded_by_steps(self, inputs, count: bool) -> Recording:
+        """The whole sequence through the network's one-step ``transition``, stacked."""
+        steps, batch = inputs.shape[:2]
+        state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
+        heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
+        recordings = []
+        for t, x in enumerate(inputs.unbind(0)):
+            recording, state = self._step(state, heads, x, t, steps, count)
+            heads = recording.head_outputs
+            recordings.append(recording)
+        return _stack(recordings)
 
     def _without_self_connections(self, grads) -> tuple:
         """``grads`` with the diagonal of each recurrent weight's zeroed: it is no synapse."""
