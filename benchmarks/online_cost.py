@@ -22,7 +22,6 @@ object (ms per batch, and per sample).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -31,7 +30,7 @@ import time
 
 import torch
 
-from neuroplastic.bench.timing import machine
+from neuroplastic.bench.timing import layer_arguments, machine
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 from neuroplastic.training.methods import make_method
@@ -73,17 +72,7 @@ def ways(size: int, steps: int, batch: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.steps, args.rounds = 64, 50, 2
-    torch.set_num_threads(args.threads)
+    args = layer_arguments(__doc__.split("\n")[0], 3, argv)
     load = [os.getloadavg()[0]]
     found = ways(args.size, args.steps, args.batch)
     times = {name: [] for name in found}

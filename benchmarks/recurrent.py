@@ -33,7 +33,6 @@ object with every time (ms), the machine (CPU model and flags) and the load.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
@@ -43,7 +42,7 @@ import time
 
 import torch
 
-from neuroplastic.bench.timing import machine, tensor_peak_mb
+from neuroplastic.bench.timing import layer_arguments, machine, tensor_peak_mb
 from neuroplastic.networks import SpikingLayer, use_path
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 
@@ -133,17 +132,7 @@ def training_ways(kind: str, size: int, steps: int, batch: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.steps, args.rounds = 64, 50, 2
-    torch.set_num_threads(args.threads)
+    args = layer_arguments(__doc__.split("\n")[0], 5, argv)
     load = [os.getloadavg()[0]]
     ways = {f"floor_{name}": fn for name, fn in floor_passes(args.size, args.steps, args.batch).items()}
     agreement, memory = None, {}

@@ -198,14 +198,11 @@ def test_eprop_with_the_rate_regularizer_is_bptt_of_the_regularized_loss():
     assert (unregularized[0] - reference[0]).norm() > 0.01 * reference[0].norm()
 
 
-@pytest.mark.parametrize("recurrent, beta, t_ref", [(False, 0.0, 0.0), (True, 0.0, 0.0), (True, 0.3, 2.0)])
-def test_the_fused_recording_gives_the_steps_estimate(monkeypatch, recurrent, beta, t_ref):
-    """The whole-sequence mode records a sequence by the layers' fused operations (one pass per layer):
-    the estimate, the loss and the counted synaptic events are those of the recording by steps."""
+def estimates_fused_and_by_steps(monkeypatch, network, task):
+    """``(estimate, loss, synaptic events)`` of e-prop's whole-sequence mode, the sequence recorded by
+    the fused operations, then by the network's steps."""
     from neuroplastic.training import online
 
-    task = small_task()
-    network = small_network(task, beta=beta, recurrent=recurrent, hidden=(7, 5), t_ref=t_ref)
     inputs, labels = batch(task)
     results = []
     for fused in (True, False):
@@ -215,32 +212,32 @@ def test_the_fused_recording_gives_the_steps_estimate(monkeypatch, recurrent, be
                                 EPROP)
         with torch.no_grad():
             grads, loss = learner.estimate(inputs, labels)
-        results.append((grads, loss, int(learner.synops)))
-    (fast, fast_loss, fast_synops), (slow, slow_loss, slow_synops) = results
+        results.append((grads, float(loss), int(learner.synops)))
+    return results
+
+
+@pytest.mark.parametrize("recurrent, beta, t_ref", [(False, 0.0, 0.0), (True, 0.0, 0.0), (True, 0.3, 2.0)])
+def test_the_fused_recording_gives_the_steps_estimate(monkeypatch, recurrent, beta, t_ref):
+    """The whole-sequence mode records a sequence by the layers' fused operations (one pass per layer):
+    the estimate, the loss and the counted synaptic events are those of the recording by steps."""
+    task = small_task()
+    network = small_network(task, beta=beta, recurrent=recurrent, hidden=(7, 5), t_ref=t_ref)
+    (fast, fast_loss, fast_synops), (slow, slow_loss, slow_synops) = estimates_fused_and_by_steps(
+        monkeypatch, network, task)
     assert_equal(fast, slow, rtol=1e-12)
-    assert float(fast_loss) == pytest.approx(float(slow_loss), rel=1e-12)
+    assert fast_loss == pytest.approx(slow_loss, rel=1e-12)
     assert fast_synops == slow_synops > 0
     assert all(layer.fused for layer in network.layers)
 
 
 def test_the_fused_recording_with_a_leak_per_neuron(monkeypatch):
     """A feed-forward LIF with one τ_m per neuron: recorded by the LIF kernel's voltages (ψ from them)."""
-    from neuroplastic.training import online
-
     task = small_task()
     g = torch.Generator().manual_seed(1)
     neuron = ALIF(tau_m=torch.linspace(10.0, 30.0, 7), beta=0.0, v_th=0.6, t_ref=0.0,
                   reset=ResetBySubtraction(detach=True), surrogate=Triangle(0.3))
     network = SpikingNetwork([SpikingLayer(task.n_inputs, 7, neuron, scale=3.0, generator=g)],
                              LeakyReadout(7, task.n_outputs, generator=g)).double()
-    inputs, labels = batch(task)
-    estimates = []
-    for fused in (True, False):
-        if not fused:
-            monkeypatch.setattr(online, "fused_recording", lambda network, inputs: None)
-        learner = OnlineLearner(Problem(network, objective_for(task), generator=torch.Generator().manual_seed(3)),
-                                EPROP)
-        with torch.no_grad():
-            estimates.append(learner.estimate(inputs, labels)[0])
+    (fast, _, _), (slow, _, _) = estimates_fused_and_by_steps(monkeypatch, network, task)
     assert network.layers[0].fused
-    assert_equal(*estimates, rtol=1e-12)
+    assert_equal(fast, slow, rtol=1e-12)

@@ -38,7 +38,26 @@ from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
 
-__all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
+__all__ = ["elapsed_ms", "gemm_passes", "layer_arguments", "machine", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
+
+
+def layer_arguments(description: str, rounds: int, argv=None):
+    """The options of the layer benchmarks in ``benchmarks/`` (``--size``, ``--steps``, ``--batch``,
+    ``--rounds``, ``--threads``, ``--quick``: N = 64, T = 50, 2 rounds), parsed, torch's threads set."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.steps, args.rounds = 64, 50, 2
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def machine() -> dict:
