@@ -241,3 +241,19 @@ def test_the_fused_recording_with_a_leak_per_neuron(monkeypatch):
     (fast, _, _), (slow, _, _) = estimates_fused_and_by_steps(monkeypatch, network, task)
     assert network.layers[0].fused
     assert_equal(fast, slow, rtol=1e-12)
+
+
+def test_without_the_cpp_backend_the_sequence_is_recorded_by_steps(monkeypatch):
+    """``NEUROPLASTIC_FUSED=torch`` (or no compiler): no fused recording, the steps' estimate."""
+    from neuroplastic.training.recorded import fused_recording
+
+    task = small_task()
+    network = small_network(task, beta=0.3, recurrent=True, t_ref=2.0)
+    inputs, labels = batch(task)
+    monkeypatch.setenv("NEUROPLASTIC_FUSED", "torch")
+    with torch.no_grad():
+        assert fused_recording(network, inputs) is None
+        learner = OnlineLearner(Problem(network, objective_for(task), generator=torch.Generator().manual_seed(3)),
+                                EPROP)
+        grads, _ = learner.estimate(inputs, labels)
+    assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)

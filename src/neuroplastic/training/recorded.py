@@ -12,8 +12,8 @@ feed-forward layer), or, for a feed-forward LIF with a ``τ_m`` per neuron, by t
 every voltage (``ψ`` from them). The same spikes and ``ψ`` as the steps
 (``tests/test_eprop.py`` holds the rules' estimates from both to 1e-12); the readout's
 output, by its leaky integration over the sequence, to rounding. It applies without gradients (the
-whole-sequence mode; a meta-learning loop that differentiates the estimate takes the steps), where
-every layer runs a fused operation (no ``torch.func`` transform, binary spikes) and no local readout
+whole-sequence mode; a meta-learning loop that differentiates the estimate takes the steps), on the
+C++ backend (:func:`~neuroplastic.fused.backend`), where every layer runs a fused operation (no ``torch.func`` transform, binary spikes) and no local readout
 (DECOLLE's) needs the steps.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuroplastic.fused import extension, fallback, spike_linear
+from neuroplastic.fused import extension, spike_linear
 from neuroplastic.fused.lif import _rows
 from neuroplastic.fused.recurrent import recorded_sequence, why_not
 from neuroplastic.networks import paths
@@ -47,7 +47,7 @@ class Recording:
 def fused_recording(network, inputs: torch.Tensor) -> Recording | None:
     """The whole sequence ``inputs`` ``(T, B, n_in)`` from rest, recorded by the fused operations; ``None``
     where a layer cannot run one (module docstring)."""
-    if torch.is_grad_enabled() or any(
+    if torch.is_grad_enabled() or extension.backend(inputs) != "cpp" or any(
             layer.payload is not None or not paths.runs_fused(layer.path, layer.why_not_fused, inputs,
                                                               *layer.parameters())
             for layer in network.layers):
@@ -77,8 +77,5 @@ def _feed_forward(currents, neuron, dt, start):
     recurrence keeping every voltage."""
     beta = _rows(exp_decay(dt, neuron.tau_m), start.v)
     threshold = float(neuron.v_th)
-    if extension.backend(currents) == "cpp":
-        spikes, voltages = extension.forward(currents, beta, threshold, start.v, start.z, 1)
-    else:
-        spikes, voltages = fallback.forward(currents, beta, threshold, start.v, start.z)
+    spikes, voltages = extension.forward(currents, beta, threshold, start.v, start.z, 1)
     return spikes, neuron.pseudo_derivative(start, ALIFState(voltages, 0.0, spikes, None), dt)
