@@ -257,3 +257,22 @@ def test_without_the_cpp_backend_the_sequence_is_recorded_by_steps(monkeypatch):
                                 EPROP)
         grads, _ = learner.estimate(inputs, labels)
     assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_a_dense_subclass_is_recorded_by_steps(monkeypatch):
+    """Synapses of a Dense subclass may compute their own sequence: the recording takes the steps."""
+    from neuroplastic.synapses import Dense
+    from neuroplastic.training.recorded import fused_recording
+
+    class Doubled(Dense):
+        def forward(self, activity):
+            return 2 * super().forward(activity)
+
+    task = small_task()
+    network = small_network(task, recurrent=True)
+    layer = network.layers[0]
+    doubled = Doubled(layer.synapses.n_in, layer.synapses.n_out).double()
+    doubled.load_state_dict(layer.synapses.state_dict())
+    layer.synapses = doubled
+    with torch.no_grad():
+        assert fused_recording(network, batch(task)[0]) is None

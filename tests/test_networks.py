@@ -131,3 +131,12 @@ def test_the_filter_kernel_is_the_loop_bit_for_bit(dtype):
     assert torch.equal(reverse_leaky_integrate(weights, 0.9), grad)
     (second,) = torch.autograd.grad((torch.autograd.grad((out ** 2).sum(), x, create_graph=True)[0] ** 2).sum(), x)
     assert second.abs().sum() > 0
+
+
+def test_an_initial_value_of_another_dtype_or_shape_takes_the_loop():
+    x, y0 = torch.randn(20, 3, 4), torch.randn(1, 4, dtype=torch.float64)
+    loop, y = [], y0
+    for x_t in x:
+        y = 0.8 * y + x_t
+        loop.append(y)
+    assert torch.equal(leaky_integrate(x, 0.8, y0), torch.stack(loop).to(x.dtype).expand(20, 3, 4))

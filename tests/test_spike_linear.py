@@ -282,3 +282,16 @@ def test_synapses_with_hooks_are_called_as_modules(hook, monkeypatch):
         assert sum(z.sum() for z in out.spikes) == 0  # every weight pruned: no current, no spike
     else:
         assert seen
+
+
+def test_the_summed_weight_gradient_spreads_a_nan_as_the_product_does():
+    from neuroplastic.fused.event_linear import weight_gradient
+
+    spikes = (torch.rand(50, 8, generator=torch.Generator().manual_seed(0)) < 0.1).float()
+    spikes[7] = 0.0
+    grad = torch.randn(50, 6)
+    grad[7, 2] = float("nan")  # on a row without spikes
+    expected = grad.t() @ spikes
+    assert torch.equal(torch.isnan(weight_gradient(grad, spikes)), torch.isnan(expected))
+    grad[7, 2] = 0.0
+    torch.testing.assert_close(weight_gradient(grad, spikes), grad.t() @ spikes)

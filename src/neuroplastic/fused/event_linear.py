@@ -163,13 +163,14 @@ class _SpikeLinear(extension.KernelFunction):
 def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     """``Gᵀ S`` summed over all leading dimensions, ``grad`` ``(…, n_out)`` and ``spikes`` ``(…, n_in)``
     (a weight gradient): spike by spike where ``spikes`` is sparse enough and the C++ kernel runs on
-    them, otherwise — and where a graph of it is being built — the matrix product."""
+    them, otherwise — and where a graph of it is being built, or ``grad`` holds NaN or infinity (which
+    a matrix product spreads over every input as ``0 · NaN``) — the matrix product."""
     n_out, n_in = grad.shape[-1], spikes.shape[-1]
     grad, spikes = grad.reshape(-1, n_out), spikes.reshape(-1, n_in)
     summed = (spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
               and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
-              and extension.backend(spikes) == "cpp")
+              and extension.backend(spikes) == "cpp" and bool(torch.isfinite(grad).all()))
     if summed:
         spikes = spikes.contiguous()
         offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)

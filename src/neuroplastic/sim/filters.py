@@ -31,13 +31,14 @@ def _filter(x, decay, y0=None, reverse=False):
     """The kernel's pass (the loop's operations in its order), forward or reversed in time."""
     out, x = torch.empty_like(x, memory_format=torch.contiguous_format), x.contiguous()
     if y0 is not None:
-        y0 = y0.to(x).expand_as(x[0]).contiguous()
+        y0 = y0.contiguous()
     torch.ops.neuroplastic_fused.leaky_filter(x, float(decay), y0, reverse, out)
     return out
 
 
 def _forward_filter(x, decay, y0):
-    if _native(x) and (y0 is None or not transforms.active(y0)):
+    if _native(x) and (y0 is None or (not transforms.active(y0) and y0.dtype == x.dtype
+                                      and y0.shape == x.shape[1:])):
         return _filter(x, decay, y0)
     out = torch.empty_like(x)
     y = torch.zeros_like(x[0]) if y0 is None else y0

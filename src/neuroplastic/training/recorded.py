@@ -13,7 +13,8 @@ every voltage (``ψ`` from them). The same spikes and ``ψ`` as the steps
 (``tests/test_eprop.py`` holds the rules' estimates from both to 1e-12); the readout's
 output, by its leaky integration over the sequence, to rounding. It applies without gradients (the
 whole-sequence mode; a meta-learning loop that differentiates the estimate takes the steps), on the
-C++ backend (:func:`~neuroplastic.fused.backend`), where every layer runs a fused operation (no ``torch.func`` transform, binary spikes) and no local readout
+C++ backend (:func:`~neuroplastic.fused.backend`: CPU float32/float64), where every layer has plain
+:class:`~neuroplastic.synapses.Dense` input synapses and runs a fused operation (no ``torch.func`` transform, binary spikes) and no local readout
 (DECOLLE's) needs the steps.
 """
 from __future__ import annotations
@@ -47,17 +48,20 @@ class Recording:
 def fused_recording(network, inputs: torch.Tensor) -> Recording | None:
     """The whole sequence ``inputs`` ``(T, B, n_in)`` from rest, recorded by the fused operations; ``None``
     where a layer cannot run one (module docstring)."""
-    if torch.is_grad_enabled() or extension.backend(inputs) != "cpp" or any(
-            layer.payload is not None or not paths.runs_fused(layer.path, layer.why_not_fused, inputs,
-                                                              *layer.parameters())
-            for layer in network.layers):
+    kernel_dtypes = (torch.float32, torch.float64)
+    if (torch.is_grad_enabled() or inputs.device.type != "cpu" or inputs.dtype not in kernel_dtypes
+            or extension.backend(inputs) != "cpp" or any(
+                type(layer.synapses) is not Dense or layer.payload is not None
+                or not paths.runs_fused(layer.path, layer.why_not_fused, inputs, *layer.parameters(), *layer.buffers())
+                for layer in network.layers)):
         return None
     x, infos = inputs, []
     for layer in network.layers:
-        neuron, (steps, batch) = layer.neuron, x.shape[:2]
+        neuron, (steps, batch) = layer.neuron_parameters.model(validate=True), x.shape[:2]
         start = neuron.init_state((batch, layer.size), dtype=x.dtype, device=x.device)
-        plain = type(layer.synapses) is Dense and not paths.hooked(layer.synapses)  # event by event as the layer
-        currents = spike_linear(x, layer.synapses.weight, layer.synapses.bias) if plain else layer.synapses(x)
+        # event by event as the layer's own fused path, unless hooks ask for the module's call
+        hooked = paths.hooked(layer.synapses)
+        currents = layer.synapses(x) if hooked else spike_linear(x, layer.synapses.weight, layer.synapses.bias)
         if layer.recurrent is None and why_not(neuron) is not None:  # per-neuron τ_m: ψ from the voltages
             spikes, psi = _feed_forward(currents, neuron, layer.dt, start)
             pre = x
