@@ -4,6 +4,7 @@ import json
 import pytest
 
 from neuroplastic.cli.main import main
+from neuroplastic.tasks import load_task
 
 
 def last_json(capsys):
@@ -34,8 +35,10 @@ def test_compare_prints_one_result_per_rule_and_writes_the_figure(tmp_path, caps
     out = last_json(capsys)
     assert [r["rule"] for r in out["results"]] == ["bptt", "dfa"]
     for result in out["results"]:
-        assert set(result) == {"rule", "test_accuracy", "wall_time_s", "peak_memory_mb", "updates", "synops",
-                               "bits_per_sample", "neurobench"}
+        assert set(result) == {"rule", "test_accuracy", "wall_time_s", "ms_per_sample", "peak_memory_mb", "updates",
+                               "synops", "bits_per_sample", "neurobench"}
+        samples = len(load_task("digits").train)  # one epoch
+        assert result["ms_per_sample"] == pytest.approx(1e3 * result["wall_time_s"] / samples)
         assert 0.0 < result["neurobench"]["activation_sparsity"] < 1.0
         assert result["test_accuracy"] > 0.5 and result["updates"] > 0 and result["synops"] > 0
     assert (tmp_path / "comparison.png").stat().st_size > 0

@@ -44,7 +44,7 @@ CRASHING = textwrap.dedent("""
     sys.exit(main(sys.argv[1:]))
 """)
 
-TIMING_KEYS = ("wall_time_s", "peak_memory_mb", "out", "figures")
+TIMING_KEYS = ("wall_time_s", "ms_per_sample", "peak_memory_mb", "out", "figures")
 
 
 def _data(path):

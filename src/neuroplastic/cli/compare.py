@@ -20,7 +20,7 @@ from neuroplastic.tasks import Task
 from neuroplastic.training.methods import METHODS, make_method
 from neuroplastic.validation import lookup, require_count
 
-FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "peak_memory_mb", "updates", "synops",
+FIELDS = ("rule", "test_accuracy", "test_nmse", "wall_time_s", "ms_per_sample", "peak_memory_mb", "updates", "synops",
           "bits_per_sample", "neurobench")
 NEUROBENCH_COLUMNS = (("footprint (B)", "footprint_bytes", ".0f"), ("conn. sparse", "connection_sparsity", ".4f"),
                       ("act. sparse", "activation_sparsity", ".4f"), ("ACs/sample", "effective_acs_per_sample", ".3g"),
@@ -58,9 +58,11 @@ def main(args):
     metric = "test_accuracy" if "test_accuracy" in results[0] else "test_nmse"
     figure = plot_comparison(results, metric, out / "comparison.png", title=f"{task}, seed {args.seed}")
     (out / "comparison.json").write_text(json.dumps({"task": task, "results": results}, indent=2))
-    header = (f"{'rule':<10} {metric:>14} {'time (s)':>9} {'memory (MB)':>12} {'updates':>12} {'synops':>14} "
+    header = (f"{'rule':<10} {metric:>14} {'time (s)':>9} {'ms/sample':>10} {'memory (MB)':>12} {'updates':>12} "
+              f"{'synops':>14} "
               f"{'bits/sample':>12}" + "".join(f" {label:>13}" for label, _, _ in NEUROBENCH_COLUMNS))
-    rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['peak_memory_mb']:>12.0f} "
+    rows = [f"{r['rule']:<10} {r[metric]:>14.4f} {r['wall_time_s']:>9.1f} {r['ms_per_sample']:>10.3g} "
+            f"{r['peak_memory_mb']:>12.0f} "
             f"{r['updates']:>12.3g} {r['synops']:>14.3g} {r['bits_per_sample']:>12.3g}{_neurobench_cells(r)}"
             for r in results]
     emit({"task": task, "results": results, "figure": str(figure)}, args.json,

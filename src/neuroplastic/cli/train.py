@@ -18,7 +18,8 @@ from neuroplastic.validation import (
     require_positive,
 )
 
-SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s", "updates",
+SUMMARY_KEYS = ("task", "rule", "epochs", "seed", "test_accuracy", "test_nmse", "test_loss", "wall_time_s",
+                "ms_per_sample", "updates",
                 "synops",
                 "peak_memory_mb", "peak_gpu_memory_mb", "spikes_per_sample", "bits_per_sample", "neurobench", "out", "figures")
 

@@ -153,6 +153,7 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
     summary = {
         "task": task.name, "rule": method.name, "epochs": recipe.epochs, "seed": seed,
         metric: history[-1][metric], "test_loss": metrics.get("loss"), "wall_time_s": wall,
+        "ms_per_sample": 1e3 * wall / max(1, len(history) * len(task.train)),  # training time per sample seen
         "peak_memory_mb": peak_memory_mb(), "spikes_per_sample": metrics["spikes_per_sample"],
         **({"peak_gpu_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}),
         "bits_per_sample": metrics["bits_per_sample"], "neurobench": metrics["neurobench"],
