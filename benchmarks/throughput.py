@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
 import torch
 from torch.func import functional_call, vmap
 
+from neuroplastic.bench.timing import machine
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.networks.population import population_forward, stack_networks
 from neuroplastic.neurons import ALIF
@@ -127,7 +129,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 5)
     tasks = ("digits",) if args.quick else ("digits", "mnist1d", "cue")
-    results = {"threads": args.threads, "rounds": rounds, "inference": {}, "population": {}}
+    results = {"threads": args.threads, "rounds": rounds, "inference": {}, "population": {}, "machine": machine(),
+               "load_average": [os.getloadavg()[0]]}
     print(f"| task | pass over the test split ({args.threads} thread(s)) | ms | vs training forward |")
     print("|---|---|---|---|")
     for task_name in tasks:
@@ -141,6 +144,7 @@ def main(argv=None):
         results["population"][label] = population(args.models, args.neurons, args.batch, args.steps, recurrent,
                                                   rounds)
         print(population_table(label, results["population"][label]), flush=True)
+    results["load_average"].append(os.getloadavg()[0])
     print(json.dumps(results))
 
 
