@@ -275,3 +275,17 @@ def test_a_direct_call_checks_what_the_kernel_assumes():
     one_row = ALIFState(*(x[:1] for x in state))  # a state that broadcasts over the batch, as the step path's
     spikes, _ = alif_recurrent_sequence(currents, weight, ALIFS["alif"], 1.0, one_row)
     assert torch.equal(spikes, step_path(currents, weight, ALIFS["alif"], 1.0, one_row)[0])
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_a_backward_hook_on_the_input_synapses_runs_on_the_fused_path(recurrent):
+    """Synapses with hooks are called as modules (the fused operations would compute their product
+    themselves and skip the hooks)."""
+    layer = SpikingLayer(8, N, ALIFS["lif"], recurrent=recurrent, scale=3.0).double()
+    calls = []
+    layer.synapses.register_full_backward_hook(lambda module, grad_in, grad_out: calls.append(1))
+    x = (torch.rand(T, B, 8, generator=torch.Generator().manual_seed(0)) < 0.3).double().requires_grad_()
+    out, _ = layer(x)
+    assert layer.fused
+    out.sum().backward()
+    assert calls == [1]

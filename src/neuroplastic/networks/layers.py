@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.modules import module as module_hooks
 from torch.nn.utils import parametrize
 
 from neuroplastic.fused import LeakyState, lif_sequence, linear_lif_sequence, spike_linear
@@ -189,17 +188,17 @@ class SpikingLayer(nn.Module):
     def _forward_fused(self, neuron, x, state):
         if self.recurrent is not None:  # plain synapses: their product event by event where x is spikes
             currents, synapse_state = (spike_linear(x, self.synapses.weight, self.synapses.bias), state.synapses) \
-                if _plain(self.synapses) else self.synapses.sequence(state.synapses, x)
+                if paths.plain(self.synapses) else self.synapses.sequence(state.synapses, x)
             previous = state.neuron._replace(z=state.z)  # the spikes the recurrence reads, as the step path
             spikes, final = alif_recurrent_sequence(currents, self.recurrent.weight, neuron, self.dt, previous,
-                                                    reuse_currents=_plain(self.synapses))
+                                                    reuse_currents=paths.plain(self.synapses))
             _check_settled(neuron, final, len(x), self.dt)  # off the CPU kernel, the step path's own check
             return spikes, spikes, LayerState(final, final.z, synapse_state, state.recurrent)
         options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
                        surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach,
                        state=LeakyState(state.neuron.v, state.neuron.z))
         synapse_state = state.synapses
-        if _plain(self.synapses):  # its product is fused in
+        if paths.plain(self.synapses):  # its product is fused in
             spikes, final = linear_lif_sequence(x, self.synapses.weight, self.synapses.bias, **options)
         else:
             currents, synapse_state = self.synapses.sequence(state.synapses, x)
@@ -271,13 +270,6 @@ def _input_width(synapses) -> int | None:
             return getattr(synapses, name)
     weight = getattr(synapses, "weight", None)
     return weight.shape[-1] if isinstance(weight, torch.Tensor) and weight.dim() == 2 else None
-
-
-def _plain(synapses: nn.Module) -> bool:
-    """A :class:`Dense` whose call is just its product: no subclass, no forward hooks of its own
-    (pruning, spectral norm and the like install them) or global ones."""
-    return (type(synapses) is Dense and not synapses._forward_hooks and not synapses._forward_pre_hooks
-            and not module_hooks._global_forward_hooks and not module_hooks._global_forward_pre_hooks)
 
 
 class LeakyReadout(nn.Module):

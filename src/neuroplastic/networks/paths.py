@@ -29,7 +29,7 @@ from neuroplastic import transforms
 from neuroplastic.fused import recurrent as recurrent_kernel
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 from neuroplastic.neurons.parameters import holds_tensors
-from neuroplastic.synapses import Recurrent
+from neuroplastic.synapses import Dense, Recurrent
 
 __all__ = ["PATHS", "use_path", "check_path", "why_not_fused", "runs_fused"]
 
@@ -86,6 +86,12 @@ def _why_not_recurrent(recurrent, payload) -> str | None:
     if payload is not None:
         return "its spikes carry a payload into the recurrence"
     return None
+
+
+def plain(synapses) -> bool:
+    """A :class:`~neuroplastic.synapses.Dense` whose call is just its product, which a fused operation
+    may compute itself: no subclass, no hooks (pruning, spectral norm and the like install them)."""
+    return type(synapses) is Dense and not hooked(synapses)
 
 
 def hooked(module) -> bool:

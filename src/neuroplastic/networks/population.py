@@ -43,7 +43,7 @@ from neuroplastic.neurons.base import exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.sim.filters import leaky_integrate
 from neuroplastic.spikes import Rescaled
-from neuroplastic.synapses import Dense, Recurrent
+from neuroplastic.synapses import Recurrent
 
 __all__ = ["PopulationOutput", "stack_networks", "population_forward"]
 
@@ -76,8 +76,7 @@ def check_batchable(network: SpikingNetwork) -> None:
     for index, layer in enumerate(network.layers):
         neuron = layer.neuron
         reasons = [
-            (type(layer.synapses) is not Dense or layer.synapses._forward_hooks
-             or layer.synapses._forward_pre_hooks, "its input synapses are not a plain Dense"),
+            (not paths.plain(layer.synapses), "its input synapses are not a plain Dense"),
             (layer.recurrent is not None and type_before_parametrizations(layer.recurrent) is not Recurrent,
              "its recurrent synapses are not a Recurrent"),
             (layer.payload is not None, "its spikes carry a payload"),
@@ -138,7 +137,7 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
     """Spikes ``(M, T, B, N)`` of one layer for all the models."""
     models, size = weight.shape[0], weight.shape[1]
     neuron = layer.neuron_parameters.model(validate=True)
-    # the fused recurrence of a feed-forward layer (a recurrent one has a weight per model: the step loop)
+    # the fused LIF recurrence of a feed-forward layer (a recurrent one: the recurrent kernel, below)
     fused = recurrent is None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight)
     options = _fused_options(neuron, layer.dt) if fused else None
     if fused and x.dim() == 3:  # one wide layer of M·N neurons

@@ -9,13 +9,13 @@ local readouts' outputs.
 one-step ``transition`` T times: by the recurrent ALIF kernel, which computes ``ψ`` at every step
 (:func:`~neuroplastic.fused.recurrent.recorded_sequence`; without a recurrent weight for a
 feed-forward layer), or, for a feed-forward LIF with a ``τ_m`` per neuron, by the LIF kernel keeping
-every voltage (``ψ`` from them). The same spikes and ``ψ`` as the steps
-(``tests/test_eprop.py`` holds the rules' estimates from both to 1e-12); the readout's
-output, by its leaky integration over the sequence, to rounding. It applies without gradients (the
-whole-sequence mode; a meta-learning loop that differentiates the estimate takes the steps), on the
-C++ backend (:func:`~neuroplastic.fused.backend`: CPU float32/float64), where every layer has plain
-:class:`~neuroplastic.synapses.Dense` input synapses and runs a fused operation (no ``torch.func`` transform, binary spikes) and no local readout
-(DECOLLE's) needs the steps.
+every voltage (``ψ`` from them). The same spikes and ``ψ`` as the steps (``tests/test_eprop.py``
+holds the rules' estimates from both to 1e-12); the readout's output, by its leaky integration over
+the sequence, to rounding. It applies without gradients (the whole-sequence mode; a meta-learning
+loop that differentiates the estimate takes the steps), on the C++ backend
+(:func:`~neuroplastic.fused.backend`: CPU float32/float64), where every layer has
+:class:`~neuroplastic.synapses.Dense` input synapses (no subclass) and runs a fused operation (no
+``torch.func`` transform, binary spikes) and no local readout (DECOLLE's) needs the steps.
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def fused_recording(network, inputs: torch.Tensor) -> Recording | None:
         neuron, (steps, batch) = layer.neuron_parameters.model(validate=True), x.shape[:2]
         start = neuron.init_state((batch, layer.size), dtype=x.dtype, device=x.device)
         # event by event as the layer's own fused path, unless hooks ask for the module's call
-        hooked = paths.hooked(layer.synapses)
-        currents = layer.synapses(x) if hooked else spike_linear(x, layer.synapses.weight, layer.synapses.bias)
+        plain = paths.plain(layer.synapses)
+        currents = spike_linear(x, layer.synapses.weight, layer.synapses.bias) if plain else layer.synapses(x)
         if layer.recurrent is None and why_not(neuron) is not None:  # per-neuron τ_m: ψ from the voltages
             spikes, psi = _feed_forward(currents, neuron, layer.dt, start)
             pre = x
