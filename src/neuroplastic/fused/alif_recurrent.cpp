@@ -30,7 +30,6 @@ struct Cell {  // the neurons' constants as the step path casts them to the tens
   T theta, adaptation, t_ref, dt, half_dt;
 };
 
-// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place.
 // rec = z Wᵀ event by event for binary spikes z (batch × width): for each spike, a row of Wᵀ added
 // (in the order of the columns, whatever the batch), instead of a multiply-add per synapse.
 template <typename T>
@@ -47,11 +46,13 @@ NP_CLONES void spike_product(int64_t batch, int64_t width, const T* __restrict__
   }
 }
 
+// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place;
+// returns how many of them spiked.
 template <int64_t K, bool Exact, typename T>
-NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __restrict__ rec, const T* __restrict__ alpha,
-                 const T* __restrict__ rho, const Cell<T>& c, const Surrogate<T>& s,
-                 const T* __restrict__ z_prev, T* __restrict__ v, T* __restrict__ a, T* __restrict__ r,
-                 T* __restrict__ z, T* __restrict__ h) {
+NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __restrict__ rec,
+                              const T* __restrict__ alpha, const T* __restrict__ rho, const Cell<T>& c,
+                              const Surrogate<T>& s, const T* __restrict__ z_prev, T* __restrict__ v,
+                              T* __restrict__ a, T* __restrict__ r, T* __restrict__ z, T* __restrict__ h) {
   int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T current = x[i] + rec[i];
@@ -83,10 +84,9 @@ void product(at::Tensor& out, const at::Tensor& x, const at::Tensor& w, int64_t 
 }
 
 void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::Tensor>& recurrent,
-                            const at::Tensor& alpha,
-                            const at::Tensor& rho, double threshold, double adaptation, double t_ref,
-                            double dt, int64_t kind, at::ArrayRef<double> constants, int64_t max_events,
-                            const at::Tensor& z0,
+                            const at::Tensor& alpha, const at::Tensor& rho, double threshold,
+                            double adaptation, double t_ref, double dt, int64_t kind,
+                            at::ArrayRef<double> constants, int64_t max_events, const at::Tensor& z0,
                             at::Tensor v, at::Tensor a, at::Tensor refractory, at::Tensor spikes,
                             at::Tensor h) {
   TORCH_CHECK(currents.dim() == 3 && currents.size(0) > 0, "currents must be (T, B, N), T > 0");

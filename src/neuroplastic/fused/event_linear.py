@@ -83,16 +83,22 @@ def index(x, weight, bias) -> Events | None:
     where the matrix product is the one to run: too many spikes."""
     n_in = weight.shape[1]
     spikes = x.reshape(-1, n_in).contiguous()
-    offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
-    values = spikes.new_empty(0)
     forward_limit = FORWARD_DENSITY * spikes.numel() if n_in <= FORWARD_MAX_INPUTS else -1
     gradient_limit = GRADIENT_DENSITY * spikes.numel()
-    count = torch.ops.neuroplastic_fused.spike_index(spikes, int(max(forward_limit, gradient_limit)), offsets,
-                                                     columns, values)
+    count, offsets, columns, values = _indexed(spikes, int(max(forward_limit, gradient_limit)))
     sparse_forward, sparse_gradient = count <= forward_limit, count <= gradient_limit
     if not (sparse_forward or sparse_gradient):
         return None
     return Events(spikes, offsets, columns, values, sparse_forward, sparse_gradient)
+
+
+def _indexed(spikes, max_count: int):
+    """``(count, offsets, columns, values)``: the nonzero entries of ``spikes`` (rows, n_in, contiguous)
+    as CSR, their payloads where not 1; only counted, not listed, beyond ``max_count``."""
+    offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
+    values = spikes.new_empty(0)
+    count = torch.ops.neuroplastic_fused.spike_index(spikes, max_count, offsets, columns, values)
+    return count, offsets, columns, values
 
 
 def applies(x, weight, bias) -> bool:
@@ -172,10 +178,9 @@ def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
               and extension.backend(spikes) == "cpp" and bool(torch.isfinite(grad).all()))
     if summed:
-        spikes = spikes.contiguous()
-        offsets, columns = spikes.new_empty(0, dtype=torch.int64), spikes.new_empty(0, dtype=torch.int32)
-        values, limit = spikes.new_empty(0), int(GRADIENT_DENSITY * spikes.numel())
-        if torch.ops.neuroplastic_fused.spike_index(spikes, limit, offsets, columns, values) <= limit:
+        limit = int(GRADIENT_DENSITY * spikes.numel())
+        count, offsets, columns, values = _indexed(spikes.contiguous(), limit)
+        if count <= limit:
             return _summed_weight_gradient(grad.contiguous(), offsets, columns, values, n_in)
     return grad.t() @ spikes
 

@@ -29,13 +29,15 @@ state's ``dL/dv_{−1} = α ĝ^v_0``, ``dL/da_{−1} = ρ ĝ^a_0``, ``dL/dz_{−
 Between the passes the operation keeps the currents, the spikes and ``h``: three ``(B, N)`` tensors
 per step; where the currents are its own (``reuse_currents``: a layer's) the backward pass writes
 ``dL/dX`` over them, and needs no fourth. (Then a graph of the gradient cannot be built in a second
-backward pass through the same graph, which would need them: a clear error.) ``tests/test_recurrent_fused.py`` holds values and gradients to autograd through the step path.
+backward pass through the same graph, which would need them: a clear error.)
+``tests/test_recurrent_fused.py`` holds values and gradients to autograd through the step path.
 
 **Where it runs**: the C++ backend, CPU float32/float64, a built-in surrogate
 (:func:`~neuroplastic.fused.extension.native_surrogate`). Anywhere else — and where a graph of the
 gradient is being built (``create_graph=True``) or under ``torch.func`` transforms — the same
-sequence runs (or is differentiated) through the step path, :meth:`ALIF.step <neuroplastic.neurons.ALIF.step>`
-in a loop, so every derivative of every order is the step path's.
+sequence runs (or is differentiated) through the step path,
+:meth:`ALIF.step <neuroplastic.neurons.ALIF.step>` in a loop, so every derivative of every order is
+the step path's.
 """
 from __future__ import annotations
 
@@ -60,8 +62,8 @@ def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron
                             state: ALIFState, *, reuse_currents: bool = False) -> tuple[torch.Tensor, ALIFState]:
     """Spikes ``(T, B, N)`` of recurrent ``neuron`` s driven by ``currents`` ``(T, B, N)`` and their own
     spikes through ``weight`` ``(N, N)`` (its diagonal zero: the caller's) — or of M models at once
-    through stacked weights ``(M, N, N)``, the batch's rows in M consecutive groups — from ``state``; and the
-    final state, which continues the sequence exactly. ``neuron``'s constants must be numbers and its
+    through stacked weights ``(M, N, N)``, the batch's rows in M consecutive groups — from ``state``;
+    and the final state, which continues the sequence exactly. ``neuron``'s constants must be numbers and its
     reset by subtraction (:func:`~neuroplastic.networks.paths.why_not_fused` says so for a layer).
     ``reuse_currents``: the currents are the caller's to give away (made for this call alone): the
     backward pass writes their gradient over them instead of allocating a fourth tensor per step."""
@@ -93,9 +95,8 @@ def recorded_sequence(currents, weight, neuron: ALIF, dt: float, state: ALIFStat
     (:meth:`ALIF.pseudo_derivative <neuroplastic.neurons.ALIF.pseudo_derivative>`), which the forward
     kernel computes at every step anyway — what the online rules' whole-sequence mode reads. ``weight``
     ``None``: a layer without recurrence."""
-    kind, constants = extension.native_surrogate(neuron.surrogate)
     spikes, _, _, _, psi = _RecurrentSequence.forward(currents, weight, state.v, state.a, state.z, state.refractory,
-                                                      neuron, dt, (kind, constants), False)
+                                                      neuron, dt, extension.native_surrogate(neuron.surrogate), False)
     return spikes, psi
 
 
@@ -201,7 +202,6 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         spikes, z0.to(h).contiguous(), grad_weight_t)
     grad_weight = None
     if needs[1] and weight.dim() == 2:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, not copied
-        size = rows.shape[-1]
         grad_weight = grad[0].t() @ z0.to(h)
         if len(h) > 1:
             grad_weight = grad_weight + event_linear.weight_gradient(grad[1:], spikes[:-1])

@@ -12,8 +12,9 @@ hands each layer's :class:`StepInfo` to its rule:
   ``apply_every`` steps (at the end of the sequence when ``None``); memory does not grow with T;
 - ``mode="sequence"``: the same steps are recorded — in one pass per layer by its fused operation
   where every layer runs one (:func:`~neuroplastic.training.recorded.fused_recording`: the same
-  spikes and ``ψ``) — and each rule's ``sequence_update`` turns the whole sequence into matrix products. The weights stay fixed within the sequence, so the result
-  equals the online mode with ``apply_every=None`` (tested).
+  spikes and ``ψ``) — and each rule's ``sequence_update`` turns the whole sequence into matrix
+  products. The weights stay fixed within the sequence, so the result equals the online mode with
+  ``apply_every=None`` (tested).
 
 The error ``err_t = ∂E/∂y_t`` is that of the problem's objective (``objective.error``), so the learning
 signals estimate the gradient of the very loss BPTT minimizes. With ``rate_weight > 0`` the firing-rate
@@ -214,7 +215,7 @@ class OnlineLearner:
         self-connections) and the batch's loss, without applying it: under autograd it is a
         differentiable function of the network's parameters, what a meta-learning loop differentiates
         (:mod:`neuroplastic.outer`). ``count=False`` leaves the counters alone (under ``vmap``)."""
-        steps, batch = inputs.shape[:2]
+        steps = inputs.shape[0]
         whole = None if self.heads else fused_recording(self.network, inputs)  # in one pass per layer
         if whole is not None and count:
             for layer, info in zip(self.network.layers, whole.infos):
