@@ -45,6 +45,28 @@ def test_compare_prints_one_result_per_rule_and_writes_the_figure(tmp_path, caps
     assert json.loads((tmp_path / "comparison.json").read_text())["results"] == out["results"]
 
 
+def test_the_comparison_figure_shows_neurobench_workload_per_rule(tmp_path, monkeypatch):
+    """The last two panels: activation sparsity and the effective ACs and MACs stacked over the dense
+    count; a network that does not show them (EqProp's energy network: None) is marked, not drawn."""
+    from neuroplastic.report import compare as report
+
+    drawn = {}
+    monkeypatch.setattr(report, "save", lambda fig, path: drawn.setdefault("fig", fig))
+    row = {"test_accuracy": 0.9, "wall_time_s": 1.0, "updates": 10, "synops": 100.0, "bits_per_sample": 5.0}
+    spiking = {"activation_sparsity": 0.75, "dense_operations_per_sample": 5000.0,
+               "effective_acs_per_sample": 300.0, "effective_macs_per_sample": 40.0}
+    energy = {"activation_sparsity": None, "dense_operations_per_sample": 800.0,
+              "effective_acs_per_sample": None, "effective_macs_per_sample": None}
+    report.plot_comparison([{**row, "rule": "bptt", "neurobench": spiking},
+                            {**row, "rule": "eqprop", "neurobench": energy}], "test_accuracy", tmp_path / "f.png")
+    sparsity, operations = drawn["fig"].axes[-2:]
+    assert [p.get_height() for p in sparsity.patches] == [0.75]
+    assert "n/a" in [t.get_text() for t in sparsity.texts]
+    bars = [(p.get_y(), p.get_height()) for p in operations.patches]
+    assert bars == [(0.0, 5000.0), (0.0, 300.0), (300.0, 40.0), (0.0, 800.0)]  # dense, ACs, MACs on top; eqprop dense
+    assert "n/a" in [t.get_text() for t in operations.texts]
+
+
 @pytest.mark.parametrize("argv", [
     ["compare", "--task", "digits", "--rules", ""],
     ["compare", "--task", "digits", "--rules", "bptt,nope"],

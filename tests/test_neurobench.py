@@ -18,7 +18,8 @@ from neuroplastic.neurobench import (
     effective_operations,
     footprint_bytes,
 )
-from neuroplastic.neurons import ALIF
+from neuroplastic.neurons import ALIF, DPI
+from neuroplastic.physical import ChipSpec, PhysicalNetwork
 from neuroplastic.synapses import Dense, FixedDelays
 from neuroplastic.tasks import load_task
 from neuroplastic.training.fit import fit
@@ -109,6 +110,37 @@ def test_an_energy_network_reports_what_it_shows():
     assert metrics["activation_sparsity"] is None and metrics["effective_acs_per_sample"] is None
     assert metrics["connection_sparsity"] == 0.0
     assert metrics["footprint_bytes"] == 4 * (12 + 8 + 4 + 2)
+
+
+def test_a_network_on_a_chip_is_measured_as_the_device_stores_it():
+    """A chip with 2-bit weights (levels −Δ, 0, Δ, Δ = the largest magnitude of the trained tensor):
+    the counts are those of a plain network holding the stored weights, worked out by hand below —
+    the recurrent grid set by the trained tensor's diagonal (9) before the self-connections are
+    removed — and the footprint is 2 bits per layer weight plus each grid's Δ, and the digital readout."""
+    layer = SpikingLayer(3, 2, DPI(), recurrent=True)
+    twin = SpikingNetwork([layer], LeakyReadout(2, 2))
+    with torch.no_grad():
+        layer.synapses.weight.copy_(torch.tensor([[1.0, 0.2, 3.0], [-2.0, 0.4, 3.0]]))  # Δ = 3
+        layer.recurrent.parametrizations.weight.original.copy_(torch.tensor([[9.0, 4.0], [6.0, 1.0]]))  # Δ = 9
+        twin.readout.synapses.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+    chip = PhysicalNetwork(twin, ChipSpec(bits=2))
+    plain = hand_built_network()
+    with torch.no_grad():
+        plain.layers[0].synapses.weight.copy_(torch.tensor([[0.0, 0.0, 3.0], [-3.0, 0.0, 3.0]]))
+        plain.layers[0].recurrent.parametrizations.weight.original.copy_(torch.tensor([[0.0, 0.0], [9.0, 0.0]]))
+    inputs = (torch.rand(6, 4, 3, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    spikes = (torch.rand(6, 4, 2, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    measured = [Workload(network) for network in (chip, plain)]
+    for workload in measured:
+        workload.add(inputs, NetworkOutput(torch.zeros(6, 4, 2), (spikes,), None, (spikes,)))
+    on_chip, by_hand = (workload.metrics() for workload in measured)
+    assert on_chip["connection_sparsity"] == (3 + 3 + 1) / 14
+    assert {k: v for k, v in on_chip.items() if k != "footprint_bytes"} == \
+        {k: v for k, v in by_hand.items() if k != "footprint_bytes"}
+    assert on_chip["effective_acs_per_sample"] > 0
+    assert on_chip["footprint_bytes"] == (2 + 4) + (1 + 4) + 4 * (4 + 2)  # ⌈6·2/8⌉ + Δ, ⌈4·2/8⌉ + Δ, readout
+    twin.double()
+    assert PhysicalNetwork(twin, ChipSpec()).footprint_bytes() == 8 * (6 + 4 + 4 + 2)  # full precision
 
 
 class Spikes(nn.Identity):

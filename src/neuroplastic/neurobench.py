@@ -60,9 +60,11 @@ which need the activities of every relaxation step, are reported as ``None``.
 
 Two readings to keep in mind: the dense operations of delayed synapses count every tap of their
 kernel (``D + 1`` per synapse, as NeuroBench counts the ``Conv1d``), while their connection sparsity
-counts ``W`` (one entry per synapse); and a :class:`~neuroplastic.physical.PhysicalNetwork` (``pat``,
-``twin``) is measured as its digital twin — full-precision weights, the simulated chip's mismatch
-buffers in the footprint — not as the quantized device.
+counts ``W`` (one entry per synapse). A :class:`~neuroplastic.physical.PhysicalNetwork` (``pat``,
+``twin``) is measured as the device: the spikes are the chip's, its layers' weights count as the chip
+stores them (quantized: a weight rounded to 0 is a zero of the connection sparsity and costs no
+operation), and the footprint is what the deployed system stores (the chip's weights in ``bits`` bits,
+the host's readout), not the twin's parameters and the simulated mismatch.
 """
 from __future__ import annotations
 
@@ -87,8 +89,23 @@ DELAYED = (FixedDelays, LearnedDelays)
 
 
 def footprint_bytes(network: nn.Module) -> int:
-    """Bytes of the network's parameters and buffers."""
+    """Bytes of the network's parameters and buffers; a network on a chip says what it stores itself
+    (:meth:`~neuroplastic.physical.PhysicalNetwork.footprint_bytes`)."""
+    if hasattr(network, "footprint_bytes"):
+        return network.footprint_bytes()
     return sum(t.numel() * t.element_size() for t in itertools.chain(network.parameters(), network.buffers()))
+
+
+def _layer_weight(network):
+    """``synapses → W`` of the spiking layers' connections: as the chip stores them for a network on a
+    chip (:meth:`~neuroplastic.physical.PhysicalNetwork.stored_weight`), as they are otherwise."""
+    return getattr(network, "stored_weight", _weight)
+
+
+def _layer_kernel(network):
+    """``synapses → K`` of the spiking layers' connections (:func:`_kernel`; on a chip its stored ``W``)."""
+    stored = getattr(network, "stored_weight", None)
+    return _kernel if stored is None else (lambda synapses: stored(synapses)[None])
 
 
 def _weight(synapses) -> torch.Tensor:
@@ -105,7 +122,8 @@ def connection_weights(network) -> list[torch.Tensor]:
     a network without spiking layers: its ``weights``."""
     if not hasattr(network, "layers"):
         return [weight.detach() for weight in network.weights]
-    weights = [_weight(synapses) for layer in network.layers
+    weight = _layer_weight(network)
+    weights = [weight(synapses) for layer in network.layers
                for synapses in (layer.synapses, layer.recurrent) if synapses is not None]
     return weights + [_weight(network.readout.synapses)]
 
@@ -121,11 +139,11 @@ def connections(network, inputs: torch.Tensor, spikes) -> list[tuple]:
     """``(x, K, λ)`` of each connection of a spiking network for a pass on ``inputs`` ``(T, B, n_in)``
     with hidden ``spikes`` (``NetworkOutput.spikes``: the payloads each layer sends): the presynaptic
     activity ``(T, B, n_in)``, the kernel ``(D + 1, n_out, n_in)`` and the lag in steps."""
-    found, pre = [], inputs
+    found, pre, kernel = [], inputs, _layer_kernel(network)
     for layer, sent in zip(network.layers, spikes):
-        found.append((pre, _kernel(layer.synapses), 0))
+        found.append((pre, kernel(layer.synapses), 0))
         if layer.recurrent is not None:
-            found.append((sent, _kernel(layer.recurrent), 1))
+            found.append((sent, kernel(layer.recurrent), 1))
         pre = sent
     return found + [(pre, _kernel(network.readout.synapses), 0)]
 

@@ -20,14 +20,16 @@ backpropagation", Nature 601:549) needs two more things, both here:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils import parametrize
 
 from neuroplastic.networks import NetworkOutput, SpikingNetwork
-from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, programmed
+from neuroplastic.physical.chip import Chip, ChipSpec, per_neuron, programmed, quantize
 from neuroplastic.validation import require_count, require_finite
 
 __all__ = ["PhysicalNetwork", "physics_aware", "calibrate"]
@@ -70,6 +72,29 @@ class PhysicalNetwork(nn.Module):
         if state is not None or noise is not None:
             raise ValueError("a chip runs from rest with its own noise: state and noise cannot be given")
         return self.chip.measure(self.twin, inputs)
+
+    def stored_weight(self, synapses: nn.Module) -> torch.Tensor:
+        """The weight of a spiking layer's ``synapses`` as the chip computes with it: the trained tensor
+        quantized to the chip's ``bits`` (the grid set by that tensor, as :func:`~neuroplastic.physical.chip.on_device` programs it),
+        then the synapses' own constraints (a recurrent layer's missing self-connections). What
+        NeuroBench's connection sparsity and effective operations count on a chip."""
+        if not parametrize.is_parametrized(synapses, "weight"):
+            return quantize(synapses.weight.detach(), self.chip.spec.bits)
+        stored = quantize(synapses.parametrizations.weight.original.detach(), self.chip.spec.bits)
+        for constraint in synapses.parametrizations.weight:
+            stored = constraint(stored)
+        return stored
+
+    def footprint_bytes(self) -> int:
+        """What the deployed system stores: every parameter of the spiking layers in the chip's ``bits``
+        per entry (rounded up to whole bytes) plus the one scale ``Δ`` of its grid, and the host's digital
+        readout as it is. The twin's neuron parameters, the nominal gains and the mismatch draws
+        describe the device; they are not stored by it."""
+        bits = self.chip.spec.bits
+        stored = sum(-(-p.numel() * bits // 8) + p.element_size() if bits else p.numel() * p.element_size()
+                     for p in self.twin.layers.parameters())
+        readout = itertools.chain(self.twin.readout.parameters(), self.twin.readout.buffers())
+        return stored + sum(t.numel() * t.element_size() for t in readout)
 
 
 def _programmed(module: nn.Module, bits, gains: dict) -> dict:
