@@ -75,9 +75,10 @@ class PhysicalNetwork(nn.Module):
 
     def stored_weight(self, synapses: nn.Module) -> torch.Tensor:
         """The weight of a spiking layer's ``synapses`` as the chip computes with it: the trained tensor
-        quantized to the chip's ``bits`` (the grid set by that tensor, as :func:`~neuroplastic.physical.chip.on_device` programs it),
-        then the synapses' own constraints (a recurrent layer's missing self-connections). What
-        NeuroBench's connection sparsity and effective operations count on a chip."""
+        quantized to the chip's ``bits`` (the grid set by that tensor, as
+        :func:`~neuroplastic.physical.chip.on_device` programs it), then the synapses' own constraints (a
+        recurrent layer's missing self-connections). What NeuroBench's connection sparsity and effective
+        operations count on a chip."""
         if not parametrize.is_parametrized(synapses, "weight"):
             return quantize(synapses.weight.detach(), self.chip.spec.bits)
         stored = quantize(synapses.parametrizations.weight.original.detach(), self.chip.spec.bits)
