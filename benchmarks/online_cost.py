@@ -12,12 +12,14 @@ LIF neurons, β = 0.9, θ = 1) with a leaky readout of 10 classes and the cross-
   its one-step ``transition`` in a loop over T (what an online rule runs, without the rule);
 - ``bptt``: a training step of BPTT (forward + backward + AdamW, the fused layer);
 - ``eprop_online``, ``decolle_online``: a training step in ``mode="online"`` (traces updated at every
-  step, applied at the end); ``eprop_sequence``: e-prop's whole-sequence mode (recorded, then the
-  traces as products over time).
+  step; e-prop's applied at the end, DECOLLE's at every step); ``…_unfiltered``: the same with
+  ``filter_readout=False``, whose LIF traces factorize (one presynaptic trace per input, the steps'
+  outer products summed in chunks: no per-synapse tensor); ``eprop_sequence``: e-prop's
+  whole-sequence mode (recorded, then the traces as products over time).
 
 The goals of issue 19 §2 read off the table: an online step ≤ 2× a forward-only step (``eprop_online``
-against ``forward_steps``), and a whole-sequence e-prop update ≤ 1.2× BPTT. Each round times every
-way once, taking turns; a time is the median over the rounds. Prints a markdown table, then one JSON
+and ``…_unfiltered`` against ``forward_steps``), and a whole-sequence e-prop update ≤ 1.2× BPTT. Each
+round times every way once, taking turns; a time is the median over the rounds. Prints a markdown table, then one JSON
 object (ms per batch, and per sample).
 """
 from __future__ import annotations
@@ -61,8 +63,10 @@ def ways(size: int, steps: int, batch: int) -> dict:
             state = net.transition(state, x_t)[1]
     found["forward"] = torch.no_grad()(lambda: net(x))
     found["forward_steps"] = forward_steps
-    for name, options in (("bptt", {}), ("eprop_online", {"mode": "online"}), ("eprop_sequence", {}),
-                          ("decolle_online", {"mode": "online"})):
+    for name, options in (("bptt", {}), ("eprop_online", {"mode": "online"}),
+                          ("eprop_online_unfiltered", {"mode": "online", "filter_readout": False}),
+                          ("eprop_sequence", {}), ("decolle_online", {"mode": "online"}),
+                          ("decolle_online_unfiltered", {"mode": "online", "filter_readout": False})):
         rule_net = network(size)
         method = make_method(name.split("_")[0], **options)
         learner = method.learner(Problem(rule_net, Classification(), 1.0))

@@ -4,7 +4,7 @@ import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import ALIF, ResetBySubtraction
-from neuroplastic.rules.eprop import EProp
+from neuroplastic.rules.eprop import EProp, FactoredSum
 from neuroplastic.rules.signals import Symmetric
 from neuroplastic.spikes import Triangle
 from neuroplastic.tasks.base import Split, Task
@@ -110,6 +110,30 @@ def test_online_and_sequence_modes_agree(recurrent):
         _, online = learner_gradients(net, task, method, "online")
         _, sequence = learner_gradients(net, task, method, "sequence")
         assert_equal(online, sequence, rtol=1e-9)
+
+
+def test_the_factorized_traces_online_equal_the_sequence():
+    """LIF without the reset path and without the readout filter: the trace factorizes, and online the
+    steps' outer products are summed in chunks (:class:`FactoredSum`); the same gradient as the
+    sequence mode, and as :meth:`EProp.update` step by step."""
+    task = small_task()
+    net = small_network(task, detach=True)
+    method = OnlineMethod("eprop", lambda k: EProp(k), Symmetric(), filter_readout=False)
+    _, online = learner_gradients(net, task, method, "online")
+    _, sequence = learner_gradients(net, task, method, "sequence")
+    assert_equal(online, sequence, rtol=1e-9)
+
+
+def test_a_factored_sum_in_chunks_is_the_sum_of_the_steps():
+    g = torch.Generator().manual_seed(0)
+    lefts, rights = torch.randn(10, 3, 4, generator=g, dtype=torch.float64), torch.randn(10, 3, 5, generator=g,
+                                                                                       dtype=torch.float64)
+    chunks = FactoredSum(rows=7)  # two steps of three samples per product: five products, the last one short
+    for left, right in zip(lefts[:9], rights[:9]):
+        chunks.add(left, right)
+    torch.testing.assert_close(chunks.take(), sum(l.T @ r for l, r in zip(lefts[:9], rights[:9])), rtol=1e-12, atol=0)
+    chunks.add(lefts[9], rights[9])  # and starts again after a take
+    torch.testing.assert_close(chunks.take(), lefts[9].T @ rights[9], rtol=1e-12, atol=0)
 
 
 def _recurrent_alif_forward(neuron, w_in, w_rec, w_out, b_out, inputs, probes, kappa):

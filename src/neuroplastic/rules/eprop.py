@@ -35,7 +35,7 @@ from neuroplastic.rules.base import Rule
 from neuroplastic.sim.filters import reverse_leaky_integrate
 from neuroplastic.validation import require_finite
 
-__all__ = ["EProp", "ReadoutGradient", "reverse_filter", "split_columns"]
+__all__ = ["EProp", "FactoredSum", "ReadoutGradient", "reverse_filter", "split_columns"]
 
 
 def reverse_filter(x: torch.Tensor, decay: float) -> torch.Tensor:
@@ -50,6 +50,40 @@ def split_columns(grad: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
         raise ValueError(f"presynaptic activity has {grad.shape[-1]} entries, the parameters "
                          f"{widths} columns")
     return tuple(g.contiguous() for g in grad.split(widths, dim=-1))
+
+
+class FactoredSum:
+    """``Σ_t leftᵀ_t right_t`` over the steps an online learner adds (a rule's :meth:`EProp.factors`),
+    as one matrix product per ``rows`` sample-steps: the factors of up to ``rows // B`` steps wait in a
+    buffer, so a step costs two small copies instead of a ``(n, n_pre)`` product and sum of its own
+    (memory constant in T). The same sum in another order: equal to the step-by-step one up to
+    rounding."""
+
+    def __init__(self, rows: int = 512):
+        self.rows, self.buffers, self.filled, self.total = rows, None, 0, None
+
+    def add(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        if self.buffers is None:
+            steps = max(1, self.rows // left.shape[0])
+            self.buffers = (left.new_empty((steps, *left.shape)), right.new_empty((steps, *right.shape)))
+        lefts, rights = self.buffers
+        lefts[self.filled].copy_(left)
+        rights[self.filled].copy_(right)
+        self.filled += 1
+        if self.filled == len(lefts):
+            self._flush()
+
+    def take(self) -> torch.Tensor:
+        """The sum of everything added since the last ``take`` (and start again)."""
+        self._flush()
+        total, self.total = self.total, None
+        return total
+
+    def _flush(self) -> None:
+        if self.filled:
+            lefts, rights = (b[:self.filled].flatten(0, 1) for b in self.buffers)
+            self.total = lefts.T @ rights if self.total is None else self.total.addmm_(lefts.T, rights)
+            self.filled = 0
 
 
 def _leak(neuron, dt):
@@ -79,7 +113,26 @@ class EProp(Rule):
             return False
         return isinstance(_leak(neuron, dt), float)
 
+    def factors(self, info, state, params, *, learning_signal, **signals):
+        """This step's gradient as ``(left, right, state)`` with ``gradient = leftᵀ right`` (``left``
+        ``(B, n)``, ``right`` ``(B, n_pre)``), where the trace factorizes and is not filtered
+        (``readout_decay = 0``): no per-synapse tensor at all. ``None`` otherwise (use ``update``).
+        An online learner sums many steps' factors in one product (:meth:`split` cuts it)."""
+        if self.readout_decay != 0 or not self._factorized(info.neuron, info.dt):
+            return None
+        ev = info.pre.new_zeros(info.pre.shape) if state is None else state[0]
+        ev = _leak(info.neuron, info.dt) * ev + info.pre
+        return learning_signal * info.psi, ev, (ev, None, None, info.psi)
+
+    def split(self, gradient, params) -> tuple:
+        """``Σ leftᵀ right`` of :meth:`factors` as one gradient per parameter."""
+        return split_columns(gradient, params)
+
     def update(self, info, state, params, *, learning_signal, **signals):
+        factored = self.factors(info, state, params, learning_signal=learning_signal)
+        if factored is not None:
+            left, right, state = factored
+            return self.split(left.T @ right, params), state
         pre, psi, neuron = info.pre, info.psi, info.neuron
         if state is None:
             per_synapse = (*psi.shape, pre.shape[-1])
@@ -88,8 +141,6 @@ class EProp(Rule):
         ev, ea, filtered, psi_prev = state
         if self._factorized(neuron, info.dt):
             ev = _leak(neuron, info.dt) * ev + pre
-            if self.readout_decay == 0:  # no per-synapse tensor at all
-                return split_columns((learning_signal * psi).T @ ev, params), (ev, ea, None, psi)
             e = psi.unsqueeze(-1) * ev.unsqueeze(-2)
         else:
             jvv, jva, jav, jaa = (j.unsqueeze(-1) for j in
@@ -130,15 +181,23 @@ class ReadoutGradient(Rule):
 
     readout_decay: float = 0.0
 
-    def update(self, info, state, params, *, learning_signal, **signals):
+    def factors(self, info, state, params, *, learning_signal, **signals):
+        """This step's gradient as ``(left, right, state)``, ``gradient = leftᵀ right``: the error and
+        the filtered input with a last column for the bias (its filtered 1)."""
         pre = info.pre
-        if state is None:
-            state = (torch.zeros_like(pre), 0.0)
-        trace, bias_trace = state
+        trace, bias_trace = (torch.zeros_like(pre), 0.0) if state is None else state
         trace = self.readout_decay * trace + pre
         bias_trace = self.readout_decay * bias_trace + 1.0
-        grads = (learning_signal.T @ trace, learning_signal.sum(0) * bias_trace)
-        return grads, (trace, bias_trace)
+        right = torch.cat([trace, pre.new_full((*pre.shape[:-1], 1), bias_trace)], -1)
+        return learning_signal, right, (trace, bias_trace)
+
+    def split(self, gradient, params) -> tuple:
+        """``Σ leftᵀ right`` of :meth:`factors` as ``(∇W, ∇b)``."""
+        return gradient[:, :-1].contiguous(), gradient[:, -1].contiguous()
+
+    def update(self, info, state, params, *, learning_signal, **signals):
+        left, right, state = self.factors(info, state, params, learning_signal=learning_signal)
+        return self.split(left.T @ right, params), state
 
     def sequence_update(self, info, state, params, *, learning_signal, **signals):
         filtered = reverse_filter(learning_signal, self.readout_decay)

@@ -47,34 +47,47 @@ from neuroplastic.validation import lookup
 __all__ = ["ONLINE_METHODS", "METHODS", "make_method", "as_method"]
 
 
-def eprop(feedback: str = "random", reward: bool = False, mode: str = "sequence", apply_every: int | None = None):
-    """e-prop; ``reward=True`` learns from a reward for the sampled class instead of the label."""
+def eprop(feedback: str = "random", reward: bool = False, mode: str = "sequence", apply_every: int | None = None,
+          filter_readout: bool = True):
+    """e-prop; ``reward=True`` learns from a reward for the sampled class instead of the label;
+    ``filter_readout=False`` drops the readout's filter from the eligibility traces (an approximation
+    whose LIF traces factorize: online, no per-synapse tensor)."""
     signal = lookup("e-prop feedback", feedback, {k: SIGNALS[k] for k in ("symmetric", "random", "adaptive")})()
-    if not isinstance(reward, bool):
-        raise ValueError(f"e-prop reward must be true or false, got {reward!r}")
-    return OnlineMethod("eprop", EProp, Reinforce(signal) if reward else signal, mode, apply_every)
+    _flag("reward", reward)
+    return OnlineMethod("eprop", EProp, Reinforce(signal) if reward else signal, mode, apply_every,
+                        filter_readout=_flag("filter_readout", filter_readout))
 
 
 def ostl(mode: str = "sequence", apply_every: int | None = None):
     return OnlineMethod("ostl", partial(EProp, reset_path=True), Symmetric(), mode, apply_every)
 
 
-def fa(mode: str = "sequence", apply_every: int | None = None):
-    return OnlineMethod("fa", EProp, RandomFeedback(), mode, apply_every)
+def fa(mode: str = "sequence", apply_every: int | None = None, filter_readout: bool = True):
+    return OnlineMethod("fa", EProp, RandomFeedback(), mode, apply_every,
+                        filter_readout=_flag("filter_readout", filter_readout))
 
 
-def dfa(mode: str = "sequence", apply_every: int | None = None):
-    return OnlineMethod("dfa", EProp, DirectFeedback(), mode, apply_every)
+def dfa(mode: str = "sequence", apply_every: int | None = None, filter_readout: bool = True):
+    return OnlineMethod("dfa", EProp, DirectFeedback(), mode, apply_every,
+                        filter_readout=_flag("filter_readout", filter_readout))
 
 
-def decolle(mode: str = "online", apply_every: int | None = 1):
-    return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every, momentum=False)
+def decolle(mode: str = "online", apply_every: int | None = 1, filter_readout: bool = True):
+    return OnlineMethod("decolle", EProp, LocalReadouts(), mode, apply_every, momentum=False,
+                        filter_readout=_flag("filter_readout", filter_readout))
 
 
 def etl(threshold: float = 1e-3, target_rate: float = 0.005, gain: float = 0.5, mode: str = "online",
-        apply_every: int | None = 1):
+        apply_every: int | None = 1, filter_readout: bool = True):
     signal = Quantized(LocalReadouts(), threshold=threshold, target_rate=target_rate, gain=gain)
-    return OnlineMethod("etl", EProp, signal, mode, apply_every, momentum=False)
+    return OnlineMethod("etl", EProp, signal, mode, apply_every, momentum=False,
+                        filter_readout=_flag("filter_readout", filter_readout))
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.rules.base import Rule, Segment, StepInfo, apply_updates
-from neuroplastic.rules.eprop import ReadoutGradient
+from neuroplastic.rules.eprop import FactoredSum, ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.synapses import Dense, Recurrent
 from neuroplastic.training.checkpoint import portable, restored
@@ -181,7 +181,8 @@ class OnlineLearner:
         state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
         heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
         rule_states = [None] * len(self.groups)
-        total, loss = None, 0.0
+        rules, loss = [*self.layer_rules, self.readout_rule], 0.0
+        factored, summed = [FactoredSum() for _ in rules], [None] * len(rules)  # per rule: one or the other
         counts = [inputs.new_zeros(layer.size) for layer in self.network.layers]
         for t in range(steps):  # one step's view at a time: nothing here grows with T
             recording, state = self._step(state, heads, inputs[t], t, steps)
@@ -191,15 +192,20 @@ class OnlineLearner:
             err, signals = self._signals(recording, targets, steps, t, counts)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
-            grads = []
-            for i, (rule, info, signal) in enumerate(zip(
-                    [*self.layer_rules, self.readout_rule], [*recording.infos, readout_info], [*signals, err])):
-                update, rule_states[i] = rule.update(info, rule_states[i], self.groups[i], learning_signal=signal)
-                grads.extend(update)
-            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            for i, (rule, info, signal) in enumerate(zip(rules, [*recording.infos, readout_info], [*signals, err])):
+                factors = getattr(rule, "factors", None)
+                step = None if factors is None else factors(info, rule_states[i], self.groups[i], learning_signal=signal)
+                if step is None:
+                    update, rule_states[i] = rule.update(info, rule_states[i], self.groups[i], learning_signal=signal)
+                    summed[i] = update if summed[i] is None else [a + b for a, b in zip(summed[i], update)]
+                else:
+                    left, right, rule_states[i] = step
+                    factored[i].add(left, right)
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
-                self.apply(optimizer, self._without_self_connections(total))
-                total = None
+                grads = [g for i, rule in enumerate(rules) for g in
+                         (summed[i] if summed[i] is not None else rule.split(factored[i].take(), self.groups[i]))]
+                self.apply(optimizer, self._without_self_connections(grads))
+                summed = [None] * len(rules)
         return float(loss)
 
     @torch.no_grad()
