@@ -84,9 +84,33 @@ def test_quick_json_has_every_case_positive(capsys):
     assert out["machine"]["cpu"] == model and out["machine"]["cores"] >= 1
 
 
+def test_the_recurrent_case_times_its_ways_against_the_floor(capsys):
+    peers = ["snntorch"] if "snntorch" in default_peers() else ["none"]
+    assert main(["bench", "--case", "recurrent", "--quick", "--threads", "1", "--peers", peers[0], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ways = {"alif_fused", "alif_step", "lif_fused", "lif_step"} | ({"lif_snntorch"} if peers == ["snntorch"] else set())
+    assert set(out["over_floor"]) == ways and out["size"] == 64 and out["threads"] == 1
+    floor = out["median_ms"]
+    assert out["floor_ms"] == pytest.approx(2 * floor["floor_in_fwd"] + 2 * floor["floor_rec_step"] + floor["floor_wgrad"])
+    for way in ways:
+        assert out["over_floor"][way] == pytest.approx(out["median_ms"][way + "_fwd_bwd"] / out["floor_ms"])
+        assert 0 < out["min_ms"][way + "_fwd"] <= out["median_ms"][way + "_fwd"]
+    assert 0 < out["activation_tensors_per_step"]["alif"] < 8
+    assert out["snntorch_agreement"] == (1.0 if peers == ["snntorch"] else None)  # the same recurrence
+
+
+def test_the_online_case_times_every_rule_against_a_forward_step(capsys):
+    assert main(["bench", "--case", "online", "--quick", "--threads", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out["median_ms"]) == {"forward", "forward_steps", "bptt", "eprop_online", "eprop_online_unfiltered",
+                                     "eprop_sequence", "decolle_online", "decolle_online_unfiltered"}
+    assert out["over_forward_steps"]["forward_steps"] == 1.0 and out["over_bptt"]["bptt"] == 1.0
+    assert out["ms_per_sample"]["bptt"] == pytest.approx(out["median_ms"]["bptt"] / 4)
+
+
 @pytest.mark.parametrize("argv", [
     ["--sizes", "512,abc"], ["--sizes", "0"], ["--steps", "0"], ["--batch", "-1"], ["--repeats", "0"],
-    ["--threads", "0"], ["--peers", "brian2"],
+    ["--threads", "0"], ["--peers", "brian2"], ["--case", "recurrent", "--sizes", "64,128"],
 ])
 def test_bad_input_exits_2_with_one_line(argv, capsys):
     assert main(["bench", "--quick", "--json", *argv]) == 2

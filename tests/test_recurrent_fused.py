@@ -197,16 +197,11 @@ def test_the_recurrent_product_by_blas_or_event_by_event(monkeypatch, density):
 
 
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():
-    """The recurrent benchmark's peer (benchmarks/recurrent.py): snnTorch's RLeaky with the layer's
+    """The recurrent benchmark's peer (``bench --case recurrent``): snnTorch's RLeaky with the layer's
     weights computes the same recurrence, spike for spike."""
     pytest.importorskip("snntorch")
-    import importlib.util
-    from pathlib import Path
+    from neuroplastic.bench import recurrent as benchmark
 
-    path = Path(__file__).parents[1] / "benchmarks" / "recurrent.py"
-    spec = importlib.util.spec_from_file_location("recurrent_benchmark", path)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
     layer, x = benchmark.workload("lif", 64, 100, 4)
     forward, _ = benchmark.snntorch_layer(layer)
     with torch.no_grad():

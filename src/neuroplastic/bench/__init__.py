@@ -10,6 +10,8 @@ layer's hardware utilization, and how neuroplastic's memory grows with T
 (:mod:`~neuroplastic.bench.suite`; the measurements themselves: :mod:`~neuroplastic.bench.timing`).
 
     neuroplastic bench --json                       # the standard workload, installed peers
+    neuroplastic bench --case recurrent --threads 1  # recurrent ALIF/LIF: bench.recurrent
+    neuroplastic bench --case online --threads 1     # the online rules' steps: bench.online
     python -m neuroplastic.bench.peers snntorch --size 512 --steps 500 --batch 16 --repeats 5 --threads 2
 """
 from neuroplastic.bench.suite import default_peers, default_threads, run

@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import tempfile
 import time
 
@@ -38,26 +39,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
 
-__all__ = ["elapsed_ms", "gemm_passes", "layer_arguments", "machine", "memory", "peak_rss_mb", "rss_mb", "tensor_peak_mb", "training_passes"]
-
-
-def layer_arguments(description: str, rounds: int, argv=None):
-    """The options of the layer benchmarks in ``benchmarks/`` (``--size``, ``--steps``, ``--batch``,
-    ``--rounds``, ``--threads``, ``--quick``: N = 64, T = 50, 2 rounds), parsed, torch's threads set."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.steps, args.rounds = 64, 50, 2
-    torch.set_num_threads(args.threads)
-    return args
+__all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
+           "tensor_peak_mb", "training_passes"]
 
 
 def machine() -> dict:
@@ -86,6 +69,25 @@ def elapsed_ms(fn) -> float:
     fn()
     _synchronize()
     return 1e3 * (time.perf_counter() - start)
+
+
+def rounds(ways: dict, repeats: int, bar=None) -> tuple[dict, dict]:
+    """``(median, min)`` ms of each of ``ways`` (name → function) over ``repeats`` rounds after a
+    warm-up round; in a round every way runs once, in turn, so that a busy spell of a shared machine
+    slows one round of every way rather than every round of one. ``bar`` advances once per round."""
+    times = {name: [] for name in ways}
+    if bar is not None:
+        bar.reset(total=repeats + 1)
+    for round_ in range(repeats + 1):
+        for name, fn in ways.items():
+            elapsed = elapsed_ms(fn)
+            if round_:
+                times[name].append(elapsed)
+        if bar is not None:
+            bar.set_postfix_str(f"round {round_}/{repeats}")
+            bar.update()
+    return ({name: statistics.median(values) for name, values in times.items()},
+            {name: min(values) for name, values in times.items()})
 
 
 def _synchronize() -> None:

@@ -255,6 +255,10 @@ def fi(subparsers) -> None:
 
 def bench(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark a LIF layer (forward, backward, memory) against peers")
+    parser.add_argument("--case", choices=("feedforward", "recurrent", "online"), default="feedforward",
+                        help="feedforward: the LIF layer against peers (default); recurrent: recurrent ALIF and "
+                             "LIF layers against their floor and snnTorch; online: the online rules' training "
+                             "steps against a forward pass and BPTT (one width, default 512)")
     parser.add_argument("--sizes", help="comma-separated layer widths N (default 512,4096)")
     parser.add_argument("--steps", type=int, help="time steps T (default 500)")
     parser.add_argument("--batch", type=int, help="batch size B (default 16)")

@@ -1,14 +1,18 @@
-"""``neuroplastic bench``: time and size a LIF layer under BPTT against snnTorch, Norse and SpikingJelly.
+"""``neuroplastic bench``: time and size a LIF layer under BPTT against snnTorch, Norse and SpikingJelly
+(``--case feedforward``, the default); recurrent ALIF and LIF layers against their floor and snnTorch
+(``--case recurrent``: :mod:`neuroplastic.bench.recurrent`); the online rules' training steps against a
+forward pass and BPTT (``--case online``: :mod:`neuroplastic.bench.online`).
 
-The workload, what each library runs and how it is measured are in :mod:`neuroplastic.bench`. With
-``--json`` the last line is one object: ``gemm_floor_ms``, ``matmul_peak_gflops``, ``cases`` (``name``,
-``N``, ``fwd_ms``, ``fwd_bwd_ms``, ``peak_mb``, …), ``ratios``, ``memory_growth``, ``utilization``,
-``backend``, ``threads``, ``machine`` (CPU model, cores, vector instructions) and the run's settings
-and load average.
+The feed-forward workload, what each library runs and how it is measured are in
+:mod:`neuroplastic.bench`. With ``--json`` the last line is one object: ``gemm_floor_ms``,
+``matmul_peak_gflops``, ``cases`` (``name``, ``N``, ``fwd_ms``, ``fwd_bwd_ms``, ``peak_mb``, …),
+``ratios``, ``memory_growth``, ``utilization``, ``backend``, ``threads``, ``machine`` (CPU model,
+cores, vector instructions) and the run's settings and load average; for the other cases, their
+``median_ms`` per way and the ratios their modules describe.
 """
 from __future__ import annotations
 
-from neuroplastic.bench import suite
+from neuroplastic.bench import online, recurrent, suite
 from neuroplastic.bench.workloads import PEERS, installed
 from neuroplastic.cli.common import UsageError, device, emit
 from neuroplastic.progress import progress_bar
@@ -16,6 +20,7 @@ from neuroplastic.validation import require_count
 
 DEFAULTS = {"sizes": "512,4096", "steps": 500, "batch": 16, "repeats": 5, "peak_size": 2048}
 QUICK = {"sizes": "64", "steps": 20, "batch": 4, "repeats": 1, "peak_size": 256}
+ONE_LAYER = {"recurrent": recurrent, "online": online}  # cases of one size, timed in this process
 INSTALL = {
     "snntorch": "pip install snntorch",
     "spikingjelly": "pip install --no-deps spikingjelly && pip install 'loguru>=0.7,<1'",
@@ -25,6 +30,8 @@ INSTALL = {
 
 def main(args):
     defaults = QUICK if args.quick else DEFAULTS
+    if args.case in ONE_LAYER and not args.quick:
+        defaults = {**defaults, "sizes": "512", "repeats": 5 if args.case == "recurrent" else 3}
     sizes = _sizes(defaults["sizes"] if args.sizes is None else args.sizes)
     steps = require_count("--steps", defaults["steps"] if args.steps is None else args.steps)
     batch = require_count("--batch", defaults["batch"] if args.batch is None else args.batch)
@@ -36,10 +43,26 @@ def main(args):
         raise UsageError("bench times the CPU and CUDA devices; on Apple's MPS, time training with "
                          "benchmarks/devices.py")
     where = str(where)
+    if args.case in ONE_LAYER:
+        _one_layer(args.case, sizes, steps, batch, repeats, threads, peers, where, args)
+        return
     with progress_bar(desc="bench", unit="step", enabled=not args.quiet, every=1) as bar:
         summary = suite.run(sizes, steps, batch, repeats, peers, threads, peak_size=defaults["peak_size"],
                             delays=not args.no_delays, bar=bar, device=where)
     emit(summary, args.json, _table(summary))
+
+
+def _one_layer(case, sizes, steps, batch, repeats, threads, peers, where, args):
+    if len(sizes) != 1:
+        raise UsageError(f"--case {case} times one layer width: give one --sizes value, got {len(sizes)}")
+    if where != "cpu":
+        raise UsageError(f"--case {case} runs on the CPU (its fused kernels are CPU kernels); time "
+                         f"{where} with --case feedforward")
+    module = ONE_LAYER[case]
+    options = {"peers": peers} if case == "recurrent" else {}
+    with progress_bar(desc=f"bench {case}", unit="round", enabled=not args.quiet, every=1) as bar:
+        summary = module.run(sizes[0], steps, batch, repeats, threads, bar=bar, **options)
+    emit(summary, args.json, module.table(summary))
 
 
 def _sizes(text):
