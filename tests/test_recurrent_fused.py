@@ -284,3 +284,15 @@ def test_a_backward_hook_on_the_input_synapses_runs_on_the_fused_path(recurrent)
     assert layer.fused
     out.sum().backward()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("kind", ["alif", "lif"])
+def test_the_fused_layer_keeps_at_most_fourtensors_per_step(kind):
+    """Issue 19's memory goal: the forward+backward's tensor memory grows by ≤ 4 ``(B, N)`` tensors per
+    step (the currents, overwritten by their gradient, the spikes, ``∂z/∂v`` and the input spikes'
+    index). A finiteness check that made four temporaries of the gradient's size once broke it (4.95)."""
+    from neuroplastic.bench import recurrent as benchmark
+
+    layer, x = benchmark.workload(kind, 128, 200, 8)
+    assert layer.fused
+    assert benchmark.tensors_per_step(layer, x, 8, 128) <= 4.0

@@ -37,7 +37,7 @@ from neuroplastic.bench.timing import machine, rounds, tensor_peak_mb
 from neuroplastic.networks import SpikingLayer, use_path
 from neuroplastic.neurons import ALIF, ResetBySubtraction
 
-__all__ = ["run", "table", "workload", "snntorch_layer"]
+__all__ = ["run", "snntorch_layer", "table", "tensors_per_step", "workload"]
 
 BETA, RATE = 0.9, 0.2
 NEURONS = {
@@ -103,7 +103,7 @@ def _passes(ways: dict, name: str, forward, parameters, x) -> None:
     ways[f"{name}_fwd_bwd"] = fwd_bwd
 
 
-def _tensors_per_step(layer, x, batch, size) -> float:
+def tensors_per_step(layer, x, batch, size) -> float:
     """The fused forward+backward's tensor memory growth per step, in ``(B, N)`` float32 tensors."""
     def pass_of(steps):
         return lambda: layer(x[:steps])[0].sum().backward()
@@ -132,14 +132,14 @@ def run(size: int, steps: int, batch: int, repeats: int, threads: int, peers=(),
             _passes(ways, "lif_snntorch", forward, parameters, x)
             with torch.no_grad():
                 agreement = float((layer(x)[0] == forward(x)).float().mean())
-        memory[kind] = _tensors_per_step(layer, x, batch, size)
+        memory[kind] = tensors_per_step(layer, x, batch, size)
     median, least = rounds(ways, repeats, bar)
     floor = 2 * median["floor_in_fwd"] + 2 * median["floor_rec_step"] + median["floor_wgrad"]
     load.append(os.getloadavg()[0])
     return {"case": "recurrent", "size": size, "steps": steps, "batch": batch, "threads": threads,
             "repeats": repeats, "median_ms": median, "min_ms": least, "floor_ms": floor,
             "over_floor": {k[:-len("_fwd_bwd")]: v / floor for k, v in median.items() if k.endswith("_fwd_bwd")},
-            "snntorch_agreement": agreement, "activation_tensors_per_step": memory, "machine": machine(),
+            "snntorch_agreement": agreement, "activationtensors_per_step": memory, "machine": machine(),
             "load_average": load}
 
 
@@ -154,7 +154,7 @@ def table(summary: dict) -> list[str]:
         for way in ("fused", "step", "snntorch"):
             key = f"{kind}_{way}"
             if f"{key}_fwd" in m:
-                memory = f"{summary['activation_tensors_per_step'][kind]:.2f}" if way == "fused" else "–"
+                memory = f"{summary['activationtensors_per_step'][kind]:.2f}" if way == "fused" else "–"
                 lines.append(f"| {kind} | {way} | {m[key + '_fwd']:.1f} | {m[key + '_fwd_bwd']:.1f} | "
                              f"{m[key + '_fwd_bwd'] / floor:.2f} | {memory} |")
     if summary["snntorch_agreement"] is not None:

@@ -166,6 +166,12 @@ class _SpikeLinear(extension.KernelFunction):
         return *grads, None
 
 
+def _finite(values: torch.Tensor) -> bool:
+    """Whether ``values`` holds no NaN or infinity, read off their sum (one pass, no tensor of their
+    size: ``isfinite`` would make four; a finite sum that overflows only answers False)."""
+    return bool(torch.isfinite(values.sum()))
+
+
 def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     """``Gᵀ S`` summed over all leading dimensions, ``grad`` ``(…, n_out)`` and ``spikes`` ``(…, n_in)``
     (a weight gradient): spike by spike where ``spikes`` is sparse enough and the C++ kernel runs on
@@ -176,7 +182,7 @@ def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     summed = (spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
               and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
-              and extension.backend(spikes) == "cpp" and bool(torch.isfinite(grad).all()))
+              and extension.backend(spikes) == "cpp" and _finite(grad))
     if summed:
         limit = int(GRADIENT_DENSITY * spikes.numel())
         count, offsets, columns, values = _indexed(spikes.contiguous(), limit)
