@@ -139,7 +139,7 @@ def run(size: int, steps: int, batch: int, repeats: int, threads: int, peers=(),
     return {"case": "recurrent", "size": size, "steps": steps, "batch": batch, "threads": threads,
             "repeats": repeats, "median_ms": median, "min_ms": least, "floor_ms": floor,
             "over_floor": {k[:-len("_fwd_bwd")]: v / floor for k, v in median.items() if k.endswith("_fwd_bwd")},
-            "snntorch_agreement": agreement, "activationtensors_per_step": memory, "machine": machine(),
+            "snntorch_agreement": agreement, "activation_tensors_per_step": memory, "machine": machine(),
             "load_average": load}
 
 
@@ -154,7 +154,7 @@ def table(summary: dict) -> list[str]:
         for way in ("fused", "step", "snntorch"):
             key = f"{kind}_{way}"
             if f"{key}_fwd" in m:
-                memory = f"{summary['activationtensors_per_step'][kind]:.2f}" if way == "fused" else "–"
+                memory = f"{summary['activation_tensors_per_step'][kind]:.2f}" if way == "fused" else "–"
                 lines.append(f"| {kind} | {way} | {m[key + '_fwd']:.1f} | {m[key + '_fwd_bwd']:.1f} | "
                              f"{m[key + '_fwd_bwd'] / floor:.2f} | {memory} |")
     if summary["snntorch_agreement"] is not None:
