@@ -35,6 +35,7 @@ import torch
 from neuroplastic.rules.base import Rule, Segment, StepInfo, apply_updates
 from neuroplastic.rules.eprop import FactoredSum, ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
+from neuroplastic.spikes import count_events
 from neuroplastic.synapses import Dense, Recurrent
 from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.problem import Problem
@@ -130,10 +131,10 @@ class OnlineLearner:
             psi = layer.neuron.pseudo_derivative(step.before.neuron, step.after.neuron, layer.dt)
             infos.append(StepInfo(t, steps, layer.dt, pre, step.after.z, step.after.neuron.v, psi, layer.neuron))
             if count:
-                self.synops += torch.count_nonzero(pre) * layer.size  # on the device: read once per batch
+                self.synops += count_events(pre) * layer.size  # on the device: read once per batch
         readout_input = layer_steps[-1].after.z
         if count:
-            self.synops += torch.count_nonzero(readout_input) * self.network.readout.size
+            self.synops += count_events(readout_input) * self.network.readout.size
         heads = [head.step(h, info.post) for head, h, info in zip(self.heads, heads, infos)]
         return Recording(infos, readout_input, y, heads), state
 
@@ -225,8 +226,8 @@ class OnlineLearner:
         whole = None if self.heads else fused_recording(self.network, inputs)  # in one pass per layer
         if whole is not None and count:
             for layer, info in zip(self.network.layers, whole.infos):
-                self.synops += torch.count_nonzero(info.pre) * layer.size
-            self.synops += torch.count_nonzero(whole.readout_input) * self.network.readout.size
+                self.synops += count_events(info.pre) * layer.size
+            self.synops += count_events(whole.readout_input) * self.network.readout.size
         if whole is None:
             whole = self._recorded_by_steps(inputs, count)
         counts = [info.post.sum((0, 1)) for info in whole.infos]

@@ -30,6 +30,7 @@ from neuroplastic.networks import NetworkOutput, SpikingNetwork
 from neuroplastic.rules import Rule, apply_updates, segments
 from neuroplastic.rules.base import Segment
 from neuroplastic.sim.loop import detached
+from neuroplastic.spikes import count_events
 from neuroplastic.training.checkpoint import portable, restored
 from neuroplastic.training.losses import rate_regularization
 from neuroplastic.training.objectives import Objective
@@ -80,18 +81,18 @@ def synaptic_operations(network: SpikingNetwork, inputs, spikes) -> torch.Tensor
         return counter(inputs.shape[1]) if counter is not None else 0
     total, pre = 0, inputs
     for layer, z in zip(network.layers, spikes):
-        total += torch.count_nonzero(pre) * layer.size
+        total += count_events(pre) * layer.size
         if layer.recurrent is not None:
-            total += torch.count_nonzero(z[:-1]) * layer.size
+            total += count_events(z[:-1]) * layer.size
         pre = z
-    return total + torch.count_nonzero(pre) * network.readout.size
+    return total + count_events(pre) * network.readout.size
 
 
 def traffic(network: SpikingNetwork, spikes) -> tuple[int, int]:
     """``(events, bits)`` the hidden layers send: their events, and those times each layer's payload
     bits (1 for binary spikes), for one spike tensor ``(T, B, n)`` per layer (``NetworkOutput.events``:
     a payload of 0 is still an event sent). A network without spiking layers sends none."""
-    counts = [int(torch.count_nonzero(z)) for z in spikes]
+    counts = [int(count_events(z)) for z in spikes]
     if not counts:
         return 0, 0
     return sum(counts), sum(count * layer.payload_bits for count, layer in zip(counts, network.layers))

@@ -32,6 +32,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from neuroplastic.networks import SpikingNetwork
 from neuroplastic.rules.base import apply_updates
+from neuroplastic.spikes import count_events
 from neuroplastic.training.problem import Problem
 from neuroplastic.validation import require_count
 
@@ -115,10 +116,10 @@ class RTRLLearner:
 
     def _count_synops(self, old, new, x) -> None:
         for layer, before, after in zip(self.network.layers, old.layers, new.layers):
-            pre = torch.count_nonzero(x) + (torch.count_nonzero(before.z) if layer.recurrent is not None else 0)
+            pre = count_events(x) + (count_events(before.z) if layer.recurrent is not None else 0)
             self.synops += pre * layer.size  # on the device: read once per batch
             x = after.z
-        self.synops += torch.count_nonzero(x) * self.network.readout.size
+        self.synops += count_events(x) * self.network.readout.size
 
     def train_batch(self, inputs, targets, optimizer) -> float:
         return self.online(inputs, targets, optimizer, apply_every=self.apply_every)
