@@ -16,6 +16,7 @@ import torch
 
 from neuroplastic.analysis import fi_curve
 from neuroplastic.cli.main import main
+from neuroplastic.experiments.base import EXPERIMENTS, get_experiment
 from neuroplastic.neurons import MODELS
 from neuroplastic.tasks import load_task
 from neuroplastic.training.fit import fit
@@ -143,12 +144,33 @@ def test_every_neuron_model_simulates_without_tensors_off_its_device(name):
     assert rates.device.type == "cpu" and rates.shape == (2,)
 
 
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_makes_no_tensor_off_its_device(name, tmp_path):
+    """``reproduce NAME --device D``: each published experiment, quick, and its figure, with ``meta`` as
+    torch's default device and ``cpu`` asked for — a tensor made without naming the experiment's device
+    lands on ``meta`` and fails the first operation with the others. (Their criteria are tested with
+    each experiment; quick distal-reward is too short to meet its own.)"""
+    with torch.device("meta"):
+        outcome = get_experiment(name)(quick=True, progress=False, device=torch.device("cpu"))
+        outcome.draw(tmp_path / f"{name}.png")
+    assert outcome.summary()["name"] == name and (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+@CUDA
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_passes_on_cuda(name, tmp_path):
+    outcome = get_experiment(name)(quick=True, progress=False, device=torch.device("cuda"))
+    assert outcome.passed, outcome.summary()
+    outcome.draw(tmp_path / f"{name}.png")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["neuron", "lif", "--device", "gpu"], "unknown device 'gpu'"),
     (["fi", "lif", "--currents", "1", "--device", "cuda:x"], "unknown device"),
     (["train", "--task", "digits", "--epochs", "1", "--device", "tpu"], "unknown device 'tpu'"),
     (["compare", "--task", "digits", "--rules", "bptt", "--device", "cpu:3"], "no index other than 0"),
     (["tour", "--device", "gpu"], "unknown device 'gpu'"),
+    (["reproduce", "stdp-window", "--quick", "--device", "npu"], "unknown device 'npu'"),
 ])
 def test_an_unknown_device_is_one_line_and_exit_2_with_nothing_written(argv, message, tmp_path, capsys):
     out = tmp_path / "out"

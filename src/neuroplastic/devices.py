@@ -12,7 +12,7 @@ import re
 
 import torch
 
-__all__ = ["parse_device", "generator_on", "DEVICE_HELP"]
+__all__ = ["parse_device", "generator_on", "generator_for", "DEVICE_HELP"]
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
@@ -45,3 +45,12 @@ def generator_on(device, parent: torch.Generator | None) -> torch.Generator:
     global one). The same parent state gives the same seed on every device."""
     seed = int(torch.randint(2**62, (1,), generator=parent, device="cpu"))
     return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
+
+def generator_for(device, generator: torch.Generator) -> torch.Generator:
+    """``generator`` itself where it already lives on ``device`` (a CPU run draws exactly what it drew
+    before), else a generator on ``device`` seeded from it (:func:`generator_on`)."""
+    device = torch.device(device)
+    if generator.device.type == device.type and (device.index is None or generator.device.index == device.index):
+        return generator
+    return generator_on(device, generator)

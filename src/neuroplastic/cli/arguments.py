@@ -284,6 +284,7 @@ def reproduce(subparsers) -> None:
     parser.add_argument("--out", default="neuroplastic-out/reproduce",
                         help="folder for the figure (default neuroplastic-out/reproduce)")
     parser.add_argument("--plot", help="figure path instead of OUT/NAME.png (.png, .pdf or .svg)")
+    add_device_argument(parser)
     add_quiet_argument(parser, "--no-progress")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.set_defaults(handler=Handler("reproduce"))

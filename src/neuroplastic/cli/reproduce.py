@@ -1,12 +1,13 @@
 """``neuroplastic reproduce NAME``: run a published plasticity experiment end to end, write its figure,
 and report measured against published numbers (``--json``: one object as the last line). ``--list``
-names the experiments."""
+names the experiments; ``--device`` says where the experiment computes (its figure and numbers come
+back to the CPU)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from neuroplastic.cli.common import UsageError, plot_path
+from neuroplastic.cli.common import UsageError, device, plot_path
 from neuroplastic.experiments.base import EXPERIMENTS, get_experiment
 
 
@@ -18,10 +19,11 @@ def main(args):
     if args.name is None:
         raise UsageError(f"name an experiment ({', '.join(EXPERIMENTS)}) or use --list")
     run = get_experiment(args.name)
+    where = device(args)
     figure = plot_path(args.plot) if args.plot else Path(args.out) / f"{args.name}.png"
     if figure.exists() and figure.is_dir():
         raise UsageError(f"figure path {figure} is a folder")
-    outcome = run(quick=args.quick, seed=args.seed, progress=not args.quiet)
+    outcome = run(quick=args.quick, seed=args.seed, progress=not args.quiet, device=where)
     outcome.draw(figure)
     summary = {**outcome.summary(), "figure": str(figure)}
     if args.json:

@@ -1,4 +1,12 @@
-"""What every experiment returns, and the registry of experiments by name."""
+"""What every experiment returns, and the registry of experiments by name.
+
+Every experiment module has ``run(*, quick=False, seed=0, progress=True, device="cpu") -> Outcome``:
+its networks, rules and draws live on ``device`` (tensors made there, never without naming it; per-step
+random draws from a generator on ``device``, seeded from the CPU one, as :mod:`neuroplastic.devices`
+says), and what it measures comes back as plain Python numbers, so the figure and the report are the
+same wherever it ran. The draws that set up the network come from CPU generators, so a seed gives the
+same experiment on every device.
+"""
 from __future__ import annotations
 
 import importlib

@@ -8,7 +8,7 @@ integrates without leak), trained with BPTT for the recipe's epochs, and differs
 synapses. Criteria (issue 13): learned delays ≥ 95% test accuracy, no delays < 60%, and rounding the
 learned positions to whole steps at evaluation costs < 1 point (the learned network evaluated with its
 final Gaussian taps against the rounded one-hot kernel the reported accuracy uses). Quick: 200
-samples per class instead of 300.
+samples per class instead of 300. ``device``: where the networks train and are evaluated (``fit``'s).
 """
 from __future__ import annotations
 
@@ -29,32 +29,34 @@ VARIANTS = ("none", "fixed", "learned")
 
 
 @torch.no_grad()
-def accuracy(network, task, *, rounded: bool) -> float:
+def accuracy(network, task, *, rounded: bool, device) -> float:
     """Test accuracy with the learned positions rounded (``eval()``, as reported) or not (the final
-    Gaussian taps)."""
+    Gaussian taps), of ``network`` on ``device``."""
     network.eval()
     for module in network.modules():
         if isinstance(module, LearnedDelays):
             module.train(not rounded)
     objective, hits = objective_for(task), 0.0
     for inputs, labels in task.batches("test", 256, shuffle=False):
-        hits += objective.evaluate(network(inputs).readout, labels)["accuracy"] * len(labels)
+        readout = network(inputs.to(device)).readout
+        hits += objective.evaluate(readout, labels.to(device))["accuracy"] * len(labels)
     network.eval()
     return hits / len(task.test)
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
     task = load_task("timing", seed=seed, samples_per_class=200 if quick else 300)
     measured, learned = {}, None
     with tempfile.TemporaryDirectory() as out:
         for variant in VARIANTS:
             network = build_network(task, recipe_for("timing", delays=variant), seed=seed)  # kept to look inside
-            summary = fit(task, "bptt", network=network, seed=seed, out=f"{out}/{variant}", progress=progress)
+            summary = fit(task, "bptt", network=network, device=device, seed=seed, out=f"{out}/{variant}",
+                          progress=progress)
             measured[f"{variant}_accuracy"] = summary["test_accuracy"]
             measured[f"{variant}_wall_time_s"] = summary["wall_time_s"]
             if variant == "learned":
                 learned = network
-    measured["learned_unrounded_accuracy"] = accuracy(learned, task, rounded=False)
+    measured["learned_unrounded_accuracy"] = accuracy(learned, task, rounded=False, device=device)
     measured["rounding_cost"] = measured["learned_unrounded_accuracy"] - measured["learned_accuracy"]
     delays = torch.cat([m.rounded().flatten() for m in learned.modules() if isinstance(m, LearnedDelays)])
     measured["learned_delay_mean"] = float(delays.double().mean())

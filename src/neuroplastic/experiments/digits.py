@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuroplastic.devices import generator_for
 from neuroplastic.experiments.base import Outcome, progress_bar
 from neuroplastic.neurons import ConductanceLIF, ResetTo
 from neuroplastic.neurons.base import fire_and_reset
@@ -93,7 +94,8 @@ def _images(seed: int):
     digits = load_digits()
     pixels, labels = digits.data / 16.0, digits.target
     train, test = train_test_split(np.arange(len(labels)), test_size=0.25, stratify=labels, random_state=seed)
-    as_tensor = lambda idx: (torch.tensor(pixels[idx], dtype=torch.float64), torch.tensor(labels[idx]))  # noqa: E731
+    as_tensor = lambda idx: (torch.tensor(pixels[idx], dtype=torch.float64, device="cpu"),  # noqa: E731
+                             torch.tensor(labels[idx], device="cpu"))
     return labels, train, test, as_tensor
 
 
@@ -116,15 +118,17 @@ def load_validation(seed: int, fraction: float, n_train=None, n_validation=None)
 
 
 def present(cfg, neuron, inputs, lateral, images, generator, learn=None):
-    """Show ``images`` (B, 64) in parallel for one presentation; spike counts (B, n_exc).
-    ``learn = (rule, state, params)`` applies plasticity at every step, the changes summed over B."""
+    """Show ``images`` (B, 64) in parallel for one presentation; spike counts (B, n_exc), on the images'
+    device, the input spikes drawn there from ``generator``. ``learn = (rule, state, params)`` applies
+    plasticity at every step, the changes summed over B."""
     steps, b = round(cfg.present_ms / cfg.dt), images.shape[0]
     p = images * (cfg.max_rate_hz * cfg.dt / 1000.0)
-    state = neuron.model.init_state((b, cfg.n_exc), dtype=torch.float64)
-    relay = torch.zeros(b, cfg.n_exc, dtype=torch.float64)
-    counts = torch.zeros(b, cfg.n_exc, dtype=torch.float64)
+    f64 = {"dtype": torch.float64, "device": images.device}
+    state = neuron.model.init_state((b, cfg.n_exc), **f64)
+    relay = torch.zeros(b, cfg.n_exc, **f64)
+    counts = torch.zeros(b, cfg.n_exc, **f64)
     for t in range(steps):
-        pre = (torch.rand(b, 64, generator=generator, dtype=torch.float64) < p).double()
+        pre = (torch.rand(b, 64, generator=generator, **f64) < p).double()
         g_e, _ = inputs.jumps(pre)
         _, g_i = lateral.jumps(relay)
         spikes, state = neuron.step(state, g_e, g_i, cfg.dt)
@@ -140,29 +144,34 @@ def present(cfg, neuron, inputs, lateral, images, generator, learn=None):
 def _votes(counts, assignment):
     """Each class's mean spike count over the neurons assigned to it ``(B, 10)`` (0 for a class without)."""
     return torch.stack([counts[:, assignment == c].mean(1) if (assignment == c).any()
-                        else torch.zeros(len(counts), dtype=torch.float64) for c in range(10)], 1)
+                        else counts.new_zeros(len(counts)) for c in range(10)], 1)
 
 
-def learn_and_classify(cfg: Config, train, held_out, generator: torch.Generator, progress: bool = False) -> dict:
+def learn_and_classify(cfg: Config, train, held_out, generator: torch.Generator, progress: bool = False,
+                       device="cpu") -> dict:
     """One pass of learning on ``train`` ``(images, labels)``, labelling of the neurons on it, and the
-    accuracy on ``held_out`` (test or validation images); also the learned ``weight`` and neuron
-    ``assignment``."""
-    (x_train, y_train), (x_held, y_held) = train, held_out
+    accuracy on ``held_out`` (test or validation images), simulated on ``device``; also the learned
+    ``weight`` and neuron ``assignment`` (on the CPU). ``generator`` (a CPU one) draws the initial
+    weights and the order of the images, then the input spikes (on ``device``: a generator there
+    seeded from it, :func:`~neuroplastic.devices.generator_for`)."""
+    (x_train, y_train), (x_held, y_held) = ((x.to(device), y.to(device)) for x, y in (train, held_out))
+    f64 = {"dtype": torch.float64, "device": device}
     model = ConductanceLIF(tau_m=100.0, e_l=-65.0, v_th=-52.0, reset=ResetTo(-65.0), t_ref=5.0, e_e=0.0,
                            e_i=-100.0, tau_e=1.0, tau_i=2.0)
-    theta = torch.zeros(cfg.n_exc, dtype=torch.float64)
+    theta = torch.zeros(cfg.n_exc, **f64)
     neuron = ThresholdedLIF(model, theta)
-    weight = torch.rand(cfg.n_exc, 64, generator=generator, dtype=torch.float64) * 0.3
+    weight = torch.rand(cfg.n_exc, 64, generator=generator, dtype=torch.float64, device="cpu").to(device) * 0.3
     weight *= cfg.weight_total / weight.sum(1, keepdim=True)
     inputs = ConductanceSynapses(weight)
-    lateral = ConductanceSynapses(cfg.inhibition * (1 - torch.eye(cfg.n_exc, dtype=torch.float64)), n_excitatory=0)
+    lateral = ConductanceSynapses(cfg.inhibition * (1 - torch.eye(cfg.n_exc, **f64)), n_excitatory=0)
     stdp = chain(PairSTDP(cfg.tau_plus, cfg.tau_minus, a_plus=cfg.a_plus, a_minus=cfg.a_minus, pairing=Nearest()),
                  bound(0.0, 1.0))
     threshold, normalize = AdaptiveThreshold(cfg.theta_plus, cfg.tau_theta), Normalize(cfg.weight_total)
 
     learn_rule = partition({"stdp": stdp, "threshold": threshold}, ("stdp", "threshold"))
     bar = progress_bar(len(x_train), "unsupervised-digits", progress, unit="image")
-    order = torch.randperm(len(x_train), generator=generator)
+    order = torch.randperm(len(x_train), generator=generator, device="cpu").to(device)
+    generator = generator_for(device, generator)
     for first in range(0, len(order), cfg.batch):
         batch = order[first:first + cfg.batch]
         present(cfg, neuron, inputs, lateral, x_train[batch], generator,
@@ -179,16 +188,17 @@ def learn_and_classify(cfg: Config, train, held_out, generator: torch.Generator,
             "classes_covered": int(assignment.unique().numel()),
             "mean_spikes_per_image": float(held_counts.sum(1).mean()),
             "silent_images": int((held_counts.sum(1) == 0).sum()), "theta_mean_mv": float(theta.mean()),
-            "weight": weight, "assignment": assignment}
+            "weight": weight.cpu(), "assignment": assignment.cpu()}
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Config | None = None) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, config: Config | None = None,
+        device="cpu") -> Outcome:
     torch.set_num_threads(1)
     cfg = config or (Config(n_exc=200, n_test=300, present_ms=60.0) if quick else Config())
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     train, test = load(seed, cfg.n_train, cfg.n_test)
-    result = learn_and_classify(cfg, train, test, generator, progress)
+    result = learn_and_classify(cfg, train, test, generator, progress, torch.device(device))
     accuracy = result["accuracy"]
     measured = {"test_accuracy": accuracy, "train_accuracy": result["train_accuracy"], "n_exc": cfg.n_exc,
                 "n_train": len(train[0]), "n_test": len(test[0]), "classes_covered": result["classes_covered"],

@@ -136,8 +136,8 @@ class DistalNetwork:
 
     def targets(self, generator) -> np.ndarray:
         """``(n, m)`` distinct targets per neuron, no autapses; inhibitory rows target excitatory ones."""
-        keys = torch.rand(self.n, self.n, generator=generator, dtype=torch.float64)
-        keys[torch.arange(self.n), torch.arange(self.n)] = 2.0  # never oneself
+        keys = torch.rand(self.n, self.n, generator=generator, dtype=torch.float64, device="cpu")
+        keys.fill_diagonal_(2.0)  # never oneself
         keys[self.n_exc:, self.n_exc:] = 3.0  # inhibitory → excitatory only
         return torch.argsort(keys, dim=1)[:, :self.m].numpy()
 
@@ -159,7 +159,7 @@ class RewardClock:
             self.last_pre = t
         if self.post in fired and 0 < t - self.last_pre < self.interval:
             lo, hi = self.delay
-            self.due.add(t + int(torch.randint(lo, hi + 1, (1,), generator=self.generator)))
+            self.due.add(t + int(torch.randint(lo, hi + 1, (1,), generator=self.generator, device="cpu")))
             self.pairings.append(t)
 
     def release(self, t: int) -> float:
@@ -170,8 +170,8 @@ class RewardClock:
 
 
 def thalamic(net: DistalNetwork, generator, rows: int = 1000) -> torch.Tensor:
-    """``rows`` ms of the code's thalamic input ``13 (U − ½)``, shape ``(rows, n)``."""
-    return net.noise * (torch.rand(rows, net.n, generator=generator, dtype=torch.float64) - 0.5)
+    """``rows`` ms of the code's thalamic input ``13 (U − ½)``, shape ``(rows, n)``, on the CPU."""
+    return net.noise * (torch.rand(rows, net.n, generator=generator, dtype=torch.float64, device="cpu") - 0.5)
 
 
 def simulate_steps(net: DistalNetwork, post: np.ndarray, steps: int, seed: int, target=(0, 0)):

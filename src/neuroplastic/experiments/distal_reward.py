@@ -28,6 +28,7 @@ a window's last ms; a release counts from its own ms (the code adds it after tha
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -59,7 +60,13 @@ def measure(record: dict, net: DistalNetwork) -> dict:
 
 
 def run(*, quick: bool = False, seed: int = 0, progress: bool = True, duration_s: float | None = None,
-        net: DistalNetwork | None = None) -> Outcome:
+        net: DistalNetwork | None = None, device="cpu") -> Outcome:
+    """``device``: this experiment computes on the CPU whatever is asked — its fast path is NumPy,
+    event-driven (a step touches only the synapses of the neurons that fired), which no accelerator
+    would speed up — and says so (a warning) when another device is named."""
+    if torch.device(device).type != "cpu":
+        warnings.warn(f"distal-reward computes on the CPU (its event-driven fast path is NumPy); device "
+                      f"{device} is not used", stacklevel=2)
     torch.set_num_threads(1)
     net = net or DistalNetwork()
     duration = duration_s if duration_s is not None else (60.0 if quick else 3600.0)

@@ -25,17 +25,19 @@ CRITERIA = {"one_sided_ratio": 2.0, "symmetric_ratio": 4.0, "relative_tolerance"
             "source": "issue 14; the orders O(β) and O(β²): Scellier & Bengio 2017, Laborieux et al. 2021"}
 
 
-def linear_problem(seed: int = 0):
-    """The network, an input batch ``x`` ``(7, 5)`` and targets ``y`` ``(7, 3)``."""
+def linear_problem(seed: int = 0, device="cpu"):
+    """The network, an input batch ``x`` ``(7, 5)`` and targets ``y`` ``(7, 3)`` on ``device`` (drawn on
+    the CPU: the same problem everywhere)."""
     generator = torch.Generator().manual_seed(seed)
-    net = EnergyNetwork((5, 6, 4, 3), activation="linear", step_size=0.5, free_steps=400, nudged_steps=400,
-                        tolerance=1e-13, scale=0.3, generator=generator).double()
-    with torch.no_grad():
-        for bias in net.biases:
-            bias.normal_(generator=generator)
-    x = torch.randn(7, 5, dtype=torch.float64, generator=generator)
-    y = torch.randn(7, 3, dtype=torch.float64, generator=generator)
-    return net, x, y
+    with torch.device("cpu"):
+        net = EnergyNetwork((5, 6, 4, 3), activation="linear", step_size=0.5, free_steps=400, nudged_steps=400,
+                            tolerance=1e-13, scale=0.3, generator=generator).double()
+        with torch.no_grad():
+            for bias in net.biases:
+                bias.normal_(generator=generator)
+        x = torch.randn(7, 5, dtype=torch.float64, generator=generator)
+        y = torch.randn(7, 3, dtype=torch.float64, generator=generator)
+    return net.to(device), x.to(device), y.to(device)
 
 
 def exact_gradient(net, x, y) -> tuple:
@@ -48,9 +50,9 @@ def relative_error(estimate, exact) -> float:
                      / sum(float(b.square().sum()) for b in exact))
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
     betas = BETAS[-4:] if quick else BETAS
-    net, x, y = linear_problem(seed)
+    net, x, y = linear_problem(seed, torch.device(device))
     exact = exact_gradient(net, x, y)
     free = net.relax(x)
     errors = {kind: [relative_error(eqprop_gradients(net, x, y, beta=beta, symmetric=kind == "symmetric",

@@ -38,7 +38,7 @@ def bptt_step_gradients(network: EnergyNetwork, x, target, *, free_steps: int, s
     steps, the last first: differences of the gradients through the last ``t`` steps alone."""
     if not 0 < steps < free_steps:
         raise ValueError(f"BPTT's last {steps} steps must lie within the {free_steps} free steps")
-    states = trajectory(network, x, state=network.init_state(x.shape[:1], dtype=x.dtype), steps=free_steps)
+    states = trajectory(network, x, state=network.init_state(x.shape[:1], dtype=x.dtype, device=x.device), steps=free_steps)
     params = tuple(network.parameters())
     truncated = [tuple(torch.zeros_like(p) for p in params)]
     for t in range(1, steps + 1):
@@ -66,19 +66,21 @@ def compare(ep: list, bptt: list, layers: int) -> dict:
 def sweep(network, x, target, free_steps: int) -> tuple[dict, list, list]:
     """Per β, the comparison of every layer after ``free_steps`` free steps; EP's updates at the paper's β
     and BPTT's gradients (for the figure)."""
-    free = trajectory(network, x, state=network.init_state(x.shape[:1], dtype=x.dtype), steps=free_steps)[-1]
+    free = trajectory(network, x, state=network.init_state(x.shape[:1], dtype=x.dtype, device=x.device), steps=free_steps)[-1]
     bptt = bptt_step_gradients(network, x, target, free_steps=free_steps, steps=NUDGED_STEPS)
     updates = {beta: step_updates(network, x, target, beta=beta, free=free, steps=NUDGED_STEPS) for beta in BETAS}
     return {beta: compare(ep, bptt, len(network.weights)) for beta, ep in updates.items()}, updates[PAPER_BETA], bptt
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
+    device = torch.device(device)
     task = load_task("digits", seed=seed)
     inputs, labels = next(task.batches("train", 32, shuffle=False))
-    x = inputs.double().mean(0)
-    target = torch.nn.functional.one_hot(labels, 10).double()
-    network = EnergyNetwork((64, 128, 10), generator=torch.Generator().manual_seed(seed)).double()
-    paper, ep, bptt = sweep(network, x, target, FREE_STEPS)
+    x = inputs.double().mean(0).to(device)
+    target = torch.nn.functional.one_hot(labels, 10).double().to(device)
+    with torch.device("cpu"):  # the CPU generator's weights: the same network on every device
+        network = EnergyNetwork((64, 128, 10), generator=torch.Generator().manual_seed(seed)).double()
+    paper, ep, bptt = sweep(network.to(device), x, target, FREE_STEPS)
     converged, _, _ = sweep(network, x, target, CONVERGED_STEPS)
     names = list(paper[PAPER_BETA])
     errors = {f"{name}_T1_{steps}": [result[beta][name]["relative_error"] for beta in BETAS]
@@ -94,6 +96,6 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome
 
     def draw(path):
         from neuroplastic.report.eqprop import draw_step_updates
-        draw_step_updates(path, BETAS, errors, ep, bptt)
+        draw_step_updates(path, BETAS, errors, *([tuple(g.cpu() for g in step) for step in steps] for steps in (ep, bptt)))
 
     return Outcome("eqprop-gdu", passed, measured, CRITERIA, draw)

@@ -14,7 +14,8 @@ chips (seeds 0, 1, 2; at σ = 0 the three are one device and are trained once), 
 
 Each is reported as its test accuracy on the chip, the mean over the chips. Criteria (issue 14): at
 σ = 0.3 PAT at least 10 points above transfer and within 3 points of the ideal accuracy (transfer at
-σ = 0). Quick: σ = 0 and 0.3, one chip, 32 neurons, 2 epochs.
+σ = 0). Quick: σ = 0 and 0.3, one chip, 32 neurons, 2 epochs. ``device``: where the networks train
+and the chips are simulated (``fit``'s).
 """
 from __future__ import annotations
 
@@ -37,12 +38,13 @@ CRITERIA = {"pat_over_transfer_at_0.3": 0.10, "pat_below_ideal_at_most": 0.03,
             "source": "issue 14 after Wright et al. 2022 (Nature 601:549)"}
 
 
-def chip_accuracy(network: PhysicalNetwork, task) -> float:
-    """Test accuracy of ``network`` as its chip computes it."""
-    return Trainer(task, network, None, None, evaluate=objective_for(task).evaluate).evaluate("test")["accuracy"]
+def chip_accuracy(network: PhysicalNetwork, task, device) -> float:
+    """Test accuracy of ``network`` as its chip computes it, on ``device``."""
+    trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate, device=device)
+    return trainer.evaluate("test")["accuracy"]
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
     levels, chips = ((0.0, 0.3), (0,)) if quick else (LEVELS, CHIPS)
     hidden, epochs = ((32,), 2) if quick else ((128,), 10)
     task = load_task("digits", seed=seed)
@@ -54,8 +56,8 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome
         def train(rule, **options):
             method = make_method(rule, **CHIP, **options)
             network = method.build_network(task, recipe, seed=seed)
-            fit(task, method, network=network, epochs=epochs, seed=seed, out=f"{out}/run", progress=False,
-                hidden=hidden)
+            fit(task, method, network=network, device=device, epochs=epochs, seed=seed, out=f"{out}/run",
+                progress=False, hidden=hidden)
             bar.update(1)
             return network
 
@@ -66,11 +68,11 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome
             for chip in chips:
                 spec = ChipSpec(level, CHIP["noise"], CHIP["bits"], chip)
                 for variant, learned in (("transfer", twin), ("aware", aware)):
-                    accuracies[variant][level].append(chip_accuracy(learned.deployed(spec), task))
+                    accuracies[variant][level].append(chip_accuracy(learned.deployed(spec), task, device))
                 for variant, calibrated in (("pat", False), ("pat-calibrated", True)):
                     if level > 0 or variant not in trained:  # at σ = 0 every chip is the same device
                         trained[variant] = train("pat", mismatch=level, chip=chip, calibrate=calibrated)
-                    accuracies[variant][level].append(chip_accuracy(trained[variant].deployed(spec), task))
+                    accuracies[variant][level].append(chip_accuracy(trained[variant].deployed(spec), task, device))
     bar.close()
     mean = {variant: [sum(values[level]) / len(values[level]) for level in levels]
             for variant, values in accuracies.items()}

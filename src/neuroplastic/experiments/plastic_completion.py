@@ -19,6 +19,7 @@ criterion (≤ 15% wrong bits, ``α = 0`` ≥ 40%). Adam's learning rate is kept
 the per-synapse ``α ~ 1/bits`` (``1e-4`` for 1000 bits). Training much longer than 160 episodes at
 this rate lets the squared error, which rewards larger outputs, push ``α`` and ``η`` towards the edge
 of stability: the error, near 0 from episode 130 to 180, creeps back to a few percent by 250.
+``device``: where the networks train and the episodes are drawn (the weights are drawn on the CPU).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from neuroplastic.devices import generator_for
 from neuroplastic.experiments.base import Outcome, progress_bar
 from neuroplastic.networks.plastic_rnn import RateRNN
 from neuroplastic.rules import DecayingHebb
@@ -72,17 +74,18 @@ QUICK_GOAL = {"plastic_wrong_bits_max": 0.15, "frozen_wrong_bits_min": 0.40}  # 
 
 def episodes(config: Config, batch: int, generator: torch.Generator):
     """``batch`` episodes: inputs ``(T, B, bits)``, the probe's full pattern ``(B, bits)`` and the mask
-    of its zeroed bits ``(B, bits)``."""
-    size, count = config.bits, config.patterns
-    patterns = torch.randint(0, 2, (batch, count, size), generator=generator).float() * 2 - 1
+    of its zeroed bits ``(B, bits)``, drawn from ``generator`` on its device."""
+    size, count, device = config.bits, config.patterns, generator.device
+    patterns = torch.randint(0, 2, (batch, count, size), generator=generator, device=device).float() * 2 - 1
+    samples = torch.arange(batch, device=device)
     frames = []
     for _ in range(config.cycles):
-        order = torch.argsort(torch.rand(batch, count, generator=generator), dim=1)
+        order = torch.argsort(torch.rand(batch, count, generator=generator, device=device), dim=1)
         for k in range(count):
-            shown = patterns[torch.arange(batch), order[:, k]]
+            shown = patterns[samples, order[:, k]]
             frames += [shown] * config.show + [torch.zeros_like(shown)] * config.gap
-    target = patterns[torch.arange(batch), torch.randint(0, count, (batch,), generator=generator)]
-    zeroed = torch.argsort(torch.rand(batch, size, generator=generator), dim=1) < size // 2
+    target = patterns[samples, torch.randint(0, count, (batch,), generator=generator, device=device)]
+    zeroed = torch.argsort(torch.rand(batch, size, generator=generator, device=device), dim=1) < size // 2
     frames += [target.masked_fill(zeroed, 0.0)] * config.probe
     return torch.stack(frames), target, zeroed
 
@@ -92,19 +95,21 @@ def wrong_bits(output: torch.Tensor, target: torch.Tensor, zeroed: torch.Tensor)
     return float(((output.sign() != target) & zeroed).sum() / zeroed.sum())
 
 
-def network(config: Config, plastic: bool, generator: torch.Generator) -> RateRNN:
-    """The plastic network, or the same one with ``α = 0`` (the plain recurrent synapses)."""
-    if not plastic:
-        return RateRNN(Recurrent(config.bits, scale=config.scale, generator=generator))
-    alpha = torch.rand(config.bits, config.bits, generator=generator) * config.alpha / config.bits
-    return RateRNN(PlasticRecurrent(config.bits, rule=DecayingHebb(eta=config.eta), alpha=alpha,
-                                    scale=config.scale, generator=generator))
+def network(config: Config, plastic: bool, generator: torch.Generator, device) -> RateRNN:
+    """The plastic network, or the same one with ``α = 0`` (the plain recurrent synapses), drawn on the
+    CPU from ``generator`` and moved to ``device``."""
+    with torch.device("cpu"):
+        if not plastic:
+            return RateRNN(Recurrent(config.bits, scale=config.scale, generator=generator)).to(device)
+        alpha = torch.rand(config.bits, config.bits, generator=generator) * config.alpha / config.bits
+        return RateRNN(PlasticRecurrent(config.bits, rule=DecayingHebb(eta=config.eta), alpha=alpha,
+                                        scale=config.scale, generator=generator)).to(device)
 
 
-def train(net: RateRNN, config: Config, seed: int, bar=None) -> list[float]:
-    """Adam on the last step's squared error, one batch of fresh episodes per update; returns the
-    wrong-bit fraction of every update's batch (the training curve)."""
-    generator = torch.Generator().manual_seed(seed)
+def train(net: RateRNN, config: Config, seed: int, device, bar=None) -> list[float]:
+    """Adam on the last step's squared error, one batch of fresh episodes (drawn on ``device``) per
+    update; returns the wrong-bit fraction of every update's batch (the training curve)."""
+    generator = generator_for(device, torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     curve = []
     for _ in range(config.episodes // config.batch):
@@ -121,24 +126,26 @@ def train(net: RateRNN, config: Config, seed: int, bar=None) -> list[float]:
 
 
 @torch.no_grad()
-def test(net: RateRNN, config: Config, seed: int):
-    """The wrong-bit fraction on ``test_episodes`` fresh episodes, and the last one's probe and output."""
-    inputs, target, zeroed = episodes(config, config.test_episodes, torch.Generator().manual_seed(seed))
+def test(net: RateRNN, config: Config, seed: int, device):
+    """The wrong-bit fraction on ``test_episodes`` fresh episodes (drawn on ``device``), and the first
+    one's probe, output, pattern and zeroed bits (on the CPU)."""
+    generator = generator_for(device, torch.Generator().manual_seed(seed))
+    inputs, target, zeroed = episodes(config, config.test_episodes, generator)
     output = net(inputs)[0][-1]
-    return wrong_bits(output, target, zeroed), (inputs[-1, 0], output[0], target[0], zeroed[0])
+    return wrong_bits(output, target, zeroed), tuple(t.cpu() for t in (inputs[-1, 0], output[0], target[0], zeroed[0]))
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
     config = QUICK if quick else FULL
     results, curves, examples = {}, {}, {}
     bar = progress_bar(2 * config.episodes, "plastic-completion", progress, unit="episode")
     for kind in ("plastic", "frozen"):
         torch.manual_seed(seed)
-        net = network(config, kind == "plastic", torch.Generator().manual_seed(seed))
+        net = network(config, kind == "plastic", torch.Generator().manual_seed(seed), device)
         start = time.perf_counter()
-        curves[kind] = train(net, config, seed + 1, bar)
+        curves[kind] = train(net, config, seed + 1, device, bar)
         results[f"{kind}_train_s"] = time.perf_counter() - start
-        results[f"{kind}_wrong_bits"], examples[kind] = test(net, config, seed + 2)
+        results[f"{kind}_wrong_bits"], examples[kind] = test(net, config, seed + 2, device)
         if kind == "plastic":
             synapses = net.recurrent
             alpha = synapses.alpha.detach()

@@ -62,26 +62,27 @@ class SongNetwork:
         return PairSTDP(self.tau_pre, self.tau_post, a_plus, a_plus * self.ratio * self.tau_pre / self.tau_post)
 
     def initial_weights(self, generator) -> torch.Tensor:
-        return torch.rand(self.n_inputs, generator=generator, dtype=torch.float64) * self.g_max
+        return torch.rand(self.n_inputs, generator=generator, dtype=torch.float64, device=generator.device) * self.g_max
 
 
 def poisson_events(n: int, rate_hz: float, steps: int, dt: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Poisson spike trains as events ``(step, neuron)`` sorted by step: each step is a Bernoulli
-    trial with ``p = rate·dt/1000``, drawn as geometric intervals."""
+    trial with ``p = rate·dt/1000``, drawn as geometric intervals (on the generator's device)."""
+    device = generator.device
     p = rate_hz * dt / 1000.0
     if not 0 < p < 1:
         raise ValueError(f"rate·dt/1000 must lie in (0, 1), got {p}")
     log_q = math.log1p(-p)
     per_neuron = int(steps * p + 6 * math.sqrt(steps * p) + 20)
-    times = torch.full((n, 0), -1, dtype=torch.int64)
-    last = torch.full((n,), -1, dtype=torch.int64)
+    times = torch.full((n, 0), -1, dtype=torch.int64, device=device)
+    last = torch.full((n,), -1, dtype=torch.int64, device=device)
     while bool((last < steps).any()):
-        u = torch.rand(n, per_neuron, generator=generator, dtype=torch.float64).clamp_min(1e-300)
+        u = torch.rand(n, per_neuron, generator=generator, dtype=torch.float64, device=device).clamp_min(1e-300)
         gaps = (torch.log(u) / log_q).floor().to(torch.int64) + 1
         block = last[:, None] + gaps.cumsum(1)
         times = torch.cat([times, block], 1)
         last = block[:, -1]
-    neuron = torch.arange(n).repeat_interleave(times.shape[1]).reshape(n, -1)
+    neuron = torch.arange(n, device=device).repeat_interleave(times.shape[1]).reshape(n, -1)
     keep = times < steps
     step, neuron = times[keep], neuron[keep]
     order = torch.argsort(step, stable=True)
@@ -89,41 +90,44 @@ def poisson_events(n: int, rate_hz: float, steps: int, dt: float, generator) -> 
 
 
 def _bounds(step_of_event: torch.Tensor, steps: int) -> torch.Tensor:
-    return torch.searchsorted(step_of_event, torch.arange(steps + 1))
+    return torch.searchsorted(step_of_event, torch.arange(steps + 1, device=step_of_event.device))
 
 
 def simulate_steps(net: SongNetwork, weights, events, steps: int, dt: float):
     """The reference: one step of synapses, neuron and rule at a time. Returns the final weights and
-    the output spike steps."""
+    the output spike steps (on the CPU)."""
     weights = weights.clone()[None]
+    f64 = {"dtype": torch.float64, "device": weights.device}
     synapses, neuron = ConductanceSynapses(weights), net.neuron()
     rule = chain(net.stdp(), bound(0.0, net.g_max))
-    state, rule_state = neuron.init_state((1, 1), dtype=torch.float64), rule.init((weights,))
+    state, rule_state = neuron.init_state((1, 1), **f64), rule.init((weights,))
     step_of_event, index = events
     starts, out = _bounds(step_of_event, steps), []
     for t in range(steps):
-        pre = torch.zeros(1, net.n_inputs, dtype=torch.float64)
+        pre = torch.zeros(1, net.n_inputs, **f64)
         pre[0, index[starts[t]:starts[t + 1]]] = 1.0
         post, state = neuron.step(state, synapses.drive(pre), dt)
         changes, rule_state = rule.update(StepInfo(t, steps, dt, pre, post), rule_state, (weights,))
         apply_changes((weights,), changes)
         if post.any():
             out.append(t)
-    return weights[0], torch.tensor(out, dtype=torch.int64)
+    return weights[0], torch.tensor(out, dtype=torch.int64, device="cpu")
 
 
 def simulate_events(net: SongNetwork, weights, events, steps: int, dt: float, *, chunk: int = 1500,
                     progress=None, snapshot_every: int | None = None):
     """The fast path (see the module docstring); same results as :func:`simulate_steps`.
 
-    Returns ``(weights, output spike steps, snapshots)``; ``snapshots`` holds the weights every
-    ``snapshot_every`` steps (when given). ``progress`` is called with the number of steps done.
+    Returns ``(weights, output spike steps, snapshots)``, the weights on their device and the steps on
+    the CPU; ``snapshots`` holds the weights every ``snapshot_every`` steps (when given). ``progress``
+    is called with the number of steps done.
     """
     w = weights.clone().to(torch.float64)
+    f64 = {"dtype": torch.float64, "device": w.device}
     stdp, dt = net.stdp(), require_positive("dt", dt)
     q_e, q_m = math.exp(-dt / net.tau_e), dt / net.tau_m
     q_pre, q_post = math.exp(-dt / stdp.tau_plus), math.exp(-dt / stdp.tau_minus)
-    v, g, x_post = torch.tensor(net.e_l, dtype=torch.float64), 0.0, 0.0
+    v, g, x_post = torch.tensor(net.e_l, **f64), 0.0, 0.0
     x_pre = torch.zeros_like(w)  # the presynaptic traces just after step t0 − 1
     step_of_event, index = events
     starts = _bounds(step_of_event, steps)
@@ -134,7 +138,7 @@ def simulate_events(net: SongNetwork, weights, events, steps: int, dt: float, *,
         lo, hi = int(starts[t0]), int(starts[t1])
         e_t, e_j = step_of_event[lo:hi] - t0, index[lo:hi]
         k = t1 - t0
-        ramp = torch.arange(1, k + 1, dtype=torch.float64)
+        ramp = torch.arange(1, k + 1, **f64)
         y = x_post * q_post ** ramp  # post trace at each step, before that step's spike
         depression = stdp.a_minus * y[e_t]
         # weight each event sees: w_j less the depressions of j's earlier events in this stretch
@@ -146,7 +150,7 @@ def simulate_events(net: SongNetwork, weights, events, steps: int, dt: float, *,
         prior = torch.empty_like(depression)
         prior[order] = exclusive - exclusive[first][first.cumsum(0) - 1]
         seen = (w[e_j] - prior).clamp(min=0.0)
-        jumps = torch.zeros(k, dtype=torch.float64).index_add_(0, e_t, seen)
+        jumps = torch.zeros(k, **f64).index_add_(0, e_t, seen)
         # conductance at the start of each step's update and the voltage after it
         scale = q_e ** -(ramp - 1)
         G = (g + (jumps * scale).cumsum(0)) / scale
@@ -168,7 +172,7 @@ def simulate_events(net: SongNetwork, weights, events, steps: int, dt: float, *,
             change = stdp.a_plus * x_pre
             change.index_add_(0, e_j[now], -depression[now])
             w = (w + change).clamp_(0.0, net.g_max)
-            g, v, x_post = float(G[stop]) * q_e, torch.tensor(net.v_reset, dtype=torch.float64), float(y[stop]) + 1.0
+            g, v, x_post = float(G[stop]) * q_e, torch.tensor(net.v_reset, **f64), float(y[stop]) + 1.0
             out.append(t0 + stop)
             t0 += stop + 1
         else:
@@ -179,4 +183,4 @@ def simulate_events(net: SongNetwork, weights, events, steps: int, dt: float, *,
             next_snapshot += snapshot_every
         if progress is not None:
             progress(t0)
-    return w, torch.tensor(out, dtype=torch.int64), snapshots
+    return w, torch.tensor(out, dtype=torch.int64, device="cpu"), snapshots

@@ -38,7 +38,7 @@ def measure(weights: torch.Tensor, g_max: float) -> dict:
 
 
 def run(*, quick: bool = False, seed: int = 0, progress: bool = True, duration_ms: float | None = None,
-        dt: float = 0.1) -> Outcome:
+        dt: float = 0.1, device="cpu") -> Outcome:
     torch.set_num_threads(1)
     net = SongNetwork(a_plus=0.015) if quick else SongNetwork()
     duration = duration_ms if duration_ms is not None else (60_000.0 if quick else 100_000.0)
@@ -46,7 +46,7 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, duration_m
     generator = torch.Generator().manual_seed(seed)
     w0 = net.initial_weights(generator)
     start = time.perf_counter()
-    events = poisson_events(net.n_inputs, net.rate_hz, steps, dt, generator)
+    events = tuple(e.to(device) for e in poisson_events(net.n_inputs, net.rate_hz, steps, dt, generator))
     bar = progress_bar(steps, "stdp-bimodal", progress)
     done = [0]
 
@@ -55,7 +55,9 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, duration_m
         done[0] = step
 
     second = round(1000.0 / dt)
-    weights, out, snapshots = simulate_events(net, w0, events, steps, dt, progress=advance, snapshot_every=second)
+    weights, out, snapshots = simulate_events(net, w0.to(device), events, steps, dt, progress=advance,
+                                              snapshot_every=second)
+    weights, snapshots = weights.cpu(), [s.cpu() for s in snapshots]
     bar.close()
     wall = time.perf_counter() - start
     window = min(10 * second, steps)

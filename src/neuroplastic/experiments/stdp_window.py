@@ -40,21 +40,22 @@ PUBLISHED = {"tau_plus_ms": 16.8, "tau_minus_ms": 33.7, "source": "Bi & Poo 1998
 FREQUENCIES = [0.1, 1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0]
 
 
-def pairing_window(rule: PairSTDP, delays_ms, pairings: int, dt: float, progress: bool):
-    """Measured ``(Δt, Δw per pairing)`` of each synapse ``i ← i`` under the pairing protocol."""
+def pairing_window(rule: PairSTDP, delays_ms, pairings: int, dt: float, progress: bool, device="cpu"):
+    """Measured ``(Δt, Δw per pairing)`` of each synapse ``i ← i`` under the pairing protocol, simulated
+    on ``device``."""
     k, period, lead = len(delays_ms), round(1000.0 / dt), round(150.0 / dt)
-    neuron = ConductanceLIF()
-    weight = torch.full((k, k), 1e-4, dtype=torch.float64)  # plastic; only i ← i is measured
-    synapses = ConductanceSynapses(1e-4 * torch.eye(k, dtype=torch.float64))  # fixed weak transmission
+    neuron, f64 = ConductanceLIF(), {"dtype": torch.float64, "device": device}
+    weight = torch.full((k, k), 1e-4, **f64)  # plastic; only i ← i is measured
+    synapses = ConductanceSynapses(1e-4 * torch.eye(k, **f64))  # fixed weak transmission
     offsets = [round(d / dt) for d in delays_ms]
-    state, rule_state = neuron.init_state((1, k), dtype=torch.float64), rule.init((weight,))
-    eye = torch.eye(k, dtype=torch.bool)
+    state, rule_state = neuron.init_state((1, k), **f64), rule.init((weight,))
+    eye = torch.eye(k, dtype=torch.bool, device=device)
     start, pre_steps, post_steps = weight[eye].clone(), [[] for _ in range(k)], [[] for _ in range(k)]
     bar = progress_bar(pairings * period, "stdp-window", progress)
-    pulse = torch.full((1, k), 500.0, dtype=torch.float64)  # nA for one step: enough to fire at once
+    pulse = torch.full((1, k), 500.0, **f64)  # nA for one step: enough to fire at once
     for t in range(pairings * period):
         phase = t % period
-        pre = torch.tensor([[float(phase == lead - o) for o in offsets]], dtype=torch.float64)
+        pre = torch.tensor([[float(phase == lead - o) for o in offsets]], **f64)
         current = pulse if phase == lead else torch.zeros_like(pulse)
         g_e, g_i = synapses.jumps(pre)
         post, state = neuron.step(state, conductance_input(current, g_e, g_i), dt)
@@ -70,7 +71,7 @@ def pairing_window(rule: PairSTDP, delays_ms, pairings: int, dt: float, progress
     if any(len(p) != pairings or len(q) != pairings for p, q in zip(pre_steps, post_steps)):
         raise RuntimeError("the pairing protocol did not produce one pre and one post spike per pairing")
     measured_dt = np.array([np.mean(np.subtract(q, p)) * dt for p, q in zip(pre_steps, post_steps)])
-    return measured_dt, ((weight[eye] - start) / pairings).numpy()
+    return measured_dt, ((weight[eye] - start) / pairings).cpu().numpy()
 
 
 def fit_window(delta_t, dw):
@@ -82,18 +83,19 @@ def fit_window(delta_t, dw):
             "a_plus": float(np.exp(icpt_p)), "a_minus": float(np.exp(icpt_n))}
 
 
-def triplet_frequency(rule: TripletSTDP, delta_ms: float, pairings: int = 60):
-    """Δw after ``pairings`` pre–post pairs at each frequency, event by event."""
+def triplet_frequency(rule: TripletSTDP, delta_ms: float, pairings: int = 60, device="cpu"):
+    """Δw after ``pairings`` pre–post pairs at each frequency, event by event, on ``device``."""
+    f64 = {"dtype": torch.float64, "device": device}
     out = []
     for frequency in FREQUENCIES:
         period = 1000.0 / frequency
         pre_times = [20.0 + n * period for n in range(pairings)]
         post_times = [t + delta_ms for t in pre_times]
         times = sorted(set(pre_times) | set(post_times))
-        weight, state, last = torch.zeros(1, 1, dtype=torch.float64), None, 0.0
+        weight, state, last = torch.zeros(1, 1, **f64), None, 0.0
         for n, t in enumerate(times):
-            pre = torch.tensor([[float(t in pre_times)]], dtype=torch.float64)
-            post = torch.tensor([[float(t in post_times)]], dtype=torch.float64)
+            pre = torch.tensor([[float(t in pre_times)]], **f64)
+            post = torch.tensor([[float(t in post_times)]], **f64)
             changes, state = rule.update(StepInfo(n, len(times), t - last, pre, post), state, (weight,))
             apply_changes((weight,), changes)
             last = t
@@ -101,16 +103,17 @@ def triplet_frequency(rule: TripletSTDP, delta_ms: float, pairings: int = 60):
     return out
 
 
-def run(*, quick: bool = False, seed: int = 0, progress: bool = True, dt: float = 0.5) -> Outcome:
+def run(*, quick: bool = False, seed: int = 0, progress: bool = True, dt: float = 0.5, device="cpu") -> Outcome:
+    device = torch.device(device)
     torch.set_num_threads(1)
     start = time.perf_counter()
     rule = PairSTDP(tau_plus=PUBLISHED["tau_plus_ms"], tau_minus=PUBLISHED["tau_minus_ms"], a_plus=0.01, a_minus=0.0105)
     delays = [float(d) for d in np.arange(-100.0, 100.0 + 1e-9, 5.0)]
-    delta_t, dw = pairing_window(rule, delays, 3 if quick else 60, dt, progress)
-    closed = rule.window(torch.tensor(delta_t)).numpy()
+    delta_t, dw = pairing_window(rule, delays, 3 if quick else 60, dt, progress, device)
+    closed = rule.window(delta_t).numpy()  # the closed form, on the CPU
     relative = np.abs(dw - closed) / np.abs(closed)
     fit = fit_window(delta_t, dw)
-    triplet = {+10.0: triplet_frequency(TripletSTDP(), 10.0), -10.0: triplet_frequency(TripletSTDP(), -10.0)}
+    triplet = {delta: triplet_frequency(TripletSTDP(), delta, device=device) for delta in (+10.0, -10.0)}
     plus, minus = triplet[10.0], triplet[-10.0]
     measured = {
         "tau_plus_ms": fit["tau_plus_ms"], "tau_minus_ms": fit["tau_minus_ms"],
@@ -127,6 +130,7 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, dt: float 
 
     def draw(path):
         from neuroplastic.report.plasticity import draw_window
-        draw_window(path, delta_t, dw, lambda x: rule.window(torch.tensor(x)).numpy(), fit, FREQUENCIES, triplet)
+        draw_window(path, delta_t, dw, lambda x: rule.window(x).numpy(), fit,
+                    FREQUENCIES, triplet)
 
     return Outcome("stdp-window", passed, measured, PUBLISHED, draw)

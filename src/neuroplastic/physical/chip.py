@@ -116,9 +116,9 @@ def per_neuron(twin: SpikingNetwork) -> None:
             raise ValueError(f"a chip's synapses are weights only: layer {index} has "
                              f"{', '.join(others) or 'a payload'} (no biases, learned delays or graded spikes on a "
                              "chip)")
-        dtype = next(layer.parameters(), torch.empty(())).dtype
-        values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=dtype).detach().expand(layer.size).clone()
-                  for name in MISMATCHED}
+        like = next(layer.parameters(), torch.empty((), device="cpu"))  # the layer's dtype and device
+        values = {name: torch.as_tensor(getattr(layer.neuron, name), dtype=like.dtype, device=like.device).detach()
+                  .expand(layer.size).clone() for name in MISMATCHED}
         layer.neuron = layer.neuron.replace(**values)
 
 

@@ -15,7 +15,7 @@ STYLE = {"plastic": ("tab:blue", "plastic (w + α Hebb)"), "frozen": ("tab:gray"
 def _image(vector: torch.Tensor) -> torch.Tensor:
     """A pattern as a near-square image (padded with zeros)."""
     side = int(len(vector) ** 0.5 + 0.999)
-    padded = torch.zeros(side * side)
+    padded = torch.zeros(side * side, device="cpu")
     padded[:len(vector)] = vector.float().cpu()
     return padded.reshape(side, side).numpy()
 

@@ -114,7 +114,7 @@ def apply_changes(params, changes) -> None:
     changes, read once (NaN and infinity reach it; finite changes whose sum overflows are looked at closer)."""
     if changes is None:
         return
-    pairs = [(param, torch.as_tensor(change)) for param, change in zip(params, changes)]
+    pairs = [(param, torch.as_tensor(change, device=param.device)) for param, change in zip(params, changes)]
     if not pairs:
         return
     total = pairs[0][1].sum()

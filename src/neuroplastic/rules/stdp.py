@@ -125,8 +125,10 @@ class PairSTDP(Rule):
         require_non_negative("PairSTDP a_minus", self.a_minus)
 
     def window(self, delta_t):
-        """The closed-form change of an isolated pair ``Δt = t_post − t_pre`` (ms), additive rule."""
-        delta_t = torch.as_tensor(delta_t, dtype=torch.float64)
+        """The closed-form change of an isolated pair ``Δt = t_post − t_pre`` (ms), additive rule (on
+        ``delta_t``'s device; numbers and arrays on the CPU)."""
+        delta_t = torch.as_tensor(delta_t, dtype=torch.float64,
+                                  device=delta_t.device if isinstance(delta_t, torch.Tensor) else "cpu")
         return torch.where(delta_t >= 0, self.a_plus * torch.exp(-delta_t.clamp(min=0) / self.tau_plus),
                            -self.a_minus * torch.exp(delta_t.clamp(max=0) / self.tau_minus))
 

@@ -15,6 +15,8 @@ double-digits), mnist1d (mnist1d), h5py (shd).
 """
 from __future__ import annotations
 
+import torch
+
 from neuroplastic.tasks.base import Split, Task
 from neuroplastic.tasks.cue import cue_task
 from neuroplastic.tasks.digits import digits_task
@@ -43,8 +45,10 @@ TASKS = {
 def load_task(name: str, *, seed: int = 0, **options) -> Task:
     """The task called ``name`` with some options changed. ``seed`` fixes every random draw of the
     tasks that make any (digits, randman, cue, pattern); the others are deterministic. A clear
-    error for an unknown task or option."""
-    return build_named("task", name, TASKS, seed, options)
+    error for an unknown task or option. The data is made on the CPU whatever torch's default device
+    (its batches go to the model's device where they are used)."""
+    with torch.device("cpu"):
+        return build_named("task", name, TASKS, seed, options)
 
 
 META_DATASETS = {

@@ -136,17 +136,20 @@ def recipe_for(task_name: str, recipe: str | None = None, **changes) -> Recipe:
 
 
 def build_network(task: Task, recipe: Recipe, *, seed: int = 0) -> SpikingNetwork:
+    """The recipe's network for ``task``, its weights drawn from ``seed``; built on the CPU whatever
+    torch's default device (a seed gives the same network everywhere; ``.to(device)`` moves it)."""
     generator = torch.Generator().manual_seed(seed)
     neuron: NeuronModel = NEURONS[recipe.neuron](recipe)
     sizes = (task.n_inputs, *recipe.hidden)
-    layers = [
-        SpikingLayer(n_in, n_out, neuron, dt=task.dt, recurrent=recipe.recurrent, scale=recipe.scale,
-                     generator=generator, synapses=_synapses(n_in, n_out, recipe, generator),
-                     payload=payload_for(recipe.graded, n_out))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
-    readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)
-    return SpikingNetwork(layers, readout, dropout=recipe.dropout).to(task.dtype)
+    with torch.device("cpu"):
+        layers = [
+            SpikingLayer(n_in, n_out, neuron, dt=task.dt, recurrent=recipe.recurrent, scale=recipe.scale,
+                         generator=generator, synapses=_synapses(n_in, n_out, recipe, generator),
+                         payload=payload_for(recipe.graded, n_out))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        ]
+        readout = LeakyReadout(sizes[-1], task.n_outputs, tau_out=recipe.tau_out, dt=task.dt, generator=generator)
+        return SpikingNetwork(layers, readout, dropout=recipe.dropout).to(task.dtype)
 
 
 def _synapses(n_in: int, n_out: int, recipe: Recipe, generator):
