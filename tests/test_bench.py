@@ -72,7 +72,7 @@ def test_quick_json_has_every_case_positive(capsys):
     for case in out["cases"]:
         assert case["N"] == 64 and case["peak_mb"] > 0
         assert 0 < case["fwd_min_ms"] <= case["fwd_ms"] and 0 < case["fwd_bwd_min_ms"] <= case["fwd_bwd_ms"]
-    assert out["gemm_floor_ms"]["64"] > 0 and out["matmul_peak_gflops"] > 0
+    assert out["case"] == "feedforward" and out["gemm_floor_ms"]["64"] > 0 and out["matmul_peak_gflops"] > 0
     assert out["backend"] in ("cpp", "torch") and out["threads"] == 1
     assert 0 < out["utilization"]["64"]["fraction_of_peak"]
     growth = out["memory_growth"]
@@ -111,6 +111,7 @@ def test_the_online_case_times_every_rule_against_a_forward_step(capsys):
 @pytest.mark.parametrize("argv", [
     ["--sizes", "512,abc"], ["--sizes", "0"], ["--steps", "0"], ["--batch", "-1"], ["--repeats", "0"],
     ["--threads", "0"], ["--peers", "brian2"], ["--case", "recurrent", "--sizes", "64,128"],
+    ["--case", "recurrent", "--steps", "1"], ["--case", "online", "--no-delays"], ["--case", "online", "--peers", "snntorch"], ["--case", "recurrent", "--peers", "norse"],
 ])
 def test_bad_input_exits_2_with_one_line(argv, capsys):
     assert main(["bench", "--quick", "--json", *argv]) == 2

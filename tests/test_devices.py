@@ -156,6 +156,27 @@ def test_every_experiment_makes_no_tensor_off_its_device(name, tmp_path):
     assert outcome.summary()["name"] == name and (tmp_path / f"{name}.png").stat().st_size > 0
 
 
+def test_reproduce_names_its_device_and_refuses_mps(tmp_path, capsys, monkeypatch):
+    assert main(["reproduce", "eqprop-beta", "--quick", "--quiet", "--out", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["device"] == "cpu"
+    monkeypatch.setattr("neuroplastic.cli.reproduce.device", lambda args: torch.device("mps"))
+    assert main(["reproduce", "eqprop-beta", "--quick", "--quiet", "--out", str(tmp_path / "mps")]) == 2
+    assert "float64" in capsys.readouterr().err and not (tmp_path / "mps").exists()
+
+
+def test_the_song_reference_simulation_stays_on_its_device():
+    """The step-by-step reference of stdp-bimodal (``song.simulate_steps``), which no experiment runs:
+    its synapses' drive follows the spikes' device, not torch's default one."""
+    from neuroplastic.experiments.song import SongNetwork, poisson_events, simulate_steps
+
+    net = SongNetwork(n_inputs=50)
+    generator = torch.Generator().manual_seed(0)
+    weights, events = net.initial_weights(generator), poisson_events(50, net.rate_hz, 200, 0.1, generator)
+    with torch.device("meta"):
+        final, out = simulate_steps(net, weights, events, 200, 0.1)
+    assert final.device.type == "cpu" and out.device.type == "cpu"
+
+
 @CUDA
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_passes_on_cuda(name, tmp_path):

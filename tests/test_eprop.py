@@ -124,6 +124,27 @@ def test_the_factorized_traces_online_equal_the_sequence():
     assert_equal(online, sequence, rtol=1e-9)
 
 
+@pytest.mark.parametrize("apply_every", [None, 7])
+def test_online_factored_chunks_equal_the_step_by_step_sum(monkeypatch, apply_every):
+    """The online learner summing factorized steps in chunks (8 rows: two steps of four samples per
+    product, many chunks per window) equals the same rule without ``factors`` (a sum per step), with
+    updates applied every ``apply_every`` steps; two layers, the second recurrent."""
+    from neuroplastic.rules import eprop
+
+    task = small_task()
+    monkeypatch.setattr(eprop.FactoredSum.__init__, "__defaults__", (8,))
+    totals = []
+    for factored in (True, False):
+        net = small_network(task, detach=True, hidden=(5, 4), recurrent=True)
+        rule = EProp if factored else type("PerStep", (EProp,), {"factors": lambda self, *a, **k: None})
+        method = OnlineMethod("eprop", lambda k, rule=rule: rule(k), Symmetric(), filter_readout=False)
+        learner = OnlineLearner(Problem(net, objective_for(task), generator=torch.Generator().manual_seed(3)), method)
+        optimizer = torch.optim.SGD(learner.params, lr=0.1)
+        learner.online(*batch(task), optimizer, apply_every=apply_every)
+        totals.append([p.detach().clone() for p in learner.params])
+    assert_equal(totals[0], totals[1], rtol=1e-12)
+
+
 def test_a_factored_sum_in_chunks_is_the_sum_of_the_steps():
     g = torch.Generator().manual_seed(0)
     lefts, rights = torch.randn(10, 3, 4, generator=g, dtype=torch.float64), torch.randn(10, 3, 5, generator=g,

@@ -143,6 +143,30 @@ def test_a_network_on_a_chip_is_measured_as_the_device_stores_it():
     assert PhysicalNetwork(twin, ChipSpec()).footprint_bytes() == 8 * (6 + 4 + 4 + 2)  # full precision
 
 
+def test_a_chip_with_fixed_delays_counts_the_stored_taps_and_delays():
+    """Fixed delays on a chip: the kernel is the delays' one-hot taps times the stored (2-bit) weight —
+    the counts of a plain network holding those weights and delays — and each delay is stored in
+    ⌈log₂(D + 1)⌉ bits."""
+    delays = torch.tensor([[0, 2, 1], [1, 0, 2]])
+
+    def network(weight, neuron):
+        synapses = FixedDelays(Dense(3, 2), delays, max_delay=2)
+        with torch.no_grad():
+            synapses.synapses.weight.copy_(weight)
+        return SpikingNetwork([SpikingLayer(3, 2, neuron, synapses=synapses)], LeakyReadout(2, 2))
+    chip = PhysicalNetwork(network(torch.tensor([[1.0, 0.2, 3.0], [-2.0, 0.4, 3.0]]), DPI()), ChipSpec(bits=2))
+    plain = network(torch.tensor([[0.0, 0.0, 3.0], [-3.0, 0.0, 3.0]]), NEURON)
+    inputs = (torch.rand(8, 4, 3, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    spikes = (torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(5)) < 0.5).float()
+    measured = [Workload(net) for net in (chip, plain)]
+    for workload in measured:
+        workload.add(inputs, NetworkOutput(torch.zeros(8, 4, 2), (spikes,), None, (spikes,)))
+    on_chip, by_hand = (workload.metrics() for workload in measured)
+    assert on_chip.pop("footprint_bytes") == (2 + 4) + 2 + 4 * (4 + 2)  # weights + Δ, 6 delays × 2 bits, readout
+    by_hand.pop("footprint_bytes")
+    assert on_chip == by_hand and on_chip["connection_sparsity"] == (3 + 0) / 10
+
+
 class Spikes(nn.Identity):
     """The hidden neurons' output, for NeuroBench's activation hooks."""
 

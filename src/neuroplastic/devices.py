@@ -51,6 +51,8 @@ def generator_for(device, generator: torch.Generator) -> torch.Generator:
     """``generator`` itself where it already lives on ``device`` (a CPU run draws exactly what it drew
     before), else a generator on ``device`` seeded from it (:func:`generator_on`)."""
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda": the current one
+        device = torch.device("cuda", torch.cuda.current_device())
     if generator.device.type == device.type and (device.index is None or generator.device.index == device.index):
         return generator
     return generator_on(device, generator)

@@ -98,14 +98,26 @@ def footprint_bytes(network: nn.Module) -> int:
 
 def _layer_weight(network):
     """``synapses → W`` of the spiking layers' connections: as the chip stores them for a network on a
-    chip (:meth:`~neuroplastic.physical.PhysicalNetwork.stored_weight`), as they are otherwise."""
-    return getattr(network, "stored_weight", _weight)
+    chip (:meth:`~neuroplastic.physical.PhysicalNetwork.stored_weight`; a delayed synapse's wrapped
+    weight), as they are otherwise."""
+    stored = getattr(network, "stored_weight", None)
+    if stored is None:
+        return _weight
+    return lambda synapses: stored(synapses.synapses if isinstance(synapses, DELAYED) else synapses)
 
 
 def _layer_kernel(network):
-    """``synapses → K`` of the spiking layers' connections (:func:`_kernel`; on a chip its stored ``W``)."""
-    stored = getattr(network, "stored_weight", None)
-    return _kernel if stored is None else (lambda synapses: stored(synapses)[None])
+    """``synapses → K`` of the spiking layers' connections (:func:`_kernel`; on a chip from its stored
+    ``W``: a delayed synapse's taps ``profile · W``, as the chip computes them)."""
+    if not hasattr(network, "stored_weight"):
+        return _kernel
+    weight = _layer_weight(network)
+
+    def kernel(synapses):
+        if isinstance(synapses, DELAYED):
+            return (synapses.profile() * weight(synapses)).detach()
+        return weight(synapses)[None]
+    return kernel
 
 
 def _weight(synapses) -> torch.Tensor:

@@ -112,6 +112,7 @@ def run(sizes, steps, batch, repeats, peers, threads, *, peak_size=2048, delays=
     peak_ms = statistics.median([t for size in sizes for t in timed["peak", size, "peak"]])
     peak = 2.0 * peak_size**3 / (peak_ms * 1e-3) / 1e9
     return {
+        "case": "feedforward",
         "gemm_floor_ms": {str(size): floors[size] for size in sizes},
         "gemm_floor_min_ms": {str(size): timed["gemm", size, "fwd_bwd"][0] for size in sizes},
         "gemm_forward_ms": {str(size): statistics.median(timed["gemm", size, "fwd"]) for size in sizes},

@@ -55,11 +55,20 @@ def main(args):
 def _one_layer(case, sizes, steps, batch, repeats, threads, peers, where, args):
     if len(sizes) != 1:
         raise UsageError(f"--case {case} times one layer width: give one --sizes value, got {len(sizes)}")
+    if steps < 2:
+        raise UsageError(f"--case {case} needs --steps ≥ 2 (memory per step is a slope over two lengths)")
+    if args.no_delays:
+        raise UsageError(f"--no-delays is an option of --case feedforward, not of --case {case}")
+    others = [name for name in peers if name != "snntorch" or case == "online"] if args.peers is not None else []
+    if others:
+        raise UsageError(f"--case {case} has no {', '.join(others)} case: "
+                         + ("the online rules are neuroplastic's own" if case == "online" else
+                            "only snnTorch's RLeaky computes these recurrent equations"))
     if where != "cpu":
         raise UsageError(f"--case {case} runs on the CPU (its fused kernels are CPU kernels); time "
                          f"{where} with --case feedforward")
     module = ONE_LAYER[case]
-    options = {"peers": peers} if case == "recurrent" else {}
+    options = {"peers": [name for name in peers if name == "snntorch"]} if case == "recurrent" else {}
     with progress_bar(desc=f"bench {case}", unit="round", enabled=not args.quiet, every=1) as bar:
         summary = module.run(sizes[0], steps, batch, repeats, threads, bar=bar, **options)
     emit(summary, args.json, module.table(summary))

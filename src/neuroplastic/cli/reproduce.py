@@ -20,12 +20,15 @@ def main(args):
         raise UsageError(f"name an experiment ({', '.join(EXPERIMENTS)}) or use --list")
     run = get_experiment(args.name)
     where = device(args)
+    if where.type == "mps":
+        raise UsageError("reproduce computes on cpu or cuda: most experiments work in float64, which Apple's "
+                         "MPS does not have")
     figure = plot_path(args.plot) if args.plot else Path(args.out) / f"{args.name}.png"
     if figure.exists() and figure.is_dir():
         raise UsageError(f"figure path {figure} is a folder")
     outcome = run(quick=args.quick, seed=args.seed, progress=not args.quiet, device=where)
     outcome.draw(figure)
-    summary = {**outcome.summary(), "figure": str(figure)}
+    summary = {**outcome.summary(), "device": str(where), "figure": str(figure)}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return

@@ -49,8 +49,10 @@ CHANNELS = ("current", "g_e", "g_i")
 
 def conductance_input(current, g_e=0.0, g_i=0.0) -> torch.Tensor:
     """Stack the external current and the excitatory and inhibitory conductance jumps (broadcast to
-    one shape) into the model's input ``(..., 3)``."""
-    current = current if isinstance(current, torch.Tensor) else torch.as_tensor(current)
+    one shape) into the model's input ``(..., 3)``, on the device of the first of them that is a tensor."""
+    like = next((x for x in (current, g_e, g_i) if isinstance(x, torch.Tensor)), None)
+    current = current if isinstance(current, torch.Tensor) else torch.as_tensor(
+        current, dtype=None if like is None else like.dtype, device="cpu" if like is None else like.device)
     parts = [torch.as_tensor(x, dtype=current.dtype, device=current.device) for x in (current, g_e, g_i)]
     return torch.stack(torch.broadcast_tensors(*parts), dim=-1)
 

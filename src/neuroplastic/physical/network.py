@@ -88,14 +88,16 @@ class PhysicalNetwork(nn.Module):
 
     def footprint_bytes(self) -> int:
         """What the deployed system stores: every parameter of the spiking layers in the chip's ``bits``
-        per entry (rounded up to whole bytes) plus the one scale ``Δ`` of its grid, and the host's digital
-        readout as it is. The twin's neuron parameters, the nominal gains and the mismatch draws
+        per entry (rounded up to whole bytes) plus the one scale ``Δ`` of its grid, fixed delays in
+        ``⌈log₂(D + 1)⌉`` bits each, and the host's digital readout as it is. The twin's neuron parameters, the nominal gains and the mismatch draws
         describe the device; they are not stored by it."""
         bits = self.chip.spec.bits
         stored = sum(-(-p.numel() * bits // 8) + p.element_size() if bits else p.numel() * p.element_size()
                      for p in self.twin.layers.parameters())
+        delays = sum(-(-m.delays.numel() * max(1, m.max_delay.bit_length()) // 8)  # fixed delays: an integer each
+                     for m in self.twin.layers.modules() if isinstance(getattr(m, "delays", None), torch.Tensor))
         readout = itertools.chain(self.twin.readout.parameters(), self.twin.readout.buffers())
-        return stored + sum(t.numel() * t.element_size() for t in readout)
+        return stored + delays + sum(t.numel() * t.element_size() for t in readout)
 
 
 def _programmed(module: nn.Module, bits, gains: dict) -> dict:

@@ -58,7 +58,7 @@ def _operations(ax, names, neurobench):
                        label=label if label not in ax.get_legend_handles_labels()[1] else None)
                 drawn.append(value)
         if not stack:
-            ax.text(x, dense or 1.0, "n/a", ha="center", va="bottom", fontsize=7)
+            ax.text(x, 0.02, "n/a", transform=ax.get_xaxis_transform(), ha="center", fontsize=7)
     ax.set_xticks(range(len(names)), names)
     if drawn:
         ax.set_yscale("log")

@@ -85,4 +85,5 @@ class ConductanceSynapses(Stateless):
     def drive(self, spikes: torch.Tensor, current=0.0) -> torch.Tensor:
         """The :class:`~neuroplastic.neurons.ConductanceLIF` input ``(B, n_post, 3)`` for these spikes."""
         g_e, g_i = self.jumps(spikes)
-        return conductance_input(torch.as_tensor(current, dtype=g_e.dtype).expand_as(g_e), g_e, g_i)
+        current = torch.as_tensor(current, dtype=g_e.dtype, device=g_e.device).expand_as(g_e)
+        return conductance_input(current, g_e, g_i)
