@@ -112,6 +112,17 @@ def test_an_energy_network_reports_what_it_shows():
     assert metrics["footprint_bytes"] == 4 * (12 + 8 + 4 + 2)
 
 
+def metrics_of_one_pass(networks, *, steps: int, seed: int) -> list[dict]:
+    """NeuroBench's metrics of each of ``networks`` (3 inputs → 2 neurons) for the same random input
+    spikes and hidden spikes of ``steps`` steps × 4 samples."""
+    inputs = (torch.rand(steps, 4, 3, generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+    spikes = (torch.rand(steps, 4, 2, generator=torch.Generator().manual_seed(seed + 1)) < 0.5).float()
+    measured = [Workload(network) for network in networks]
+    for workload in measured:
+        workload.add(inputs, NetworkOutput(torch.zeros(steps, 4, 2), (spikes,), None, (spikes,)))
+    return [workload.metrics() for workload in measured]
+
+
 def test_a_network_on_a_chip_is_measured_as_the_device_stores_it():
     """A chip with 2-bit weights (levels −Δ, 0, Δ, Δ = the largest magnitude of the trained tensor):
     the counts are those of a plain network holding the stored weights, worked out by hand below —
@@ -128,12 +139,7 @@ def test_a_network_on_a_chip_is_measured_as_the_device_stores_it():
     with torch.no_grad():
         plain.layers[0].synapses.weight.copy_(torch.tensor([[0.0, 0.0, 3.0], [-3.0, 0.0, 3.0]]))
         plain.layers[0].recurrent.parametrizations.weight.original.copy_(torch.tensor([[0.0, 0.0], [9.0, 0.0]]))
-    inputs = (torch.rand(6, 4, 3, generator=torch.Generator().manual_seed(2)) < 0.5).float()
-    spikes = (torch.rand(6, 4, 2, generator=torch.Generator().manual_seed(3)) < 0.5).float()
-    measured = [Workload(network) for network in (chip, plain)]
-    for workload in measured:
-        workload.add(inputs, NetworkOutput(torch.zeros(6, 4, 2), (spikes,), None, (spikes,)))
-    on_chip, by_hand = (workload.metrics() for workload in measured)
+    on_chip, by_hand = metrics_of_one_pass((chip, plain), steps=6, seed=2)
     assert on_chip["connection_sparsity"] == (3 + 3 + 1) / 14
     assert {k: v for k, v in on_chip.items() if k != "footprint_bytes"} == \
         {k: v for k, v in by_hand.items() if k != "footprint_bytes"}
@@ -156,12 +162,7 @@ def test_a_chip_with_fixed_delays_counts_the_stored_taps_and_delays():
         return SpikingNetwork([SpikingLayer(3, 2, neuron, synapses=synapses)], LeakyReadout(2, 2))
     chip = PhysicalNetwork(network(torch.tensor([[1.0, 0.2, 3.0], [-2.0, 0.4, 3.0]]), DPI()), ChipSpec(bits=2))
     plain = network(torch.tensor([[0.0, 0.0, 3.0], [-3.0, 0.0, 3.0]]), NEURON)
-    inputs = (torch.rand(8, 4, 3, generator=torch.Generator().manual_seed(4)) < 0.5).float()
-    spikes = (torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(5)) < 0.5).float()
-    measured = [Workload(net) for net in (chip, plain)]
-    for workload in measured:
-        workload.add(inputs, NetworkOutput(torch.zeros(8, 4, 2), (spikes,), None, (spikes,)))
-    on_chip, by_hand = (workload.metrics() for workload in measured)
+    on_chip, by_hand = metrics_of_one_pass((chip, plain), steps=8, seed=4)
     assert on_chip.pop("footprint_bytes") == (2 + 4) + 2 + 4 * (4 + 2)  # weights + Δ, 6 delays × 2 bits, readout
     by_hand.pop("footprint_bytes")
     assert on_chip == by_hand and on_chip["connection_sparsity"] == (3 + 0) / 10
