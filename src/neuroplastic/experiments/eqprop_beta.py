@@ -51,8 +51,9 @@ def relative_error(estimate, exact) -> float:
 
 
 def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cpu") -> Outcome:
+    device = torch.device(device)
     betas = BETAS[-4:] if quick else BETAS
-    net, x, y = linear_problem(seed, torch.device(device))
+    net, x, y = linear_problem(seed, device)
     exact = exact_gradient(net, x, y)
     free = net.relax(x)
     errors = {kind: [relative_error(eqprop_gradients(net, x, y, beta=beta, symmetric=kind == "symmetric",

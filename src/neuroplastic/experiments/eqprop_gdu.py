@@ -80,7 +80,8 @@ def run(*, quick: bool = False, seed: int = 0, progress: bool = True, device="cp
     target = torch.nn.functional.one_hot(labels, 10).double().to(device)
     with torch.device("cpu"):  # the CPU generator's weights: the same network on every device
         network = EnergyNetwork((64, 128, 10), generator=torch.Generator().manual_seed(seed)).double()
-    paper, ep, bptt = sweep(network.to(device), x, target, FREE_STEPS)
+    network = network.to(device)
+    paper, ep, bptt = sweep(network, x, target, FREE_STEPS)
     converged, _, _ = sweep(network, x, target, CONVERGED_STEPS)
     names = list(paper[PAPER_BETA])
     errors = {f"{name}_T1_{steps}": [result[beta][name]["relative_error"] for beta in BETAS]

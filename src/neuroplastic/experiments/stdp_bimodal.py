@@ -39,6 +39,7 @@ def measure(weights: torch.Tensor, g_max: float) -> dict:
 
 def run(*, quick: bool = False, seed: int = 0, progress: bool = True, duration_ms: float | None = None,
         dt: float = 0.1, device="cpu") -> Outcome:
+    device = torch.device(device)
     torch.set_num_threads(1)
     net = SongNetwork(a_plus=0.015) if quick else SongNetwork()
     duration = duration_ms if duration_ms is not None else (60_000.0 if quick else 100_000.0)

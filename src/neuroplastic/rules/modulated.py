@@ -36,8 +36,8 @@ from neuroplastic.validation import require_finite, require_finite_tensor, requi
 __all__ = ["ThreeFactor", "Reward", "RewardPrediction", "Dopamine"]
 
 
-def _reward(value, dtype):
-    reward = torch.as_tensor(0.0 if value is None else value, dtype=dtype)
+def _reward(value, like):
+    reward = torch.as_tensor(0.0 if value is None else value, dtype=like.dtype, device=like.device)
     require_finite_tensor("reward", reward)
     return reward[:, None] if reward.dim() == 1 else reward
 
@@ -126,7 +126,7 @@ class ThreeFactor(Rule):
             trace = tuple(c * factor + d for c, d in zip(trace, changes))
         else:
             trace = tuple(c * factor for c in trace)
-        m, level = self.modulator.step(level, _reward(reward, params[0].dtype), info.dt)
+        m, level = self.modulator.step(level, _reward(reward, params[0]), info.dt)
         return tuple(self.eta * info.dt * m * c for c in trace), (inner, trace, level)
 
     def eligibility(self, state):
