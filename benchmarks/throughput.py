@@ -10,9 +10,10 @@ runs it (eval mode, ``torch.no_grad``) and under ``torch.inference_mode``. digit
 (the fused path); mnist1d: recurrent LIF; cue: recurrent ALIF (the step path).
 
 ``population``: ``M`` networks of ``N`` hidden neurons (LIF, feed-forward or recurrent, 64 inputs, 10
-outputs) on ``B`` samples of ``T`` steps of spikes (rate 0.1), three ways: a loop over the models,
-``torch.vmap`` over ``functional_call`` with the stacked parameters, and one batched pass
-(:func:`~neuroplastic.networks.population.population_forward`); forward under ``torch.inference_mode``
+outputs) on ``B`` samples of ``T`` steps of spikes (rate 0.1), four ways: a loop over the models (each
+model's readout kept), ``torch.vmap`` over ``functional_call`` with the stacked parameters, and one
+batched pass (:func:`~neuroplastic.networks.population.population_forward`), keeping every hidden spike
+or, as the loop, the readouts only (``keep_spikes=False``); forward under ``torch.inference_mode``
 (how evolution scores a population) and forward+backward of a loss summed over the models.
 
 Every round times each way once, the ways taking turns, so that a busy spell of a shared machine slows
@@ -87,6 +88,9 @@ def population(models: int, neurons: int, batch: int, steps: int, recurrent: boo
     def batched():
         return population_forward(template, parameters, x).readout
 
+    def readouts_only():
+        return population_forward(template, parameters, x, keep_spikes=False).readout
+
     def forward(way):
         def run():
             with torch.inference_mode():
@@ -95,7 +99,8 @@ def population(models: int, neurons: int, batch: int, steps: int, recurrent: boo
 
     def forward_backward(way):
         return lambda: way().square().mean().backward()
-    ways = {"loop over the models": loop, "vmap over functional_call": vmapped, "population_forward": batched}
+    ways = {"loop over the models": loop, "vmap over functional_call": vmapped, "population_forward": batched,
+            "population_forward, readouts only": readouts_only}
     return {"fwd": timed({name: forward(way) for name, way in ways.items()}, rounds),
             "fwd_bwd": timed({name: forward_backward(way) for name, way in ways.items()}, rounds)}
 

@@ -5,6 +5,7 @@ import torch
 from torch.func import functional_call
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
+from neuroplastic.networks import population
 from neuroplastic.networks.population import population_forward, stack_networks
 from neuroplastic.neurons import ALIF, CurrentLIF, ResetBySubtraction
 from neuroplastic.spikes import FastSigmoid, LearnedPayload
@@ -85,6 +86,43 @@ def test_inference_mode_population_matches():
     with torch.inference_mode():
         readout = population_forward(models[0], parameters, x).readout
     torch.testing.assert_close(readout[2], models[2](x).readout.detach(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, recurrent, shared", [("lif", False, True), ("lif", True, True), ("lif", False, False),
+                                                     ("alif", True, False)])
+def test_readouts_only_in_chunks_equal_the_loop_pass_after_pass(name, recurrent, shared, monkeypatch):
+    """``keep_spikes=False`` runs the models in chunks (one model per chunk here) and gives each chunk's
+    hidden spikes and currents back to the fused kernels' workspace: the next chunk and pass write into
+    them, and every readout is still each model's own."""
+    models = networks(NEURONS[name], recurrent=recurrent, hidden=(7, 6))
+    x = inputs((T, B, N_IN) if shared else (M, T, B, N_IN), torch.float32)
+    parameters = stack_networks(models)
+    monkeypatch.setattr(population, "CHUNK_BYTES", 1)
+    given = []
+    original = population.workspace.give
+    monkeypatch.setattr(population.workspace, "give", lambda buffer: given.append(buffer.shape) or original(buffer))
+    with torch.inference_mode():
+        kept = population_forward(models[0], parameters, x).readout
+        for _ in range(2):
+            output = population_forward(models[0], parameters, x, keep_spikes=False)
+            assert output.spikes == ()
+            torch.testing.assert_close(output.readout, kept, rtol=0, atol=1e-6)
+    for m, model in enumerate(models):
+        torch.testing.assert_close(kept[m], model(x if shared else x[m]).readout.detach(), rtol=0, atol=1e-6)
+    assert len(given) >= 2 * M * 3  # per chunk: both layers' spikes, and currents
+
+
+def test_readouts_only_carry_the_gradients_of_every_model(monkeypatch):
+    models = networks(NEURONS["lif"], recurrent=True, dtype=torch.float64)
+    x = inputs((T, B, N_IN), torch.float64)
+    monkeypatch.setattr(population, "CHUNK_BYTES", 1)
+    grads = []
+    for keep in (True, False):
+        parameters = stack_networks(models)
+        population_forward(models[0], parameters, x, keep_spikes=keep).readout.square().sum().backward()
+        grads.append({name: p.grad for name, p in parameters.items()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=0, atol=1e-12)
 
 
 def test_what_a_population_cannot_run_is_refused():

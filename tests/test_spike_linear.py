@@ -295,3 +295,40 @@ def test_the_summed_weight_gradient_spreads_a_nan_as_the_product_does():
     assert torch.equal(torch.isnan(weight_gradient(grad, spikes)), torch.isnan(expected))
     grad[7, 2] = 0.0
     torch.testing.assert_close(weight_gradient(grad, spikes), grad.t() @ spikes)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_grouped_linear_is_each_groups_own_product(shared, with_bias, monkeypatch):
+    """``grouped_linear`` (the models of a population) against one ``einsum``: graded and binary entries,
+    rows without any (A·G·C = 5·4·3 rows of 70 inputs: two 64-input masks per row), one input read by
+    every group; values in float64, and through the differentiable form where a gradient is asked for."""
+    generator = torch.Generator().manual_seed(3)
+    x = spikes((5, 1 if shared else 4, 3, 70), 0.1) * torch.where(torch.rand(5, 1, 1, 70, generator=generator) < 0.5,
+                                                                 1.0, torch.rand(5, 1, 1, 70, generator=generator)).double()
+    x[0, :, 1] = 0.0
+    weight = torch.randn(4, 9, 70, generator=generator, dtype=torch.float64)
+    bias = torch.randn(4, 9, generator=generator, dtype=torch.float64) if with_bias else None
+    want = torch.einsum("agck,gok->agco", x.expand(-1, 4, -1, -1), weight)
+    if with_bias:
+        want = want + bias[:, None, :]
+    taken = []  # the kernel writes into a buffer of the workspace
+    monkeypatch.setattr(module.workspace, "take", lambda shape, like: taken.append(shape) or like.new_empty(shape))
+    torch.testing.assert_close(module.grouped_linear(x, weight, bias), want, rtol=0, atol=1e-13)
+    assert taken == [(5, 4, 3, 9)]
+    weight.requires_grad_(True)
+    out = module.grouped_linear(x, weight, bias)
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-13)
+    (grad,) = torch.autograd.grad(out.sum(), weight)
+    torch.testing.assert_close(grad, torch.einsum("agck->gk", x.expand(-1, 4, -1, -1))[:, None].expand_as(grad))
+    assert len(taken) == 1  # the gradient's way is the batched product
+
+
+def test_grouped_linear_spreads_a_non_finite_weight_as_the_product_does():
+    x = spikes((2, 3, 4, 8), 0.3)
+    x[:, :, 0] = 0.0  # rows without input read the weight only through 0 · w
+    weight = torch.randn(3, 5, 8, dtype=torch.float64)
+    weight[1, 2, 0] = float("nan")
+    out = module.grouped_linear(x, weight)
+    assert torch.equal(out.isnan(), torch.einsum("agck,gok->agco", x, weight).isnan())
+    assert out[:, 1, 0, 2].isnan().all()

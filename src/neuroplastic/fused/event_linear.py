@@ -43,9 +43,9 @@ from typing import NamedTuple
 import torch
 
 from neuroplastic import transforms
-from neuroplastic.fused import extension
+from neuroplastic.fused import extension, workspace
 
-__all__ = ["spike_linear", "weight_gradient"]
+__all__ = ["grouped_linear", "spike_linear", "weight_gradient"]
 
 FORWARD_DENSITY = 0.4  # spike density up to which the event-driven forward pass runs
 FORWARD_MAX_INPUTS = 1024  # n_in beyond which it does not (even at 2048, slower at 4096)
@@ -199,6 +199,35 @@ def _summed_weight_gradient(grad, offsets, columns, values, n_in):
     rows, row_columns, row_values = by_column
     torch.ops.neuroplastic_fused.spike_sum_packed(rows, row_columns, _payloads(row_values), grad, grad_t)
     return grad_t.t()
+
+
+def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Many small linear maps at once (the models of a population, each its own weights):
+    ``out[a, g, c] = W_g x[a, g, c] + b_g`` for ``x`` ``(A, G, C, n_in)`` — or ``(A, 1, C, n_in)``, one
+    input that every group reads — ``weight`` ``(G, n_out, n_in)`` and ``bias`` ``(G, n_out)`` or None;
+    ``(A, G, C, n_out)``. Event by event (``grouped_linear.cpp``: the zeros of ``x`` skipped, the rest
+    added in the order of the inputs) where no gradient is asked for, the C++ kernel runs and the weights
+    are finite — into a buffer of :mod:`~neuroplastic.fused.workspace`, which a caller done with it may give
+    back — otherwise one batched matrix product (differentiable), the same up to the order of the additions."""
+    groups = weight.shape[0]
+    wanted = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    native = (not wanted and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
+              and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
+              and not transforms.active(x, weight, bias) and extension.backend(weight) == "cpp"
+              and _finite(weight))
+    if not native:  # one batched product over the groups
+        outer, inner, inputs = x.shape[0], x.shape[2], x.shape[3]
+        if x.shape[1] == 1:
+            rows = x.reshape(1, outer * inner, inputs).expand(groups, -1, -1)
+        else:
+            rows = x.transpose(0, 1).reshape(groups, outer * inner, inputs)
+        product = torch.bmm(rows, weight.transpose(1, 2)) if bias is None else \
+            torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+        return product.view(groups, outer, inner, -1).transpose(0, 1)
+    out = workspace.take((x.shape[0], groups, x.shape[2], weight.shape[1]), x)
+    bias = None if bias is None else bias.contiguous()
+    torch.ops.neuroplastic_fused.grouped_linear(x.contiguous(), weight.transpose(1, 2).contiguous(), bias, out)
+    return out
 
 
 def _payloads(values):

@@ -43,7 +43,7 @@ __all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forwa
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
 _SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp",
-                                                                   "leaky_filter.cpp"))
+                                                                   "leaky_filter.cpp", "grouped_linear.cpp"))
 _HEADERS = (Path(__file__).with_name("shared.h"),)
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the

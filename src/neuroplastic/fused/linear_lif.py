@@ -13,8 +13,9 @@ to the caller, so
 - their memory is reused from one pass to the next (:mod:`~neuroplastic.fused.workspace`), whose
   pages are then mapped already.
 
-The output spikes, the one ``(T, B, N)`` tensor a pass still allocates, are allocated first, before
-the spikes' index. Allocated after the index's few-MB buffers, they often no longer fit into the
+The output spikes, the one ``(T, B, N)`` tensor a pass still allocates, are taken from the workspace
+too (a buffer of that shape that a caller gave back, such as a population's chunk done with its
+spikes, else a new one), right after the currents' and before the spikes' index. Allocated after the index's few-MB buffers, they often no longer fit into the
 block the previous pass's output left (the index's buffers take part of it): the C heap then grows
 by the output's size and shrinks again at the end of the pass, and every pass writes fresh pages
 (measured in ``neuroplastic bench``'s process: 4000 page faults, 16 MB, in about half the
@@ -68,17 +69,21 @@ def linear_lif_sequence(
     applicable = event_linear.applies(x, weight, bias) and not transforms.active(beta, *(state or ()))
     native = extension.native_surrogate(surrogate) is not None
     shape = (x.shape[0], x.shape[1], weight.shape[0])
-    out = x.new_empty(shape) if native and applicable else None  # before the index: module docstring
+    # the currents' memory, then the output's, before the index: module docstring
+    lease = workspace.Lease(shape, x) if native and applicable else None
+    out = workspace.take(shape, x) if native and applicable else None
     events = event_linear.index(x, weight, bias) if applicable else None
     if events is None or not native:  # the two operations (spike_linear's, or the matrix product)
+        if out is not None:
+            workspace.give(out)
         currents = event_linear.linear_from(events, x, weight, bias)
         return lif.lif_sequence(currents, beta=beta, threshold=threshold, surrogate=surrogate,
                                 detach_reset=detach_reset, state=state)
     v0, z0 = lif.check_arguments(shape, x, beta, threshold, surrogate, detach_reset, state)
     # `out` travels in a tuple: a tensor argument would be an input of the graph node, and an input
-    # written and returned by forward is treated by autograd as modified in place.
+    # written and returned by forward is treated by autograd as modified in place. So does the lease.
     spikes, v_last, _, _ = _LinearLeakySequence.apply(
-        events.spikes, weight, bias, beta, v0, z0, events, (out,), float(threshold), surrogate, detach_reset
+        events.spikes, weight, bias, beta, v0, z0, events, (out, lease), float(threshold), surrogate, detach_reset
     )
     return spikes, LeakyState(v_last, spikes[-1].clone())
 
@@ -100,9 +105,10 @@ class _LinearLeakySequence(extension.KernelFunction):
 
     @staticmethod
     def forward(spikes, weight, bias, beta, v0, z0, events, output, threshold, surrogate, detach_reset):
-        (out,) = output  # the tensor to write the spikes into, (T, B, n_out)
+        # the tensor to write the spikes into, (T, B, n_out), and the lease on the currents' buffer (back to
+        # the workspace with the graph or after backward)
+        out, lease = output
         shape = out.shape
-        lease = workspace.Lease(shape, v0)  # back to the workspace with the graph or after backward
         event_linear.currents_into(events, weight, bias, lease.buffer.view(-1, shape[-1]))
         out, kept = lif.forward_pass(lease.buffer, beta, threshold, surrogate, v0, z0, extension, out)
         return out, kept[-1].clone(), kept, lease

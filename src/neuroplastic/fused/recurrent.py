@@ -45,7 +45,7 @@ import torch
 from torch.nn import functional
 
 from neuroplastic import transforms
-from neuroplastic.fused import event_linear, extension, fallback
+from neuroplastic.fused import event_linear, extension, fallback, workspace
 from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
@@ -84,8 +84,10 @@ def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron
               and extension.backend(currents) == "cpp" and weight.dtype == currents.dtype)
     if not kernel:
         return step_path(currents, weight, neuron, dt, state)
-    spikes, v, a, refractory, _ = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
+    spikes, v, a, refractory, h = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
                                                            state.refractory, neuron, dt, native, reuse_currents)
+    if not spikes.requires_grad:  # no graph keeps h (what the backward pass reads): its memory serves the next call
+        workspace.give(h)
     return spikes, ALIFState(v, a, spikes[-1].clone(), refractory)
 
 
@@ -141,7 +143,7 @@ class _RecurrentSequence(extension.KernelFunction):
         currents = currents.contiguous()
         alpha, rho = _leaks(neuron, dt, currents)
         v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
-        spikes, h = torch.empty_like(currents), torch.empty_like(currents)
+        spikes, h = workspace.take(currents.shape, currents), workspace.take(currents.shape, currents)
         torch.ops.neuroplastic_fused.alif_recurrent_forward(
             currents, None if weight is None else _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
             float(neuron.t_ref), float(dt), kind, constants, _max_events(currents, weight),

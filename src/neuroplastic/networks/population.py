@@ -28,13 +28,15 @@ parameters are numbers (the same in every model); no dropout while training.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch.func import stack_module_state
 from torch.nn.utils.parametrize import type_before_parametrizations
 
-from neuroplastic.fused import lif_sequence, linear_lif_sequence
+from neuroplastic.fused import lif_sequence, linear_lif_sequence, workspace
+from neuroplastic.fused.event_linear import grouped_linear
 from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import SpikingLayer
@@ -46,6 +48,9 @@ from neuroplastic.spikes import Rescaled
 from neuroplastic.synapses import Recurrent
 
 __all__ = ["PopulationOutput", "stack_networks", "population_forward"]
+
+CHUNK_BYTES = 24 << 20  # a layer's spikes per chunk of models where they are not kept (_chunk)
+RECURRENT_NEURONS = 16384  # a recurrent layer's neurons per step in such a chunk, all models' rows
 
 
 class PopulationOutput(NamedTuple):
@@ -88,12 +93,16 @@ def check_batchable(network: SpikingNetwork) -> None:
                 raise ValueError(f"layer {index} cannot run as a population: {reason}")
 
 
-def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tensor], x: torch.Tensor
-                       ) -> PopulationOutput:
+def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tensor], x: torch.Tensor, *,
+                       keep_spikes: bool = True) -> PopulationOutput:
     """The M networks that ``network``'s architecture takes with the stacked ``parameters`` (name →
     ``(M, …)``, as :func:`stack_networks` gives them; the names of ``network.named_parameters()``),
     over the time-first sequence ``x``: ``(T, B, n_in)`` read by every model, or ``(M, T, B, n_in)``
-    one per model. Equal to ``torch.func.functional_call(network, parameters[m], (x,))`` for each m."""
+    one per model. Equal to ``torch.func.functional_call(network, parameters[m], (x,))`` for each m.
+
+    ``keep_spikes=False`` returns the readouts alone (``spikes`` empty), as a loop that keeps each
+    model's readout does: the models then run in chunks whose memory is reused from one chunk to the
+    next (:func:`_chunk`)."""
     check_batchable(network)
     names = {name for name, _ in network.named_parameters()}
     if set(parameters) != names:
@@ -104,6 +113,32 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
     (models,) = models
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[0] != models):
         raise ValueError(f"x must be (T, B, n_in) or ({models}, T, B, n_in), got {tuple(getattr(x, 'shape', ()))}")
+    if keep_spikes:
+        return _forward(network, parameters, x)
+    chunk = _chunk(network, x)
+    readouts = [_forward(network, {name: tensor[start:start + chunk] for name, tensor in parameters.items()},
+                         x if x.dim() == 3 else x[start:start + chunk], give_back=True).readout
+                for start in range(0, models, chunk)]
+    return PopulationOutput(torch.cat(readouts), ())
+
+
+def _chunk(network, x) -> int:
+    """Models per pass where the spikes are not kept: a layer's spikes within :data:`CHUNK_BYTES` (the C
+    heap reuses blocks of that size from one chunk to the next, where the 52 MB of 64 × 64 neurons × 32
+    samples × 100 steps are fresh pages every pass, ~0.4 ms per MB to fault in here); a recurrent
+    layer's rows of one step within :data:`RECURRENT_NEURONS` (its state and the step's rows stay in the
+    L2 cache: 8 models of 32 × 64 neurons 2.0× faster than 12 on the machine of BENCHMARKS.md)."""
+    steps, batch = x.shape[-3:-1]
+    widest = max(layer.synapses.weight.shape[0] for layer in network.layers)
+    chunk = CHUNK_BYTES // (steps * batch * widest * x.element_size())
+    if any(layer.recurrent is not None for layer in network.layers):
+        chunk = min(chunk, RECURRENT_NEURONS // (batch * widest))
+    return max(1, chunk)
+
+
+def _forward(network, parameters, x, give_back=False) -> PopulationOutput:
+    """The population's pass; ``give_back``: each layer's spikes, once read by the next layer or the
+    readout, go to the fused kernels' workspace (:func:`_give_back`), and none are returned."""
     spikes = []
     for index, layer in enumerate(network.layers):
         prefix = f"layers.{index}."
@@ -111,15 +146,18 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
         if layer.recurrent is not None:
             recurrent = _parametrized(layer.recurrent, parameters, prefix + "recurrent.")
         bias = parameters.get(prefix + "synapses.bias")
-        x = _layer(layer, x, parameters[prefix + "synapses.weight"], bias, recurrent)
+        out = _layer(layer, x, parameters[prefix + "synapses.weight"], bias, recurrent)
+        if give_back and index:
+            _give_back(x)
+        x = out
         spikes.append(x)
-    readout = network.readout
-    weight, bias = parameters["readout.synapses.weight"], parameters.get("readout.synapses.bias")
-    currents = _batched_linear(x, weight, bias)  # (M, T, B, n_out)
-    models, steps, batch, outputs = currents.shape
-    time_first = currents.transpose(0, 1).reshape(steps, models * batch, outputs)
-    y = leaky_integrate(time_first, readout.decay).view(steps, models, batch, outputs).transpose(0, 1)
-    return PopulationOutput(y, tuple(spikes))
+    currents = _grouped_currents(x, parameters["readout.synapses.weight"], parameters.get("readout.synapses.bias"))
+    if give_back:
+        _give_back(x)
+    time_first, back = _time_first(currents)
+    readout = leaky_integrate(time_first, network.readout.decay).permute(back)
+    _give_back(currents)
+    return PopulationOutput(readout, () if give_back else tuple(spikes))
 
 
 def _parametrized(module, parameters, prefix):
@@ -134,7 +172,7 @@ def _parametrized(module, parameters, prefix):
 
 
 def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
-    """Spikes ``(M, T, B, N)`` of one layer for all the models."""
+    """Spikes ``(M, T, B, N)`` of one layer for all the models (a view of time-first memory)."""
     models, size = weight.shape[0], weight.shape[1]
     neuron = layer.neuron_parameters.model(validate=True)
     # the fused LIF recurrence of a feed-forward layer (a recurrent one: the recurrent kernel, below)
@@ -145,17 +183,19 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
         spikes, _ = linear_lif_sequence(x, weight.reshape(models * size, -1), wide_bias, **options)
         steps, batch = x.shape[:2]
         return spikes.view(steps, batch, models, size).permute(2, 0, 1, 3)
-    currents = _batched_linear(x, weight, bias)  # (M, T, B, N)
+    currents = _grouped_currents(x, weight, bias)  # (M, T, B, N)
     steps, batch = currents.shape[1:3]
-    if fused:  # the models folded into the batch of the fused recurrence
-        time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)
-        spikes, _ = lif_sequence(time_first, **options)
-        return spikes.view(steps, models, batch, size).transpose(0, 1)
+    if fused:  # the neurons act elementwise: the models fold into the batch of the fused recurrence
+        time_first, back = _time_first(currents)
+        spikes, _ = lif_sequence(time_first.reshape(steps, -1, size), **options)
+        _give_back(currents)
+        return spikes.view(time_first.shape).permute(back)
     if recurrent is not None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent),
                                                   currents, recurrent):  # every model's in one fused pass
-        time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)
+        time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)  # model-major rows
         start = neuron.init_state((models * batch, size), dtype=currents.dtype, device=currents.device)
         spikes, _ = alif_recurrent_sequence(time_first, recurrent, neuron, layer.dt, start)
+        _give_back(currents)
         return spikes.view(steps, models, batch, size).transpose(0, 1)
     state = neuron.init_state((models, batch, size), dtype=currents.dtype, device=currents.device)
     transposed = None if recurrent is None else recurrent.transpose(1, 2)
@@ -174,14 +214,35 @@ def _fused_options(neuron, dt):
                 surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach)
 
 
-def _batched_linear(x, weight, bias):
-    """``x^m W^mᵀ + b^m`` for every model m: ``(M, T, B, n_out)`` from ``x`` ``(T, B, n_in)`` (shared) or
-    ``(M, T, B, n_in)``, ``weight`` ``(M, n_out, n_in)``, ``bias`` ``(M, n_out)`` or ``None``."""
-    models, outputs = weight.shape[:2]
-    shape = x.shape[-3:-1]
-    rows = x.reshape(1 if x.dim() == 3 else models, -1, x.shape[-1]).expand(models, -1, -1)
-    if bias is None:
-        product = torch.bmm(rows, weight.transpose(1, 2))
-    else:
-        product = torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
-    return product.view(models, *shape, outputs)
+def _give_back(values):
+    """The memory of ``values`` — a view of a tensor that only this pass holds (currents from
+    :func:`_grouped_currents`, a layer's spikes), read for the last time — to the fused kernels'
+    workspace, where no graph holds it: the next layer, chunk or pass takes it instead of fresh pages
+    (~0.4 ms per MB to fault in here)."""
+    if not values.requires_grad and values._base is not None:
+        workspace.give(values._base)
+
+
+def _time_first(x):
+    """``x`` ``(M, T, B, n)`` as contiguous time-first memory — ``(T, B, M, n)`` (a wide layer's) or
+    ``(T, M, B, n)`` (the models folded into the batch): a view where ``x`` is one, else a copy —
+    and the permutation that gives the ``(M, T, B, n)`` view back."""
+    for order, back in (((1, 2, 0, 3), (2, 0, 1, 3)), ((1, 0, 2, 3), (1, 0, 2, 3))):
+        if x.permute(order).is_contiguous():
+            return x.permute(order), back
+    return x.transpose(0, 1).contiguous(), (1, 0, 2, 3)
+
+
+def _grouped_currents(x, weight, bias):
+    """``x^m W^mᵀ + b^m`` for every model m, ``(M, T, B, n_out)``, from ``x`` ``(T, B, n_in)`` (read by
+    every model: the currents come out with the models folded into the batch) or ``(M, T, B, n_in)``
+    (in its time-first memory, the currents laid out the same), ``weight`` ``(M, n_out, n_in)``,
+    ``bias`` ``(M, n_out)`` or ``None``: :func:`~neuroplastic.fused.event_linear.grouped_linear`."""
+    if x.dim() == 3:
+        steps, batch, inputs = x.shape
+        return grouped_linear(x.reshape(steps, 1, batch, inputs), weight, bias).transpose(0, 1)
+    time_first, back = _time_first(x)
+    axis = back[0]  # where the models are in the time-first memory
+    shape = time_first.shape
+    groups = time_first.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:-1]), shape[-1])
+    return grouped_linear(groups, weight, bias).view(*shape[:-1], weight.shape[1]).permute(back)

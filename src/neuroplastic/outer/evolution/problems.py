@@ -109,7 +109,7 @@ class Classification:
         index = torch.randperm(len(train), generator=generator)[:self.batch]
         inputs, targets = train.inputs[index].transpose(0, 1), train.targets[index]
         with torch.inference_mode():
-            readouts = population_forward(self.network, population, inputs).readout
+            readouts = population_forward(self.network, population, inputs, keep_spikes=False).readout
             losses = vmap(lambda y: readout_cross_entropy(y, targets, self.objective.loss_steps))(readouts)
         return -losses.double()
 
