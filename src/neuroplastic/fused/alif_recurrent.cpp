@@ -38,11 +38,10 @@ NP_CLONES void spike_product(int64_t batch, int64_t width, const T* __restrict__
   for (int64_t b = 0; b < batch; ++b) {
     T* out = rec + b * width;
     std::fill(out, out + width, T(0));
-    for (int64_t j = 0; j < width; ++j) {
-      if (z[b * width + j] == T(0)) continue;
+    for_each_nonzero(width, z + b * width, [&](int64_t j) {
       const T* row = wt + j * width;
       for (int64_t i = 0; i < width; ++i) out[i] += row[i];
-    }
+    });
   }
 }
 
@@ -170,13 +169,12 @@ NP_CLONES void add_spike_rows(int64_t models, int64_t rows, int64_t width, const
                               const T* __restrict__ g, T* __restrict__ gt) {
   for (int64_t m = 0; m < models; ++m) {
     for (int64_t b = m * rows; b < (m + 1) * rows; ++b) {
-      for (int64_t j = 0; j < width; ++j) {
+      for_each_nonzero(width, z + b * width, [&](int64_t j) {
         const T s = z[b * width + j];
-        if (s == T(0)) continue;
         T* out = gt + (m * width + j) * width;
         const T* row = g + b * width;
         for (int64_t i = 0; i < width; ++i) out[i] += s * row[i];
-      }
+      });
     }
   }
 }

@@ -12,7 +12,6 @@
 #include "shared.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <optional>
 
 namespace {
@@ -22,18 +21,11 @@ NP_CLONES void grouped_row(int64_t inputs, int64_t outputs, const T* __restrict_
                            const T* __restrict__ weight_t, const T* __restrict__ bias, T* __restrict__ out) {
   if (bias != nullptr) std::copy(bias, bias + outputs, out);
   else std::fill(out, out + outputs, T(0));
-  for (int64_t base = 0; base < inputs; base += 64) {  // the nonzero inputs of 64 at a time as a bit mask
-    const int64_t width = std::min<int64_t>(64, inputs - base);
-    uint64_t nonzero = 0;
-    for (int64_t j = 0; j < width; ++j) nonzero |= uint64_t(x[base + j] != T(0)) << j;
-    while (nonzero) {
-      const int64_t k = base + __builtin_ctzll(nonzero);
-      nonzero &= nonzero - 1;
-      const T value = x[k];
-      const T* w = weight_t + k * outputs;
-      for (int64_t o = 0; o < outputs; ++o) out[o] += value * w[o];
-    }
-  }
+  for_each_nonzero(inputs, x, [&](int64_t k) {
+    const T value = x[k];
+    const T* w = weight_t + k * outputs;
+    for (int64_t o = 0; o < outputs; ++o) out[o] += value * w[o];
+  });
 }
 
 void grouped_linear(const at::Tensor& x, const at::Tensor& weight_t, const std::optional<at::Tensor>& bias,
