@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neuroplastic.fused import extension
+from neuroplastic.fused import recurrent as recurrent_module
 from neuroplastic.fused.recurrent import alif_recurrent_sequence, step_path
 from neuroplastic.networks import SpikingLayer
 from neuroplastic.networks.paths import use_path
@@ -107,6 +108,24 @@ def test_two_halves_continue_the_sequence_exactly():
     first, middle = alif_recurrent_sequence(currents[:17], weight, neuron, 1.0, _state(neuron, torch.float64))
     second, _ = alif_recurrent_sequence(currents[17:], weight, neuron, 1.0, middle)
     assert torch.equal(torch.cat([first, second]), whole)
+
+
+@pytest.mark.parametrize("kind", sorted(ALIFS))
+def test_without_a_graph_the_kernel_keeps_no_pseudo_derivative_and_runs_the_same_steps(kind, monkeypatch):
+    neuron = ALIFS[kind]
+    currents, weight, _ = _problem(torch.float64, seed=5)
+    state = _state(neuron, torch.float64, random=True)
+    kept = []
+    original = recurrent_module._forward
+    monkeypatch.setattr(recurrent_module, "_forward", lambda *args, **kwargs: kept.append(
+        kwargs.get("keep_h", True)) or original(*args, **kwargs))
+    with torch.no_grad():
+        spikes, end = alif_recurrent_sequence(currents, weight, neuron, 1.0, state)
+    graph_spikes, graph_end = alif_recurrent_sequence(currents, weight.requires_grad_(), neuron, 1.0, state)
+    assert kept == [False, True]
+    assert torch.equal(spikes, graph_spikes.detach())
+    for value, want in zip(end, graph_end):
+        assert torch.equal(value, want.detach())
 
 
 def test_second_derivatives_are_the_step_paths():

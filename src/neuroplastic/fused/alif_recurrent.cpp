@@ -7,7 +7,7 @@
 //   forward:   I_t = X_t + z_{t−1} Wᵀ,   v_t = (α v_{t−1} + I_t) − θ z_{t−1},   a_t = ρ a_{t−1} + z_{t−1}
 //              u_t = (v_t − (θ + β a_t)) / θ,   z_t = H(u_t) · [r_{t−1} ≤ dt/2]
 //              r_t = t_ref if z_t else max(r_{t−1} − dt, 0)                       (refractory, ms)
-//              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]                               (kept: ∂z_t/∂v_t)
+//              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]                               (∂z_t/∂v_t, kept where a backward pass or a recording reads it)
 //   backward:  c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W                (c_{T−1} = g^z_{T−1})
 //              ĝ^v_t = h_t c_t + α ĝ^v_{t+1},   ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}   (+ the final state's)
 //
@@ -45,9 +45,9 @@ NP_CLONES void spike_product(int64_t batch, int64_t width, const T* __restrict__
   }
 }
 
-// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place;
-// returns how many of them spiked.
-template <int64_t K, bool Exact, typename T>
+// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place, and
+// h where Keep (a pass whose backward reads it); returns how many of them spiked.
+template <int64_t K, bool Exact, bool Keep, typename T>
 NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __restrict__ rec,
                               const T* __restrict__ alpha, const T* __restrict__ rho, const Cell<T>& c,
                               const Surrogate<T>& s, const T* __restrict__ z_prev, T* __restrict__ v,
@@ -60,11 +60,13 @@ NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __res
     const bool free = r[i] <= c.half_dt;
     const T u = (potential - (c.theta + c.adaptation * trace)) / c.theta;
     const T spike = (u >= T(0)) & free ? T(1) : T(0);
-    const T pseudo = surrogate<K, Exact>(u, s) / c.theta;
     v[i] = potential;
     a[i] = trace;
     z[i] = spike;
-    h[i] = free ? pseudo : T(0);
+    if constexpr (Keep) {
+      const T pseudo = surrogate<K, Exact>(u, s) / c.theta;  // evaluated everywhere: the loop stays vectorized
+      h[i] = free ? pseudo : T(0);
+    }
     r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
     count += spike > T(0);
   }
@@ -87,7 +89,7 @@ void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::
                             double adaptation, double t_ref, double dt, int64_t kind,
                             at::ArrayRef<double> constants, int64_t max_events, const at::Tensor& z0,
                             at::Tensor v, at::Tensor a, at::Tensor refractory, at::Tensor spikes,
-                            at::Tensor h) {
+                            const std::optional<at::Tensor>& h) {
   TORCH_CHECK(currents.dim() == 3 && currents.size(0) > 0, "currents must be (T, B, N), T > 0");
   TORCH_CHECK(constants.size() == 3, "three surrogate constants");
   const int64_t steps = currents.size(0), batch = currents.size(1), width = currents.size(2);
@@ -101,7 +103,8 @@ void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::
   for (const at::Tensor* row : {&z0, static_cast<const at::Tensor*>(&v), static_cast<const at::Tensor*>(&a),
                                 static_cast<const at::Tensor*>(&refractory)})
     check(*row, currents, neurons, "the state");
-  for (const auto* all : {&spikes, &h}) check(*all, currents, steps * neurons, "spikes and h");
+  check(spikes, currents, steps * neurons, "spikes");
+  if (h) check(*h, currents, steps * neurons, "h");
   const at::Tensor weight_t = weight.transpose(1, 2);
   const at::Tensor rows_t = max_events >= 0 && recurrent ? weight_t.contiguous() : weight_t;
   at::Tensor rec = at::empty({batch, width}, currents.options());
@@ -117,7 +120,7 @@ void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::
     scalar_t* vs = v.mutable_data_ptr<scalar_t>();
     scalar_t* as = a.mutable_data_ptr<scalar_t>();
     scalar_t* rs = refractory.mutable_data_ptr<scalar_t>();
-    scalar_t* hs = h.mutable_data_ptr<scalar_t>();
+    scalar_t* hs = h ? h->mutable_data_ptr<scalar_t>() : nullptr;
     with_kind(kind, s, [&](auto k, auto exact) {
       at::Tensor z_prev = z0.view({batch, width});
       int64_t events = max_events >= 0 ? z0.count_nonzero().item<int64_t>() : 0;
@@ -137,10 +140,13 @@ void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::
         const int64_t at = t * neurons;
         events = 0;
         for (int64_t row = 0; row < neurons; row += width) {
-          events += forward_row<decltype(k)::value, decltype(exact)::value>(
-              width, x + at + row, rec.const_data_ptr<scalar_t>() + row, al, rh, cell, s,
-              z_prev.const_data_ptr<scalar_t>() + row, vs + row, as + row, rs + row,
-              z.mutable_data_ptr<scalar_t>() + row, hs + at + row);
+          const auto step_row = [&](auto keep) {
+            return forward_row<decltype(k)::value, decltype(exact)::value, decltype(keep)::value>(
+                width, x + at + row, rec.const_data_ptr<scalar_t>() + row, al, rh, cell, s,
+                z_prev.const_data_ptr<scalar_t>() + row, vs + row, as + row, rs + row,
+                z.mutable_data_ptr<scalar_t>() + row, hs == nullptr ? nullptr : hs + at + row);
+          };
+          events += hs ? step_row(std::true_type{}) : step_row(std::false_type{});
         }
         z_prev = z;
       }
@@ -256,7 +262,7 @@ TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
   m.def("alif_recurrent_forward(Tensor currents, Tensor? weight, Tensor alpha, Tensor rho, float threshold, "
         "float adaptation, float t_ref, float dt, int kind, float[] constants, int max_events, Tensor z0, "
         "Tensor(a!) v, "
-        "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!) h) -> ()");
+        "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!)? h) -> ()");
   m.def("alif_recurrent_backward(Tensor h, Tensor weight, Tensor alpha, Tensor rho, float adaptation, "
         "float reset, Tensor grad_spikes, int spikes_stride, Tensor grad_v, Tensor grad_a, Tensor(a!) grad, "
         "Tensor(b!) grad_a0, Tensor? spikes, Tensor? z0, Tensor(c!)? grad_weight_t) -> ()");

@@ -84,10 +84,11 @@ def alif_recurrent_sequence(currents: torch.Tensor, weight: torch.Tensor, neuron
               and extension.backend(currents) == "cpp" and weight.dtype == currents.dtype)
     if not kernel:
         return step_path(currents, weight, neuron, dt, state)
-    spikes, v, a, refractory, h = _RecurrentSequence.apply(currents, weight, state.v, state.a, state.z,
-                                                           state.refractory, neuron, dt, native, reuse_currents)
-    if not spikes.requires_grad:  # no graph keeps h (what the backward pass reads): its memory serves the next call
-        workspace.give(h)
+    arguments = (currents, weight, state.v, state.a, state.z, state.refractory, neuron, dt, native)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (currents, weight, *state)):
+        spikes, v, a, refractory, _ = _RecurrentSequence.apply(*arguments, reuse_currents)
+    else:  # no backward pass: the kernel leaves out h
+        spikes, v, a, refractory, _ = _forward(*arguments, keep_h=False)
     return spikes, ALIFState(v, a, spikes[-1].clone(), refractory)
 
 
@@ -97,8 +98,8 @@ def recorded_sequence(currents, weight, neuron: ALIF, dt: float, state: ALIFStat
     (:meth:`ALIF.pseudo_derivative <neuroplastic.neurons.ALIF.pseudo_derivative>`), which the forward
     kernel computes at every step anyway — what the online rules' whole-sequence mode reads. ``weight``
     ``None``: a layer without recurrence."""
-    spikes, _, _, _, psi = _RecurrentSequence.forward(currents, weight, state.v, state.a, state.z, state.refractory,
-                                                      neuron, dt, extension.native_surrogate(neuron.surrogate), False)
+    spikes, _, _, _, psi = _forward(currents, weight, state.v, state.a, state.z, state.refractory, neuron, dt,
+                                    extension.native_surrogate(neuron.surrogate))
     return spikes, psi
 
 
@@ -139,20 +140,7 @@ class _RecurrentSequence(extension.KernelFunction):
 
     @staticmethod
     def forward(currents, weight, v0, a0, z0, r0, neuron, dt, native, reuse_currents):
-        kind, constants = native
-        currents = currents.contiguous()
-        alpha, rho = _leaks(neuron, dt, currents)
-        v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
-        spikes, h = workspace.take(currents.shape, currents), workspace.take(currents.shape, currents)
-        torch.ops.neuroplastic_fused.alif_recurrent_forward(
-            currents, None if weight is None else _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
-            float(neuron.t_ref), float(dt), kind, constants, _max_events(currents, weight),
-            z0.to(currents).contiguous(), v, a, refractory, spikes, h)
-        # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
-        if not bool(torch.isfinite(v).all() & torch.isfinite(a).all()):
-            raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values "
-                             f"after {len(currents)} steps; smaller weights or inputs keep it finite")
-        return spikes, v, a, refractory, h
+        return _forward(currents, weight, v0, a0, z0, r0, neuron, dt, native)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -222,6 +210,25 @@ def _max_events(currents, weight) -> int:
     if weight is None or not bool(torch.isfinite(weight).all()):
         return -1
     return int(EVENT_DENSITY * currents[0].numel())
+
+
+def _forward(currents, weight, v0, a0, z0, r0, neuron, dt, native, keep_h=True):
+    """The forward kernel's pass: spikes (into a buffer of the workspace, which a caller done with them
+    may give back), the final ``v``, ``a`` and refractory time, and ``h`` where ``keep_h`` (else None)."""
+    kind, constants = native
+    currents = currents.contiguous()
+    alpha, rho = _leaks(neuron, dt, currents)
+    v, a, refractory = (x.to(currents).clone().contiguous() for x in (v0, a0, r0))
+    spikes, h = workspace.take(currents.shape, currents), torch.empty_like(currents) if keep_h else None
+    torch.ops.neuroplastic_fused.alif_recurrent_forward(
+        currents, None if weight is None else _stacked(weight), alpha, rho, float(neuron.v_th), float(neuron.beta),
+        float(neuron.t_ref), float(dt), kind, constants, _max_events(currents, weight),
+        z0.to(currents).contiguous(), v, a, refractory, spikes, h)
+    # A non-finite current stays in v at every later step (α > 0): the last one checks them all.
+    if not bool(torch.isfinite(v).all() & torch.isfinite(a).all()):
+        raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values "
+                         f"after {len(currents)} steps; smaller weights or inputs keep it finite")
+    return spikes, v, a, refractory, h
 
 
 def _stacked(weight):

@@ -50,7 +50,6 @@ from neuroplastic.synapses import Recurrent
 __all__ = ["PopulationOutput", "stack_networks", "population_forward"]
 
 CHUNK_BYTES = 24 << 20  # a layer's spikes per chunk of models where they are not kept (_chunk)
-RECURRENT_NEURONS = 16384  # a recurrent layer's neurons per step in such a chunk, all models' rows
 
 
 class PopulationOutput(NamedTuple):
@@ -123,17 +122,14 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
 
 
 def _chunk(network, x) -> int:
-    """Models per pass where the spikes are not kept: a layer's spikes within :data:`CHUNK_BYTES` (the C
-    heap reuses blocks of that size from one chunk to the next, where the 52 MB of 64 × 64 neurons × 32
-    samples × 100 steps are fresh pages every pass, ~0.4 ms per MB to fault in here); a recurrent
-    layer's rows of one step within :data:`RECURRENT_NEURONS` (its state and the step's rows stay in the
-    L2 cache: 8 models of 32 × 64 neurons 2.0× faster than 12 on the machine of BENCHMARKS.md)."""
+    """Models per pass where the spikes are not kept: a layer's spikes within :data:`CHUNK_BYTES`. The
+    chunks' buffers go back to the workspace and the next chunk's are taken from it; the memory of
+    a whole population's spikes would instead be fresh pages at every pass (the C heap maps blocks
+    beyond 32 MB anew each time: 52 MB for 64 × 64 neurons × 32 samples × 100 steps, ~0.4 ms per MB
+    to fault in here)."""
     steps, batch = x.shape[-3:-1]
     widest = max(layer.synapses.weight.shape[0] for layer in network.layers)
-    chunk = CHUNK_BYTES // (steps * batch * widest * x.element_size())
-    if any(layer.recurrent is not None for layer in network.layers):
-        chunk = min(chunk, RECURRENT_NEURONS // (batch * widest))
-    return max(1, chunk)
+    return max(1, CHUNK_BYTES // (steps * batch * widest * x.element_size()))
 
 
 def _forward(network, parameters, x, give_back=False) -> PopulationOutput:
