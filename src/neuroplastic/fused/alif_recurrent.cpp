@@ -7,7 +7,7 @@
 //   forward:   I_t = X_t + z_{t−1} Wᵀ,   v_t = (α v_{t−1} + I_t) − θ z_{t−1},   a_t = ρ a_{t−1} + z_{t−1}
 //              u_t = (v_t − (θ + β a_t)) / θ,   z_t = H(u_t) · [r_{t−1} ≤ dt/2]
 //              r_t = t_ref if z_t else max(r_{t−1} − dt, 0)                       (refractory, ms)
-//              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]                               (∂z_t/∂v_t, kept where a backward pass or a recording reads it)
+//              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]           (∂z_t/∂v_t, where a backward or a recording reads it)
 //   backward:  c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W                (c_{T−1} = g^z_{T−1})
 //              ĝ^v_t = h_t c_t + α ĝ^v_{t+1},   ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}   (+ the final state's)
 //
