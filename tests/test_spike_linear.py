@@ -332,3 +332,9 @@ def test_grouped_linear_spreads_a_non_finite_weight_as_the_product_does():
     out = module.grouped_linear(x, weight)
     assert torch.equal(out.isnan(), torch.einsum("agck,gok->agco", x, weight).isnan())
     assert out[:, 1, 0, 2].isnan().all()
+
+
+def test_a_weight_gradient_without_inputs_or_rows_is_empty_or_zero():
+    """``Gᵀ S`` of empty shapes, as the matrix product gives them."""
+    assert module.weight_gradient(torch.randn(2, 5, 3), torch.zeros(2, 5, 0)).shape == (3, 0)
+    assert torch.equal(module.weight_gradient(torch.randn(0, 3), torch.zeros(0, 4)), torch.zeros(3, 4))

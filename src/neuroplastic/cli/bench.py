@@ -55,8 +55,8 @@ def main(args):
 def _one_layer(case, sizes, steps, batch, repeats, threads, peers, where, args):
     if len(sizes) != 1:
         raise UsageError(f"--case {case} times one layer width: give one --sizes value, got {len(sizes)}")
-    if steps < 2:
-        raise UsageError(f"--case {case} needs --steps ≥ 2 (memory per step is a slope over two lengths)")
+    if case == "recurrent" and steps < 2:
+        raise UsageError("--case recurrent needs --steps ≥ 2 (memory per step is a slope over two lengths)")
     if args.no_delays:
         raise UsageError(f"--no-delays is an option of --case feedforward, not of --case {case}")
     others = [name for name in peers if name != "snntorch" or case == "online"] if args.peers is not None else []

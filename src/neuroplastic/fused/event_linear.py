@@ -38,6 +38,7 @@ products above as differentiable operations, so second derivatives are those of 
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -177,8 +178,8 @@ def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     (a weight gradient): spike by spike where ``spikes`` is sparse enough and the C++ kernel runs on
     them, otherwise — and where a graph of it is being built, or ``grad`` holds NaN or infinity (which
     a matrix product spreads over every input as ``0 · NaN``) — the matrix product."""
-    n_out, n_in = grad.shape[-1], spikes.shape[-1]
-    grad, spikes = grad.reshape(-1, n_out), spikes.reshape(-1, n_in)
+    n_out, n_in, rows = grad.shape[-1], spikes.shape[-1], math.prod(grad.shape[:-1])
+    grad, spikes = grad.reshape(rows, n_out), spikes.reshape(rows, n_in)
     summed = (spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
               and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))

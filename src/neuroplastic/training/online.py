@@ -189,7 +189,8 @@ class OnlineLearner:
             recording, state = self._step(state, heads, inputs[t], t, steps)
             heads = recording.head_outputs
             loss += self.objective.step_loss(recording.readout, targets, steps, t)
-            counts = [count + info.post.sum(0) for count, info in zip(counts, recording.infos)]
+            if self.problem.rate_weight:  # the rate regularizer's running counts
+                counts = [count + info.post.sum(0) for count, info in zip(counts, recording.infos)]
             err, signals = self._signals(recording, targets, steps, t, counts)
             readout_info = StepInfo(t, steps, self.network.layers[-1].dt, recording.readout_input,
                                     recording.readout)
@@ -230,7 +231,7 @@ class OnlineLearner:
             self.synops += count_events(whole.readout_input) * self.network.readout.size
         if whole is None:
             whole = self._recorded_by_steps(inputs, count)
-        counts = [info.post.sum((0, 1)) for info in whole.infos]
+        counts = [info.post.sum((0, 1)) for info in whole.infos] if self.problem.rate_weight else None
         err, signals = self._signals(whole, targets, steps, None, counts)
         readout_info = StepInfo(0, steps, self.network.layers[-1].dt, whole.readout_input, whole.readout)
         grads = []
