@@ -125,6 +125,40 @@ def test_readouts_only_carry_the_gradients_of_every_model(monkeypatch):
         torch.testing.assert_close(grads[1][name], grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("trained", [
+    ("layers.1.synapses.weight", "layers.1.recurrent.parametrizations.weight.original", "readout.synapses.weight"),
+    ("layers.0.recurrent.parametrizations.weight.original", "readout.synapses.weight"),  # input synapses frozen
+])
+def test_a_partly_frozen_population_keeps_what_its_graph_saved(trained, keep, monkeypatch):
+    """Frozen synapses, trained later ones: the frozen synapses' spikes and currents carry no gradient
+    but a later operation's graph saved them, so none go back to the workspace while a graph is built. Two
+    passes, one model per chunk, then the first pass's gradients — first order, and through
+    ``create_graph`` (the recurrent kernel's differentiable backward rereads its currents) — against the
+    step path's."""
+    models = networks(NEURONS["lif"], recurrent=True, hidden=(7, 7), dtype=torch.float64)
+    x = inputs((T, B, N_IN), torch.float64)
+    monkeypatch.setattr(population, "CHUNK_BYTES", 1)
+
+    def gradients():
+        parameters = stack_networks(models)
+        for name, parameter in parameters.items():
+            parameter.requires_grad_(name in trained)
+        first = population_forward(models[0], parameters, x, keep_spikes=keep).readout
+        population_forward(models[0], parameters, 1.0 - x, keep_spikes=keep)  # overwrites what was given back
+        chosen = [parameters[name] for name in trained]
+        grads = torch.autograd.grad(first.square().sum(), chosen, create_graph=True)
+        second = torch.autograd.grad(sum(grad.square().sum() for grad in grads), chosen)
+        return [grad.detach() for grad in grads] + list(second)
+
+    fused = gradients()
+    with use_path("step"):
+        step = gradients()
+    for name, got, want in zip(trained * 2, fused, step):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9, msg=name)
+    assert all(grad.abs().sum() > 0 for grad in step)
+
+
 def test_what_a_population_cannot_run_is_refused():
     models = networks(NEURONS["lif"])
     parameters = stack_networks(models)

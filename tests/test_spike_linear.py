@@ -338,3 +338,16 @@ def test_a_weight_gradient_without_inputs_or_rows_is_empty_or_zero():
     """``Gᵀ S`` of empty shapes, as the matrix product gives them."""
     assert module.weight_gradient(torch.randn(2, 5, 3), torch.zeros(2, 5, 0)).shape == (3, 0)
     assert torch.equal(module.weight_gradient(torch.randn(0, 3), torch.zeros(0, 4)), torch.zeros(3, 4))
+
+
+def test_grouped_linear_of_empty_shapes_and_refused_shapes():
+    """No rows or no groups give empty currents of the right shape on both ways; shapes that do not pair
+    are refused with the mismatch named."""
+    weight = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    assert module.grouped_linear(torch.zeros(0, 3, 4, 8, dtype=torch.float64), weight).shape == (0, 3, 4, 5)
+    with torch.no_grad():
+        assert module.grouped_linear(torch.zeros(2, 3, 0, 8, dtype=torch.float64), weight).shape == (2, 3, 0, 5)
+    for x, bias, words in ((torch.zeros(2, 2, 4, 8), None, "does not fit"), (torch.zeros(2, 3, 4, 7), None, "does not fit"),
+                           (torch.zeros(3, 4, 8), None, "takes x"), (torch.zeros(2, 1, 4, 8), torch.zeros(5), "bias must be")):
+        with pytest.raises(ValueError, match=words):
+            module.grouped_linear(x.double(), weight, bias)

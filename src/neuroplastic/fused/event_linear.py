@@ -210,7 +210,8 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     added in the order of the inputs) where no gradient is asked for, the C++ kernel runs and the weights
     are finite — into a buffer of :mod:`~neuroplastic.fused.workspace`, which a caller done with it may give
     back — otherwise one batched matrix product (differentiable), the same up to the order of the additions."""
-    groups = weight.shape[0]
+    _check_grouped(x, weight, bias)
+    groups, outputs = weight.shape[:2]
     wanted = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     native = (not wanted and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
               and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
@@ -224,11 +225,24 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
             rows = x.transpose(0, 1).reshape(groups, outer * inner, inputs)
         product = torch.bmm(rows, weight.transpose(1, 2)) if bias is None else \
             torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
-        return product.view(groups, outer, inner, -1).transpose(0, 1)
-    out = workspace.take((x.shape[0], groups, x.shape[2], weight.shape[1]), x)
+        return product.view(groups, outer, inner, outputs).transpose(0, 1)
+    out = workspace.take((x.shape[0], groups, x.shape[2], outputs), x)
     bias = None if bias is None else bias.contiguous()
     torch.ops.neuroplastic_fused.grouped_linear(x.contiguous(), weight.transpose(1, 2).contiguous(), bias, out)
     return out
+
+
+def _check_grouped(x, weight, bias):
+    """Refuses, naming the mismatch, shapes that :func:`grouped_linear` cannot pair."""
+    if weight.dim() != 3 or x.dim() != 4:
+        raise ValueError(f"grouped_linear takes x (A, G or 1, C, n_in) and weight (G, n_out, n_in), got x "
+                         f"{tuple(x.shape)} and weight {tuple(weight.shape)}")
+    groups, outputs, inputs = weight.shape
+    if x.shape[1] not in (1, groups) or x.shape[3] != inputs:
+        raise ValueError(f"x {tuple(x.shape)} does not fit weight {tuple(weight.shape)}: x must be "
+                         f"(A, {groups} or 1, C, {inputs})")
+    if bias is not None and bias.shape != (groups, outputs):
+        raise ValueError(f"bias must be ({groups}, {outputs}) for weight {tuple(weight.shape)}, got {tuple(bias.shape)}")
 
 
 def _payloads(values):

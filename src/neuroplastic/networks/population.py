@@ -112,11 +112,13 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
     (models,) = models
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or (x.dim() == 4 and x.shape[0] != models):
         raise ValueError(f"x must be (T, B, n_in) or ({models}, T, B, n_in), got {tuple(getattr(x, 'shape', ()))}")
+    # with no graph anywhere in the pass, memory read for the last time goes back to the workspace
+    reuse = not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *parameters.values())))
     if keep_spikes:
-        return _forward(network, parameters, x)
+        return _forward(network, parameters, x, reuse)
     chunk = _chunk(network, x)
     readouts = [_forward(network, {name: tensor[start:start + chunk] for name, tensor in parameters.items()},
-                         x if x.dim() == 3 else x[start:start + chunk], give_back=True).readout
+                         x if x.dim() == 3 else x[start:start + chunk], reuse, keep_spikes=False).readout
                 for start in range(0, models, chunk)]
     return PopulationOutput(torch.cat(readouts), ())
 
@@ -129,12 +131,14 @@ def _chunk(network, x) -> int:
     to fault in here)."""
     steps, batch = x.shape[-3:-1]
     widest = max(layer.synapses.weight.shape[0] for layer in network.layers)
-    return max(1, CHUNK_BYTES // (steps * batch * widest * x.element_size()))
+    return max(1, CHUNK_BYTES // max(1, steps * batch * widest * x.element_size()))
 
 
-def _forward(network, parameters, x, give_back=False) -> PopulationOutput:
-    """The population's pass; ``give_back``: each layer's spikes, once read by the next layer or the
-    readout, go to the fused kernels' workspace (:func:`_give_back`), and none are returned."""
+def _forward(network, parameters, x, reuse: bool, keep_spikes: bool = True) -> PopulationOutput:
+    """The population's pass. ``reuse`` (no graph anywhere in the pass): the memory of currents, and of
+    spikes that are not kept, goes to the fused kernels' workspace once read (:func:`_give_back`);
+    ``keep_spikes=False``: no spikes are returned."""
+    give_back = reuse and not keep_spikes
     spikes = []
     for index, layer in enumerate(network.layers):
         prefix = f"layers.{index}."
@@ -142,7 +146,7 @@ def _forward(network, parameters, x, give_back=False) -> PopulationOutput:
         if layer.recurrent is not None:
             recurrent = _parametrized(layer.recurrent, parameters, prefix + "recurrent.")
         bias = parameters.get(prefix + "synapses.bias")
-        out = _layer(layer, x, parameters[prefix + "synapses.weight"], bias, recurrent)
+        out = _layer(layer, x, parameters[prefix + "synapses.weight"], bias, recurrent, reuse)
         if give_back and index:
             _give_back(x)
         x = out
@@ -152,8 +156,9 @@ def _forward(network, parameters, x, give_back=False) -> PopulationOutput:
         _give_back(x)
     time_first, back = _time_first(currents)
     readout = leaky_integrate(time_first, network.readout.decay).permute(back)
-    _give_back(currents)
-    return PopulationOutput(readout, () if give_back else tuple(spikes))
+    if reuse:
+        _give_back(currents)
+    return PopulationOutput(readout, tuple(spikes) if keep_spikes else ())
 
 
 def _parametrized(module, parameters, prefix):
@@ -167,8 +172,9 @@ def _parametrized(module, parameters, prefix):
     return weight
 
 
-def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
-    """Spikes ``(M, T, B, N)`` of one layer for all the models (a view of time-first memory)."""
+def _layer(layer: SpikingLayer, x, weight, bias, recurrent, reuse: bool):
+    """Spikes ``(M, T, B, N)`` of one layer for all the models (a view of time-first memory); ``reuse``:
+    the currents go back to the workspace once read (no graph holds them)."""
     models, size = weight.shape[0], weight.shape[1]
     neuron = layer.neuron_parameters.model(validate=True)
     # the fused LIF recurrence of a feed-forward layer (a recurrent one: the recurrent kernel, below)
@@ -184,14 +190,16 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent):
     if fused:  # the neurons act elementwise: the models fold into the batch of the fused recurrence
         time_first, back = _time_first(currents)
         spikes, _ = lif_sequence(time_first.reshape(steps, -1, size), **options)
-        _give_back(currents)
+        if reuse:
+            _give_back(currents)
         return spikes.view(time_first.shape).permute(back)
     if recurrent is not None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent),
                                                   currents, recurrent):  # every model's in one fused pass
         time_first = currents.transpose(0, 1).reshape(steps, models * batch, size)  # model-major rows
         start = neuron.init_state((models * batch, size), dtype=currents.dtype, device=currents.device)
         spikes, _ = alif_recurrent_sequence(time_first, recurrent, neuron, layer.dt, start)
-        _give_back(currents)
+        if reuse:
+            _give_back(currents)
         return spikes.view(steps, models, batch, size).transpose(0, 1)
     state = neuron.init_state((models, batch, size), dtype=currents.dtype, device=currents.device)
     transposed = None if recurrent is None else recurrent.transpose(1, 2)
@@ -212,10 +220,11 @@ def _fused_options(neuron, dt):
 
 def _give_back(values):
     """The memory of ``values`` — a view of a tensor that only this pass holds (currents from
-    :func:`_grouped_currents`, a layer's spikes), read for the last time — to the fused kernels'
-    workspace, where no graph holds it: the next layer, chunk or pass takes it instead of fresh pages
-    (~0.4 ms per MB to fault in here)."""
-    if not values.requires_grad and values._base is not None:
+    :func:`_grouped_currents`, a layer's spikes), read for the last time in a pass with no graph
+    anywhere (a graph of a later layer may have saved an earlier layer's spikes) — to the fused
+    kernels' workspace: the next layer, chunk or pass takes it instead of fresh pages (~0.4 ms per MB
+    to fault in here). CPU memory only: elsewhere the allocator already reuses it."""
+    if values._base is not None and values.device.type == "cpu":
         workspace.give(values._base)
 
 
