@@ -321,3 +321,35 @@ def test_a_dense_subclass_is_recorded_by_steps(monkeypatch):
     layer.synapses = doubled
     with torch.no_grad():
         assert fused_recording(network, batch(task)[0]) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kappa", [0.0, 0.8])
+def test_the_factorized_adjoint_kernel_is_the_two_filters_and_their_product(dtype, kappa, monkeypatch):
+    """``fused/leaky_filter.cpp``'s one pass is, bit for bit, ``reverse_filter(reverse_filter(L, κ) ψ, α)``
+    (a NaN in the signal stays where the filters put it; κ = 0 is no filter); the rule's gradient
+    through it is the composition's, and its buffer goes back to the workspace."""
+    from neuroplastic.fused import backend, workspace
+    from neuroplastic.rules import eprop
+    from neuroplastic.rules.eprop import reverse_filter
+
+    if backend() != "cpp":
+        pytest.skip("the C++ backend is not built here")
+    g = torch.Generator().manual_seed(0)
+    signal, psi = torch.randn(30, 4, 6, generator=g, dtype=dtype), torch.rand(30, 4, 6, generator=g, dtype=dtype)
+    signal[12, 1, 2] = float("nan")
+    out = torch.empty_like(signal)
+    torch.ops.neuroplastic_fused.factorized_adjoint(signal, psi, kappa, 0.9, out)
+    want = reverse_filter(reverse_filter(signal, kappa) * psi, 0.9)
+    assert torch.equal(out.isnan(), want.isnan()) and out.isnan().any()
+    assert torch.equal(out.nan_to_num(), want.nan_to_num())
+    signal[12, 1, 2] = 0.5
+    pre = (torch.rand(30, 4, 5, generator=g) < 0.3).to(dtype)
+    given, original = [], workspace.give
+    monkeypatch.setattr(workspace, "give", lambda buffer: given.append(buffer.shape) or original(buffer))
+    with torch.no_grad():
+        fast = eprop._factorized_gradient(signal, psi, pre, kappa, 0.9)
+    slow = torch.einsum("tbi,tbj->ij", reverse_filter(reverse_filter(signal, kappa) * psi, 0.9), pre)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(fast, slow, rtol=tolerance, atol=tolerance * float(slow.abs().max()))
+    assert given == [signal.shape]

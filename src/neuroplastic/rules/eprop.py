@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
+from neuroplastic.fused import workspace
 from neuroplastic.fused.event_linear import weight_gradient
 from neuroplastic.rules.base import Rule
-from neuroplastic.sim.filters import reverse_leaky_integrate
+from neuroplastic.sim.filters import reverse_leaky_integrate, runs_native
 from neuroplastic.validation import require_finite
 
 __all__ = ["EProp", "FactoredSum", "ReadoutGradient", "reverse_filter", "split_columns"]
@@ -84,6 +85,21 @@ class FactoredSum:
             lefts, rights = (b[:self.filled].flatten(0, 1) for b in self.buffers)
             self.total = lefts.T @ rights if self.total is None else self.total.addmm_(lefts.T, rights)
             self.filled = 0
+
+
+def _factorized_gradient(signal, psi, pre, kappa, alpha):
+    """``Σ_t λ_tᵀ pre_t`` (spike by spike where ``pre`` is sparse) of the factorized trace's adjoint
+    ``λ_t = α λ_{t+1} + ψ_t L̃_t``, ``L̃_t = κ L̃_{t+1} + L_t`` (``L̃``: :func:`reverse_filter` of the
+    signal). Where no graph is built, ``λ`` comes from one C++ pass (``fused/leaky_filter.cpp``: the
+    same operations in the same order as the two filters and the product) into a buffer of the
+    workspace that the next batch reuses (its pages already mapped)."""
+    graph = torch.is_grad_enabled() and any(t.requires_grad for t in (signal, psi, pre))
+    if graph or psi.shape != signal.shape or not runs_native(signal, psi):
+        return weight_gradient(reverse_filter(reverse_filter(signal, kappa) * psi, alpha), pre)
+    lease = workspace.Lease(signal.shape, signal)  # given back when this returns: nothing else holds λ
+    torch.ops.neuroplastic_fused.factorized_adjoint(signal.contiguous(), psi.contiguous(), float(kappa), float(alpha),
+                                                    lease.buffer)
+    return weight_gradient(lease.buffer, pre)
 
 
 def _leak(neuron, dt):
@@ -154,12 +170,11 @@ class EProp(Rule):
     def sequence_update(self, info, state, params, *, learning_signal, **signals):
         """The sum of ``update`` over a whole sequence that starts from rest (tensors ``(T, B, …)``)."""
         pre, psi, neuron = info.pre, info.psi, info.neuron
-        g = reverse_filter(learning_signal, self.readout_decay) * psi
         if self._factorized(neuron, info.dt):
-            adjoint = reverse_filter(g, _leak(neuron, info.dt))
+            grad = _factorized_gradient(learning_signal, psi, pre, self.readout_decay, _leak(neuron, info.dt))
         else:
-            adjoint = self._adjoint(g, psi, neuron, info.dt)
-        grad = weight_gradient(adjoint, pre)  # Σ_t adjoint_tᵀ pre_t, spike by spike where pre is sparse
+            adjoint = self._adjoint(reverse_filter(learning_signal, self.readout_decay) * psi, psi, neuron, info.dt)
+            grad = weight_gradient(adjoint, pre)  # Σ_t adjoint_tᵀ pre_t, spike by spike where pre is sparse
         return split_columns(grad, params), state
 
     def _adjoint(self, g, psi, neuron, dt):

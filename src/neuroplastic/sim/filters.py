@@ -21,10 +21,12 @@ from neuroplastic.validation import require_finite
 __all__ = ["leaky_integrate", "reverse_leaky_integrate"]
 
 
-def _native(x) -> bool:
-    """Whether the C++ kernel runs the filter over ``x``: CPU float32/float64, no ``torch.func`` transform."""
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not transforms.active(x)
-            and extension.backend(x) == "cpp")
+def runs_native(x, *others) -> bool:
+    """Whether the C++ kernels run a filter over ``x`` (and ``others`` of its dtype): CPU float32/float64,
+    no ``torch.func`` transform."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and all(other.device.type == "cpu" and other.dtype == x.dtype for other in others)
+            and not transforms.active(x, *others) and extension.backend(x) == "cpp")
 
 
 def _filter(x, decay, y0=None, reverse=False):
@@ -37,7 +39,7 @@ def _filter(x, decay, y0=None, reverse=False):
 
 
 def _forward_filter(x, decay, y0):
-    if _native(x) and (y0 is None or (not transforms.active(y0) and y0.dtype == x.dtype
+    if runs_native(x) and (y0 is None or (not transforms.active(y0) and y0.dtype == x.dtype
                                       and y0.shape == x.shape[1:])):
         return _filter(x, decay, y0)
     out = torch.empty_like(x)
@@ -49,7 +51,7 @@ def _forward_filter(x, decay, y0):
 
 
 def _backward_filter(grad, decay):
-    if _native(grad) and not torch.is_grad_enabled():
+    if runs_native(grad) and not torch.is_grad_enabled():
         return _filter(grad, decay, reverse=True)
     out = torch.empty_like(grad)
     g = torch.zeros_like(grad[0])
@@ -88,7 +90,7 @@ class _LeakyIntegrate(torch.autograd.Function):
 def reverse_leaky_integrate(x: torch.Tensor, decay: float) -> torch.Tensor:
     """The anti-causal filter ``y_t = decay · y_{t+1} + x_t`` over the first dimension (``y_T = 0``):
     :func:`leaky_integrate` run backwards in time."""
-    if _native(x) and not (torch.is_grad_enabled() and x.requires_grad):
+    if runs_native(x) and not (torch.is_grad_enabled() and x.requires_grad):
         _check(x, decay)
         return _filter(x, decay, reverse=True)
     return leaky_integrate(x.flip(0), decay).flip(0)
