@@ -20,6 +20,7 @@ EXACT_RULES = ("bptt", "eprop", "decolle", "ostl", "rtrl")
 
 # A float64 task of random spike trains; every rule trains 2 epochs of 6 batches of 12 samples.
 DRIVER = textwrap.dedent("""
+    import os
     import sys
     import torch
     from neuroplastic.tasks import Task
@@ -37,6 +38,8 @@ DRIVER = textwrap.dedent("""
     if __name__ == "__main__":
         for rule in sys.argv[2:]:
             train(rule, f"{sys.argv[1]}/{rule}")
+        sys.stdout.flush()
+        os._exit(0)  # torch's teardown at exit sometimes aborts ("terminate called without an active exception")
 """)
 
 
@@ -133,6 +136,7 @@ def test_one_process_has_no_data_parallel_run(monkeypatch):
 # A gradient rule whose updates process 1 drops on every other segment (what a `gate` does to a shard
 # whose gradient is below its threshold): the processes decide each step together.
 SKIPPING_DRIVER = textwrap.dedent("""
+    import os
     import sys
     import torch
     import torch.distributed as dist
@@ -155,6 +159,8 @@ SKIPPING_DRIVER = textwrap.dedent("""
         dist.all_gather_object(received, network)
         if dist.get_rank() == 0:
             torch.save(received, f"{sys.argv[1]}/every_process.pt")
+    sys.stdout.flush()
+    os._exit(0)  # torch's teardown at exit sometimes aborts here ("terminate called without an active exception")
 """)
 
 
