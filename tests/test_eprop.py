@@ -4,7 +4,7 @@ import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.neurons import ALIF, ResetBySubtraction
-from neuroplastic.rules.eprop import EProp, FactoredSum
+from neuroplastic.rules.eprop import EProp, TracedSum
 from neuroplastic.rules.signals import Symmetric
 from neuroplastic.spikes import Triangle
 from neuroplastic.tasks.base import Split, Task
@@ -114,7 +114,7 @@ def test_online_and_sequence_modes_agree(recurrent):
 
 def test_the_factorized_traces_online_equal_the_sequence():
     """LIF without the reset path and without the readout filter: the trace factorizes, and online the
-    steps' outer products are summed in chunks (:class:`FactoredSum`); the same gradient as the
+    steps' outer products are summed in chunks (:class:`TracedSum`); the same gradient as the
     sequence mode, and as :meth:`EProp.update` step by step."""
     task = small_task()
     net = small_network(task, detach=True)
@@ -132,7 +132,7 @@ def test_online_factored_chunks_equal_the_step_by_step_sum(monkeypatch, apply_ev
     from neuroplastic.rules import eprop
 
     task = small_task()
-    monkeypatch.setattr(eprop.FactoredSum.__init__, "__defaults__", (8,))
+    monkeypatch.setattr(eprop.TracedSum.__init__, "__kwdefaults__", {"bias": False, "rows": 8})
     totals = []
     for factored in (True, False):
         net = small_network(task, detach=True, hidden=(5, 4), recurrent=True)
@@ -146,15 +146,34 @@ def test_online_factored_chunks_equal_the_step_by_step_sum(monkeypatch, apply_ev
 
 
 def test_a_factored_sum_in_chunks_is_the_sum_of_the_steps():
+    """No trace (leak 0): ``Σ leftᵀ right`` of dense factors, in chunks (two steps of three samples per
+    product: five products, the last one short), starting again after a take."""
     g = torch.Generator().manual_seed(0)
     lefts, rights = torch.randn(10, 3, 4, generator=g, dtype=torch.float64), torch.randn(10, 3, 5, generator=g,
                                                                                        dtype=torch.float64)
-    chunks = FactoredSum(rows=7)  # two steps of three samples per product: five products, the last one short
+    chunks = TracedSum(rows=7)
     for left, right in zip(lefts[:9], rights[:9]):
         chunks.add(left, right)
     torch.testing.assert_close(chunks.take(), sum(l.T @ r for l, r in zip(lefts[:9], rights[:9])), rtol=1e-12, atol=0)
-    chunks.add(lefts[9], rights[9])  # and starts again after a take
+    chunks.add(lefts[9], rights[9])
     torch.testing.assert_close(chunks.take(), lefts[9].T @ rights[9], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_traced_sum_in_chunks_is_the_sum_over_the_steps_of_the_trace(bias):
+    """``Σ_t leftᵀ_t ε_t`` with ``ε_t = α ε_{t−1} + pre_t`` (and a column of ones, traced too, for a bias):
+    reordered chunk by chunk (two steps of three samples per chunk, the last one short, a take in the
+    middle) against the trace stepped and summed."""
+    g = torch.Generator().manual_seed(0)
+    lefts = torch.randn(11, 3, 4, generator=g, dtype=torch.float64)
+    pres = (torch.rand(11, 3, 5, generator=g) < 0.3).double()
+    chunks, trace, want = TracedSum(0.8, bias=bias, rows=7), torch.zeros(3, 5 + bias, dtype=torch.float64), []
+    for _ in range(2):  # the trace carries on across a take
+        for left, pre in zip(lefts, pres):
+            chunks.add(left, pre)
+            trace = 0.8 * trace + (torch.cat([pre, torch.ones(3, 1, dtype=torch.float64)], -1) if bias else pre)
+            want.append(left.T @ trace)
+        torch.testing.assert_close(chunks.take(), sum(want[-11:]), rtol=1e-12, atol=1e-12)
 
 
 def _recurrent_alif_forward(neuron, w_in, w_rec, w_out, b_out, inputs, probes, kappa):

@@ -284,17 +284,22 @@ def test_synapses_with_hooks_are_called_as_modules(hook, monkeypatch):
         assert seen
 
 
-def test_the_summed_weight_gradient_spreads_a_nan_as_the_product_does():
+def test_the_summed_weight_gradient_spreads_a_nan_as_the_product_does(monkeypatch):
     from neuroplastic.fused.event_linear import weight_gradient
 
+    summed, original = [], module._summed_weight_gradient
+    monkeypatch.setattr(module, "_summed_weight_gradient", lambda *a: summed.append(1) or original(*a))
     spikes = (torch.rand(50, 8, generator=torch.Generator().manual_seed(0)) < 0.1).float()
     spikes[7] = 0.0
-    grad = torch.randn(50, 6)
+    grad = torch.randn(50, module.GRADIENT_MIN_OUTPUTS)
     grad[7, 2] = float("nan")  # on a row without spikes
     expected = grad.t() @ spikes
     assert torch.equal(torch.isnan(weight_gradient(grad, spikes)), torch.isnan(expected))
     grad[7, 2] = 0.0
     torch.testing.assert_close(weight_gradient(grad, spikes), grad.t() @ spikes)
+    assert len(summed) == 1 or module.extension.backend(spikes) != "cpp"  # the NaN took the product
+    torch.testing.assert_close(weight_gradient(grad[:, :10], spikes), grad[:, :10].t() @ spikes)
+    assert len(summed) <= 1  # few outputs: the product, whose index would cost more than it saves
 
 
 @pytest.mark.parametrize("shared", [False, True])

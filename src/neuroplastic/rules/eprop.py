@@ -18,6 +18,9 @@ layer, the reset's gradient included. For LIF without the reset path the trace f
 Two modes with one meaning:
 
 - ``update`` (online): one step; memory constant in sequence length — ``F_κ(e)`` is kept per synapse.
+  Where the trace factorizes and is not filtered (``κ = 0``), ``factors`` gives a step's ``(L ψ, x)``
+  instead, and an online learner sums the steps chunk by chunk in the order of the sequence mode
+  (:class:`TracedSum`): no per-synapse tensor, no operation per step.
 - ``sequence_update``: the whole sequence at once. Reordering the sums gives
   ``Σ_t L_t F_κ(e)_t = Σ_t (L̃_t ψ_t) · ε_t`` with the anti-causal filter ``L̃_t = Σ_{t'≥t} κ^{t'−t} L_t'``,
   and the adjoint of the trace recursion, ``λ_t = c_t + J_{t+1}ᵀ λ_{t+1}`` with
@@ -36,7 +39,7 @@ from neuroplastic.rules.base import Rule
 from neuroplastic.sim.filters import reverse_leaky_integrate, runs_native
 from neuroplastic.validation import require_finite
 
-__all__ = ["EProp", "FactoredSum", "ReadoutGradient", "reverse_filter", "split_columns"]
+__all__ = ["EProp", "ReadoutGradient", "TracedSum", "reverse_filter", "split_columns"]
 
 
 def reverse_filter(x: torch.Tensor, decay: float) -> torch.Tensor:
@@ -53,38 +56,50 @@ def split_columns(grad: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
     return tuple(g.contiguous() for g in grad.split(widths, dim=-1))
 
 
-class FactoredSum:
-    """``Σ_t leftᵀ_t right_t`` over the steps an online learner adds (a rule's :meth:`EProp.factors`),
-    as one matrix product per ``rows`` sample-steps: the factors of up to ``rows // B`` steps wait in a
-    buffer, so a step costs two small copies instead of a ``(n, n_pre)`` product and sum of its own
-    (memory constant in T). The same sum in another order: equal to the step-by-step one up to
-    rounding."""
+class TracedSum:
+    """``Σ_t leftᵀ_t ε_t`` over the steps an online learner adds (a rule's ``factors``), where
+    ``ε_t = leak · ε_{t−1} + pre_t`` is the trace of presynaptic activity ``pre_t`` from rest (``leak = 0``:
+    the activity itself), with a last column of ones where ``bias`` (a bias's input). A step is two
+    references kept, no operation. Every ``rows`` sample-steps the chunk's sum is taken in the order of
+    the sequence mode, ``Σ_s λ_sᵀ pre_s + (leak λ_{t0})ᵀ ε_{t0−1}`` with ``λ_s = left_s + leak λ_{s+1}``
+    within the chunk ``t0…t1``: spike by spike where ``pre`` is spikes (:func:`weight_gradient`), plus
+    one ``(B, n)ᵀ (B, n_pre)`` product for the trace carried in, whose value at the chunk's end is carried
+    on. Memory constant in T; equal to the step-by-step sum up to rounding."""
 
-    def __init__(self, rows: int = 512):
-        self.rows, self.buffers, self.filled, self.total = rows, None, 0, None
+    def __init__(self, leak: float = 0.0, *, bias: bool = False, rows: int = 512):
+        self.leak, self.bias, self.rows = leak, bias, rows
+        self.lefts, self.pres, self.trace, self.total = [], [], None, None
 
-    def add(self, left: torch.Tensor, right: torch.Tensor) -> None:
-        if self.buffers is None:
-            steps = max(1, self.rows // left.shape[0])
-            self.buffers = (left.new_empty((steps, *left.shape)), right.new_empty((steps, *right.shape)))
-        lefts, rights = self.buffers
-        lefts[self.filled].copy_(left)
-        rights[self.filled].copy_(right)
-        self.filled += 1
-        if self.filled == len(lefts):
+    def add(self, left: torch.Tensor, pre: torch.Tensor) -> None:
+        """One step's factors (tensors that no one changes afterwards)."""
+        self.lefts.append(left)
+        self.pres.append(pre)
+        if len(self.lefts) * left.shape[0] >= self.rows:
             self._flush()
 
     def take(self) -> torch.Tensor:
-        """The sum of everything added since the last ``take`` (and start again)."""
+        """The sum of everything added since the last ``take`` (and start again; the trace carries on)."""
         self._flush()
         total, self.total = self.total, None
         return total
 
     def _flush(self) -> None:
-        if self.filled:
-            lefts, rights = (b[:self.filled].flatten(0, 1) for b in self.buffers)
-            self.total = lefts.T @ rights if self.total is None else self.total.addmm_(lefts.T, rights)
-            self.filled = 0
+        if not self.lefts:
+            return
+        lefts, pres = torch.stack(self.lefts), torch.stack(self.pres)
+        self.lefts, self.pres = [], []
+        if self.bias:
+            pres = torch.cat([pres, pres.new_ones((*pres.shape[:-1], 1))], -1)
+        adjoint = reverse_filter(lefts, self.leak)
+        total = weight_gradient(adjoint, pres)
+        if self.leak:
+            if self.trace is not None:
+                total.addmm_(adjoint[0].T, self.trace, alpha=self.leak)
+            steps = len(pres)  # ε_{t1} = leak^K ε_{t0−1} + Σ_s leak^{t1−s} pre_s, one weighted sum
+            powers = self.leak ** torch.arange(steps - 1, -1, -1, dtype=pres.dtype, device=pres.device)
+            carried = torch.tensordot(powers, pres, 1)
+            self.trace = carried if self.trace is None else carried.add_(self.trace, alpha=self.leak ** steps)
+        self.total = total if self.total is None else self.total.add_(total)
 
 
 def _factorized_gradient(signal, psi, pre, kappa, alpha):
@@ -130,25 +145,24 @@ class EProp(Rule):
         return isinstance(_leak(neuron, dt), float)
 
     def factors(self, info, state, params, *, learning_signal, **signals):
-        """This step's gradient as ``(left, right, state)`` with ``gradient = leftᵀ right`` (``left``
-        ``(B, n)``, ``right`` ``(B, n_pre)``), where the trace factorizes and is not filtered
-        (``readout_decay = 0``): no per-synapse tensor at all. ``None`` otherwise (use ``update``).
-        An online learner sums many steps' factors in one product (:meth:`split` cuts it)."""
+        """This step's gradient as ``(left, pre, state)``, where the trace factorizes and is not filtered
+        (``readout_decay = 0``): ``gradient = leftᵀ ε`` with ``left = L ψ`` ``(B, n)`` and the presynaptic
+        trace ``ε`` of ``pre`` ``(B, n_pre)``, which the sum of :meth:`factor_sum` keeps: no per-synapse
+        tensor at all. ``None`` otherwise (use ``update``). An online learner sums many steps' factors at
+        once (:meth:`split` cuts the sum)."""
         if self.readout_decay != 0 or not self._factorized(info.neuron, info.dt):
             return None
-        ev = info.pre.new_zeros(info.pre.shape) if state is None else state[0]
-        ev = _leak(info.neuron, info.dt) * ev + info.pre
-        return learning_signal * info.psi, ev, (ev, None, None, info.psi)
+        return learning_signal * info.psi, info.pre, state
+
+    def factor_sum(self, info) -> TracedSum:
+        """What sums :meth:`factors` over the steps: the trace of ``pre`` with the neurons' leak."""
+        return TracedSum(_leak(info.neuron, info.dt))
 
     def split(self, gradient, params) -> tuple:
-        """``Σ leftᵀ right`` of :meth:`factors` as one gradient per parameter."""
+        """The sum of :meth:`factors` as one gradient per parameter."""
         return split_columns(gradient, params)
 
     def update(self, info, state, params, *, learning_signal, **signals):
-        factored = self.factors(info, state, params, learning_signal=learning_signal)
-        if factored is not None:
-            left, right, state = factored
-            return self.split(left.T @ right, params), state
         pre, psi, neuron = info.pre, info.psi, info.neuron
         if state is None:
             per_synapse = (*psi.shape, pre.shape[-1])
@@ -157,6 +171,8 @@ class EProp(Rule):
         ev, ea, filtered, psi_prev = state
         if self._factorized(neuron, info.dt):
             ev = _leak(neuron, info.dt) * ev + pre
+            if self.readout_decay == 0:  # no per-synapse tensor: (L ψ)ᵀ ε
+                return self.split((learning_signal * psi).T @ ev, params), (ev, ea, None, psi)
             e = psi.unsqueeze(-1) * ev.unsqueeze(-2)
         else:
             jvv, jva, jav, jaa = (j.unsqueeze(-1) for j in
@@ -197,22 +213,25 @@ class ReadoutGradient(Rule):
     readout_decay: float = 0.0
 
     def factors(self, info, state, params, *, learning_signal, **signals):
-        """This step's gradient as ``(left, right, state)``, ``gradient = leftᵀ right``: the error and
-        the filtered input with a last column for the bias (its filtered 1)."""
+        """This step's gradient as ``(error, input, state)``: ``gradient = errorᵀ ε`` with ``ε`` the
+        readout's filter of its input and of a last column of ones (the bias's), which the sum of
+        :meth:`factor_sum` keeps."""
+        return learning_signal, info.pre, state
+
+    def factor_sum(self, info) -> TracedSum:
+        """What sums :meth:`factors` over the steps: the input traced with the readout's leak, and a bias."""
+        return TracedSum(self.readout_decay, bias=True)
+
+    def split(self, gradient, params) -> tuple:
+        """The sum of :meth:`factors` as ``(∇W, ∇b)``."""
+        return gradient[:, :-1].contiguous(), gradient[:, -1].contiguous()
+
+    def update(self, info, state, params, *, learning_signal, **signals):
         pre = info.pre
         trace, bias_trace = (torch.zeros_like(pre), 0.0) if state is None else state
         trace = self.readout_decay * trace + pre
         bias_trace = self.readout_decay * bias_trace + 1.0
-        right = torch.cat([trace, pre.new_full((*pre.shape[:-1], 1), bias_trace)], -1)
-        return learning_signal, right, (trace, bias_trace)
-
-    def split(self, gradient, params) -> tuple:
-        """``Σ leftᵀ right`` of :meth:`factors` as ``(∇W, ∇b)``."""
-        return gradient[:, :-1].contiguous(), gradient[:, -1].contiguous()
-
-    def update(self, info, state, params, *, learning_signal, **signals):
-        left, right, state = self.factors(info, state, params, learning_signal=learning_signal)
-        return self.split(left.T @ right, params), state
+        return (learning_signal.T @ trace, learning_signal.sum(0) * bias_trace), (trace, bias_trace)
 
     def sequence_update(self, info, state, params, *, learning_signal, **signals):
         filtered = reverse_filter(learning_signal, self.readout_decay)

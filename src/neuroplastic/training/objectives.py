@@ -69,9 +69,10 @@ class Classification(Objective):
         return readout_cross_entropy(readout, targets, inside) * inside / (segment.steps - first)
 
     def error(self, readout, targets, steps, t=None):
-        onehot = torch.nn.functional.one_hot(targets, readout.shape[-1]).to(readout.dtype)
-        return (torch.softmax(readout, -1) - onehot) * self.step_weights(steps, readout.shape[-2], t, readout.dtype,
-                                                                        device=readout.device)
+        probabilities = torch.softmax(readout, -1)  # minus the one-hot of the targets:
+        error = probabilities.scatter_add(-1, targets.expand(readout.shape[:-1]).unsqueeze(-1),
+                                          probabilities.new_full((1,), -1.0).expand(*readout.shape[:-1], 1))
+        return error * self.step_weights(steps, readout.shape[-2], t, readout.dtype, device=readout.device)
 
     def step_weights(self, steps, batch, t=None, dtype=torch.float32, device=None):
         """``1/(W·B)`` in the window of the last ``W = loss_steps`` steps, 0 before (``(T, 1, 1)`` for

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.rules.base import Rule, Segment, StepInfo, apply_updates
-from neuroplastic.rules.eprop import FactoredSum, ReadoutGradient
+from neuroplastic.rules.eprop import ReadoutGradient
 from neuroplastic.rules.signals import LearningSignal
 from neuroplastic.spikes import count_events
 from neuroplastic.synapses import Dense, Recurrent
@@ -43,6 +43,8 @@ from neuroplastic.training.recorded import Recording, fused_recording
 from neuroplastic.validation import require_count
 
 __all__ = ["OnlineMethod", "OnlineLearner"]
+
+SETTLE_ROWS = 512  # sample-steps whose loss and events the online mode takes at once
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ class OnlineLearner:
         """The error a readout ``y`` hands the learning signals: the objective's ``∂E/∂y``, or what the
         source makes of it (a reward)."""
         supervised = self.objective.error(y, targets, steps, t)
+        if type(self.method.signal).error is LearningSignal.error:  # the supervised error as it is
+            return supervised
         weight = self.objective.step_weights(steps, y.shape[-2], t, y.dtype, device=y.device)
         return self.method.signal.error(self.fixed, supervised, y, targets, weight)
 
@@ -177,18 +181,25 @@ class OnlineLearner:
     @torch.no_grad()
     def online(self, inputs, targets, optimizer, *, apply_every: int | None = None) -> float:
         """One batch, step by step; gradients applied every ``apply_every`` steps (or at the end).
-        Returns the batch's loss, summed step by step so that nothing grows with the sequence."""
+        Returns the batch's loss. What no step reads back — the loss, the synaptic events, the sums of
+        factorized rules (:class:`~neuroplastic.rules.eprop.TracedSum`) — is taken every
+        :data:`SETTLE_ROWS` sample-steps at once, so that nothing grows with the sequence and a step
+        costs few operations besides the network's own."""
         steps, batch = inputs.shape[:2]
         state = self.network.init_state((batch,), dtype=inputs.dtype, device=inputs.device)
         heads = [head.init_state(batch, dtype=inputs.dtype, device=inputs.device) for head in self.heads]
         rule_states = [None] * len(self.groups)
         rules, loss = [*self.layer_rules, self.readout_rule], 0.0
-        factored, summed = [FactoredSum() for _ in rules], [None] * len(rules)  # per rule: one or the other
+        factored, summed = [None] * len(rules), [None] * len(rules)  # per rule: one or the other
         counts = [inputs.new_zeros(layer.size) for layer in self.network.layers]
+        pending = []  # the latest steps' recordings, whose loss and events are taken together (_settle)
         for t in range(steps):  # one step's view at a time: nothing here grows with T
-            recording, state = self._step(state, heads, inputs[t], t, steps)
+            recording, state = self._step(state, heads, inputs[t], t, steps, count=False)
             heads = recording.head_outputs
-            loss += self.objective.step_loss(recording.readout, targets, steps, t)
+            pending.append(recording)
+            if len(pending) * batch >= SETTLE_ROWS or t == steps - 1:
+                loss += self._settle(pending, targets, t + 1, steps)
+                pending = []
             if self.problem.rate_weight:  # the rate regularizer's running counts
                 counts = [count + info.post.sum(0) for count, info in zip(counts, recording.infos)]
             err, signals = self._signals(recording, targets, steps, t, counts)
@@ -202,6 +213,8 @@ class OnlineLearner:
                     summed[i] = update if summed[i] is None else [a + b for a, b in zip(summed[i], update)]
                 else:
                     left, right, rule_states[i] = step
+                    if factored[i] is None:
+                        factored[i] = rule.factor_sum(info)
                     factored[i].add(left, right)
             if (apply_every is not None and (t + 1) % apply_every == 0) or t == steps - 1:
                 grads = [g for i, rule in enumerate(rules) for g in
@@ -209,6 +222,16 @@ class OnlineLearner:
                 self.apply(optimizer, self._without_self_connections(grads))
                 summed = [None] * len(rules)
         return float(loss)
+
+    def _settle(self, recordings, targets, stop, steps):
+        """The loss of the steps ``recordings`` (up to step ``stop``), and their synaptic events counted:
+        for many steps at once, as the same sums over a segment."""
+        for i, layer in enumerate(self.network.layers):  # on the device: read once per batch
+            self.synops += count_events(torch.stack([r.infos[i].pre for r in recordings])) * layer.size
+        readout_inputs = torch.stack([r.readout_input for r in recordings])
+        self.synops += count_events(readout_inputs) * self.network.readout.size
+        segment = Segment(stop - len(recordings), stop, steps)
+        return self.objective.loss(torch.stack([r.readout for r in recordings]), targets, segment).detach()
 
     @torch.no_grad()
     def sequence(self, inputs, targets, optimizer) -> float:
