@@ -128,3 +128,16 @@ def test_apply_changes_takes_finite_changes_whose_sum_overflows():
     params = (torch.zeros(4), torch.zeros(2))
     apply_changes(params, (torch.full((4,), 3e38), torch.full((2,), 3e38)))
     assert bool(torch.isfinite(params[0]).all()) and float(params[1][0]) == pytest.approx(3e38)
+
+
+@pytest.mark.parametrize("values", [
+    torch.tensor([1.0, -2.0, 0.0]), torch.tensor([1.0, float("nan")]), torch.tensor([float("inf"), 1.0]),
+    torch.tensor([float("inf"), float("-inf")]),  # their sum is NaN
+    torch.tensor([3e38, 3e38, -1.0]),  # finite values whose sum overflows: read element by element
+    torch.tensor([3e38, 3e38, float("nan")]), torch.zeros(0), torch.tensor([1, 2, 3]),
+    torch.tensor([1 + 2j, float("nan")]), torch.tensor([60000.0, 60000.0], dtype=torch.float16),
+])
+def test_all_finite_answers_as_isfinite_all(values):
+    from neuroplastic.validation import all_finite
+
+    assert all_finite(values) == bool(torch.isfinite(values).all())

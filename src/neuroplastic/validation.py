@@ -16,6 +16,7 @@ import torch
 from neuroplastic.transforms import concrete
 
 __all__ = [
+    "all_finite",
     "require_finite",
     "require_positive",
     "require_non_negative",
@@ -76,10 +77,21 @@ def require_count(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether no element of ``tensor`` (of any ``vmap`` ped sample) is NaN or infinite. Read off the sum
+    first — one pass and no tensor of its size (``isfinite(x).all()`` makes four: on a 23M-element
+    input, freshly mapped pages cost ~100 ms) — since a NaN or infinity leaves the sum NaN or
+    infinite; element by element only where the sum is not finite (that, or finite values overflowing)."""
+    values = concrete(tensor)
+    if not (values.is_floating_point() or values.is_complex()) or bool(torch.isfinite(values.sum())):
+        return True
+    return bool(torch.isfinite(values).all())
+
+
 def require_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` unchanged, or a clear error if any element (of any ``vmap`` ped sample) is NaN or
     infinite."""
-    if not bool(torch.isfinite(concrete(tensor)).all()):
+    if not all_finite(tensor):
         raise ValueError(f"{name} contains NaN or infinite values")
     return tensor
 

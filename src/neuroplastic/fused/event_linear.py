@@ -45,6 +45,7 @@ import torch
 
 from neuroplastic import transforms
 from neuroplastic.fused import extension, workspace
+from neuroplastic.validation import all_finite
 
 __all__ = ["grouped_linear", "spike_linear", "weight_gradient"]
 
@@ -171,12 +172,6 @@ class _SpikeLinear(extension.KernelFunction):
         return *grads, None
 
 
-def _finite(values: torch.Tensor) -> bool:
-    """Whether ``values`` holds no NaN or infinity, read off their sum (one pass, no tensor of their
-    size: ``isfinite`` would make four; a finite sum that overflows only answers False)."""
-    return bool(torch.isfinite(values.sum()))
-
-
 def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     """``Gᵀ S`` summed over all leading dimensions, ``grad`` ``(…, n_out)`` and ``spikes`` ``(…, n_in)``
     (a weight gradient): spike by spike where ``spikes`` is sparse enough, there are enough outputs
@@ -187,7 +182,7 @@ def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     summed = (n_out >= GRADIENT_MIN_OUTPUTS and spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
               and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
-              and extension.backend(spikes) == "cpp" and _finite(grad))
+              and extension.backend(spikes) == "cpp" and all_finite(grad))
     if summed:
         limit = int(GRADIENT_DENSITY * spikes.numel())
         count, offsets, columns, values = _indexed(spikes.contiguous(), limit)
@@ -220,7 +215,7 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     native = (not wanted and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
               and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
               and not transforms.active(x, weight, bias) and extension.backend(weight) == "cpp"
-              and _finite(weight))
+              and all_finite(weight))
     if not native:  # one batched product over the groups
         outer, inner, inputs = x.shape[0], x.shape[2], x.shape[3]
         if x.shape[1] == 1:
