@@ -20,9 +20,9 @@ EXACT_RULES = ("bptt", "eprop", "decolle", "ostl", "rtrl")
 
 # A float64 task of random spike trains; every rule trains 2 epochs of 6 batches of 12 samples.
 DRIVER = textwrap.dedent("""
-    import os
     import sys
     import torch
+    from neuroplastic.training.distributed import end_process_group
     from neuroplastic.tasks import Task
     from neuroplastic.training.fit import fit
 
@@ -38,8 +38,7 @@ DRIVER = textwrap.dedent("""
     if __name__ == "__main__":
         for rule in sys.argv[2:]:
             train(rule, f"{sys.argv[1]}/{rule}")
-        sys.stdout.flush()
-        os._exit(0)  # torch's teardown at exit sometimes aborts ("terminate called without an active exception")
+        end_process_group()  # what a script under torchrun ends with (else, at times, an abort at exit)
 """)
 
 
@@ -136,13 +135,13 @@ def test_one_process_has_no_data_parallel_run(monkeypatch):
 # A gradient rule whose updates process 1 drops on every other segment (what a `gate` does to a shard
 # whose gradient is below its threshold): the processes decide each step together.
 SKIPPING_DRIVER = textwrap.dedent("""
-    import os
     import sys
     import torch
     import torch.distributed as dist
     from driver import toy_task
     from neuroplastic.rules import Transform, chain
     from neuroplastic.rules.bptt import TruncatedBPTT
+    from neuroplastic.training.distributed import end_process_group
     from neuroplastic.training.fit import fit
     from neuroplastic.training.problem import GradientMethod
 
@@ -159,8 +158,7 @@ SKIPPING_DRIVER = textwrap.dedent("""
         dist.all_gather_object(received, network)
         if dist.get_rank() == 0:
             torch.save(received, f"{sys.argv[1]}/every_process.pt")
-    sys.stdout.flush()
-    os._exit(0)  # torch's teardown at exit sometimes aborts here ("terminate called without an active exception")
+    end_process_group()
 """)
 
 
@@ -188,3 +186,17 @@ def test_a_resumed_run_continues_each_processs_own_running_state(tmp_path):
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_ending_the_process_group_meets_at_a_barrier_only_when_every_process_finished(monkeypatch, finished):
+    """A barrier after an error would wait for processes that never come; without one after a finished
+    run, gloo's threads may still release gathered tensors while Python shuts down (an abort at exit)."""
+    from neuroplastic.training import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    distributed.end_process_group(finished=finished)
+    assert calls == (["barrier", "destroy"] if finished else ["destroy"])

@@ -32,23 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    finished = False
     try:
         args.handler(args)
+        finished = True
     except ValueError as error:  # UsageError and every parameter check raise ValueError
         return _fail(str(error))
     except OSError as error:  # an output folder that cannot be written, a file that cannot be read
         return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
     finally:
-        _leave_process_group()
+        _leave_process_group(finished)
     return 0
 
 
-def _leave_process_group() -> None:
+def _leave_process_group(finished: bool) -> None:
     """Under torchrun: end the process group a command started (a process left with one open may abort
-    at exit and take the others down)."""
-    distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
+    at exit and take the others down): :func:`~neuroplastic.training.distributed.end_process_group`,
+    imported only where torch.distributed already is."""
+    if "torch.distributed" in sys.modules:
+        from neuroplastic.training.distributed import end_process_group
+
+        end_process_group(finished=finished)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "end_process_group"]
 
 
 class DataParallel:
@@ -150,3 +150,17 @@ class DataParallel:
         total = torch.tensor([int(count)], dtype=torch.int64, device=self.backend_device)
         dist.all_reduce(total)
         return int(total)
+
+
+def end_process_group(*, finished: bool = True) -> None:
+    """Ends this process's process group, if one is open: what a script run under ``torchrun`` calls
+    when it is done (the command line does). ``finished``: every process ran to here, so they first
+    meet at a barrier — gloo's worker threads may still be releasing the tensors of the last
+    gathered objects, and if Python is shutting down by then the process aborts ("terminate called
+    without an active exception", seen in 1 run in 5 here; none in 20 with the barrier). After an
+    error, no barrier: the others may never come."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
