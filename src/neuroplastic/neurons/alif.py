@@ -106,10 +106,8 @@ class ALIF(NeuronModel):
     def pseudo_derivative(self, previous: ALIFState, state: ALIFState, dt: float) -> torch.Tensor:
         """``ψ_t = ∂z_t/∂v_t``: the surrogate derivative of the step ``previous → state`` (zero while
         refractory); ``∂z_t/∂a_t = −β ψ_t``."""
-        psi = self.surrogate.derivative((state.v - self.threshold(state.a)) / self.v_th) / self.v_th
-        if isinstance(self.t_ref, (int, float)) and self.t_ref == 0:  # no refractory time ever starts
-            return psi
-        return psi * ~refractory_mask(previous.refractory, check_dt(dt))
+        held = refractory_mask(previous.refractory, check_dt(dt))
+        return self.surrogate.derivative((state.v - self.threshold(state.a)) / self.v_th) / self.v_th * (~held)
 
     def hidden_jacobian(self, psi, dt: float, *, reset_path: bool):
         """``∂(v_{t+1}, a_{t+1})/∂(v_t, a_t)`` of each neuron given ``ψ_t``, other neurons' spikes held

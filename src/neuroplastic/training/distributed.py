@@ -27,6 +27,7 @@ process 0 writes files.
 """
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -154,13 +155,16 @@ class DataParallel:
 
 def end_process_group(*, finished: bool = True) -> None:
     """Ends this process's process group, if one is open: what a script run under ``torchrun`` calls
-    when it is done (the command line does). ``finished``: every process ran to here, so they first
-    meet at a barrier — gloo's worker threads may still be releasing the tensors of the last
-    gathered objects, and if Python is shutting down by then the process aborts ("terminate called
-    without an active exception", seen in 1 run in 5 here; none in 20 with the barrier). After an
-    error, no barrier: the others may never come."""
+    when it is done (the command line does). Gloo's worker threads release the tensors of finished
+    collectives when they get to it; one doing so while Python shuts down aborts the process
+    ("terminate called without an active exception": 6 runs in 12 here with two processes on one core).
+    ``destroy_process_group`` alone does not stop them — the group lives on in reference cycles — so
+    the cycles are collected here and the group's destructor joins its threads (0 aborts in 36 runs).
+    ``finished``: every process ran to here, so they first meet at a barrier; after an error, no
+    barrier (the others may never come)."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     if finished:
         dist.barrier()
     dist.destroy_process_group()
+    gc.collect()
