@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroplastic.validation import (
+    all_finite,
     require_count,
     require_finite,
     require_finite_tensor,
@@ -161,7 +162,7 @@ def binned_rate(spikes, dt: float, bin_ms: float):
 
 def _rates(rates: torch.Tensor, dt: float) -> torch.Tensor:
     """``rates``, or a clear error where a tiny ``dt`` (or huge counts) made them overflow (or 0/0)."""
-    if not bool(torch.isfinite(rates).all()):
+    if not all_finite(rates):
         raise ValueError(f"the rates (spikes per second) overflow: dt = {dt} ms is too small or the counts too large")
     return rates
 

@@ -118,7 +118,7 @@ def applies(x, weight, bias) -> bool:
         and x.dtype == weight.dtype and x.device == weight.device
         and (bias is None or (bias.dtype == weight.dtype and bias.shape == weight.shape[:1]))
         and not transforms.active(x, weight, bias)
-        and extension.backend(weight) == "cpp" and bool(torch.isfinite(weight).all())
+        and extension.backend(weight) == "cpp" and all_finite(weight)
     )
 
 

@@ -49,6 +49,7 @@ from neuroplastic.fused import event_linear, extension, fallback, workspace
 from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
+from neuroplastic.validation import all_finite
 
 __all__ = ["alif_recurrent_sequence", "recorded_sequence", "why_not"]
 
@@ -207,7 +208,7 @@ def _max_events(currents, weight) -> int:
     """The most spikes a step may have for its recurrent product to run event by event; −1 (never) for
     a weight holding NaN or infinity, which only a dense product spreads to every neuron (``0 · NaN``),
     as the step path does, so that the divergence shows."""
-    if weight is None or not bool(torch.isfinite(weight).all()):
+    if weight is None or not all_finite(weight):
         return -1
     return int(EVENT_DENSITY * currents[0].numel())
 

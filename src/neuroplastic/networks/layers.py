@@ -39,8 +39,7 @@ from neuroplastic.sim.filters import leaky_integrate
 from neuroplastic.sim.loop import noise_at, real_valued
 from neuroplastic.spikes import Payload, Rescaled
 from neuroplastic.synapses import Dense, Recurrent
-from neuroplastic.transforms import concrete
-from neuroplastic.validation import require_finite_tensor, require_positive
+from neuroplastic.validation import all_finite, require_finite_tensor, require_positive
 
 __all__ = ["SpikingLayer", "LayerState", "LeakyReadout"]
 
@@ -237,7 +236,7 @@ def _check_settled(neuron, state, steps: int, dt: float) -> None:
     state: too strong weights or inputs for the model, or too large a ``dt``), as the fused path
     refuses an overflowing voltage; a NaN stays in the state, so the last one shows every step."""
     for name, value in zip(state._fields, state):
-        if value.is_floating_point() and not bool(torch.isfinite(concrete(value)).all()):
+        if not all_finite(value):
             raise ValueError(f"the layer's {type(neuron).__name__} neurons diverged: their {name} holds NaN or "
                              f"infinite values after {steps} steps of dt = {dt} ms; smaller weights, inputs or dt "
                              "keep it finite")

@@ -39,8 +39,7 @@ def _filter(x, decay, y0=None, reverse=False):
 
 
 def _forward_filter(x, decay, y0):
-    if runs_native(x) and (y0 is None or (not transforms.active(y0) and y0.dtype == x.dtype
-                                      and y0.shape == x.shape[1:])):
+    if runs_native(x, *(() if y0 is None else (y0,))) and (y0 is None or y0.shape == x.shape[1:]):
         return _filter(x, decay, y0)
     out = torch.empty_like(x)
     y = torch.zeros_like(x[0]) if y0 is None else y0

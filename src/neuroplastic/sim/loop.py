@@ -14,8 +14,7 @@ import torch
 from torch.utils._pytree import tree_leaves, tree_map
 
 from neuroplastic.neurons.base import check_dt
-from neuroplastic.transforms import concrete
-from neuroplastic.validation import require_finite_tensor
+from neuroplastic.validation import all_finite, require_finite_tensor
 
 __all__ = ["run", "RunResult", "noise_at", "detached", "real_valued"]
 
@@ -104,7 +103,7 @@ def _check_finite(model, state, outputs, steps: int, dt: float) -> None:
     named = [*named, ("output", outputs)]
     for name, value in named:
         leaves = [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor) and leaf.is_floating_point()]
-        if any(not bool(torch.isfinite(concrete(leaf)).all()) for leaf in leaves):
+        if not all(all_finite(leaf) for leaf in leaves):
             raise ValueError(f"{type(model).__name__} diverged: its {name} holds NaN or infinite values after "
                              f"{steps} steps of dt = {dt} ms; a smaller dt, or parameters and inputs within the "
                              "model's range, keep it finite")
