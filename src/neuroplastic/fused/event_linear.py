@@ -175,12 +175,13 @@ class _SpikeLinear(extension.KernelFunction):
 def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     """``Gᵀ S`` summed over all leading dimensions, ``grad`` ``(…, n_out)`` and ``spikes`` ``(…, n_in)``
     (a weight gradient): spike by spike where ``spikes`` is sparse enough, there are enough outputs
-    (:data:`GRADIENT_MIN_OUTPUTS`) and the C++ kernel runs on them, otherwise — and where a graph of it is being built, or ``grad`` holds NaN or infinity (which
-    a matrix product spreads over every input as ``0 · NaN``) — the matrix product."""
+    (:data:`GRADIENT_MIN_OUTPUTS`) and the C++ kernel runs on them, otherwise — and where a graph of it
+    is being built, or ``grad`` holds NaN or infinity (which a matrix product spreads over every input
+    as ``0 · NaN``) — the matrix product."""
     n_out, n_in, rows = grad.shape[-1], spikes.shape[-1], math.prod(grad.shape[:-1])
     grad, spikes = grad.reshape(rows, n_out), spikes.reshape(rows, n_in)
-    summed = (n_out >= GRADIENT_MIN_OUTPUTS and spikes.device.type == "cpu" and spikes.dtype in (torch.float32, torch.float64)
-              and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
+    summed = (n_out >= GRADIENT_MIN_OUTPUTS and spikes.device.type == "cpu"
+              and spikes.dtype in (torch.float32, torch.float64) and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
               and extension.backend(spikes) == "cpp" and all_finite(grad))
     if summed:
