@@ -215,6 +215,52 @@ def test_the_recurrent_product_by_blas_or_event_by_event(monkeypatch, density):
         _assert_close(f, s, torch.float64)
 
 
+@pytest.mark.parametrize("density", [0.0, 1.0], ids=["dense", "where-h"])
+@pytest.mark.parametrize("kind", sorted(ALIFS))
+@pytest.mark.parametrize("models, width", [(1, 12), (2, 40)])
+def test_the_backward_product_dense_or_only_where_h_needs_it(monkeypatch, density, kind, models, width):
+    """The backward's ``ĝ^v_{t+1} W`` reaches the gradients only through ``h_t``: computed where ``h_t ≠ 0``
+    alone (lanes of 16 and a tail, row blocks, each model's rows) or dense, the gradients are the step
+    path's — the triangle's ``h`` mostly zero, the fast sigmoid's nowhere."""
+    monkeypatch.setattr(recurrent_module, "pseudo_density", lambda *shape: density)
+    neuron, rows = ALIFS[kind], 20
+    generator = torch.Generator().manual_seed(9)
+    currents = torch.randn(T, models * rows, width, generator=generator, dtype=torch.float64) * 0.5 + 0.1
+    weights = torch.randn(models, width, width, generator=generator, dtype=torch.float64) * 0.4 * (1 - torch.eye(width))
+    loss_weights = torch.randn(T, models * rows, width, generator=generator, dtype=torch.float64)
+    state = neuron.init_state((models * rows, width), dtype=torch.float64)
+    _, _, fast = _run(alif_recurrent_sequence, neuron, currents, weights if models > 1 else weights[0], state,
+                      loss_weights)
+    for m in range(models):
+        part = slice(m * rows, (m + 1) * rows)
+        _, _, slow = _run(step_path, neuron, currents[:, part], weights[m],
+                          neuron.init_state((rows, width), dtype=torch.float64), loss_weights[:, part])
+        _assert_close(fast[0][:, part], slow[0], torch.float64)
+        _assert_close(fast[1][m] if models > 1 else fast[1], slow[1], torch.float64)
+
+
+def test_a_non_finite_gradient_spreads_as_the_step_paths_does(monkeypatch):
+    """Where ``h = 0`` a NaN arriving through ``W`` still makes ``0 · NaN``: with a gradient that is not
+    finite the backward takes the dense product, and its NaNs fall where the step path's do."""
+    monkeypatch.setattr(recurrent_module, "pseudo_density", lambda *shape: 1.0)
+    neuron = ALIFS["alif"]
+    currents, weight, weights = _problem(torch.float64, seed=3)
+    weights[T // 2, 1, 4] = float("nan")
+    fast = _run(alif_recurrent_sequence, neuron, currents, weight, _state(neuron, torch.float64), weights)[2]
+    slow = _run(step_path, neuron, currents, weight, _state(neuron, torch.float64), weights)[2]
+    assert bool(slow[0].isnan().any()) and not bool(slow[0].isnan().all())
+    for f, s in zip(fast, slow):
+        assert torch.equal(f.isnan(), s.isnan())
+
+
+def test_the_backward_products_density_is_measured_once_per_shape():
+    recurrent_module.pseudo_density.cache_clear()
+    density = recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1)
+    assert 0.0 <= density <= 1.0
+    assert recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1) == density
+    assert recurrent_module.pseudo_density.cache_info().hits == 1
+
+
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():
     """The recurrent benchmark's peer (``bench --case recurrent``): snnTorch's RLeaky with the layer's
     weights computes the same recurrence, spike for spike."""

@@ -10,12 +10,14 @@
 //              h_t = σ'(u_t) / θ · [r_{t−1} ≤ dt/2]           (∂z_t/∂v_t, where a backward or a recording reads it)
 //   backward:  c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W                (c_{T−1} = g^z_{T−1})
 //              ĝ^v_t = h_t c_t + α ĝ^v_{t+1},   ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}   (+ the final state's)
+//              (ĝ^v_{t+1} W only where h_t ≠ 0 when a step has at most max_pseudo of them: pseudo_product)
 //
 // Each step's elementwise work is in the operations and the order of the step path (ALIF.step), so
 // the spikes are its spikes; the products are ATen's, the ones the step path's linear calls. Across
 // the B·N neurons of a step the work is small: it runs on one thread, the products on all.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "shared.h"
@@ -154,6 +156,66 @@ void alif_recurrent_forward(const at::Tensor& currents, const std::optional<at::
   });
 }
 
+// back = ĝ W for one model's rows (rows × width) where h ≠ 0, zero elsewhere: c_t reaches ĝ^v_t and
+// ĝ^a_t only through h_t, which a surrogate of bounded support leaves mostly zero. wt = Wᵀ (W's columns
+// as rows); a column's rows that need it go four at a time, sharing each load of its row, every dot
+// product summed in kLanes lanes, then across them; rows in blocks of 16, columns split among the threads.
+template <typename T>
+NP_CLONES void pseudo_rows(int64_t width, int64_t count, const int64_t* need, const T* __restrict__ w,
+                           const T* __restrict__ g, T* __restrict__ back, int64_t column) {
+  constexpr int64_t kLanes = 16;
+  for (int64_t first = 0; first < count; first += 4) {
+    const auto row = [&](int64_t r) { return g + need[std::min(first + r, count - 1)] * width; };
+    const T *__restrict__ g0 = row(0), *__restrict__ g1 = row(1), *__restrict__ g2 = row(2),
+            *__restrict__ g3 = row(3);
+    T a0[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {}, a3[kLanes] = {};
+    int64_t k = 0;
+    for (; k + kLanes <= width; k += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const T wk = w[k + l];
+        a0[l] += wk * g0[k + l];
+        a1[l] += wk * g1[k + l];
+        a2[l] += wk * g2[k + l];
+        a3[l] += wk * g3[k + l];
+      }
+    }
+    for (; k < width; ++k) {  // the last width % kLanes terms into the first lane
+      a0[0] += w[k] * g0[k];
+      a1[0] += w[k] * g1[k];
+      a2[0] += w[k] * g2[k];
+      a3[0] += w[k] * g3[k];
+    }
+    const T* lanes[4] = {a0, a1, a2, a3};
+    for (int64_t r = 0; r < std::min<int64_t>(4, count - first); ++r) {
+      T sum = T(0);
+      for (int64_t l = 0; l < kLanes; ++l) sum += lanes[r][l];
+      back[need[first + r] * width + column] = sum;
+    }
+  }
+}
+
+template <typename T>
+void pseudo_product(int64_t rows, int64_t width, const T* h, const T* g, const T* wt, T* back) {
+  constexpr int64_t kBlock = 16;  // rows at a time: their part of ĝ stays in cache while Wᵀ streams by
+  for (int64_t first = 0; first < rows; first += kBlock) {
+    const int64_t block = std::min(kBlock, rows - first);
+    const T* hb = h + first * width;
+    T* out = back + first * width;
+    at::parallel_for(0, width, 16, [&](int64_t begin, int64_t end) {
+      int64_t need[kBlock];
+      for (int64_t j = begin; j < end; ++j) {
+        int64_t count = 0;
+        for (int64_t b = 0; b < block; ++b) {  // no branch: h's zeros fall at random
+          out[b * width + j] = T(0);
+          need[count] = b;
+          count += hb[b * width + j] != T(0);
+        }
+        pseudo_rows(width, count, need, wt + j * width, g + first * width, out, j);
+      }
+    });
+  }
+}
+
 // One step back for a row of neurons, from c_t's parts: ĝ^v_t and ĝ^a_t.
 template <typename T>
 NP_CLONES void backward_row(int64_t n, const T* __restrict__ h, const T* __restrict__ gz,
@@ -192,7 +254,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
                              const at::Tensor& grad_spikes, int64_t spikes_stride, const at::Tensor& grad_v,
                              const at::Tensor& grad_a, at::Tensor grad, at::Tensor grad_a0,
                              const std::optional<at::Tensor>& spikes, const std::optional<at::Tensor>& z0,
-                             const std::optional<at::Tensor>& grad_weight_t) {
+                             const std::optional<at::Tensor>& grad_weight_t, int64_t max_pseudo) {
   TORCH_CHECK(h.dim() == 3 && h.size(0) > 0, "h must be (T, B, N), T > 0");
   const int64_t steps = h.size(0), batch = h.size(1), width = h.size(2), neurons = batch * width;
   const int64_t models = weight.size(0);
@@ -212,6 +274,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
     check(*grad_weight_t, h, models * width * width, "grad_weight_t");
   }
   at::Tensor rec = at::empty({batch, width}, h.options());
+  const at::Tensor columns = max_pseudo > 0 ? weight.transpose(1, 2).contiguous() : weight;  // Wᵀ's rows
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "alif_recurrent_backward", [&] {
     const auto accumulate = [&](int64_t t) {  // ĝ^v_t's share of the weight gradient
       if (!grad_weight_t) return;
@@ -244,7 +307,17 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
       }
       const scalar_t* gv_next = gv + neurons;
       const scalar_t* ga_next = ga.data() + ((t + 1) & 1) * neurons;
-      product(rec, grad[t + 1], weight, models);
+      const int64_t pseudo = std::count_if(ht, ht + neurons, [](scalar_t x) { return x != scalar_t(0); });
+      if (pseudo <= max_pseudo) {  // the rows of ĝ^v_{t+1} W where h_t needs them
+        const int64_t rows = batch / models;
+        for (int64_t m = 0; m < models; ++m) {
+          pseudo_product(rows, width, ht + m * rows * width, gv_next + m * rows * width,
+                         columns.const_data_ptr<scalar_t>() + m * width * width,
+                         rec.mutable_data_ptr<scalar_t>() + m * rows * width);
+        }
+      } else {
+        product(rec, grad[t + 1], weight, models);
+      }
       const scalar_t* back = rec.const_data_ptr<scalar_t>();
       for (int64_t row = 0; row < neurons; row += width) {
         backward_row(width, ht + row, gzt + row, back + row, gv_next + row, ga_next + row, al, rh, beta, k,
@@ -265,7 +338,7 @@ TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
         "Tensor(b!) a, Tensor(c!) refractory, Tensor(d!) spikes, Tensor(e!)? h) -> ()");
   m.def("alif_recurrent_backward(Tensor h, Tensor weight, Tensor alpha, Tensor rho, float adaptation, "
         "float reset, Tensor grad_spikes, int spikes_stride, Tensor grad_v, Tensor grad_a, Tensor(a!) grad, "
-        "Tensor(b!) grad_a0, Tensor? spikes, Tensor? z0, Tensor(c!)? grad_weight_t) -> ()");
+        "Tensor(b!) grad_a0, Tensor? spikes, Tensor? z0, Tensor(c!)? grad_weight_t, int max_pseudo) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {

@@ -22,9 +22,13 @@ is summed event by event (a row of ``Wᵀ`` added per spike, in a fixed order) i
     c_t = g^z_t + ĝ^a_{t+1} − k ĝ^v_{t+1} + ĝ^v_{t+1} W      (what reaches z_t: its three paths into step t+1)
     ĝ^v_t = h_t c_t + α ĝ^v_{t+1},    ĝ^a_t = −β h_t c_t + ρ ĝ^a_{t+1}
 
-(at the last step ``c = g^z`` and the final state's own gradients are added), one product per step;
-then ``dL/dX_t = ĝ^v_t``, ``dL/dW = Σ_t ĝ^{vᵀ}_t z_{t−1}`` in one product over all steps (summed spike by
-spike where they are sparse: :mod:`~neuroplastic.fused.event_linear`), and the initial
+(at the last step ``c = g^z`` and the final state's own gradients are added), one product per step.
+``c_t`` reaches the gradients only through ``h_t``, which a surrogate of bounded support (the
+triangle, the boxcar) and the refractory period leave mostly zero: where a step has few nonzero
+``h_t`` the product is computed for those entries alone, up to a density measured on this machine
+for each shape at its first backward pass (:func:`pseudo_density`). Then ``dL/dX_t = ĝ^v_t``,
+``dL/dW = Σ_t ĝ^{vᵀ}_t z_{t−1}`` in one product over all steps (summed spike by spike where they are
+sparse: :mod:`~neuroplastic.fused.event_linear`), and the initial
 state's ``dL/dv_{−1} = α ĝ^v_0``, ``dL/da_{−1} = ρ ĝ^a_0``, ``dL/dz_{−1} = ĝ^a_0 − k ĝ^v_0 + ĝ^v_0 W``.
 Between the passes the operation keeps the currents, the spikes and ``h``: three ``(B, N)`` tensors
 per step; where the currents are its own (``reuse_currents``: a layer's) the backward pass writes
@@ -41,6 +45,10 @@ the step path's.
 """
 from __future__ import annotations
 
+import functools
+import math
+import time
+
 import torch
 from torch.nn import functional
 
@@ -51,7 +59,7 @@ from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.validation import all_finite
 
-__all__ = ["alif_recurrent_sequence", "recorded_sequence", "why_not"]
+__all__ = ["alif_recurrent_sequence", "recorded_sequence", "why_not", "pseudo_density"]
 
 # Spike density of a step up to which its recurrent product runs event by event. Measured (N = 512,
 # B = 16, one thread; the forward of 200 steps in ms, BLAS against events): density 0.07: 25.1 / 8.2,
@@ -190,7 +198,7 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         h, stacked, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
         torch.zeros_like(rows) if grad_v is None else grad_v.contiguous(),
         torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0,
-        spikes, z0.to(h).contiguous(), grad_weight_t)
+        spikes, z0.to(h).contiguous(), grad_weight_t, _max_pseudo(h, stacked, grad_spikes, grad_v, grad_a))
     grad_weight = None
     if needs[1] and weight.dim() == 2:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, not copied
         grad_weight = grad[0].t() @ z0.to(h)
@@ -211,6 +219,50 @@ def _max_events(currents, weight) -> int:
     if weight is None or not all_finite(weight):
         return -1
     return int(EVENT_DENSITY * currents[0].numel())
+
+
+def _max_pseudo(h, stacked, *gradients) -> int:
+    """The most nonzero ``h_t`` a step may have for the backward's product ``ĝ^v_{t+1} W`` to be
+    computed only where ``h_t ≠ 0`` (the rest never reaches a gradient); −1 (never) where a weight or an
+    incoming gradient is not finite, which only a dense product spreads as the step path does."""
+    if not all(g is None or all_finite(g) for g in (stacked, *gradients)):
+        return -1
+    models, width = stacked.shape[:2]
+    density = pseudo_density(h.shape[1] // models, width, models, h.dtype, torch.get_num_threads())
+    return int(density * h[0].numel())
+
+
+@functools.lru_cache(maxsize=32)
+def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threads: int) -> float:
+    """The density of ``h_t`` below which the backward's product is cheaper where ``h_t ≠ 0`` than dense,
+    measured on this machine at the first backward pass of each shape (a few products): the masked
+    product costs about linearly in the density, measured at 1/4 and at 1, against the dense product
+    (BLAS, whose efficiency depends on the shape and the CPU)."""
+    generator = torch.Generator().manual_seed(0)
+    batch = rows * models
+    weight = torch.randn(models, width, width, generator=generator, dtype=dtype) / math.sqrt(width)
+    ones = torch.ones(width, dtype=dtype)
+    zeros = torch.zeros(batch, width, dtype=dtype)
+
+    def seconds(steps, density, max_pseudo):
+        h = (torch.rand(steps, batch, width, generator=generator) < density).to(dtype)
+        gradient, grad, grad_a0 = torch.randn(h.shape, dtype=dtype), torch.empty_like(h), torch.empty_like(zeros)
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            torch.ops.neuroplastic_fused.alif_recurrent_backward(
+                h, weight, ones, ones, 0.0, 1.0, gradient, batch * width, zeros, zeros, grad, grad_a0, None,
+                None, None, max_pseudo)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def per_product(density, max_pseudo):  # 8 products: the call's fixed costs (Wᵀ's copy) cancel
+        return seconds(9, density, max_pseudo) - seconds(1, density, max_pseudo)
+
+    dense, quarter, full = per_product(1.0, -1), per_product(0.25, batch * width), per_product(1.0, batch * width)
+    if full <= dense:
+        return 1.0
+    return min(max(0.25 + 0.75 * (dense - quarter) / max(full - quarter, 1e-12), 0.0), 1.0)
 
 
 def _forward(currents, weight, v0, a0, z0, r0, neuron, dt, native, keep_h=True):
