@@ -3,6 +3,7 @@ exact references; discretization; the search as a user meets it (budget, resume,
 import dataclasses
 import json
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from neuroplastic.outer.search import (
     hamming_kernel,
     kernel_score,
     search,
+    sparsity_aware_kernel,
     split_parameters,
 )
 from neuroplastic.tasks import load_task
@@ -66,8 +68,29 @@ def test_the_score_is_the_log_determinant_of_agreements_by_hand():
     codes = torch.tensor([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.float32)
     # N_A = 4; d_H = 2, 2, 4 for the pairs (0,1), (0,2), (1,2): K = [[4,2,2],[2,4,0],[2,0,4]], det 32
     assert torch.equal(hamming_kernel(codes), torch.tensor([[4.0, 2, 2], [2, 4, 0], [2, 0, 4]], dtype=torch.float64))
-    assert kernel_score(codes) == pytest.approx(math.log(32.0), abs=1e-12)
-    assert kernel_score(codes[[0, 0, 1]]) == -math.inf  # two samples with one code
+    assert kernel_score(hamming_kernel(codes)) == pytest.approx(math.log(32.0), abs=1e-12)
+    assert kernel_score(hamming_kernel(codes[[0, 0, 1]])) == -math.inf  # two samples with one code
+
+
+def test_the_sparsity_aware_kernel_by_hand():
+    """SNASNet's kernel: each distance over the one expected of independent codes at the samples' rates,
+    averaged over layers and steps; two silent codes agree fully."""
+    codes = torch.tensor([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.float32)
+    # rates 3/4, 3/4, 1/4: E = 3/8, 5/8, 5/8 and d_H = 2, 2, 4 for (0,1), (0,2), (1,2)
+    # K = 4 − d/(2E): 4 − 8/3, 4 − 8/5, 4 − 16/5 = 4/3, 12/5, 4/5
+    by_hand = [[4, Fraction(4, 3), Fraction(12, 5)], [Fraction(4, 3), 4, Fraction(4, 5)],
+               [Fraction(12, 5), Fraction(4, 5), 4]]
+    step = torch.tensor([[float(x) for x in row] for row in by_hand], dtype=torch.float64)
+    silent = torch.zeros(1, 3, 4)  # a second step without spikes: K = N = 4 everywhere
+    kernel = sparsity_aware_kernel((torch.stack([codes, silent[0]]),))
+    assert torch.allclose(kernel, (step + 4.0) / 2, rtol=0, atol=1e-12)
+    mean = [[(x + 4) / 2 for x in row] for row in by_hand]
+    (a, b, c), (d, e, f), (g, h, i) = mean
+    determinant = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    assert kernel_score(kernel) == pytest.approx(math.log(determinant), abs=1e-12)
+    # two layers: the mean of their kernels
+    two = sparsity_aware_kernel((codes[None], silent))
+    assert torch.allclose(two, (step + 4.0) / 2, rtol=0, atol=1e-12)
 
 
 def test_codes_are_every_spiking_layers_binary_spikes_at_every_step():

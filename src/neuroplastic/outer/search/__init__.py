@@ -14,7 +14,9 @@ from neuroplastic.outer.search.snasnet import (
     activation_codes,
     hamming_kernel,
     kernel_score,
+    layer_spikes,
     snasnet_score,
+    sparsity_aware_kernel,
 )
 from neuroplastic.outer.search.space import (
     BACKWARD_OPERATIONS,
@@ -30,5 +32,6 @@ from neuroplastic.outer.search.space import (
 
 __all__ = ["search", "SEARCHES", "CellBuilder", "SearchSpace", "Cell", "Edge", "CellNetwork", "MixedOperation",
            "OPERATIONS", "BACKWARD_OPERATIONS", "Zero", "Identity", "Darts", "architecture_gradient", "discretize",
-           "split_parameters", "SnasnetSearch", "hamming_kernel", "kernel_score", "snasnet_score", "activation_codes",
+           "split_parameters", "SnasnetSearch", "hamming_kernel", "sparsity_aware_kernel", "kernel_score",
+           "snasnet_score", "activation_codes", "layer_spikes",
            "RandomSearch", "SampledSearch", "draw_batch", "train_cell", "accuracy"]
