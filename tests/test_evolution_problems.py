@@ -15,7 +15,7 @@ from neuroplastic.experiments.digits import Config, load, load_validation
 from neuroplastic.outer.evolution import plasticity
 from neuroplastic.outer.evolution.control import CartPole, episode_seeds
 from neuroplastic.outer.evolution.plasticity import BOUNDS, SEARCHED, STDPDigits
-from neuroplastic.outer.evolution.problems import Genome
+from neuroplastic.outer.evolution.problems import Genome, generation_generator
 
 try:
     import gymnasium
@@ -170,6 +170,23 @@ def test_stdp_digits_fitness_is_a_deterministic_validation_accuracy():
     assert torch.equal(fitness, pickle.loads(pickle.dumps(problem)).fitness(population, 0))
 
 
+def test_stdp_digits_fitness_averages_the_generations_networks_in_turn():
+    """``fitness_runs`` networks per individual: the mean of runs drawn one after another from the
+    generation's generator — its first run is the one-network fitness."""
+    options = {"search_n_exc": 20, "search_images": 40, "present_ms": 30.0}  # enough to learn something
+    population = {name: value[None] for name, value in STDPDigits(**options).initial().items()}
+    problem = STDPDigits(**options, fitness_runs=3)
+    cfg = problem.config({name: values[0] for name, values in population.items()}, n_exc=20, present_ms=30.0)
+    learn, validation = load_validation(0, 0.25, n_train=40)
+    generator = generation_generator(0, 4)
+    runs = [digits.learn_and_classify(cfg, learn, validation, generator)["accuracy"] for _ in range(3)]
+    assert len(set(runs)) > 1  # three networks, not one three times
+    assert float(problem.fitness(population, 4)) == pytest.approx(sum(runs) / 3, abs=1e-15)
+    assert float(STDPDigits(**options).fitness(population, 4)) == runs[0]
+    every = STDPDigits(**{**TINY, "search_images": None})  # all the learning images
+    assert every.search_images is None and 0.0 <= float(every.fitness(population, 0)) <= 1.0
+
+
 def test_validation_images_are_training_images_held_out_from_learning():
     (x_train, y_train), (x_test, _) = load(0, None, None)
     (x_learn, y_learn), (x_valid, y_valid) = load_validation(0, 0.25)
@@ -206,7 +223,8 @@ def test_stdp_digits_evaluate_is_the_experiment_run(monkeypatch):
                                            ({"search_n_exc": 0}, "search_n_exc"),
                                            ({"search_images": 5}, "search_images"),
                                            ({"present_ms": 0.0}, "present_ms"),
-                                           ({"evaluation_runs": 0}, "evaluation_runs"), ({"seed": -1}, "seed")])
+                                           ({"evaluation_runs": 0}, "evaluation_runs"),
+                                           ({"fitness_runs": 0}, "fitness_runs"), ({"seed": -1}, "seed")])
 def test_stdp_digits_refuses_bad_arguments(options, name):
     with pytest.raises(ValueError, match=name):
         STDPDigits(**options)

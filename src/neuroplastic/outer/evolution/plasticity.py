@@ -11,11 +11,14 @@ Front. Neurosci. 8:10, who evolved STDP and homeostasis parameters of CARLsim ne
 A genome holds ``log10`` of each searched parameter (:data:`SEARCHED`; all positive scales, so a
 step of the search multiplies them), started at the hand-set values and held in :data:`BOUNDS`.
 ``fitness`` is the accuracy on a validation part of the *training* images (``validation``, held out
-from learning) of a reduced run — ``search_n_exc`` neurons learning from ``search_images`` images
-shown ``present_ms`` each — with the network's initial weights and Poisson inputs drawn from
-``(seed, generation)``: the same for every individual of a generation. The test images are never
-seen by the search. The run is reduced in images, not in presentation time: a search on 50-ms
-presentations found weak inhibition (``w_inh`` ≈ 5) best there, and it lost at full size.
+from learning) of a run of ``search_n_exc`` neurons learning from ``search_images`` images (None:
+all the others) shown ``present_ms`` each, averaged over ``fitness_runs`` networks whose initial
+weights and Poisson inputs are drawn from ``(seed, generation)``: the same networks for every
+individual of a generation. The test images are never seen by the search. A run may be reduced in
+images, not in presentation time: a search on 50-ms presentations found weak inhibition (``w_inh`` ≈
+5) best there, and it lost at full size; parameters found on 600 of the ~1010 images learned faster
+there and lost at full size too — their accuracy varies between networks by several points, so
+one network per individual reads mostly that noise.
 ``evaluate`` runs the full-size experiment (every training image, the experiment's presentation)
 with ``n_exc`` neurons and reports its test accuracy, averaged over ``evaluation_runs`` networks on
 the same split (run ``r`` is seeded ``seed + r``; run 0 at ``n_exc = 400`` is ``reproduce unsupervised-digits`` with
@@ -61,8 +64,8 @@ class STDPDigits:
     chunk = 1  # a run learns sequentially; individuals do not share it
 
     def __init__(self, *, parameters: tuple[str, ...] = SEARCHED, n_exc: int = 100, search_n_exc: int = 100,
-                 search_images: int = 600, present_ms: float = 100.0, validation: float = 0.25,
-                 evaluation_runs: int = 1, seed: int = 0):
+                 search_images: int | None = 600, present_ms: float = 100.0, validation: float = 0.25,
+                 fitness_runs: int = 1, evaluation_runs: int = 1, seed: int = 0):
         if isinstance(parameters, str) or not parameters or len(set(parameters)) != len(parameters):
             raise ValueError(f"parameters must name distinct searched parameters, got {parameters!r}")
         for name in parameters:
@@ -71,7 +74,9 @@ class STDPDigits:
             raise ValueError(f"validation must be a fraction in (0, 1), got {validation!r}")
         self.parameters, self.validation = tuple(parameters), float(validation)
         self.n_exc, self.search_n_exc = require_count("n_exc", n_exc), require_count("search_n_exc", search_n_exc)
-        self.search_images = require_count("search_images", search_images, minimum=10)
+        self.search_images = None if search_images is None else require_count("search_images", search_images,
+                                                                               minimum=10)
+        self.fitness_runs = require_count("fitness_runs", fitness_runs)
         self.present_ms = require_positive("present_ms", present_ms)
         self.evaluation_runs = require_count("evaluation_runs", evaluation_runs)
         self.seed = require_count("seed", seed, minimum=0)
@@ -99,8 +104,9 @@ class STDPDigits:
         for index in range(len(next(iter(population.values())))):
             cfg = self.config({name: values[index] for name, values in population.items()},
                               n_exc=self.search_n_exc, present_ms=self.present_ms)
-            generator = generation_generator(self.seed, generation)
-            scores.append(learn_and_classify(cfg, learn, validation, generator)["accuracy"])
+            generator = generation_generator(self.seed, generation)  # the generation's networks, in turn
+            runs = [learn_and_classify(cfg, learn, validation, generator)["accuracy"] for _ in range(self.fitness_runs)]
+            scores.append(sum(runs) / len(runs))
         return torch.tensor(scores, dtype=torch.float64)
 
     def evaluate(self, params: dict[str, torch.Tensor]) -> dict[str, float]:
