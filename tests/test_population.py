@@ -88,16 +88,19 @@ def test_inference_mode_population_matches():
     torch.testing.assert_close(readout[2], models[2](x).readout.detach(), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("per_chunk", [1, 2])
 @pytest.mark.parametrize("name, recurrent, shared", [("lif", False, True), ("lif", True, True), ("lif", False, False),
                                                      ("alif", True, False)])
-def test_readouts_only_in_chunks_equal_the_loop_pass_after_pass(name, recurrent, shared, monkeypatch):
-    """``keep_spikes=False`` runs the models in chunks (one model per chunk here) and gives each chunk's
-    hidden spikes and currents back to the fused kernels' workspace: the next chunk and pass write into
-    them, and every readout is still each model's own."""
+def test_readouts_only_in_chunks_equal_the_loop_pass_after_pass(name, recurrent, shared, per_chunk, monkeypatch):
+    """``keep_spikes=False`` runs the models in chunks (one or two models per chunk here, the last one
+    shorter) and gives each chunk's hidden spikes and currents back to the fused kernels' workspace: the
+    next chunk and pass write into them, and every readout, joined from the chunks', is still each
+    model's own."""
     models = networks(NEURONS[name], recurrent=recurrent, hidden=(7, 6))
     x = inputs((T, B, N_IN) if shared else (M, T, B, N_IN), torch.float32)
     parameters = stack_networks(models)
-    monkeypatch.setattr(population, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(population, "CHUNK_BYTES", 1 if per_chunk == 1 else per_chunk * T * B * 7 * 4)
+    assert population._chunk(models[0], x) == per_chunk
     given = []
     original = population.workspace.give
     monkeypatch.setattr(population.workspace, "give", lambda buffer: given.append(buffer.shape) or original(buffer))
@@ -109,7 +112,7 @@ def test_readouts_only_in_chunks_equal_the_loop_pass_after_pass(name, recurrent,
             torch.testing.assert_close(output.readout, kept, rtol=0, atol=1e-6)
     for m, model in enumerate(models):
         torch.testing.assert_close(kept[m], model(x if shared else x[m]).readout.detach(), rtol=0, atol=1e-6)
-    assert len(given) >= 2 * M * 3  # per chunk: both layers' spikes, and currents
+    assert len(given) >= 2 * -(-M // per_chunk) * 3  # per chunk: both layers' spikes, and currents
 
 
 def test_readouts_only_carry_the_gradients_of_every_model(monkeypatch):

@@ -120,7 +120,24 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
     readouts = [_forward(network, {name: tensor[start:start + chunk] for name, tensor in parameters.items()},
                          x if x.dim() == 3 else x[start:start + chunk], reuse, keep_spikes=False).readout
                 for start in range(0, models, chunk)]
-    return PopulationOutput(torch.cat(readouts), ())
+    return PopulationOutput(_join_models(readouts), ())
+
+
+def _join_models(parts):
+    """Chunks' readouts ``(M_c, T, B, n)`` as one ``(M, T, B, n)``: each copied into its slice of the
+    time-first memory the chunks share, and a view of it returned (a ``cat`` along the models would
+    gather rows of ``n`` values)."""
+    if len(parts) == 1:
+        return parts[0]
+    time_first, back = _time_first(parts[0])
+    order, axis = tuple(back.index(i) for i in range(4)), back[0]
+    shape = list(time_first.shape)
+    shape[axis] = sum(part.shape[0] for part in parts)
+    joined, start = time_first.new_empty(shape), 0
+    for part in parts:
+        joined.narrow(axis, start, part.shape[0]).copy_(part.permute(order))
+        start += part.shape[0]
+    return joined.permute(back)
 
 
 def _chunk(network, x) -> int:
