@@ -29,8 +29,8 @@ GOALS = {  # name: evolve's arguments; the goal (None: beat the hand-set paramet
                               lr=0.03, task_options={"hidden": 32, "batch": 512, "chunk": 64}), 0.90),
     "cartpole openai-es": (dict(task="cartpole", strategy="openai-es", population=64, generations=30, sigma=0.1,
                                 lr=0.05), 475.0),
-    "stdp-digits cmaes": (dict(task="stdp-digits", strategy="cmaes", population=8, generations=10, sigma=0.2,
-                               task_options={"evaluation_runs": 3}), None),
+    "stdp-digits cmaes": (dict(task="stdp-digits", strategy="cmaes", population=8, generations=12, sigma=0.2,
+                               task_options={"search_images": None, "fitness_runs": 3, "evaluation_runs": 3}), None),
 }
 
 
