@@ -4,6 +4,8 @@ event) and every gradient (currents, recurrent weights, initial
 state) — float64 to 1e-12, float32 to 1e-5 relative — for ALIF and LIF, refractory or not, every
 built-in surrogate, the reset's gradient kept or detached; derivatives of the second order through
 the step path; and a recurrent layer chooses it by itself where it applies."""
+import math
+
 import pytest
 import torch
 
@@ -239,23 +241,54 @@ def test_the_backward_product_dense_or_only_where_h_needs_it(monkeypatch, densit
         _assert_close(fast[1][m] if models > 1 else fast[1], slow[1], torch.float64)
 
 
-def test_a_non_finite_gradient_spreads_as_the_step_paths_does(monkeypatch):
-    """Where ``h = 0`` a NaN arriving through ``W`` still makes ``0 · NaN``: with a gradient that is not
-    finite the backward takes the dense product, and its NaNs fall where the step path's do."""
+@pytest.mark.parametrize("dtype, scale", [(torch.float64, float("nan")), (torch.float32, 1e38)],
+                         ids=["nan", "overflow"])
+def test_a_non_finite_gradient_spreads_as_the_step_paths_does(monkeypatch, dtype, scale):
+    """Where ``h = 0`` a NaN or infinity arriving through ``W`` still makes ``0 · NaN``: on a step whose
+    ``ĝ^v_{t+1}`` is not finite, or whose product could overflow, the backward takes the dense product,
+    and its NaNs fall where the step path's do — a NaN in one incoming gradient, and finite gradients
+    so large that the product overflows."""
     monkeypatch.setattr(recurrent_module, "pseudo_density", lambda *shape: 1.0)
     neuron = ALIFS["alif"]
-    currents, weight, weights = _problem(torch.float64, seed=3)
-    weights[T // 2, 1, 4] = float("nan")
-    fast = _run(alif_recurrent_sequence, neuron, currents, weight, _state(neuron, torch.float64), weights)[2]
-    slow = _run(step_path, neuron, currents, weight, _state(neuron, torch.float64), weights)[2]
+    currents, weight, weights = _problem(dtype, seed=3)
+    if math.isnan(scale):
+        weights[T // 2, 1, 4] = scale
+    else:
+        weights = (weights * scale).clamp(-3e38, 3e38)
+    fast = _run(alif_recurrent_sequence, neuron, currents, weight, _state(neuron, dtype), weights)[2]
+    slow = _run(step_path, neuron, currents, weight, _state(neuron, dtype), weights)[2]
     assert bool(slow[0].isnan().any()) and not bool(slow[0].isnan().all())
     for f, s in zip(fast, slow):
         assert torch.equal(f.isnan(), s.isnan())
 
 
+def test_deterministic_algorithms_take_the_dense_product(monkeypatch):
+    """The masked product's choice rests on a timing; under ``use_deterministic_algorithms`` it is never
+    taken, whatever the measured density."""
+    monkeypatch.setattr(recurrent_module, "pseudo_density", lambda *shape: 1.0)
+    currents, weight, weights = _problem(torch.float64, seed=4)
+    state = _state(ALIFS["alif"], torch.float64)
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert recurrent_module._max_pseudo(currents, weight[None]) == -1
+        deterministic = _run(alif_recurrent_sequence, ALIFS["alif"], currents, weight, state, weights)[2]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    monkeypatch.setattr(recurrent_module, "pseudo_density", lambda *shape: 0.0)
+    dense = _run(alif_recurrent_sequence, ALIFS["alif"], currents, weight, state, weights)[2]
+    for d, e in zip(deterministic, dense):
+        assert torch.equal(d, e)
+
+
 def test_the_backward_products_density_is_measured_once_per_shape():
+    """Measured on CPU tensors of its own, with a generator of its own: the caller's random stream is
+    left alone."""
     recurrent_module.pseudo_density.cache_clear()
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
     density = recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1)
+    assert torch.equal(torch.rand(3), expected)
     assert 0.0 <= density <= 1.0
     assert recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1) == density
     assert recurrent_module.pseudo_density.cache_info().hits == 1

@@ -22,6 +22,7 @@
 
 #include "shared.h"
 
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -216,6 +217,34 @@ void pseudo_product(int64_t rows, int64_t width, const T* h, const T* g, const T
   }
 }
 
+// Whether max|g| · norm stays below the dtype's largest number (false for a NaN or infinity in either);
+// in lanes, which the compiler keeps in vector registers.
+template <typename T>
+NP_CLONES bool bounded(const T* __restrict__ g, int64_t n, double norm) {
+  constexpr int64_t kLanes = 16;
+  T largest[kLanes] = {};
+  int32_t unordered[kLanes] = {};  // NaNs seen, which a comparison would drop
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const T magnitude = std::abs(g[i + l]);
+      largest[l] = magnitude > largest[l] ? magnitude : largest[l];
+      unordered[l] |= magnitude != magnitude;
+    }
+  }
+  for (; i < n; ++i) {
+    const T magnitude = std::abs(g[i]);
+    largest[0] = magnitude > largest[0] ? magnitude : largest[0];
+    unordered[0] |= magnitude != magnitude;
+  }
+  T most = T(0);
+  for (int64_t l = 0; l < kLanes; ++l) {
+    if (unordered[l]) return false;
+    most = std::max(most, largest[l]);
+  }
+  return static_cast<double>(most) * norm < static_cast<double>(std::numeric_limits<T>::max());
+}
+
 // One step back for a row of neurons, from c_t's parts: ĝ^v_t and ĝ^a_t.
 template <typename T>
 NP_CLONES void backward_row(int64_t n, const T* __restrict__ h, const T* __restrict__ gz,
@@ -275,6 +304,10 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
   }
   at::Tensor rec = at::empty({batch, width}, h.options());
   const at::Tensor columns = max_pseudo > 0 ? weight.transpose(1, 2).contiguous() : weight;  // Wᵀ's rows
+  // |(ĝ W)[b, j]| ≤ max|ĝ| · max_j Σ_i |W[i, j]|: below the largest number, no sum of the masked product
+  // overflows, and a NaN or infinity anywhere fails the test — then the dense product spreads it as
+  // the step path does (0 · inf, 0 · NaN where h = 0).
+  const double column_norm = max_pseudo > 0 ? columns.abs().sum(-1).max().item<double>() : 0.0;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "alif_recurrent_backward", [&] {
     const auto accumulate = [&](int64_t t) {  // ĝ^v_t's share of the weight gradient
       if (!grad_weight_t) return;
@@ -308,7 +341,7 @@ void alif_recurrent_backward(const at::Tensor& h, const at::Tensor& weight, cons
       const scalar_t* gv_next = gv + neurons;
       const scalar_t* ga_next = ga.data() + ((t + 1) & 1) * neurons;
       const int64_t pseudo = std::count_if(ht, ht + neurons, [](scalar_t x) { return x != scalar_t(0); });
-      if (pseudo <= max_pseudo) {  // the rows of ĝ^v_{t+1} W where h_t needs them
+      if (pseudo <= max_pseudo && bounded(gv_next, neurons, column_norm)) {  // ĝ^v_{t+1} W where h_t needs it
         const int64_t rows = batch / models;
         for (int64_t m = 0; m < models; ++m) {
           pseudo_product(rows, width, ht + m * rows * width, gv_next + m * rows * width,

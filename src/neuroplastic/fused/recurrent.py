@@ -198,7 +198,7 @@ def _kernel_gradients(ctx, weight, z0, spikes, h, grad_spikes, grad_v, grad_a, n
         h, stacked, alpha, rho, float(neuron.beta), reset, *extension.base_and_stride(grad_spikes),
         torch.zeros_like(rows) if grad_v is None else grad_v.contiguous(),
         torch.zeros_like(rows) if grad_a is None else grad_a.contiguous(), grad, grad_a0,
-        spikes, z0.to(h).contiguous(), grad_weight_t, _max_pseudo(h, stacked, grad_spikes, grad_v, grad_a))
+        spikes, z0.to(h).contiguous(), grad_weight_t, _max_pseudo(h, stacked))
     grad_weight = None
     if needs[1] and weight.dim() == 2:  # Σ_t ĝ^v_tᵀ z_{t−1}: the spikes shifted by one step, not copied
         grad_weight = grad[0].t() @ z0.to(h)
@@ -221,11 +221,13 @@ def _max_events(currents, weight) -> int:
     return int(EVENT_DENSITY * currents[0].numel())
 
 
-def _max_pseudo(h, stacked, *gradients) -> int:
+def _max_pseudo(h, stacked) -> int:
     """The most nonzero ``h_t`` a step may have for the backward's product ``ĝ^v_{t+1} W`` to be
-    computed only where ``h_t ≠ 0`` (the rest never reaches a gradient); −1 (never) where a weight or an
-    incoming gradient is not finite, which only a dense product spreads as the step path does."""
-    if not all(g is None or all_finite(g) for g in (stacked, *gradients)):
+    computed only where ``h_t ≠ 0`` (the rest never reaches a gradient); −1 (always dense) under
+    ``torch.use_deterministic_algorithms``, as the choice rests on a timing. The kernel also takes the
+    dense product on a step whose ``ĝ^v_{t+1}`` or weight is not finite or could overflow (its NaN and
+    infinities spread as the step path's do)."""
+    if torch.are_deterministic_algorithms_enabled():
         return -1
     models, width = stacked.shape[:2]
     density = pseudo_density(h.shape[1] // models, width, models, h.dtype, torch.get_num_threads())
@@ -238,15 +240,17 @@ def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threa
     measured on this machine at the first backward pass of each shape (a few products): the masked
     product costs about linearly in the density, measured at 1/4 and at 1, against the dense product
     (BLAS, whose efficiency depends on the shape and the CPU)."""
-    generator = torch.Generator().manual_seed(0)
+    if extension.backend() != "cpp":
+        raise RuntimeError("pseudo_density measures the C++ kernel, which is not available here")
+    generator, cpu = torch.Generator().manual_seed(0), dict(dtype=dtype, device="cpu")  # the caller's stream untouched
     batch = rows * models
-    weight = torch.randn(models, width, width, generator=generator, dtype=dtype) / math.sqrt(width)
-    ones = torch.ones(width, dtype=dtype)
-    zeros = torch.zeros(batch, width, dtype=dtype)
+    weight = torch.randn(models, width, width, generator=generator, **cpu) / math.sqrt(width)
+    ones, zeros = torch.ones(width, **cpu), torch.zeros(batch, width, **cpu)
 
     def seconds(steps, density, max_pseudo):
-        h = (torch.rand(steps, batch, width, generator=generator) < density).to(dtype)
-        gradient, grad, grad_a0 = torch.randn(h.shape, dtype=dtype), torch.empty_like(h), torch.empty_like(zeros)
+        h = (torch.rand(steps, batch, width, generator=generator, device="cpu") < density).to(dtype)
+        gradient = torch.randn(h.shape, generator=generator, **cpu)
+        grad, grad_a0 = torch.empty_like(h), torch.empty_like(zeros)
         best = math.inf
         for _ in range(3):
             start = time.perf_counter()
