@@ -181,7 +181,8 @@ def weight_gradient(grad: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
     n_out, n_in, rows = grad.shape[-1], spikes.shape[-1], math.prod(grad.shape[:-1])
     grad, spikes = grad.reshape(rows, n_out), spikes.reshape(rows, n_in)
     summed = (n_out >= GRADIENT_MIN_OUTPUTS and spikes.device.type == "cpu"
-              and spikes.dtype in (torch.float32, torch.float64) and grad.dtype == spikes.dtype and spikes.numel() > 0 and not transforms.active(grad, spikes)
+              and spikes.dtype in (torch.float32, torch.float64) and grad.dtype == spikes.dtype
+              and spikes.numel() > 0 and not transforms.active(grad, spikes)
               and not (torch.is_grad_enabled() and (grad.requires_grad or spikes.requires_grad))
               and extension.backend(spikes) == "cpp" and all_finite(grad))
     if summed:

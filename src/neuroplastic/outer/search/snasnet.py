@@ -79,6 +79,8 @@ def activation_codes(network: CellNetwork, inputs: torch.Tensor) -> torch.Tensor
 def snasnet_score(network: CellNetwork, inputs: torch.Tensor) -> float:
     """The training-free score of ``network`` (as initialized) on the batch ``inputs`` ``(T, B, n)``."""
     return kernel_score(sparsity_aware_kernel(layer_spikes(network, inputs)))
+
+
 class SnasnetSearch(SampledSearch):
     """Each cell drawn is scored at initialization on a batch of ``batch_size`` training samples, the
     same batch for every cell (drawn once)."""
