@@ -97,6 +97,24 @@ def test_float32_agrees_to_rounding_and_rows_are_summed_alike_in_any_batch():
     assert torch.equal(whole, by_step)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_columns_sums_do_not_depend_on_where_a_tile_ends(dtype):
+    """Widths of whole vectors, of a tile narrowed to them plus single columns (100 = 6 × 16 + 4 floats)
+    and of single columns alone: every output column gets the same bits as that column computed on its
+    own, and the values of the matrix product (float64 to 1e-12)."""
+    x = spikes((30, 70), 0.15, dtype)
+    weight, bias = parameters(70, 261, dtype)
+    weight, bias = weight.detach(), bias.detach()
+    with torch.no_grad():
+        for lo, hi in ((0, 100), (3, 20), (0, 261), (5, 6), (0, 32), (40, 169)):
+            part = spike_linear(x, weight[lo:hi], bias[lo:hi])
+            columns = torch.cat([spike_linear(x, weight[c:c + 1], bias[c:c + 1]) for c in range(lo, hi)], 1)
+            assert torch.equal(part, columns), (lo, hi)
+            if dtype == torch.float64:
+                torch.testing.assert_close(part, torch.nn.functional.linear(x, weight[lo:hi], bias[lo:hi]),
+                                           rtol=0, atol=1e-12)
+
+
 def test_rows_without_spikes_get_the_bias_and_no_weight_gradient():
     x = torch.zeros(5, 3, 10, dtype=torch.float64)
     x[2, 1, 4] = 1.0
@@ -302,31 +320,54 @@ def test_the_summed_weight_gradient_spreads_a_nan_as_the_product_does(monkeypatc
     assert len(summed) <= 1  # few outputs: the product, whose index would cost more than it saves
 
 
+@pytest.mark.parametrize("outputs", [9, 17])
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_grouped_linear_is_each_groups_own_product(shared, with_bias, monkeypatch):
+def test_grouped_linear_is_each_groups_own_product(shared, with_bias, outputs, monkeypatch):
     """``grouped_linear`` (the models of a population) against one ``einsum``: graded and binary entries,
     rows without any (A·G·C = 5·4·3 rows of 70 inputs: two 64-input masks per row), one input read by
-    every group; values in float64, and through the differentiable form where a gradient is asked for."""
+    every group, outputs within one padded row of 16 and beyond; values in float64, and through the
+    differentiable form where a gradient is asked for."""
     generator = torch.Generator().manual_seed(3)
     x = spikes((5, 1 if shared else 4, 3, 70), 0.1) * torch.where(torch.rand(5, 1, 1, 70, generator=generator) < 0.5,
                                                                  1.0, torch.rand(5, 1, 1, 70, generator=generator)).double()
     x[0, :, 1] = 0.0
-    weight = torch.randn(4, 9, 70, generator=generator, dtype=torch.float64)
-    bias = torch.randn(4, 9, generator=generator, dtype=torch.float64) if with_bias else None
+    weight = torch.randn(4, outputs, 70, generator=generator, dtype=torch.float64)
+    bias = torch.randn(4, outputs, generator=generator, dtype=torch.float64) if with_bias else None
     want = torch.einsum("agck,gok->agco", x.expand(-1, 4, -1, -1), weight)
     if with_bias:
         want = want + bias[:, None, :]
     taken = []  # the kernel writes into a buffer of the workspace
     monkeypatch.setattr(module.workspace, "take", lambda shape, like: taken.append(shape) or like.new_empty(shape))
     torch.testing.assert_close(module.grouped_linear(x, weight, bias), want, rtol=0, atol=1e-13)
-    assert taken == [(5, 4, 3, 9)]
+    assert taken == [(5, 4, 3, outputs)]
     weight.requires_grad_(True)
     out = module.grouped_linear(x, weight, bias)
     torch.testing.assert_close(out, want, rtol=0, atol=1e-13)
     (grad,) = torch.autograd.grad(out.sum(), weight)
     torch.testing.assert_close(grad, torch.einsum("agck->gk", x.expand(-1, 4, -1, -1))[:, None].expand_as(grad))
     assert len(taken) == 1  # the gradient's way is the batched product
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_grouped_linear_writes_into_its_slice_of_a_larger_buffer(grad):
+    """``out``: the slice along the groups of a contiguous buffer (a population's chunks joined where
+    they are written): that slice gets the product — the kernel's or, with a gradient, the batched
+    product's, whose gradient flows through the buffer — and the rest of the buffer is untouched."""
+    x = spikes((5, 1, 3, 70), 0.1)
+    weight = torch.randn(2, 10, 70, dtype=torch.float64, requires_grad=grad)
+    buffer = torch.full((5, 6, 3, 10), 7.0, dtype=torch.float64)
+    written = module.grouped_linear(x, weight, out=buffer[:, 3:5])
+    torch.testing.assert_close(buffer[:, 3:5], torch.einsum("agck,gok->agco", x.expand(-1, 2, -1, -1), weight),
+                               rtol=0, atol=1e-13)
+    assert written.data_ptr() == buffer[:, 3:5].data_ptr()
+    assert torch.equal(buffer[:, :3], torch.full((5, 3, 3, 10), 7.0, dtype=torch.float64))
+    assert torch.equal(buffer[:, 5:], torch.full((5, 1, 3, 10), 7.0, dtype=torch.float64))
+    if grad:
+        (g,) = torch.autograd.grad(buffer.sum(), weight)
+        torch.testing.assert_close(g, x.sum((0, 1, 2)).expand(2, 10, -1))
+    with pytest.raises(ValueError, match="out must be"):
+        module.grouped_linear(x, weight, out=buffer[:, 3:4])
 
 
 def test_grouped_linear_spreads_a_non_finite_weight_as_the_product_does():

@@ -203,21 +203,28 @@ def _summed_weight_gradient(grad, offsets, columns, values, n_in):
     return grad_t.t()
 
 
-def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
     """Many small linear maps at once (the models of a population, each its own weights):
     ``out[a, g, c] = W_g x[a, g, c] + b_g`` for ``x`` ``(A, G, C, n_in)`` — or ``(A, 1, C, n_in)``, one
     input that every group reads — ``weight`` ``(G, n_out, n_in)`` and ``bias`` ``(G, n_out)`` or None;
     ``(A, G, C, n_out)``. Event by event (``grouped_linear.cpp``: the zeros of ``x`` skipped, the rest
     added in the order of the inputs) where no gradient is asked for, the C++ kernel runs and the weights
     are finite — into a buffer of :mod:`~neuroplastic.fused.workspace`, which a caller done with it may give
-    back — otherwise one batched matrix product (differentiable), the same up to the order of the additions."""
+    back — otherwise one batched matrix product (differentiable), the same up to the order of the additions.
+
+    ``out``: where to write instead, ``(A, G, C, n_out)`` — a buffer of its own, or the slice along the
+    groups of a larger contiguous one (a population's chunks joined where they are written); returned."""
     _check_grouped(x, weight, bias)
     groups, outputs = weight.shape[:2]
+    shape = (x.shape[0], groups, x.shape[2], outputs)
+    if out is not None and (out.shape != shape or out.dtype != weight.dtype or out.device != weight.device):
+        raise ValueError(f"out must be {shape} of the weight's dtype and device, got {tuple(out.shape)} {out.dtype}")
     wanted = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     native = (not wanted and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
               and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
               and not transforms.active(x, weight, bias) and extension.backend(weight) == "cpp"
-              and all_finite(weight))
+              and all_finite(weight) and (out is None or _sliced_along_groups(out)))
     if not native:  # one batched product over the groups
         outer, inner, inputs = x.shape[0], x.shape[2], x.shape[3]
         if x.shape[1] == 1:
@@ -226,11 +233,21 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
             rows = x.transpose(0, 1).reshape(groups, outer * inner, inputs)
         product = torch.bmm(rows, weight.transpose(1, 2)) if bias is None else \
             torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
-        return product.view(groups, outer, inner, outputs).transpose(0, 1)
-    out = workspace.take((x.shape[0], groups, x.shape[2], outputs), x)
+        product = product.view(groups, outer, inner, outputs).transpose(0, 1)
+        return product if out is None else out.copy_(product)
+    if out is None:
+        out = workspace.take(shape, x)
     bias = None if bias is None else bias.contiguous()
     torch.ops.neuroplastic_fused.grouped_linear(x.contiguous(), weight.transpose(1, 2).contiguous(), bias, out)
     return out
+
+
+def _sliced_along_groups(out: torch.Tensor) -> bool:
+    """Whether ``out`` ``(A, G, C, O)`` is contiguous but for its first dimension's stride (what the
+    kernel writes into): a slice along the groups of contiguous memory."""
+    return out.numel() == 0 or all(size <= 1 or stride == expected for size, stride, expected in
+               zip(out.shape[1:], out.stride()[1:], (out.shape[2] * out.shape[3], out.shape[3], 1))) \
+        and (out.shape[0] <= 1 or out.stride(0) >= math.prod(out.shape[1:]))
 
 
 def _check_grouped(x, weight, bias):

@@ -114,30 +114,27 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
         raise ValueError(f"x must be (T, B, n_in) or ({models}, T, B, n_in), got {tuple(getattr(x, 'shape', ()))}")
     # with no graph anywhere in the pass, memory read for the last time goes back to the workspace
     reuse = not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *parameters.values())))
-    if keep_spikes:
-        return _forward(network, parameters, x, reuse)
-    chunk = _chunk(network, x)
-    readouts = [_forward(network, {name: tensor[start:start + chunk] for name, tensor in parameters.items()},
-                         x if x.dim() == 3 else x[start:start + chunk], reuse, keep_spikes=False).readout
-                for start in range(0, models, chunk)]
-    return PopulationOutput(_join_models(readouts), ())
-
-
-def _join_models(parts):
-    """Chunks' readouts ``(M_c, T, B, n)`` as one ``(M, T, B, n)``: each copied into its slice of the
-    time-first memory the chunks share, and a view of it returned (a ``cat`` along the models would
-    gather rows of ``n`` values)."""
-    if len(parts) == 1:
-        return parts[0]
-    time_first, back = _time_first(parts[0])
-    order, axis = tuple(back.index(i) for i in range(4)), back[0]
-    shape = list(time_first.shape)
-    shape[axis] = sum(part.shape[0] for part in parts)
-    joined, start = time_first.new_empty(shape), 0
-    for part in parts:
-        joined.narrow(axis, start, part.shape[0]).copy_(part.permute(order))
-        start += part.shape[0]
-    return joined.permute(back)
+    chunk = models if keep_spikes else _chunk(network, x)
+    weight, bias = parameters["readout.synapses.weight"], parameters.get("readout.synapses.bias")
+    currents, layout, spikes = None, None, ()
+    for start in range(0, models, chunk):
+        part = {name: tensor[start:start + chunk] for name, tensor in parameters.items()}
+        spikes = _hidden(network, part, x if x.dim() == 3 else x[start:start + chunk], reuse, keep_spikes)
+        last = spikes[-1] if spikes else x
+        if chunk >= models:  # one pass: the product's own memory
+            currents = _grouped_currents(last, weight, bias)
+        else:  # each chunk's currents where they join the others, laid out as the first chunk's
+            if currents is None:
+                currents, layout = _currents_buffer(last, models, weight.shape[1], reuse)
+            _grouped_currents(last, weight[start:start + chunk], None if bias is None else bias[start:start + chunk],
+                              out=currents[start:start + chunk], layout=layout)
+        if reuse and not keep_spikes and spikes:
+            _give_back(last)
+    time_first, back = _time_first(currents, layout)
+    readout = leaky_integrate(time_first, network.readout.decay).permute(back)
+    if reuse:
+        _give_back(currents)
+    return PopulationOutput(readout, tuple(spikes) if keep_spikes else ())
 
 
 def _chunk(network, x) -> int:
@@ -145,17 +142,17 @@ def _chunk(network, x) -> int:
     chunks' buffers go back to the workspace and the next chunk's are taken from it; the memory of
     a whole population's spikes would instead be fresh pages at every pass (the C heap maps blocks
     beyond 32 MB anew each time: 52 MB for 64 × 64 neurons × 32 samples × 100 steps, ~0.4 ms per MB
-    to fault in here)."""
+    to fault in here). The chunks' readout currents are written where they are joined
+    (:func:`_currents_buffer`), and filtered once."""
     steps, batch = x.shape[-3:-1]
     widest = max(layer.synapses.weight.shape[0] for layer in network.layers)
     return max(1, CHUNK_BYTES // max(1, steps * batch * widest * x.element_size()))
 
 
-def _forward(network, parameters, x, reuse: bool, keep_spikes: bool = True) -> PopulationOutput:
-    """The population's pass. ``reuse`` (no graph anywhere in the pass): the memory of currents, and of
-    spikes that are not kept, goes to the fused kernels' workspace once read (:func:`_give_back`);
-    ``keep_spikes=False``: no spikes are returned."""
-    give_back = reuse and not keep_spikes
+def _hidden(network, parameters, x, reuse: bool, keep_spikes: bool) -> list[torch.Tensor]:
+    """Every hidden layer's spikes ``(M, T, B, N)`` for the models of ``parameters``. ``reuse`` (no graph
+    anywhere in the pass) and not ``keep_spikes``: a layer's spikes go to the fused kernels' workspace
+    once the next layer has read them (:func:`_give_back`), and only the last layer's are returned."""
     spikes = []
     for index, layer in enumerate(network.layers):
         prefix = f"layers.{index}."
@@ -164,18 +161,26 @@ def _forward(network, parameters, x, reuse: bool, keep_spikes: bool = True) -> P
             recurrent = _parametrized(layer.recurrent, parameters, prefix + "recurrent.")
         bias = parameters.get(prefix + "synapses.bias")
         out = _layer(layer, x, parameters[prefix + "synapses.weight"], bias, recurrent, reuse)
-        if give_back and index:
+        if reuse and not keep_spikes and index:
             _give_back(x)
+            spikes.pop()
         x = out
         spikes.append(x)
-    currents = _grouped_currents(x, parameters["readout.synapses.weight"], parameters.get("readout.synapses.bias"))
-    if give_back:
-        _give_back(x)
-    time_first, back = _time_first(currents)
-    readout = leaky_integrate(time_first, network.readout.decay).permute(back)
-    if reuse:
-        _give_back(currents)
-    return PopulationOutput(readout, tuple(spikes) if keep_spikes else ())
+    return spikes
+
+
+def _currents_buffer(last, models: int, outputs: int, reuse: bool):
+    """Memory for ``models`` models' currents ``(M, T, B, n_out)`` read from ``last`` — a layer's spikes
+    ``(M_c, T, B, n)`` or the input ``(T, B, n)`` — laid out in time as :func:`_grouped_currents` gives
+    them: the chunks' slices along the models are each one product's ``out``. From the workspace
+    where no graph is kept (``reuse``); and its layout (:func:`_layout`)."""
+    back = (1, 0, 2, 3) if last.dim() == 3 else _layout(last)  # (T, B, n): the models folded into the batch
+    steps, batch = last.shape[-3:-1]
+    shape = [models, steps, batch, outputs]
+    order = tuple(back.index(i) for i in range(4))
+    time_first_shape = tuple(shape[i] for i in order)
+    memory = workspace.take(time_first_shape, last) if reuse else last.new_empty(time_first_shape)
+    return memory.permute(back), back
 
 
 def _parametrized(module, parameters, prefix):
@@ -245,26 +250,40 @@ def _give_back(values):
         workspace.give(values._base)
 
 
-def _time_first(x):
-    """``x`` ``(M, T, B, n)`` as contiguous time-first memory — ``(T, B, M, n)`` (a wide layer's) or
-    ``(T, M, B, n)`` (the models folded into the batch): a view where ``x`` is one, else a copy —
-    and the permutation that gives the ``(M, T, B, n)`` view back."""
+def _layout(x):
+    """The permutation that gives ``x`` ``(M, T, B, n)`` back from its time-first memory — ``(T, B, M, n)``
+    (a wide layer's) or ``(T, M, B, n)`` (the models folded into the batch; also where ``x`` is neither)."""
     for order, back in (((1, 2, 0, 3), (2, 0, 1, 3)), ((1, 0, 2, 3), (1, 0, 2, 3))):
         if x.permute(order).is_contiguous():
-            return x.permute(order), back
-    return x.transpose(0, 1).contiguous(), (1, 0, 2, 3)
+            return back
+    return (1, 0, 2, 3)
 
 
-def _grouped_currents(x, weight, bias):
+def _time_first(x, layout=None):
+    """``x`` ``(M, T, B, n)`` as contiguous time-first memory (``layout``, else :func:`_layout`'s): a view
+    where ``x`` is one, else a copy — and the permutation that gives the ``(M, T, B, n)`` view back. (A
+    chunk of one model is laid out both ways: ``layout`` names the way of the memory it joins.)"""
+    back = layout or _layout(x)
+    order = tuple(back.index(i) for i in range(4))
+    return x.permute(order).contiguous(), back
+
+
+def _grouped_currents(x, weight, bias, out=None, layout=None):
     """``x^m W^mᵀ + b^m`` for every model m, ``(M, T, B, n_out)``, from ``x`` ``(T, B, n_in)`` (read by
     every model: the currents come out with the models folded into the batch) or ``(M, T, B, n_in)``
-    (in its time-first memory, the currents laid out the same), ``weight`` ``(M, n_out, n_in)``,
-    ``bias`` ``(M, n_out)`` or ``None``: :func:`~neuroplastic.fused.event_linear.grouped_linear`."""
+    (in its time-first memory, the currents laid out the same), ``weight`` ``(M, n_out, n_in)``, ``bias``
+    ``(M, n_out)`` or ``None``: :func:`~neuroplastic.fused.event_linear.grouped_linear`. ``out``: memory
+    laid out so (a slice along the models of :func:`_currents_buffer`'s, whose ``layout`` it gives) to
+    write them into."""
     if x.dim() == 3:
         steps, batch, inputs = x.shape
-        return grouped_linear(x.reshape(steps, 1, batch, inputs), weight, bias).transpose(0, 1)
-    time_first, back = _time_first(x)
+        return grouped_linear(x.reshape(steps, 1, batch, inputs), weight, bias,
+                              out=None if out is None else out.transpose(0, 1)).transpose(0, 1)
+    time_first, back = _time_first(x, layout)
     axis = back[0]  # where the models are in the time-first memory
     shape = time_first.shape
-    groups = time_first.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:-1]), shape[-1])
-    return grouped_linear(groups, weight, bias).view(*shape[:-1], weight.shape[1]).permute(back)
+    grouped = (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:-1]))
+    if out is not None:
+        out = out.permute(tuple(back.index(i) for i in range(4))).view(*grouped, weight.shape[1])
+    currents = grouped_linear(time_first.reshape(*grouped, shape[-1]), weight, bias, out=out)
+    return currents.view(*shape[:-1], weight.shape[1]).permute(back)
