@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from neuroplastic.fused import extension
+from neuroplastic.fused import calibration, extension
 from neuroplastic.fused import recurrent as recurrent_module
 from neuroplastic.fused.recurrent import alif_recurrent_sequence, step_path
 from neuroplastic.networks import SpikingLayer
@@ -280,9 +280,11 @@ def test_deterministic_algorithms_take_the_dense_product(monkeypatch):
         assert torch.equal(d, e)
 
 
-def test_the_backward_products_density_is_measured_once_per_shape():
-    """Measured on CPU tensors of its own, with a generator of its own: the caller's random stream is
-    left alone."""
+def test_the_backward_products_density_is_measured_once_per_shape_and_machine(tmp_path, monkeypatch):
+    """Measured on CPU tensors of its own, with a generator of its own (the caller's random stream is
+    left alone), once per shape in a process and once per machine: a later process reads the value kept
+    beside the library instead of timing again (a different timing would order the additions otherwise)."""
+    monkeypatch.setattr(calibration.extension, "library", lambda: tmp_path / "kernel.so")
     recurrent_module.pseudo_density.cache_clear()
     torch.manual_seed(5)
     expected = torch.rand(3)
@@ -292,6 +294,26 @@ def test_the_backward_products_density_is_measured_once_per_shape():
     assert 0.0 <= density <= 1.0
     assert recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1) == density
     assert recurrent_module.pseudo_density.cache_info().hits == 1
+    recurrent_module.pseudo_density.cache_clear()  # as a new process
+    monkeypatch.setattr(recurrent_module, "_measure_pseudo_density", lambda *shape: pytest.fail("timed again"))
+    assert recurrent_module.pseudo_density(4, 24, 2, torch.float32, 1) == density
+    recurrent_module.pseudo_density.cache_clear()
+
+
+def test_a_calibration_is_kept_per_machine_and_survives_a_corrupt_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(calibration.extension, "library", lambda: tmp_path / "kernel.so")
+    measured = []
+
+    def measure(value):
+        return lambda: measured.append(value) or value
+    assert calibration.remembered("k", measure(0.25)) == 0.25
+    assert calibration.remembered("k", measure(0.75)) == 0.25 and measured == [0.25]
+    assert calibration.remembered("other", measure(0.5)) == 0.5
+    monkeypatch.setattr(calibration, "machine", lambda: "another CPU")
+    assert calibration.remembered("k", measure(0.75)) == 0.75
+    (tmp_path / "kernel.so.calibration.json").write_text("{not json")
+    assert calibration.remembered("k", measure(0.125)) == 0.125
+    assert calibration.remembered("k", measure(0.9)) == 0.125
 
 
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():

@@ -54,6 +54,7 @@ _FLAG_SETS = (
 )
 _lock = threading.Lock()
 _loaded: bool | None = None
+_library: Path | None = None  # the loaded library file (library())
 
 
 class KernelFunction(torch.autograd.Function):
@@ -183,6 +184,11 @@ def _load() -> bool:
         return _loaded
 
 
+def library() -> Path | None:
+    """The file of the loaded C++ library (None before it is loaded, or where it could not be)."""
+    return _library if _load() else None
+
+
 def _build_and_load():
     from torch.utils import cpp_extension
 
@@ -193,9 +199,11 @@ def _build_and_load():
     for flags in _FLAG_SETS:
         key = repr((source, torch.__version__, flags, platform.machine())).encode()
         names.append((f"neuroplastic_lif_{hashlib.sha256(key).hexdigest()[:16]}", *flags))
+    global _library
     for name, *_ in names:
         if (root / f"{name}{cpp_extension.LIB_EXT}").exists():
             torch.ops.load_library(str(root / f"{name}{cpp_extension.LIB_EXT}"))
+            _library = root / f"{name}{cpp_extension.LIB_EXT}"
             return
     root.mkdir(parents=True, exist_ok=True)
     errors = []
@@ -209,6 +217,7 @@ def _build_and_load():
                 )
             library = f"{name}{cpp_extension.LIB_EXT}"
             os.replace(Path(build) / library, root / library)
+            _library = root / library
             return
         except Exception as error:
             lines = str(error).strip().splitlines() or [type(error).__name__]

@@ -53,7 +53,7 @@ import torch
 from torch.nn import functional
 
 from neuroplastic import transforms
-from neuroplastic.fused import event_linear, extension, fallback, workspace
+from neuroplastic.fused import calibration, event_linear, extension, fallback, workspace
 from neuroplastic.neurons.alif import ALIF, ALIFState
 from neuroplastic.neurons.base import ResetBySubtraction, check_dt, exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
@@ -237,11 +237,18 @@ def _max_pseudo(h, stacked) -> int:
 @functools.lru_cache(maxsize=32)
 def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threads: int) -> float:
     """The density of ``h_t`` below which the backward's product is cheaper where ``h_t ≠ 0`` than dense,
-    measured on this machine at the first backward pass of each shape (a few products): the masked
+    measured at the first backward pass of each shape on this machine (a few products): the masked
     product costs about linearly in the density, measured at 1/4 and at 1, against the dense product
-    (BLAS, whose efficiency depends on the shape and the CPU)."""
+    (BLAS, whose efficiency depends on the shape and the CPU). Measured once per machine and kept
+    (:mod:`~neuroplastic.fused.calibration`): the choice orders the additions, and a seed's run then
+    gives the same bits in every later process."""
     if extension.backend() != "cpp":
         raise RuntimeError("pseudo_density measures the C++ kernel, which is not available here")
+    key = f"pseudo_density rows={rows} width={width} models={models} {dtype} threads={threads}"
+    return calibration.remembered(key, lambda: _measure_pseudo_density(rows, width, models, dtype))
+
+
+def _measure_pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype) -> float:
     generator, cpu = torch.Generator().manual_seed(0), dict(dtype=dtype, device="cpu")  # the caller's stream untouched
     batch = rows * models
     weight = torch.randn(models, width, width, generator=generator, **cpu) / math.sqrt(width)
@@ -252,7 +259,7 @@ def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threa
         gradient = torch.randn(h.shape, generator=generator, **cpu)
         grad, grad_a0 = torch.empty_like(h), torch.empty_like(zeros)
         best = math.inf
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             torch.ops.neuroplastic_fused.alif_recurrent_backward(
                 h, weight, ones, ones, 0.0, 1.0, gradient, batch * width, zeros, zeros, grad, grad_a0, None,
@@ -260,8 +267,8 @@ def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threa
             best = min(best, time.perf_counter() - start)
         return best
 
-    def per_product(density, max_pseudo):  # 8 products: the call's fixed costs (Wᵀ's copy) cancel
-        return seconds(9, density, max_pseudo) - seconds(1, density, max_pseudo)
+    def per_product(density, max_pseudo):  # 16 products: the call's fixed costs (Wᵀ's copy) cancel
+        return seconds(17, density, max_pseudo) - seconds(1, density, max_pseudo)
 
     dense, quarter, full = per_product(1.0, -1), per_product(0.25, batch * width), per_product(1.0, batch * width)
     if full <= dense:
