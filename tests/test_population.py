@@ -180,3 +180,72 @@ def test_what_a_population_cannot_run_is_refused():
         stack_networks([dropping])
     with pytest.raises(ValueError, match="SpikingNetworks"):
         stack_networks([])
+
+
+def _one_layer(dtype, hidden, outputs, seed=4):
+    generator = torch.Generator().manual_seed(seed)
+    return [SpikingNetwork([SpikingLayer(N_IN, hidden, NEURONS["lif"], scale=3.0, generator=generator)],
+                           LeakyReadout(hidden, outputs, generator=generator)).to(dtype) for _ in range(M)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("hidden, outputs, graded", [(7, 3, False), (70, 16, False), (64, 10, True)])
+def test_one_kernel_gives_the_readouts_of_one_layer_networks(dtype, hidden, outputs, graded, monkeypatch):
+    """Networks of one feed-forward LIF layer reading one input, readouts only, no graph: each model and
+    sample run in one kernel (``population_lif.cpp``; a block of 64 neurons and a padded one, graded input
+    spikes) — the readouts of each model's own pass and of the population's layer-by-layer pass."""
+    models = _one_layer(dtype, hidden, outputs)
+    x = inputs((T, B, N_IN), dtype)
+    if graded:
+        x = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(2), dtype=dtype) * 2.0
+    parameters = {name: p.detach() for name, p in stack_networks(models).items()}
+    ran = []
+    original = population.lif_readouts
+    monkeypatch.setattr(population, "lif_readouts", lambda *a, **k: ran.append(original(*a, **k)) or ran[-1])
+    with torch.no_grad():
+        fused = population_forward(models[0], parameters, x, keep_spikes=False)
+        layered = population_forward(models[0], parameters, x)
+        own = [model(x) for model in models]
+    assert len(ran) == 1 and ran[0] is not None and fused.spikes == ()
+    assert 0 < float(layered.spikes[0].mean()) < 0.9
+    tolerance = TOLERANCE[dtype]
+    torch.testing.assert_close(fused.readout, layered.readout, rtol=0, atol=tolerance)
+    for m, output in enumerate(own):
+        torch.testing.assert_close(fused.readout[m], output.readout, rtol=0, atol=tolerance)
+
+
+def _reference_readouts(x, weight, bias, beta, threshold, readout_weight, readout_bias, decay):
+    """The equations of ``population_lif.cpp`` step by step in PyTorch, each model in turn."""
+    readouts = []
+    for m in range(weight.shape[0]):
+        v = z = torch.zeros(x.shape[1], weight.shape[1], dtype=x.dtype)
+        y, out = torch.zeros(x.shape[1], readout_weight.shape[1], dtype=x.dtype), []
+        for x_t in x:
+            v = beta * v + (x_t @ weight[m].T + bias[m]) - threshold * z
+            z = (v >= threshold).to(x.dtype)
+            y = decay * y + z @ readout_weight[m].T + readout_bias[m]
+            out.append(y)
+        readouts.append(torch.stack(out))
+    return torch.stack(readouts, 2)
+
+
+def test_the_one_kernel_steps_aside_and_refuses_a_diverging_layer():
+    """With a bias, against the equations step by step; dense input, a gradient asked for or more
+    readouts than a padded row: None (the layer-by-layer pass runs); a voltage that overflows: the
+    layer's error."""
+    generator = torch.Generator().manual_seed(5)
+    weight = torch.randn(M, 8, N_IN, generator=generator, dtype=torch.float64)
+    bias = torch.randn(M, 8, generator=generator, dtype=torch.float64) * 0.3
+    arguments = dict(beta=0.9, threshold=1.0, readout_weight=torch.randn(M, 3, 8, generator=generator,
+                                                                          dtype=torch.float64),
+                     readout_bias=torch.randn(M, 3, generator=generator, dtype=torch.float64), decay=0.8)
+    spikes = inputs((T, B, N_IN), torch.float64)
+    torch.testing.assert_close(population.lif_readouts(spikes, weight, bias, **arguments),
+                               _reference_readouts(spikes, weight, bias, **arguments), rtol=0, atol=1e-12)
+    assert population.lif_readouts(torch.rand(T, B, N_IN, dtype=torch.float64), weight, bias, **arguments) is None
+    assert population.lif_readouts(spikes, weight.clone().requires_grad_(), bias, **arguments) is None
+    wide = dict(arguments, readout_weight=torch.zeros(M, 17, 8, dtype=torch.float64),
+                readout_bias=torch.zeros(M, 17, dtype=torch.float64))
+    assert population.lif_readouts(spikes, weight, bias, **wide) is None
+    with pytest.raises(ValueError, match="overflowed"):
+        population.lif_readouts(spikes, torch.full_like(weight, 1e308), bias, **arguments)

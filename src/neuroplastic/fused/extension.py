@@ -1,7 +1,7 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
-``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp`` and ``leaky_filter.cpp`` (with ``shared.h``
-and ``masked_product.h``) ship inside the package and are compiled into one library just in time with
+``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``
+and ``population_lif.cpp`` (with ``shared.h`` and ``masked_product.h``) ship inside the package and are compiled into one library just in time with
 ``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) the first time a fused pass
 runs on CPU float32/float64 tensors, never at import. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
@@ -43,7 +43,8 @@ __all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forwa
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
 _SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp",
-                                                                   "leaky_filter.cpp", "grouped_linear.cpp"))
+                                                                   "leaky_filter.cpp", "grouped_linear.cpp",
+                                                                   "population_lif.cpp"))
 _HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h"))
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the

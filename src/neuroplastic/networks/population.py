@@ -37,6 +37,7 @@ from torch.nn.utils.parametrize import type_before_parametrizations
 
 from neuroplastic.fused import lif_sequence, linear_lif_sequence, workspace
 from neuroplastic.fused.event_linear import grouped_linear
+from neuroplastic.fused.population_lif import lif_readouts
 from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import SpikingLayer
@@ -114,6 +115,9 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
         raise ValueError(f"x must be (T, B, n_in) or ({models}, T, B, n_in), got {tuple(getattr(x, 'shape', ()))}")
     # with no graph anywhere in the pass, memory read for the last time goes back to the workspace
     reuse = not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *parameters.values())))
+    readout = None if keep_spikes or not reuse else _readouts_in_one_kernel(network, parameters, x)
+    if readout is not None:
+        return PopulationOutput(readout.permute(2, 0, 1, 3), ())
     chunk = models if keep_spikes else _chunk(network, x)
     weight, bias = parameters["readout.synapses.weight"], parameters.get("readout.synapses.bias")
     currents, layout, spikes = None, None, ()
@@ -135,6 +139,22 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
     if reuse:
         _give_back(currents)
     return PopulationOutput(readout, tuple(spikes) if keep_spikes else ())
+
+
+def _readouts_in_one_kernel(network, parameters, x):
+    """The readouts ``(T, B, M, n_out)`` of a network of one feed-forward layer on the fused LIF path,
+    reading one input ``(T, B, n_in)``, computed per model and sample with nothing else written
+    (:func:`~neuroplastic.fused.population_lif.lif_readouts`); None where that does not apply."""
+    if len(network.layers) != 1 or x.dim() != 3 or network.layers[0].recurrent is not None:
+        return None
+    layer, weight = network.layers[0], parameters["layers.0.synapses.weight"]
+    neuron = layer.neuron_parameters.model(validate=True)
+    if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight):
+        return None
+    options = _fused_options(neuron, layer.dt)
+    return lif_readouts(x, weight, parameters.get("layers.0.synapses.bias"), beta=float(options["beta"]),
+                        threshold=float(options["threshold"]), readout_weight=parameters["readout.synapses.weight"],
+                        readout_bias=parameters.get("readout.synapses.bias"), decay=network.readout.decay)
 
 
 def _chunk(network, x) -> int:

@@ -1,0 +1,152 @@
+// The readouts of many small networks of one shape at once — spike input, one feed-forward LIF layer
+// and a leaky readout, each model m its own weights (a population in evolution) — without writing
+// anything but the readouts: per model and sample, the whole sequence with the state in cache,
+//
+//   I_t = b^m + Σ_{k ∈ x_t} x_tk W^m[:, k]             (the spikes' index, k increasing)
+//   v_t = β v_{t−1} + I_t − θ z_{t−1},  z_t = H(v_t − θ)
+//   r_t = c^m + Σ_{j: z_tj ≠ 0} z_tj U^m[:, j],   y_t = decay · y_{t−1} + r_t
+//
+// in the operations and the order of the kernels a model's own pass runs — spike_sum's currents
+// (the sum, then the bias added), lif_forward's update, grouped_linear's readout (the bias, then the
+// terms) and leaky_filter — so the hidden spikes are the same bits and the readouts agree to
+// rounding with the population's layer-by-layer pass. The pass of these networks otherwise writes
+// each model's currents and spikes, (T, B, N) each, to memory and reads them back (population.py).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "shared.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kReadoutLanes = 16;  // readout outputs held in one padded row
+constexpr int64_t kBlock = 64;         // hidden neurons whose currents are summed in registers at a time
+
+// One model and one sample over every step. The hidden layer is padded to blocks of kBlock neurons
+// (zero weights and bias: they never reach θ > 0): weight_t (n_in, H), bias (H), beta (H),
+// readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes), H = blocks · kBlock. out is this sample's
+// and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values. Returns whether the
+// final voltage is finite.
+template <typename T, bool kWeighted>
+NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
+                         const T* val, int64_t row_stride, const T* __restrict__ weight_t,
+                         const T* __restrict__ bias, const T* __restrict__ beta, T theta,
+                         const T* __restrict__ readout_t, const T* __restrict__ readout_bias, T decay,
+                         T* __restrict__ out, int64_t out_stride, T* __restrict__ v, T* __restrict__ z) {
+  const int64_t hidden = blocks * kBlock;
+  std::fill(v, v + hidden, T(0));
+  std::fill(z, z + hidden, T(0));
+  T y[kReadoutLanes] = {};
+  for (int64_t t = 0; t < steps; ++t) {
+    const int64_t row = t * row_stride;
+    T r[kReadoutLanes];
+    for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] = readout_bias[o];
+    for (int64_t block = 0; block < hidden; block += kBlock) {
+      // the block's currents in vector registers (as spike_sum's tiles: a plain loop here was left scalar)
+      typedef T vec __attribute__((vector_size(64)));
+      constexpr int64_t per_vec = 64 / sizeof(T), vectors = kBlock / per_vec;
+      vec sums[vectors] = {}, loaded;
+      for (int64_t k = off[row]; k < off[row + 1]; ++k) {
+        const T* w = weight_t + int64_t(col[k]) * hidden + block;
+        for (int64_t l = 0; l < vectors; ++l) {
+          std::memcpy(&loaded, w + l * per_vec, sizeof(vec));
+          if constexpr (kWeighted) loaded *= val[k];
+          sums[l] += loaded;
+        }
+      }
+      T current[kBlock];
+      std::memcpy(current, sums, sizeof(current));
+      T* vb = v + block;
+      T* zb = z + block;
+      for (int64_t i = 0; i < kBlock; ++i) {
+        const T value = beta[block + i] * vb[i] + (bias[block + i] + current[i]) - theta * zb[i];
+        vb[i] = value;
+        zb[i] = value >= theta ? T(1) : T(0);
+      }
+      for_each_nonzero(kBlock, zb, [&](int64_t j) {
+        const T* u = readout_t + (block + j) * kReadoutLanes;
+        for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] += zb[j] * u[o];
+      });
+    }
+    for (int64_t o = 0; o < kReadoutLanes; ++o) y[o] = decay * y[o] + r[o];
+    std::copy(y, y + outputs, out + t * out_stride);
+  }
+  bool finite = true;
+  for (int64_t i = 0; i < hidden; ++i) finite &= std::isfinite(v[i]);
+  return finite;
+}
+
+// offsets/columns/values: the input spikes' index over (X, T, B) rows, X = 1 (every model reads them)
+// or M; weight_t (M, n_in, H), bias (M, H), beta (H), readout_t (M, H, kReadoutLanes), readout_bias
+// (M, kReadoutLanes), H a multiple of kBlock, padded with zeros (population_lif.py); out (T, B, M, O).
+// Returns how many (model, sample) ended with a non-finite voltage.
+int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& columns,
+                               const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
+                               int64_t batch, const at::Tensor& weight_t, const at::Tensor& bias,
+                               const at::Tensor& beta, double threshold, const at::Tensor& readout_t,
+                               const at::Tensor& readout_bias, double decay, at::Tensor out) {
+  TORCH_CHECK(weight_t.dim() == 3 && weight_t.size(2) % kBlock == 0, "weight_t must be (M, n_in, H), H padded to ",
+              kBlock);
+  const int64_t models = weight_t.size(0), inputs = weight_t.size(1), hidden = weight_t.size(2);
+  TORCH_CHECK(out.dim() == 4 && out.size(0) == steps && out.size(1) == batch && out.size(2) == models &&
+                  out.size(3) <= kReadoutLanes, "out must be (T, B, M, O), O <= ", kReadoutLanes);
+  const int64_t outputs = out.size(3);
+  TORCH_CHECK(threshold > 0, "the padded neurons need a positive threshold");
+  TORCH_CHECK(input_models == 1 || input_models == models, "the input is read by every model or one per model");
+  TORCH_CHECK(offsets.dtype() == at::kLong && columns.dtype() == at::kInt && offsets.is_contiguous() &&
+                  columns.is_contiguous() && offsets.numel() == input_models * steps * batch + 1,
+              "offsets must index the input's (X, T, B) rows");
+  check(weight_t, weight_t, models * inputs * hidden, "weight_t");
+  check(bias, weight_t, models * hidden, "bias");
+  check(beta, weight_t, hidden, "beta");
+  check(readout_t, weight_t, models * hidden * kReadoutLanes, "readout_t");
+  check(readout_bias, weight_t, models * kReadoutLanes, "readout_bias");
+  check(out, weight_t, steps * batch * models * outputs, "out");
+  if (values) check(*values, weight_t, columns.numel(), "values");
+  std::atomic<int64_t> diverged{0};
+  AT_DISPATCH_FLOATING_TYPES(weight_t.scalar_type(), "population_lif_forward", [&] {
+    using T = scalar_t;
+    const int64_t* off = offsets.const_data_ptr<int64_t>();
+    const int32_t* col = columns.const_data_ptr<int32_t>();
+    const T* val = values ? values->const_data_ptr<T>() : nullptr;
+    const T *w = weight_t.const_data_ptr<T>(), *b = bias.const_data_ptr<T>(), *rate = beta.const_data_ptr<T>();
+    const T *u = readout_t.const_data_ptr<T>(), *c = readout_bias.const_data_ptr<T>();
+    T* o = out.mutable_data_ptr<T>();
+    const auto theta = static_cast<T>(threshold), d = static_cast<T>(decay);
+    // items (sample, model), the models of one sample together: they read the same input rows
+    at::parallel_for(0, batch * models, 8, [&](int64_t begin, int64_t end) {
+      std::vector<T> state(2 * hidden);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t s = item / models, m = item % models;
+        const int64_t first_row = (input_models == 1 ? 0 : m) * steps * batch + s;
+        const auto run = [&](auto weighted) {
+          return run_model<T, decltype(weighted)::value>(
+              steps, hidden / kBlock, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
+              b + m * hidden, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, d,
+              o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+        };
+        if (!(val ? run(std::true_type{}) : run(std::false_type{}))) ++diverged;
+      }
+    });
+  });
+  return diverged.load();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
+  m.def("population_lif_forward(Tensor offsets, Tensor columns, Tensor? values, int input_models, int steps, "
+        "int batch, Tensor weight_t, Tensor bias, Tensor beta, float threshold, Tensor readout_t, "
+        "Tensor readout_bias, float decay, Tensor(a!) out) -> int");
+}
+
+TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {
+  m.impl("population_lif_forward", population_lif_forward);
+}
