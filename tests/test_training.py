@@ -13,6 +13,7 @@ from neuroplastic.training.checkpoint import load_checkpoint, save_checkpoint
 from neuroplastic.training.fit import fit
 from neuroplastic.training.losses import (
     rate_regularization,
+    readout_cross_entropies,
     readout_cross_entropy,
     spike_count_loss,
     van_rossum_distance,
@@ -46,6 +47,17 @@ def test_readout_cross_entropy_is_the_mean_per_step_cross_entropy():
     labels = torch.tensor([0, 2, 1, 1, 0])
     expected = torch.stack([F.cross_entropy(y[t], labels) for t in range(4, 7)]).mean()
     torch.testing.assert_close(readout_cross_entropy(y, labels, 3), expected)
+
+
+@pytest.mark.parametrize("loss_steps", [None, 3])
+def test_readout_cross_entropies_are_each_models_cross_entropy(loss_steps):
+    """Many readouts at once — laid out time first as a population's are, and large enough that the
+    shift by the largest value matters — against ``F.cross_entropy`` of each model's steps."""
+    y = (torch.randn(7, 5, 4, 3, dtype=torch.float64) * 300.0).permute(2, 0, 1, 3)  # (M, T, B, C), time first
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    window = range(7) if loss_steps is None else range(4, 7)
+    expected = torch.stack([torch.stack([F.cross_entropy(y[m, t], labels) for t in window]).mean() for m in range(4)])
+    torch.testing.assert_close(readout_cross_entropies(y, labels, loss_steps), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_rate_regularization_vanishes_at_the_target_rate():

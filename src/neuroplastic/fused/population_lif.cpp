@@ -22,19 +22,20 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
 constexpr int64_t kReadoutLanes = 16;  // readout outputs held in one padded row
-constexpr int64_t kBlock = 64;         // hidden neurons whose currents are summed in registers at a time
 
-// One model and one sample over every step. The hidden layer is padded to blocks of kBlock neurons
+// One model and one sample over every step, kBlock hidden neurons at a time (their currents summed in
+// registers). The hidden layer is padded to blocks of kBlock neurons
 // (zero weights and bias: they never reach θ > 0): weight_t (n_in, H), bias (H), beta (H),
 // readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes), H = blocks · kBlock. out is this sample's
 // and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values. Returns whether the
 // final voltage is finite.
-template <typename T, bool kWeighted>
+template <typename T, bool kWeighted, int64_t kBlock>
 NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
                          const T* val, int64_t row_stride, const T* __restrict__ weight_t,
                          const T* __restrict__ bias, const T* __restrict__ beta, T theta,
@@ -70,13 +71,13 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
         vb[i] = value;
         zb[i] = value >= theta ? T(1) : T(0);
       }
-      for_each_nonzero(kBlock, zb, [&](int64_t j) {
+      for_each_nonzero(kBlock, zb, [&](int64_t j) {  // z = 1: grouped_linear's 1 · u is u
         const T* u = readout_t + (block + j) * kReadoutLanes;
-        for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] += zb[j] * u[o];
+        for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] += u[o];
       });
     }
     for (int64_t o = 0; o < kReadoutLanes; ++o) y[o] = decay * y[o] + r[o];
-    std::copy(y, y + outputs, out + t * out_stride);
+    for (int64_t o = 0; o < outputs; ++o) out[t * out_stride + o] = y[o];
   }
   bool finite = true;
   for (int64_t i = 0; i < hidden; ++i) finite &= std::isfinite(v[i]);
@@ -85,15 +86,16 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
 
 // offsets/columns/values: the input spikes' index over (X, T, B) rows, X = 1 (every model reads them)
 // or M; weight_t (M, n_in, H), bias (M, H), beta (H), readout_t (M, H, kReadoutLanes), readout_bias
-// (M, kReadoutLanes), H a multiple of kBlock, padded with zeros (population_lif.py); out (T, B, M, O).
+// (M, kReadoutLanes), H = 32 (one block of 32) or a multiple of 64 (blocks of 64), padded with zeros
+// (population_lif.py); out (T, B, M, O).
 // Returns how many (model, sample) ended with a non-finite voltage.
 int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& columns,
                                const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
                                int64_t batch, const at::Tensor& weight_t, const at::Tensor& bias,
                                const at::Tensor& beta, double threshold, const at::Tensor& readout_t,
                                const at::Tensor& readout_bias, double decay, at::Tensor out) {
-  TORCH_CHECK(weight_t.dim() == 3 && weight_t.size(2) % kBlock == 0, "weight_t must be (M, n_in, H), H padded to ",
-              kBlock);
+  TORCH_CHECK(weight_t.dim() == 3 && (weight_t.size(2) == 32 || weight_t.size(2) % 64 == 0),
+              "weight_t must be (M, n_in, H), H padded to 32 or a multiple of 64");
   const int64_t models = weight_t.size(0), inputs = weight_t.size(1), hidden = weight_t.size(2);
   TORCH_CHECK(out.dim() == 4 && out.size(0) == steps && out.size(1) == batch && out.size(2) == models &&
                   out.size(3) <= kReadoutLanes, "out must be (T, B, M, O), O <= ", kReadoutLanes);
@@ -126,13 +128,17 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
       for (int64_t item = begin; item < end; ++item) {
         const int64_t s = item / models, m = item % models;
         const int64_t first_row = (input_models == 1 ? 0 : m) * steps * batch + s;
-        const auto run = [&](auto weighted) {
-          return run_model<T, decltype(weighted)::value>(
-              steps, hidden / kBlock, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
+        const auto run = [&](auto weighted, auto block) {
+          return run_model<T, decltype(weighted)::value, decltype(block)::value>(
+              steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
               b + m * hidden, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, d,
               o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
         };
-        if (!(val ? run(std::true_type{}) : run(std::false_type{}))) ++diverged;
+        using Narrow = std::integral_constant<int64_t, 32>;
+        using Wide = std::integral_constant<int64_t, 64>;
+        const bool finite = hidden == 32 ? (val ? run(std::true_type{}, Narrow{}) : run(std::false_type{}, Narrow{}))
+                                         : (val ? run(std::true_type{}, Wide{}) : run(std::false_type{}, Wide{}));
+        if (!finite) ++diverged;
       }
     });
   });

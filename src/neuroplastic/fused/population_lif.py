@@ -19,7 +19,6 @@ from neuroplastic.validation import all_finite
 __all__ = ["lif_readouts", "READOUT_MAX_OUTPUTS"]
 
 READOUT_MAX_OUTPUTS = 16  # the kernel holds a model's readout in one padded row
-BLOCK = 64  # hidden neurons per block of the kernel (kBlock)
 
 
 def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, beta: float, threshold: float,
@@ -45,7 +44,7 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return None
     steps, batch = x.shape[:2]
     models, hidden, outputs = weight.shape[0], weight.shape[1], readout_weight.shape[1]
-    padded = -(-hidden // BLOCK) * BLOCK  # the kernel's blocks of neurons; the padding never spikes (θ > 0)
+    padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks; the padding never spikes (θ > 0)
     weight_t = weight.new_zeros(models, weight.shape[2], padded)
     weight_t[:, :, :hidden] = weight.transpose(1, 2)
     bias_padded = weight.new_zeros(models, padded)

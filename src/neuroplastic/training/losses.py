@@ -2,7 +2,8 @@
 
 - :func:`readout_cross_entropy`: softmax cross-entropy of the readout at every step of a window,
   averaged (e-prop's classification loss, Bellec et al. 2020); the decision is the arg-max of the
-  readout averaged over the window.
+  readout averaged over the window. :func:`readout_cross_entropies`: the same of many models'
+  readouts at once (a population's fitness).
 - :func:`spike_count_loss`: mean squared error between output spike counts and target counts
   (snnTorch's ``mse_count_loss``: a rate for the correct class, another for the rest).
 - :func:`van_rossum_distance`: ``D² = (1/τ) ∫ [(f − g) ∗ e^{−t/τ}]² dt`` between spike trains
@@ -23,6 +24,7 @@ from neuroplastic.validation import require_non_negative, require_positive
 
 __all__ = [
     "readout_cross_entropy",
+    "readout_cross_entropies",
     "window_logits",
     "spike_count_loss",
     "van_rossum_distance",
@@ -50,6 +52,18 @@ def readout_cross_entropy(y: torch.Tensor, labels: torch.Tensor, loss_steps: int
     window = _window(y, loss_steps)
     steps, batch, classes = window.shape
     return F.cross_entropy(window.reshape(steps * batch, classes), labels.repeat(steps))
+
+
+def readout_cross_entropies(y: torch.Tensor, labels: torch.Tensor, loss_steps: int | None = None) -> torch.Tensor:
+    """:func:`readout_cross_entropy` of each of ``M`` readouts ``y`` ``(M, T, B, C)`` at once, ``(M,)``:
+    ``log Σ_c exp y_c − y_label`` (shifted by the largest ``y_c``), elementwise in the readouts' own
+    memory order. ``log_softmax`` over a few classes runs one short row at a time: 5× slower for a
+    population of 64 digits readouts here (57 ms against 11)."""
+    window = _window(y.transpose(0, 1), loss_steps).transpose(0, 1)
+    largest = window.amax(-1, keepdim=True)
+    log_total = (window - largest).exp().sum(-1).log() + largest.squeeze(-1)
+    target = window.gather(-1, labels.view(1, 1, -1, 1).expand(*window.shape[:3], 1)).squeeze(-1)
+    return (log_total - target).mean((1, 2))
 
 
 def spike_count_loss(spikes: torch.Tensor, labels: torch.Tensor, *, correct_rate: float = 0.8,

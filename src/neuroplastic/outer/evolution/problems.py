@@ -19,11 +19,11 @@ import math
 from typing import Protocol
 
 import torch
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
 from neuroplastic.networks.population import population_forward
 from neuroplastic.tasks import load_task
-from neuroplastic.training.losses import readout_cross_entropy
+from neuroplastic.training.losses import readout_cross_entropies
 from neuroplastic.training.objectives import Classification as CrossEntropy
 from neuroplastic.training.recipes import build_network, recipe_for
 from neuroplastic.validation import require_count
@@ -110,7 +110,7 @@ class Classification:
         inputs, targets = train.inputs[index].transpose(0, 1), train.targets[index]
         with torch.inference_mode():
             readouts = population_forward(self.network, population, inputs, keep_spikes=False).readout
-            losses = vmap(lambda y: readout_cross_entropy(y, targets, self.objective.loss_steps))(readouts)
+            losses = readout_cross_entropies(readouts, targets, self.objective.loss_steps)
         return -losses.double()
 
     def evaluate(self, params: dict[str, torch.Tensor]) -> dict[str, float]:
