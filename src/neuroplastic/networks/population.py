@@ -5,19 +5,24 @@ synaptic weights and biases. Stacked (:func:`stack_networks`, the layout of
 ``torch.func.stack_module_state``: every parameter gains a leading model dimension, a weight
 ``(M, n_out, n_in)``), each layer runs once for all of them (:func:`population_forward`):
 
-- **Input currents** ``I^m_t = W^m x^m_t``: one batched product ``(M, T·B, n_in) × (M, n_in, n_out)``
-  (``torch.bmm``). Where every model reads the same input ``x`` (the first layer, unless each model
-  has its own) the M weight matrices are one wide layer ``(M·n_out, n_in)``: its currents
-  ``x Wᵀ`` are all the models' at once, event by event where ``x`` is spikes (the fused operation of
-  :mod:`neuroplastic.fused`, also fusing the LIF recurrence, where the layer can run it).
+- **Input currents** ``I^m_t = W^m x^m_t``: one grouped product over the models
+  (:func:`~neuroplastic.fused.event_linear.grouped_linear`: event by event where no gradient is asked
+  for, else ``torch.bmm`` of ``(M, T·B, n_in) × (M, n_in, n_out)``). Where every model reads the same
+  input ``x`` (the first layer, unless each model has its own) the M weight matrices are one wide layer
+  ``(M·n_out, n_in)``: its currents ``x Wᵀ`` are all the models' at once, event by event where ``x`` is
+  spikes (the fused operation of :mod:`neuroplastic.fused`, also fusing the LIF recurrence, where the
+  layer can run it).
 - **Neurons** act elementwise, so the models fold into the batch: a state ``(M, B, N)`` steps as a
   batch of ``M·B``, or the fused recurrence runs over ``(T, M·B, N)``.
 - **Recurrence** ``+ W_rec^m z^m_{t−1}``: one batched product per step over ``(M, B, N)`` — for
   recurrent ALIF/LIF layers inside the fused recurrent kernel
   (:func:`~neuroplastic.fused.recurrent.alif_recurrent_sequence` with the stacked weights: each
   model's rows summed event by event on sparse steps), else ``torch.bmm(z_{t−1}, W_recᵀ)`` per step.
-- **Readout** ``y^m_t = κ y^m_{t−1} + W_out^m z^m_t + b^m``: one ``torch.baddbmm``, then the leaky
-  integration over ``(T, M·B, n_out)``.
+- **Readout** ``y^m_t = κ y^m_{t−1} + W_out^m z^m_t + b^m``: one grouped product (event by event where no
+  graph is kept, else ``torch.baddbmm``), then the leaky integration over ``(T, M·B, n_out)``.
+- **Readouts only** (``keep_spikes=False``, no graph): a network of one feed-forward LIF layer on the
+  fused path reading a shared spike input runs in one kernel that writes nothing but the readouts
+  (:mod:`~neuroplastic.fused.population_lif`); any other runs its models in chunks (:func:`_chunk`).
 
 It computes what a loop over the models computes (``tests/test_population.py``: values and gradients,
 to rounding, as products of other shapes sum in other orders), with one graph node per operation for
