@@ -104,10 +104,13 @@ def _passes(ways: dict, name: str, forward, parameters, x) -> None:
 
 
 def tensors_per_step(layer, x, batch, size) -> float:
-    """The fused forward+backward's tensor memory growth per step, in ``(B, N)`` float32 tensors."""
+    """The fused forward+backward's tensor memory growth per step, in ``(B, N)`` float32 tensors. One
+    pass first, unmeasured: the first backward of a shape may time its products once
+    (:func:`~neuroplastic.fused.recurrent.pseudo_density`), with tensors of its own."""
     def pass_of(steps):
         return lambda: layer(x[:steps])[0].sum().backward()
     short, long = max(1, len(x) // 5), len(x)
+    pass_of(short)()
     peaks = [tensor_peak_mb(pass_of(steps)) for steps in (short, long)]
     layer.zero_grad()
     return (peaks[1] - peaks[0]) * 2**20 / ((long - short) * batch * size * 4)
