@@ -249,3 +249,9 @@ def test_the_one_kernel_steps_aside_and_refuses_a_diverging_layer():
     assert population.lif_readouts(spikes, weight, bias, **wide) is None
     with pytest.raises(ValueError, match="overflowed"):
         population.lif_readouts(spikes, torch.full_like(weight, 1e308), bias, **arguments)
+    for name, value in (("bias", bias[0]), ("readout_bias", arguments["readout_bias"][:1]),
+                        ("x", spikes[..., :4])):
+        bad = dict(arguments, x=spikes, weight=weight, bias=bias)
+        bad[name] = value
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            population.lif_readouts(bad.pop("x"), bad.pop("weight"), bad.pop("bias"), **bad)

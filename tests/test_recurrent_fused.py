@@ -283,8 +283,9 @@ def test_deterministic_algorithms_take_the_dense_product(monkeypatch):
 def test_the_backward_products_density_is_measured_once_per_shape_and_machine(tmp_path, monkeypatch):
     """Measured on CPU tensors of its own, with a generator of its own (the caller's random stream is
     left alone), once per shape in a process and once per machine: a later process reads the value kept
-    beside the library instead of timing again (a different timing would order the additions otherwise)."""
-    monkeypatch.setattr(calibration.extension, "library", lambda: tmp_path / "kernel.so")
+    in the calibration file instead of timing again (a different timing would order the additions
+    otherwise)."""
+    monkeypatch.setenv(calibration.ENV, str(tmp_path / "calibration.json"))
     recurrent_module.pseudo_density.cache_clear()
     torch.manual_seed(5)
     expected = torch.rand(3)
@@ -300,8 +301,11 @@ def test_the_backward_products_density_is_measured_once_per_shape_and_machine(tm
     recurrent_module.pseudo_density.cache_clear()
 
 
-def test_a_calibration_is_kept_per_machine_and_survives_a_corrupt_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(calibration.extension, "library", lambda: tmp_path / "kernel.so")
+def test_a_calibration_is_kept_per_machine_and_measured_over_where_unusable(tmp_path, monkeypatch):
+    """Kept per key and machine; a corrupt file, or an entry that is not a finite number, is measured
+    over; NEUROPLASTIC_RECALIBRATE measures again; NEUROPLASTIC_CALIBRATION=off keeps nothing."""
+    path = tmp_path / "calibration.json"
+    monkeypatch.setenv(calibration.ENV, str(path))
     measured = []
 
     def measure(value):
@@ -311,9 +315,18 @@ def test_a_calibration_is_kept_per_machine_and_survives_a_corrupt_file(tmp_path,
     assert calibration.remembered("other", measure(0.5)) == 0.5
     monkeypatch.setattr(calibration, "machine", lambda: "another CPU")
     assert calibration.remembered("k", measure(0.75)) == 0.75
-    (tmp_path / "kernel.so.calibration.json").write_text("{not json")
+    path.write_text("{not json")
     assert calibration.remembered("k", measure(0.125)) == 0.125
     assert calibration.remembered("k", measure(0.9)) == 0.125
+    path.write_text(path.read_text().replace("0.125", "null"))
+    assert calibration.remembered("k", measure(0.375)) == 0.375
+    monkeypatch.setenv(calibration.REFRESH, "1")
+    assert calibration.remembered("k", measure(0.625)) == 0.625
+    monkeypatch.delenv(calibration.REFRESH)
+    assert calibration.remembered("k", measure(0.9)) == 0.625
+    monkeypatch.setenv(calibration.ENV, "off")
+    assert calibration.remembered("k", measure(0.9)) == 0.9 and calibration.remembered("k", measure(0.8)) == 0.8
+    assert measured == [0.25, 0.5, 0.75, 0.125, 0.375, 0.625, 0.9, 0.8]
 
 
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():

@@ -58,6 +58,8 @@ def test_readout_cross_entropies_are_each_models_cross_entropy(loss_steps):
     window = range(7) if loss_steps is None else range(4, 7)
     expected = torch.stack([torch.stack([F.cross_entropy(y[m, t], labels) for t in window]).mean() for m in range(4)])
     torch.testing.assert_close(readout_cross_entropies(y, labels, loss_steps), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="one label per sample"):
+        readout_cross_entropies(y, labels[:1], loss_steps)
 
 
 def test_rate_regularization_vanishes_at_the_target_rate():

@@ -4,14 +4,19 @@ A choice by timing (:func:`~neuroplastic.fused.recurrent.pseudo_density`: where 
 masked product beats the dense one) changes which additions are done in which order, so two runs
 of one seed that measured differently would not give the same bits. Each measurement is therefore
 stored beside the compiled library (``<library>.calibration.json``, so a rebuilt kernel measures
-anew), under the machine (CPU model and the instruction set PyTorch uses) and the measurement's key;
-every later process on that machine reads it instead of timing again. Processes that measure the
-same key at the same moment may each use their own value once; the file keeps one of them. The file
-is rewritten atomically; an unreadable one is measured over.
+anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model and the
+instruction set PyTorch uses), :data:`VERSION` and the measurement's key; every later process on that
+machine reads it instead of timing again. ``NEUROPLASTIC_CALIBRATION=off`` measures in every process
+and keeps nothing (the behaviour before), ``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces
+what is kept (say, after a measurement taken on a busy machine). Processes hold a lock on the file
+(``fcntl``, where there is one) from reading to writing, so each key is measured once; the file is
+replaced atomically, and an unreadable one, or an entry that is not a finite number, is measured over.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -23,8 +28,10 @@ import torch
 
 from neuroplastic.fused import extension
 
-__all__ = ["remembered", "machine"]
+__all__ = ["remembered", "machine", "VERSION"]
 
+VERSION = 1  # of the measurements: a change to how they are taken makes every kept one stale
+ENV, REFRESH = "NEUROPLASTIC_CALIBRATION", "NEUROPLASTIC_RECALIBRATE"
 _lock = threading.Lock()
 
 
@@ -41,20 +48,50 @@ def machine() -> str:
 
 def remembered(key: str, measure: Callable[[], float]) -> float:
     """The value kept for ``key`` on this machine, else ``measure()``, kept for the next process."""
-    library = extension.library()
-    if library is None:
-        return measure()
-    path = library.with_name(library.name + ".calibration.json")
-    with _lock:
+    path = _file()
+    if path is None:
+        return float(measure())
+    entry = f"v{VERSION} | {machine()} | {key}"
+    with _lock, _file_lock(path):
         stored = _read(path)
-        entry = f"{machine()} | {key}"
-        if entry in stored:
+        if _usable(stored.get(entry)) and os.environ.get(REFRESH, "") in ("", "0"):
             return float(stored[entry])
-        value = float(measure())
-        stored = _read(path)  # another process may have written meanwhile: keep its entries
-        stored.setdefault(entry, value)
+        stored[entry] = float(measure())
         _write(path, stored)
-        return float(stored[entry])
+        return stored[entry]
+
+
+def _file() -> Path | None:
+    chosen = os.environ.get(ENV, "")
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    library = extension.library()
+    return None if library is None else library.with_name(library.name + ".calibration.json")
+
+
+def _usable(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock on ``<path>.lock`` between processes, where ``fcntl`` exists and the folder is
+    writable; else none (each process then keeps what it measured last)."""
+    try:
+        import fcntl
+
+        handle = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read(path: Path) -> dict:
@@ -66,10 +103,14 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, stored: dict) -> None:
+    temporary = None
     try:
         handle, temporary = tempfile.mkstemp(prefix=path.name, dir=path.parent)
         with os.fdopen(handle, "w") as file:
             json.dump(stored, file, indent=1, sort_keys=True)
+        os.chmod(temporary, 0o644)  # readable by whoever shares the build cache, as the library is
         os.replace(temporary, path)
     except OSError:  # a read-only cache: the value holds for this process only
-        pass
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)

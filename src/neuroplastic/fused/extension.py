@@ -1,9 +1,10 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
 ``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``
-and ``population_lif.cpp`` (with ``shared.h`` and ``masked_product.h``) ship inside the package and are compiled into one library just in time with
-``torch.utils.cpp_extension.load`` (needs a C++ compiler and ``ninja``) the first time a fused pass
-runs on CPU float32/float64 tensors, never at import. The library is cached as
+and ``population_lif.cpp`` (with ``shared.h`` and ``masked_product.h``) ship inside the package and
+are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs a C++
+compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never at
+import. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
 hash covering the sources, the torch version, the flags and the machine, so a changed source or a
 new torch builds afresh and later processes load the file without ninja. Each build runs in its own
@@ -186,8 +187,9 @@ def _load() -> bool:
 
 
 def library() -> Path | None:
-    """The file of the loaded C++ library (None before it is loaded, or where it could not be)."""
-    return _library if _load() else None
+    """The file of the loaded C++ library: None before it is loaded (this does not load it) or where it
+    could not be."""
+    return _library if _loaded else None
 
 
 def _build_and_load():

@@ -71,7 +71,8 @@ void grouped_linear(const at::Tensor& x, const at::Tensor& weight_t, const std::
                                    (outer <= 1 || out.stride(0) >= groups * inner * outputs)),
               "out must be contiguous or a slice of contiguous memory along its groups");
   const int64_t out_stride = outer <= 1 ? 0 : out.stride(0);
-  const bool narrow = outputs <= kLanes && groups * inputs * kLanes <= (int64_t(1) << 24);  // ≤ 64 MB of float32
+  const bool narrow = outputs <= kLanes &&  // the padded copy within 64 MB
+                      groups * inputs * kLanes * int64_t(x.element_size()) <= (int64_t(1) << 26);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "grouped_linear", [&] {
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     const scalar_t* w = weight_t.const_data_ptr<scalar_t>();

@@ -31,6 +31,7 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     :data:`READOUT_MAX_OUTPUTS` outputs, or an input the layer would not take event by event (not
     spikes, or too many: :func:`~neuroplastic.fused.event_linear.index`) — and the caller runs the
     layers one by one."""
+    _check_shapes(x, weight, bias, readout_weight, readout_bias)
     tensors = [t for t in (x, weight, bias, readout_weight, readout_bias) if t is not None]
     if (x.dim() != 3 or weight.dim() != 3 or readout_weight.dim() != 3 or x.numel() == 0
             or readout_weight.shape[1] > READOUT_MAX_OUTPUTS or not threshold > 0
@@ -63,3 +64,19 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
     return out
+
+
+def _check_shapes(x, weight, bias, readout_weight, readout_bias):
+    """Refuses, naming them, shapes that do not pair: x (T, B, n_in), weight (M, N, n_in), bias (M, N),
+    readout_weight (M, n_out, N), readout_bias (M, n_out)."""
+    if weight.dim() != 3 or readout_weight.dim() != 3 or x.dim() != 3:
+        raise ValueError(f"lif_readouts takes x (T, B, n_in), weight (M, N, n_in) and readout_weight "
+                         f"(M, n_out, N), got {tuple(x.shape)}, {tuple(weight.shape)}, {tuple(readout_weight.shape)}")
+    models, hidden, inputs = weight.shape
+    outputs = readout_weight.shape[1]
+    expected = {"x": (x, (*x.shape[:2], inputs)), "bias": (bias, (models, hidden)),
+                "readout_weight": (readout_weight, (models, outputs, hidden)),
+                "readout_bias": (readout_bias, (models, outputs))}
+    for name, (tensor, shape) in expected.items():
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must be {shape} for weight {tuple(weight.shape)}, got {tuple(tensor.shape)}")

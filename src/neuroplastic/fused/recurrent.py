@@ -245,7 +245,7 @@ def pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype, threa
     if extension.backend() != "cpp":
         raise RuntimeError("pseudo_density measures the C++ kernel, which is not available here")
     key = f"pseudo_density rows={rows} width={width} models={models} {dtype} threads={threads}"
-    return calibration.remembered(key, lambda: _measure_pseudo_density(rows, width, models, dtype))
+    return min(max(calibration.remembered(key, lambda: _measure_pseudo_density(rows, width, models, dtype)), 0.0), 1.0)
 
 
 def _measure_pseudo_density(rows: int, width: int, models: int, dtype: torch.dtype) -> float:

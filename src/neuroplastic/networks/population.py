@@ -129,7 +129,7 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
     for start in range(0, models, chunk):
         part = {name: tensor[start:start + chunk] for name, tensor in parameters.items()}
         spikes = _hidden(network, part, x if x.dim() == 3 else x[start:start + chunk], reuse, keep_spikes)
-        last = spikes[-1] if spikes else x
+        last = spikes[-1]
         if chunk >= models:  # one pass: the product's own memory
             currents = _grouped_currents(last, weight, bias)
         else:  # each chunk's currents where they join the others, laid out as the first chunk's
@@ -137,7 +137,7 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
                 currents, layout = _currents_buffer(last, models, weight.shape[1], reuse)
             _grouped_currents(last, weight[start:start + chunk], None if bias is None else bias[start:start + chunk],
                               out=currents[start:start + chunk], layout=layout)
-        if reuse and not keep_spikes and spikes:
+        if reuse and not keep_spikes:
             _give_back(last)
     time_first, back = _time_first(currents, layout)
     readout = leaky_integrate(time_first, network.readout.decay).permute(back)
@@ -195,11 +195,11 @@ def _hidden(network, parameters, x, reuse: bool, keep_spikes: bool) -> list[torc
 
 
 def _currents_buffer(last, models: int, outputs: int, reuse: bool):
-    """Memory for ``models`` models' currents ``(M, T, B, n_out)`` read from ``last`` — a layer's spikes
-    ``(M_c, T, B, n)`` or the input ``(T, B, n)`` — laid out in time as :func:`_grouped_currents` gives
-    them: the chunks' slices along the models are each one product's ``out``. From the workspace
-    where no graph is kept (``reuse``); and its layout (:func:`_layout`)."""
-    back = (1, 0, 2, 3) if last.dim() == 3 else _layout(last)  # (T, B, n): the models folded into the batch
+    """Memory for ``models`` models' currents ``(M, T, B, n_out)`` read from ``last``, a layer's spikes
+    ``(M_c, T, B, n)``, laid out in time as :func:`_grouped_currents` gives them: the chunks' slices
+    along the models are each one product's ``out``. From the workspace where no graph is kept
+    (``reuse``); and its layout (:func:`_layout`)."""
+    back = _layout(last)
     steps, batch = last.shape[-3:-1]
     shape = [models, steps, batch, outputs]
     order = tuple(back.index(i) for i in range(4))

@@ -48,7 +48,7 @@ BOUNDS = {
     "inhibition": (math.log10(2.0), 2.0),
     "weight_total": (math.log10(4.0), math.log10(40.0)),
 }
-SEARCHED = ("a_plus", "a_minus", "theta_plus", "inhibition", "weight_total")
+SEARCHED = ("a_plus", "a_minus", "tau", "theta_plus", "inhibition", "weight_total")
 
 
 def _hand_set(name: str) -> float:
