@@ -30,15 +30,16 @@ namespace {
 constexpr int64_t kReadoutLanes = 16;  // readout outputs held in one padded row
 
 // One model and one sample over every step, kBlock hidden neurons at a time (their currents summed in
-// registers). The hidden layer is padded to blocks of kBlock neurons
-// (zero weights and bias: they never reach θ > 0): weight_t (n_in, H), bias (H), beta (H),
-// readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes), H = blocks · kBlock. out is this sample's
+// registers). The hidden layer is padded to blocks of kBlock neurons (zero weights and bias: they
+// never reach θ > 0): weight_t (n_in, H), bias (H) where kBias (else the sum is added to 0, as spike_sum
+// does without one), readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes), H = blocks · kBlock,
+// β one number (a population's neurons are). out is this sample's
 // and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values. Returns whether the
 // final voltage is finite.
-template <typename T, bool kWeighted, int64_t kBlock>
+template <typename T, bool kWeighted, int64_t kBlock, bool kBias>
 NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
                          const T* val, int64_t row_stride, const T* __restrict__ weight_t,
-                         const T* __restrict__ bias, const T* __restrict__ beta, T theta,
+                         const T* __restrict__ bias, T beta, T theta,
                          const T* __restrict__ readout_t, const T* __restrict__ readout_bias, T decay,
                          T* __restrict__ out, int64_t out_stride, T* __restrict__ v, T* __restrict__ z) {
   const int64_t hidden = blocks * kBlock;
@@ -67,7 +68,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
       T* vb = v + block;
       T* zb = z + block;
       for (int64_t i = 0; i < kBlock; ++i) {
-        const T value = beta[block + i] * vb[i] + (bias[block + i] + current[i]) - theta * zb[i];
+        const T input = kBias ? bias[block + i] + current[i] : T(0) + current[i];  // spike_sum's init + sum
+        const T value = beta * vb[i] + input - theta * zb[i];
         vb[i] = value;
         zb[i] = value >= theta ? T(1) : T(0);
       }
@@ -85,14 +87,14 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
 }
 
 // offsets/columns/values: the input spikes' index over (X, T, B) rows, X = 1 (every model reads them)
-// or M; weight_t (M, n_in, H), bias (M, H), beta (H), readout_t (M, H, kReadoutLanes), readout_bias
+// or M; weight_t (M, n_in, H), bias (M, H) or none, readout_t (M, H, kReadoutLanes), readout_bias
 // (M, kReadoutLanes), H = 32 (one block of 32) or a multiple of 64 (blocks of 64), padded with zeros
 // (population_lif.py); out (T, B, M, O).
 // Returns how many (model, sample) ended with a non-finite voltage.
 int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& columns,
                                const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
-                               int64_t batch, const at::Tensor& weight_t, const at::Tensor& bias,
-                               const at::Tensor& beta, double threshold, const at::Tensor& readout_t,
+                               int64_t batch, const at::Tensor& weight_t, const std::optional<at::Tensor>& bias,
+                               double beta, double threshold, const at::Tensor& readout_t,
                                const at::Tensor& readout_bias, double decay, at::Tensor out) {
   TORCH_CHECK(weight_t.dim() == 3 && (weight_t.size(2) == 32 || weight_t.size(2) % 64 == 0),
               "weight_t must be (M, n_in, H), H padded to 32 or a multiple of 64");
@@ -106,8 +108,7 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
                   columns.is_contiguous() && offsets.numel() == input_models * steps * batch + 1,
               "offsets must index the input's (X, T, B) rows");
   check(weight_t, weight_t, models * inputs * hidden, "weight_t");
-  check(bias, weight_t, models * hidden, "bias");
-  check(beta, weight_t, hidden, "beta");
+  if (bias) check(*bias, weight_t, models * hidden, "bias");
   check(readout_t, weight_t, models * hidden * kReadoutLanes, "readout_t");
   check(readout_bias, weight_t, models * kReadoutLanes, "readout_bias");
   check(out, weight_t, steps * batch * models * outputs, "out");
@@ -118,10 +119,10 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
     const int64_t* off = offsets.const_data_ptr<int64_t>();
     const int32_t* col = columns.const_data_ptr<int32_t>();
     const T* val = values ? values->const_data_ptr<T>() : nullptr;
-    const T *w = weight_t.const_data_ptr<T>(), *b = bias.const_data_ptr<T>(), *rate = beta.const_data_ptr<T>();
+    const T *w = weight_t.const_data_ptr<T>(), *b = bias ? bias->const_data_ptr<T>() : nullptr;
     const T *u = readout_t.const_data_ptr<T>(), *c = readout_bias.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
-    const auto theta = static_cast<T>(threshold), d = static_cast<T>(decay);
+    const auto theta = static_cast<T>(threshold), d = static_cast<T>(decay), rate = static_cast<T>(beta);
     // items (sample, model), the models of one sample together: they read the same input rows
     at::parallel_for(0, batch * models, 8, [&](int64_t begin, int64_t end) {
       std::vector<T> state(2 * hidden);
@@ -129,10 +130,13 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
         const int64_t s = item / models, m = item % models;
         const int64_t first_row = (input_models == 1 ? 0 : m) * steps * batch + s;
         const auto run = [&](auto weighted, auto block) {
-          return run_model<T, decltype(weighted)::value, decltype(block)::value>(
-              steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
-              b + m * hidden, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, d,
-              o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+          const auto go = [&](auto with_bias) {
+            return run_model<T, decltype(weighted)::value, decltype(block)::value, decltype(with_bias)::value>(
+                steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
+                b ? b + m * hidden : nullptr, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, d,
+                o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+          };
+          return b ? go(std::true_type{}) : go(std::false_type{});
         };
         using Narrow = std::integral_constant<int64_t, 32>;
         using Wide = std::integral_constant<int64_t, 64>;
@@ -149,7 +153,7 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
 
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
   m.def("population_lif_forward(Tensor offsets, Tensor columns, Tensor? values, int input_models, int steps, "
-        "int batch, Tensor weight_t, Tensor bias, Tensor beta, float threshold, Tensor readout_t, "
+        "int batch, Tensor weight_t, Tensor? bias, float beta, float threshold, Tensor readout_t, "
         "Tensor readout_bias, float decay, Tensor(a!) out) -> int");
 }
 

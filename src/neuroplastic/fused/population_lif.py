@@ -48,8 +48,9 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks; the padding never spikes (θ > 0)
     weight_t = weight.new_zeros(models, weight.shape[2], padded)
     weight_t[:, :, :hidden] = weight.transpose(1, 2)
-    bias_padded = weight.new_zeros(models, padded)
+    bias_padded = None
     if bias is not None:
+        bias_padded = weight.new_zeros(models, padded)
         bias_padded[:, :hidden] = bias
     readout_t = weight.new_zeros(models, padded, READOUT_MAX_OUTPUTS)
     readout_t[:, :hidden, :outputs] = readout_weight.transpose(1, 2)
@@ -59,7 +60,7 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     out = x.new_empty(steps, batch, models, outputs)
     diverged = torch.ops.neuroplastic_fused.population_lif_forward(
         events.offsets, events.columns, events.values if events.values.numel() else None, 1, steps, batch,
-        weight_t, bias_padded, torch.full((padded,), beta, dtype=weight.dtype), float(threshold), readout_t,
+        weight_t, bias_padded, float(beta), float(threshold), readout_t,
         readout_bias_padded, float(decay), out)
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
