@@ -12,11 +12,18 @@ the loop over models the batched path replaces — and, with ``--workers N``, on
 object per run, then a table; everything goes to ``OUT/results.json``. An interrupted run resumes.
 For ``stdp-digits`` the goal is the same problem's score with the hand-set parameters (test accuracy
 of the full-size experiment at the same neuron count, averaged over the same 3 networks).
+
+``paired`` scores the parameters a ``goals`` run of ``stdp-digits`` found (read from ``OUT/results.json``)
+and the hand-set ones on ``--runs`` networks each, the same networks for both, and prints each seed's
+paired difference (mean ± standard error) and the pooled one with a one-sided sign test:
+
+    python benchmarks/evolution.py paired --seeds 0 1 2 --runs 10 --out neuroplastic-out/bench-evolve
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -90,6 +97,31 @@ def goals(args):
               f"{row['generations']} × {row['population']} | {row['wall_time_s']:.0f} |")
 
 
+def paired(args):
+    torch.set_num_threads(args.threads)
+    found = {row["seed"]: row["found"] for row in json.loads((Path(args.out) / "results.json").read_text())
+             if row["config"] == "stdp-digits cmaes"}
+    differences = []
+    for seed in args.seeds:
+        problem = make_problem("stdp-digits", seed=seed, options={"evaluation_runs": args.runs})
+        evolved = {name: torch.tensor(value, dtype=torch.float64) for name, value in found[seed].items()}
+        hand = problem.runs(problem.initial())
+        mine = problem.runs(evolved)
+        seed_differences = [e - h for e, h in zip(mine, hand)]
+        differences += seed_differences
+        print(json.dumps({"seed": seed, "runs": args.runs, "hand_set": hand, "evolved": mine,
+                          **_paired_summary(seed_differences)}), flush=True)
+    print(json.dumps({"pooled": _paired_summary(differences)}))
+
+
+def _paired_summary(differences):
+    n, mean = len(differences), sum(differences) / len(differences)
+    error = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1) / n) if n > 1 else math.nan
+    better = sum(d > 0 for d in differences)
+    sign_p = sum(math.comb(n, k) for k in range(better, n + 1)) / 2**n
+    return {"difference_mean": mean, "difference_se": error, "evolved_better": better, "sign_test_p": sign_p}
+
+
 def _command(options, seed):
     task_options = " ".join(f"--option {k}={v}" for k, v in options.get("task_options", {}).items())
     return (f"neuroplastic evolve --task {options['task']} --strategy {options['strategy']} --population "
@@ -99,14 +131,15 @@ def _command(options, seed):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("throughput", "goals"))
+    parser.add_argument("what", choices=("throughput", "goals", "paired"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=list(GOALS), choices=list(GOALS))
     parser.add_argument("--workers", type=int, default=0, help="Ray actors (default 0: this process)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="neuroplastic-out/bench-evolve")
+    parser.add_argument("--runs", type=int, default=10, help="paired: networks per seed")
     args = parser.parse_args()
-    (throughput if args.what == "throughput" else goals)(args)
+    {"throughput": throughput, "goals": goals, "paired": paired}[args.what](args)
 
 
 if __name__ == "__main__":
