@@ -1,10 +1,10 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
 ``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``
-and ``population_lif.cpp`` (with ``shared.h`` and ``masked_product.h``) ship inside the package and
-are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs a C++
-compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never at
-import. The library is cached as
+and ``population_lif.cpp`` (with ``shared.h``, ``masked_product.h`` and ``tile_sums.h``) ship inside the
+package and are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs
+a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never
+at import. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
 hash covering the sources, the torch version, the flags and the machine, so a changed source or a
 new torch builds afresh and later processes load the file without ninja. Each build runs in its own
@@ -46,7 +46,7 @@ _CHOICES = ("auto", "torch", "cpp")
 _SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp",
                                                                    "leaky_filter.cpp", "grouped_linear.cpp",
                                                                    "population_lif.cpp"))
-_HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h"))
+_HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h", "tile_sums.h"))
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the
 # step path and the spikes match it exactly; no -march=native, as the cache may be shared by machines.

@@ -16,6 +16,7 @@
 #include <torch/library.h>
 
 #include "shared.h"
+#include "tile_sums.h"
 
 #include <algorithm>
 #include <atomic>
@@ -52,8 +53,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
     for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] = readout_bias[o];
     for (int64_t block = 0; block < hidden; block += kBlock) {
       // the block's currents in vector registers (as spike_sum's tiles: a plain loop here was left scalar)
-      typedef T vec __attribute__((vector_size(64)));
-      constexpr int64_t per_vec = 64 / sizeof(T), vectors = kBlock / per_vec;
+      using vec = typename Tile<T, 1>::vec;
+      constexpr int64_t per_vec = Tile<T, 1>::per_vec, vectors = kBlock / per_vec;
       vec sums[vectors] = {}, loaded;
       for (int64_t k = off[row]; k < off[row + 1]; ++k) {
         const T* w = weight_t + int64_t(col[k]) * hidden + block;
