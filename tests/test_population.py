@@ -189,13 +189,17 @@ def _one_layer(dtype, hidden, outputs, seed=4):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("hidden, outputs, graded", [(7, 3, False), (70, 16, False), (64, 10, True)])
-def test_one_kernel_gives_the_readouts_of_one_layer_networks(dtype, hidden, outputs, graded, monkeypatch):
-    """Networks of one feed-forward LIF layer reading one input, readouts only, no graph: each model and
-    sample run in one kernel (``population_lif.cpp``; a block of 64 neurons and a padded one, graded input
-    spikes) — the readouts of each model's own pass and of the population's layer-by-layer pass."""
+@pytest.mark.parametrize("hidden, outputs, graded, shared", [(7, 3, False, True), (70, 16, False, True),
+                                                             (64, 10, True, True), (33, 4, True, False)])
+def test_one_kernel_gives_the_readouts_of_one_layer_networks(dtype, hidden, outputs, graded, shared, monkeypatch):
+    """Networks of one feed-forward LIF layer, readouts only, no graph: each model and sample run in one
+    kernel (``population_lif.cpp``; blocks of 32 and 64 neurons, padded ones, graded input spikes, one
+    input for all or one per model) — the readouts of each model's own pass and of the population's
+    layer-by-layer pass."""
     models = _one_layer(dtype, hidden, outputs)
-    x = inputs((T, B, N_IN), dtype)
+    x = inputs((T, B, N_IN) if shared else (M, T, B, N_IN), dtype)
+    if not shared:  # each model's input well below the event-driven limit (40%), as its own layer decides
+        x = x * (torch.rand(x.shape, generator=torch.Generator().manual_seed(3)) < 0.5).to(dtype)
     if graded:
         x = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(2), dtype=dtype) * 2.0
     parameters = {name: p.detach() for name, p in stack_networks(models).items()}
@@ -205,7 +209,7 @@ def test_one_kernel_gives_the_readouts_of_one_layer_networks(dtype, hidden, outp
     with torch.no_grad():
         fused = population_forward(models[0], parameters, x, keep_spikes=False)
         layered = population_forward(models[0], parameters, x)
-        own = [model(x) for model in models]
+        own = [model(x if shared else x[m]) for m, model in enumerate(models)]
     assert len(ran) == 1 and ran[0] is not None and fused.spikes == ()
     assert 0 < float(layered.spikes[0].mean()) < 0.9
     tolerance = TOLERANCE[dtype]
@@ -243,6 +247,14 @@ def test_the_one_kernel_steps_aside_and_refuses_a_diverging_layer():
     torch.testing.assert_close(population.lif_readouts(spikes, weight, bias, **arguments),
                                _reference_readouts(spikes, weight, bias, **arguments), rtol=0, atol=1e-12)
     assert population.lif_readouts(torch.rand(T, B, N_IN, dtype=torch.float64), weight, bias, **arguments) is None
+    one_dense = (torch.rand(M, T, B, N_IN, generator=torch.Generator().manual_seed(6)) < 0.2).double()
+    one_dense[1] = 1.0  # model 1's own layer would take the matrix product
+    assert population.lif_readouts(one_dense, weight, bias, **arguments) is None
+    one_dense[1] = 0.0
+    torch.testing.assert_close(population.lif_readouts(one_dense, weight, bias, **arguments)[:, :, 2],
+                               _reference_readouts(one_dense[2], weight[2:3], bias[2:3], **{
+                                   **arguments, "readout_weight": arguments["readout_weight"][2:3],
+                                   "readout_bias": arguments["readout_bias"][2:3]})[:, :, 0], rtol=0, atol=1e-12)
     assert population.lif_readouts(spikes, weight.clone().requires_grad_(), bias, **arguments) is None
     wide = dict(arguments, readout_weight=torch.zeros(M, 17, 8, dtype=torch.float64),
                 readout_bias=torch.zeros(M, 17, dtype=torch.float64))

@@ -21,7 +21,7 @@ synaptic weights and biases. Stacked (:func:`stack_networks`, the layout of
 - **Readout** ``y^m_t = κ y^m_{t−1} + W_out^m z^m_t + b^m``: one grouped product (event by event where no
   graph is kept, else ``torch.baddbmm``), then the leaky integration over ``(T, M·B, n_out)``.
 - **Readouts only** (``keep_spikes=False``, no graph): a network of one feed-forward LIF layer on the
-  fused path reading a shared spike input runs in one kernel that writes nothing but the readouts
+  fused path reading spikes runs in one kernel that writes nothing but the readouts
   (:mod:`~neuroplastic.fused.population_lif`); any other runs its models in chunks (:func:`_chunk`).
 
 It computes what a loop over the models computes (``tests/test_population.py``: values and gradients,
@@ -148,9 +148,9 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
 
 def _readouts_in_one_kernel(network, parameters, x):
     """The readouts ``(T, B, M, n_out)`` of a network of one feed-forward layer on the fused LIF path,
-    reading one input ``(T, B, n_in)``, computed per model and sample with nothing else written
+    computed per model and sample with nothing else written
     (:func:`~neuroplastic.fused.population_lif.lif_readouts`); None where that does not apply."""
-    if len(network.layers) != 1 or x.dim() != 3 or network.layers[0].recurrent is not None:
+    if len(network.layers) != 1 or network.layers[0].recurrent is not None:
         return None
     layer, weight = network.layers[0], parameters["layers.0.synapses.weight"]
     neuron = layer.neuron_parameters.model(validate=True)
