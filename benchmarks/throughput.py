@@ -7,13 +7,14 @@
 over its task's test split in batches of 256, three ways: a training forward pass (train mode,
 gradients on: what a training step pays before its backward pass), evaluation as ``Trainer.evaluate``
 runs it (eval mode, ``torch.no_grad``) and under ``torch.inference_mode``. digits: feed-forward LIF
-(the fused path); mnist1d: recurrent LIF; cue: recurrent ALIF (the step path).
+(the fused path); mnist1d: recurrent LIF; cue: recurrent ALIF (both the fused recurrent kernel).
 
 ``population``: ``M`` networks of ``N`` hidden neurons (LIF, feed-forward or recurrent, 64 inputs, 10
 outputs) on ``B`` samples of ``T`` steps of spikes (rate 0.1), four ways: a loop over the models (each
 model's readout kept), ``torch.vmap`` over ``functional_call`` with the stacked parameters, and one
 batched pass (:func:`~neuroplastic.networks.population.population_forward`), keeping every hidden spike
-or, as the loop, the readouts only (``keep_spikes=False``); forward under ``torch.inference_mode``
+or, as the loop, the readouts only (``keep_spikes=False``: for the feed-forward networks one kernel,
+``fused.population_lif``); forward under ``torch.inference_mode``
 (how evolution scores a population) and forward+backward of a loss summed over the models.
 
 Every round times each way once, the ways taking turns, so that a busy spell of a shared machine slows
