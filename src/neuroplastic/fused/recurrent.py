@@ -273,7 +273,7 @@ def _measure_pseudo_density(rows: int, width: int, models: int, dtype: torch.dty
     dense, quarter, full = per_product(1.0, -1), per_product(0.25, batch * width), per_product(1.0, batch * width)
     if full <= dense:
         return 1.0
-    return min(max(0.25 + 0.75 * (dense - quarter) / max(full - quarter, 1e-12), 0.0), 1.0)
+    return 0.25 + 0.75 * (dense - quarter) / max(full - quarter, 1e-12)  # pseudo_density keeps it in [0, 1]
 
 
 def _forward(currents, weight, v0, a0, z0, r0, neuron, dt, native, keep_h=True):

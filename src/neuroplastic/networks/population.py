@@ -202,8 +202,7 @@ def _currents_buffer(last, models: int, outputs: int, reuse: bool):
     back = _layout(last)
     steps, batch = last.shape[-3:-1]
     shape = [models, steps, batch, outputs]
-    order = tuple(back.index(i) for i in range(4))
-    time_first_shape = tuple(shape[i] for i in order)
+    time_first_shape = tuple(shape[i] for i in _time_first_order(back))
     memory = workspace.take(time_first_shape, last) if reuse else last.new_empty(time_first_shape)
     return memory.permute(back), back
 
@@ -284,31 +283,34 @@ def _layout(x):
     return (1, 0, 2, 3)
 
 
+def _time_first_order(back):
+    """The permutation of ``(M, T, B, n)`` into its time-first memory: the inverse of ``back``."""
+    return tuple(back.index(i) for i in range(4))
+
+
 def _time_first(x, layout=None):
     """``x`` ``(M, T, B, n)`` as contiguous time-first memory (``layout``, else :func:`_layout`'s): a view
     where ``x`` is one, else a copy — and the permutation that gives the ``(M, T, B, n)`` view back. (A
     chunk of one model is laid out both ways: ``layout`` names the way of the memory it joins.)"""
     back = layout or _layout(x)
-    order = tuple(back.index(i) for i in range(4))
-    return x.permute(order).contiguous(), back
+    return x.permute(_time_first_order(back)).contiguous(), back
 
 
 def _grouped_currents(x, weight, bias, out=None, layout=None):
     """``x^m W^mᵀ + b^m`` for every model m, ``(M, T, B, n_out)``, from ``x`` ``(T, B, n_in)`` (read by
     every model: the currents come out with the models folded into the batch) or ``(M, T, B, n_in)``
     (in its time-first memory, the currents laid out the same), ``weight`` ``(M, n_out, n_in)``, ``bias``
-    ``(M, n_out)`` or ``None``: :func:`~neuroplastic.fused.event_linear.grouped_linear`. ``out``: memory
-    laid out so (a slice along the models of :func:`_currents_buffer`'s, whose ``layout`` it gives) to
-    write them into."""
-    if x.dim() == 3:
+    ``(M, n_out)`` or ``None``: :func:`~neuroplastic.fused.event_linear.grouped_linear`. ``out`` (with a
+    layer's spikes ``x``): memory laid out so (a slice along the models of :func:`_currents_buffer`'s,
+    whose ``layout`` it gives) to write them into."""
+    if x.dim() == 3:  # the first layer's input, read by every model
         steps, batch, inputs = x.shape
-        return grouped_linear(x.reshape(steps, 1, batch, inputs), weight, bias,
-                              out=None if out is None else out.transpose(0, 1)).transpose(0, 1)
+        return grouped_linear(x.reshape(steps, 1, batch, inputs), weight, bias).transpose(0, 1)
     time_first, back = _time_first(x, layout)
     axis = back[0]  # where the models are in the time-first memory
     shape = time_first.shape
     grouped = (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:-1]))
     if out is not None:
-        out = out.permute(tuple(back.index(i) for i in range(4))).view(*grouped, weight.shape[1])
+        out = out.permute(_time_first_order(back)).view(*grouped, weight.shape[1])
     currents = grouped_linear(time_first.reshape(*grouped, shape[-1]), weight, bias, out=out)
     return currents.view(*shape[:-1], weight.shape[1]).permute(back)

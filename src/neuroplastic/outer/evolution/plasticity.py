@@ -112,14 +112,16 @@ class STDPDigits:
     def runs(self, params: dict[str, torch.Tensor]) -> list[float]:
         """The test accuracy of each of ``evaluation_runs`` full-size networks (run ``r`` seeded ``seed + r``)."""
         cfg = self.config(params, n_exc=self.n_exc)
-        train, test = load(self.seed, cfg.n_train, cfg.n_test)
+        return self._runs(cfg, *load(self.seed, cfg.n_train, cfg.n_test))
+
+    def _runs(self, cfg, train, test) -> list[float]:
         return [learn_and_classify(cfg, train, test, torch.Generator().manual_seed(self.seed + run))["accuracy"]
                 for run in range(self.evaluation_runs)]
 
     def evaluate(self, params: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.config(params, n_exc=self.n_exc)
-        _, test = load(self.seed, cfg.n_train, cfg.n_test)
-        accuracies = self.runs(params)
+        train, test = load(self.seed, cfg.n_train, cfg.n_test)
+        accuracies = self._runs(cfg, train, test)
         mean = sum(accuracies) / len(accuracies)
         return {"score": mean, "test_accuracy": mean, "min_test_accuracy": min(accuracies),
                 "n_exc": self.n_exc, "runs": self.evaluation_runs, "test_images": len(test[0]),
