@@ -38,6 +38,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
+from neuroplastic.fused.extension import instruction_set
 
 __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
            "tensor_peak_mb", "training_passes"]
@@ -45,7 +46,9 @@ __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rou
 
 def machine() -> dict:
     """The CPU the numbers were measured on: its model, cores, and the vector instructions that decide
-    the kernels' and the BLAS's speed (from ``/proc/cpuinfo``; empty where there is none)."""
+    the kernels' and the BLAS's speed (from ``/proc/cpuinfo``; empty where there is none); the
+    instruction set the fused kernels run (``kernels``: ``NEUROPLASTIC_ISA`` can hold them to another
+    machine's) and PyTorch's own (``aten``: ``ATEN_CPU_CAPABILITY`` can)."""
     fields = {}
     try:
         with open("/proc/cpuinfo") as info:
@@ -58,7 +61,8 @@ def machine() -> dict:
     return {"cpu": fields.get("model name", platform.processor() or platform.machine()),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "vector": [flag for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
-                       if flag in flags]}
+                       if flag in flags],
+            "kernels": instruction_set(), "aten": torch.backends.cpu.get_cpu_capability()}
 
 
 def elapsed_ms(fn) -> float:

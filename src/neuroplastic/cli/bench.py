@@ -133,4 +133,5 @@ def _table(summary):
 
 
 def _cpu(machine: dict) -> str:
-    return f"{machine['cpu']}, {machine['cores']} cores, {'/'.join(machine['vector']) or 'no vector flags read'}"
+    return (f"{machine['cpu']}, {machine['cores']} cores, {'/'.join(machine['vector']) or 'no vector flags read'}; "
+            f"kernels {machine['kernels']}, ATen {machine['aten']}")

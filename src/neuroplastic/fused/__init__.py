@@ -6,6 +6,9 @@ pass forward and one backward, after its input currents for all steps came from 
 :func:`linear_lif_sequence` is the two as one operation, which reuses the currents' memory.
 :func:`backend` says whether the C++ kernel (built on first use) or the PyTorch fallback runs it;
 the environment variable ``NEUROPLASTIC_FUSED`` (``auto``, ``torch``, ``cpp``) overrides the choice.
+The kernels are compiled for AVX-512, AVX2 and plain x86-64, and the loader picks one per machine;
+``NEUROPLASTIC_ISA`` (``avx512f``, ``avx2``, ``x86-64``) builds only that one, to time on this machine
+the code another one runs (:mod:`~neuroplastic.fused.extension`).
 """
 from neuroplastic.fused.extension import backend
 from neuroplastic.fused.lif import LeakyState, lif_sequence

@@ -20,6 +20,11 @@ is evaluated in PyTorch from all the voltages and handed to :func:`backward` as 
 
 ``NEUROPLASTIC_FUSED`` chooses: ``auto`` (default) the C++ kernel where it applies, ``torch`` always
 the fallback, ``cpp`` the C++ kernel or an error.
+
+``NEUROPLASTIC_ISA`` builds the kernels for one instruction set instead of every one (x86-64 with
+GCC): ``avx512f``, ``avx2`` or ``x86-64`` — the code another machine's loader would pick, to time it
+on this one (with ``ATEN_CPU_CAPABILITY`` and ``MKL_ENABLE_INSTRUCTIONS`` holding PyTorch and the
+BLAS to the same set; BENCHMARKS.md). ``auto`` (default): every clone, the loader picks.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ import torch
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Surrogate, Triangle
 
-__all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forward", "native_surrogate"]
+__all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forward", "instruction_set",
+           "native_surrogate"]
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
@@ -50,10 +56,17 @@ _HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the
 # step path and the spikes match it exactly; no -march=native, as the cache may be shared by machines.
+# -fno-trapping-math: no program here unmasks floating-point exceptions, and assuming so lets a loop
+# compute both sides of a choice and keep one (values unchanged); with the traps assumed, the step
+# loops that choose (the refractory countdown, h where the neuron is free) stayed scalar wherever
+# vectors have no mask registers — AVX2: the recurrent forward 2.2× as slow as in AVX-512.
 _FLAG_SETS = (
-    (["-O3", "-ffp-contract=off", "-fopenmp"], ["-fopenmp"]),
-    (["-O3", "-ffp-contract=off"], []),
+    (["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"], ["-fopenmp"]),
+    (["-O3", "-ffp-contract=off", "-fno-trapping-math"], []),
 )
+ISA_ENV = "NEUROPLASTIC_ISA"
+# the instruction sets one can build alone: shared.h's NP_ISA code, and the CPU flag each needs
+_ISAS = {"avx512f": (512, "avx512_f"), "avx2": (256, "avx2"), "x86-64": (128, None)}
 _lock = threading.Lock()
 _loaded: bool | None = None
 _library: Path | None = None  # the loaded library file (library())
@@ -90,6 +103,7 @@ def backend(tensor: torch.Tensor | None = None) -> str:
         raise ValueError(f"{ENV} must be one of {_CHOICES}, got {choice!r}")
     if choice == "torch":
         return "torch"
+    _isa_flags()  # a bad NEUROPLASTIC_ISA is an error, not a silent fallback
     fits = tensor is None or (
         tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
     )
@@ -99,6 +113,33 @@ def backend(tensor: torch.Tensor | None = None) -> str:
         reason = "it could not be built" if fits else "it needs CPU float32 or float64 tensors"
         raise RuntimeError(f"{ENV}=cpp, but the C++ kernel cannot be used: {reason}")
     return "torch"
+
+
+def _isa_flags() -> list[str]:
+    """The compiler flags of ``NEUROPLASTIC_ISA``: none for ``auto``, else ``-DNP_ISA=<code>`` where this
+    machine runs that instruction set."""
+    isa = os.environ.get(ISA_ENV, "auto")
+    if isa == "auto":
+        return []
+    if isa not in _ISAS:
+        raise ValueError(f"{ISA_ENV} must be auto or one of {tuple(_ISAS)}, got {isa!r}")
+    code, flag = _ISAS[isa]
+    if platform.machine() not in ("x86_64", "AMD64") or (flag and not torch.cpu.get_capabilities().get(flag)):
+        raise ValueError(f"{ISA_ENV}={isa}: this machine ({platform.machine()}) cannot run that instruction set")
+    return [f"-DNP_ISA={code}"]
+
+
+def instruction_set() -> str:
+    """The instruction set the kernels run on this machine: ``NEUROPLASTIC_ISA``'s, or the clone the
+    loader picks (``avx512f``, ``avx2`` or ``x86-64``; elsewhere the machine's own, without clones)."""
+    isa = os.environ.get(ISA_ENV, "auto")
+    if isa != "auto":
+        _isa_flags()
+        return isa
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return platform.machine()
+    capabilities = torch.cpu.get_capabilities()
+    return next((name for name, (_, flag) in _ISAS.items() if flag is None or capabilities.get(flag)), "x86-64")
 
 
 def forward(currents, beta, threshold, v0, z0, interval=1, spikes=None):
@@ -199,7 +240,8 @@ def _build_and_load():
     root = root / "neuroplastic"
     source = b"".join(path.read_bytes() for path in (*_SOURCES, *_HEADERS))
     names = []
-    for flags in _FLAG_SETS:
+    for cflags, ldflags in _FLAG_SETS:
+        flags = ([*cflags, *_isa_flags()], ldflags)
         key = repr((source, torch.__version__, flags, platform.machine())).encode()
         names.append((f"neuroplastic_lif_{hashlib.sha256(key).hexdigest()[:16]}", *flags))
     global _library

@@ -12,13 +12,50 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(NP_ISA)  // one instruction set only (NEUROPLASTIC_ISA, extension.py): another machine's clone, timed here
+#if NP_ISA == 512
+#define NP_CLONES __attribute__((target("avx512f")))
+#define NP_ISA_BYTES 64
+#elif NP_ISA == 256
+#define NP_CLONES __attribute__((target("avx2")))
+#define NP_ISA_BYTES 32
+#else
+#define NP_CLONES
+#define NP_ISA_BYTES 16
+#endif
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define NP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NP_CLONES
 #endif
 
 namespace {
+
+// The width of the registers of the clone the loader picks on this machine (NP_CLONES): AVX-512 64
+// bytes, AVX2 32, else 16 (also where there are no clones). A tile built of vectors of that width
+// takes as many registers on every machine; tiles of 64-byte vectors took all sixteen of AVX2's
+// registers for their sums and spilled (the forward sums and weight gradient of `neuroplastic bench`
+// ran four times as slow as in 32-byte vectors).
+inline int64_t register_bytes() {
+#if defined(NP_ISA_BYTES)
+  return NP_ISA_BYTES;
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  static const int64_t bytes = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx2") ? 32 : 16;
+  return bytes;
+#else
+  return 16;
+#endif
+}
+
+// f(std::integral_constant<int64_t, register_bytes()>{}): a tile's vector width as a template argument.
+template <typename F>
+void with_register_bytes(const F& f) {
+  switch (register_bytes()) {
+    case 64: f(std::integral_constant<int64_t, 64>{}); break;
+    case 32: f(std::integral_constant<int64_t, 32>{}); break;
+    default: f(std::integral_constant<int64_t, 16>{});
+  }
+}
 
 // What the backward reads at each step: h itself (kGiven), or the voltage of a built-in surrogate.
 enum Kind : int64_t { kGiven = 0, kFastSigmoid = 1, kTriangle = 2, kBoxcar = 3, kArctan = 4 };

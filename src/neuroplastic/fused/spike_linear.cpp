@@ -19,7 +19,8 @@
 // column's by row), whatever the batching of the rows: a step-by-step caller of spike_sum gets the
 // bits of a whole sequence. The sums over a tile of output columns stay in registers; the functions that run
 // them are compiled for AVX-512, AVX2 and plain x86-64 and the loader picks one per machine
-// (target_clones), since the build cache may be shared by machines.
+// (target_clones), since the build cache may be shared by machines, with tiles made of vectors of
+// that clone's register width (register_bytes in shared.h; a column's sums are the same whatever it is).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -35,10 +36,11 @@
 
 namespace {
 
-// Tile sizes, tuned on the standard workload (n_in = n_out = 512, 8000 rows, 2 cores; BENCHMARKS.md).
-constexpr int64_t kOutLanes = 8;    // forward: 8 vectors (128 floats) of an output row, one sum each
-constexpr int64_t kGradLanes = 2;   // weight gradient: 2 vectors of columns, 4 partial sums each,
-constexpr int64_t kGradRows = 256;  // from kGradRows rows of G packed together (32 KB in float32)
+// Tile sizes, tuned on the standard workload (n_in = n_out = 512, 8000 rows, 2 cores; BENCHMARKS.md), in
+// vectors of the machine's register width (tile_sums.h: 8 registers of sums, whatever the width).
+constexpr int64_t kOutLanes = 8;     // forward: 8 vectors (128 floats in AVX-512) of an output row, one sum each
+constexpr int64_t kGradBytes = 128;  // weight gradient: 128 bytes of columns (32 floats), 4 partial sums each,
+constexpr int64_t kGradRows = 256;   // from kGradRows rows of G packed together (32 KB in float32)
 constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (its rows stay in cache)
 
 template <typename scalar_t>
@@ -128,12 +130,12 @@ void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, const
 
 
 // Rows [r0, r1) of one column tile (m, init and out start at its first column).
-template <typename scalar_t, bool kWeighted>
+template <typename scalar_t, bool kWeighted, int64_t kBytes>
 NP_CLONES void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, const int32_t* ix,
                              const scalar_t* w, int64_t r0, int64_t r1, const scalar_t* init, scalar_t* out,
                              int64_t width) {
   for (int64_t r = r0; r < r1; ++r) {
-    sum_rows<scalar_t, kOutLanes, 1, kWeighted>(m, ld, ix + off[r], kWeighted ? w + off[r] : nullptr,
+    sum_rows<scalar_t, kOutLanes, 1, kWeighted, kBytes>(m, ld, ix + off[r], kWeighted ? w + off[r] : nullptr,
                                                 off[r + 1] - off[r], init, out + r * ld, width);
   }
 }
@@ -148,35 +150,38 @@ void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const scalar
   const scalar_t* mp = m.data_ptr<scalar_t>();
   const scalar_t* b = init ? init->data_ptr<scalar_t>() : nullptr;
   scalar_t* o = out.data_ptr<scalar_t>();
-  constexpr int64_t tile = Tile<scalar_t, kOutLanes>::width;
-  at::parallel_for(0, rows, kRowBlock, [&](int64_t begin, int64_t end) {
-    for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
-      for (int64_t c0 = 0; c0 < n_out; c0 += tile) {
-        const int64_t r1 = std::min(end, r0 + kRowBlock), width = std::min(tile, n_out - c0);
-        if (w) {
-          sum_row_block<scalar_t, true>(mp + c0, n_out, off, ix, w, r0, r1, b ? b + c0 : nullptr, o + c0, width);
-        } else {
-          sum_row_block<scalar_t, false>(mp + c0, n_out, off, ix, w, r0, r1, b ? b + c0 : nullptr, o + c0, width);
+  with_register_bytes([&](auto bytes) {
+    constexpr int64_t kBytes = decltype(bytes)::value, tile = Tile<scalar_t, kOutLanes, kBytes>::width;
+    at::parallel_for(0, rows, kRowBlock, [&](int64_t begin, int64_t end) {
+      for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
+        for (int64_t c0 = 0; c0 < n_out; c0 += tile) {
+          const int64_t r1 = std::min(end, r0 + kRowBlock), width = std::min(tile, n_out - c0);
+          const scalar_t* tile_init = b ? b + c0 : nullptr;
+          if (w) {
+            sum_row_block<scalar_t, true, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
+          } else {
+            sum_row_block<scalar_t, false, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
+          }
         }
       }
-    }
+    });
   });
 }
 
 // gt[j, tile] (+)= Σ_{r ∈ key j of the block} w_r packed[r] for every column j (gt starts at the tile).
-template <typename scalar_t, bool kWeighted>
+template <typename scalar_t, bool kWeighted, int64_t kBytes>
 NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix, const scalar_t* w,
                                 int64_t n_in, bool first, scalar_t* gt, int64_t ld, int64_t width) {
-  constexpr int64_t tile = Tile<scalar_t, kGradLanes>::width;
+  constexpr int64_t lanes = kGradBytes / kBytes, tile = Tile<scalar_t, lanes, kBytes>::width;
   for (int64_t j = 0; j < n_in; ++j) {
     scalar_t* out = gt + j * ld;
-    sum_rows<scalar_t, kGradLanes, 4, kWeighted>(packed, tile, ix + off[j], kWeighted ? w + off[j] : nullptr,
-                                                 off[j + 1] - off[j], first ? nullptr : out, out, width);
+    sum_rows<scalar_t, lanes, 4, kWeighted, kBytes>(packed, tile, ix + off[j], kWeighted ? w + off[j] : nullptr,
+                                                    off[j + 1] - off[j], first ? nullptr : out, out, width);
   }
 }
 
 // gt[j, :] = Σ_{r ∈ column j} g[r, :] for every column j, from the blocked index of
-// transpose_index: a tile of kGradLanes vectors of g's columns at a time, kGradRows rows of it
+// transpose_index: a tile of kGradBytes of g's columns at a time, kGradRows rows of it
 // packed into a buffer that stays in the L1 cache while every column sums its spikes' rows from it (in
 // registers) and adds that to its running sum in gt. Threads own tiles.
 template <typename scalar_t>
@@ -188,24 +193,29 @@ void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, 
   const int32_t* ix = t_rows.data_ptr<int32_t>();
   const scalar_t* gp = g.data_ptr<scalar_t>();
   scalar_t* o = gt.data_ptr<scalar_t>();
-  constexpr int64_t tile = Tile<scalar_t, kGradLanes>::width;
-  const int64_t tiles = (n_out + tile - 1) / tile;
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> packed(kGradRows * tile);
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t c0 = t * tile, width = std::min(tile, n_out - c0);
-      for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t r0 = b * kGradRows, r1 = std::min(rows, r0 + kGradRows);
-        for (int64_t r = r0; r < r1; ++r) {
-          std::copy(gp + r * n_out + c0, gp + r * n_out + c0 + width, &packed[(r - r0) * tile]);
-        }
-        if (w) {
-          add_column_block<scalar_t, true>(packed.data(), off + b * n_in, ix, w, n_in, b == 0, o + c0, n_out, width);
-        } else {
-          add_column_block<scalar_t, false>(packed.data(), off + b * n_in, ix, w, n_in, b == 0, o + c0, n_out, width);
+  with_register_bytes([&](auto bytes) {
+    constexpr int64_t kBytes = decltype(bytes)::value, tile = Tile<scalar_t, kGradBytes / kBytes, kBytes>::width;
+    const int64_t tiles = (n_out + tile - 1) / tile;
+    at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> packed(kGradRows * tile);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t c0 = t * tile, width = std::min(tile, n_out - c0);
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t r0 = b * kGradRows, r1 = std::min(rows, r0 + kGradRows);
+          for (int64_t r = r0; r < r1; ++r) {
+            std::copy(gp + r * n_out + c0, gp + r * n_out + c0 + width, &packed[(r - r0) * tile]);
+          }
+          const int64_t* block_off = off + b * n_in;
+          if (w) {
+            add_column_block<scalar_t, true, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0, n_out,
+                                                     width);
+          } else {
+            add_column_block<scalar_t, false, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0, n_out,
+                                                      width);
+          }
         }
       }
-    }
+    });
   });
 }
 

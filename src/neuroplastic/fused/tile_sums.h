@@ -9,22 +9,22 @@
 
 namespace {
 
-// A tile of kLanes vectors of 64 bytes (kLanes × 16 floats or × 8 doubles), summed in registers.
-template <typename scalar_t, int64_t kLanes>
+// A tile of kLanes vectors of kBytes bytes (64: kLanes × 16 floats or × 8 doubles), summed in registers.
+template <typename scalar_t, int64_t kLanes, int64_t kBytes = 64>
 struct Tile {
-  typedef scalar_t vec __attribute__((vector_size(64)));
-  static constexpr int64_t per_vec = 64 / sizeof(scalar_t);
+  typedef scalar_t vec __attribute__((vector_size(kBytes)));
+  static constexpr int64_t per_vec = kBytes / sizeof(scalar_t);
   static constexpr int64_t width = kLanes * per_vec;
 };
 
 // out[0:width] = init + Σ_k w[k] m[idx[k]·ld : +width] (w[k] = 1 where kWeighted is false), for width =
 // kLanes vectors: kSums partial sums (k mod kSums), so that consecutive additions do not wait for each
 // other, added pairwise at the end.
-template <typename scalar_t, int64_t kLanes, int64_t kSums, bool kWeighted>
+template <typename scalar_t, int64_t kLanes, int64_t kSums, bool kWeighted, int64_t kBytes>
 inline __attribute__((always_inline)) void sum_vectors(const scalar_t* m, int64_t ld, const int32_t* idx,
                                                        const scalar_t* w, int64_t count, const scalar_t* init,
                                                        scalar_t* out) {
-  using T = Tile<scalar_t, kLanes>;
+  using T = Tile<scalar_t, kLanes, kBytes>;
   using vec = typename T::vec;
   vec sums[kSums][kLanes] = {}, v;
   int64_t k = 0;
@@ -60,20 +60,20 @@ inline __attribute__((always_inline)) void sum_vectors(const scalar_t* m, int64_
 // (a tile narrowed to them: a layer of 100 outputs is 6 vectors of 16 floats and 4 floats), the
 // columns beyond one at a time — each column summed in the same order either way, so that the bits do
 // not depend on where a tile's edge falls.
-template <typename scalar_t, int64_t kLanes, int64_t kSums, bool kWeighted>
+template <typename scalar_t, int64_t kLanes, int64_t kSums, bool kWeighted, int64_t kBytes>
 inline __attribute__((always_inline)) void sum_rows(const scalar_t* m, int64_t ld, const int32_t* idx,
                                                     const scalar_t* w, int64_t count, const scalar_t* init,
                                                     scalar_t* out, int64_t width) {
-  constexpr int64_t per_vec = Tile<scalar_t, 1>::per_vec;
+  constexpr int64_t per_vec = Tile<scalar_t, 1, kBytes>::per_vec;
   if constexpr (kLanes > 0) {
     if (width >= kLanes * per_vec) {
-      sum_vectors<scalar_t, kLanes, kSums, kWeighted>(m, ld, idx, w, count, init, out);
+      sum_vectors<scalar_t, kLanes, kSums, kWeighted, kBytes>(m, ld, idx, w, count, init, out);
       const int64_t done = kLanes * per_vec;
       if (width > done)
-        sum_rows<scalar_t, 0, kSums, kWeighted>(m + done, ld, idx, w, count, init ? init + done : nullptr,
-                                                out + done, width - done);
+        sum_rows<scalar_t, 0, kSums, kWeighted, kBytes>(m + done, ld, idx, w, count,
+                                                        init ? init + done : nullptr, out + done, width - done);
     } else {
-      sum_rows<scalar_t, kLanes - 1, kSums, kWeighted>(m, ld, idx, w, count, init, out, width);
+      sum_rows<scalar_t, kLanes - 1, kSums, kWeighted, kBytes>(m, ld, idx, w, count, init, out, width);
     }
     return;
   }
