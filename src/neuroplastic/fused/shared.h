@@ -40,7 +40,10 @@ inline int64_t register_bytes() {
 #if defined(NP_ISA_BYTES)
   return NP_ISA_BYTES;
 #elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  static const int64_t bytes = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx2") ? 32 : 16;
+  static const int64_t bytes = [] {
+    __builtin_cpu_init();  // as the clones' resolvers do: this may run before the library's constructors
+    return __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx2") ? 32 : 16;
+  }();
   return bytes;
 #else
   return 16;
