@@ -36,14 +36,15 @@ _lock = threading.Lock()
 
 
 def machine() -> str:
-    """This CPU as a calibration's key: its model name and the vector instructions PyTorch picked."""
+    """This CPU as a calibration's key: its model name, the vector instructions PyTorch picked and those
+    the kernels run (``NEUROPLASTIC_ISA`` can hold them to another set)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
             model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
     except OSError:
         pass
-    return f"{model} / {torch.backends.cpu.get_cpu_capability()}"
+    return f"{model} / {torch.backends.cpu.get_cpu_capability()} / kernels {extension.instruction_set()}"
 
 
 def remembered(key: str, measure: Callable[[], float]) -> float:

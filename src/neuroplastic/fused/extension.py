@@ -29,6 +29,7 @@ BLAS to the same set; BENCHMARKS.md). ``auto`` (default): every clone, the loade
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -115,31 +116,33 @@ def backend(tensor: torch.Tensor | None = None) -> str:
     return "torch"
 
 
-def _isa_flags() -> list[str]:
+def _isa_flags() -> tuple[str, ...]:
     """The compiler flags of ``NEUROPLASTIC_ISA``: none for ``auto``, else ``-DNP_ISA=<code>`` where this
     machine runs that instruction set."""
-    isa = os.environ.get(ISA_ENV, "auto")
+    return _flags_of(os.environ.get(ISA_ENV, "auto"))
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_of(isa: str) -> tuple[str, ...]:
     if isa == "auto":
-        return []
+        return ()
     if isa not in _ISAS:
         raise ValueError(f"{ISA_ENV} must be auto or one of {tuple(_ISAS)}, got {isa!r}")
     code, flag = _ISAS[isa]
     if platform.machine() not in ("x86_64", "AMD64") or (flag and not torch.cpu.get_capabilities().get(flag)):
         raise ValueError(f"{ISA_ENV}={isa}: this machine ({platform.machine()}) cannot run that instruction set")
-    return [f"-DNP_ISA={code}"]
+    return (f"-DNP_ISA={code}",)
 
 
 def instruction_set() -> str:
-    """The instruction set the kernels run on this machine: ``NEUROPLASTIC_ISA``'s, or the clone the
-    loader picks (``avx512f``, ``avx2`` or ``x86-64``; elsewhere the machine's own, without clones)."""
-    isa = os.environ.get(ISA_ENV, "auto")
-    if isa != "auto":
-        _isa_flags()
-        return isa
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return platform.machine()
-    capabilities = torch.cpu.get_capabilities()
-    return next((name for name, (_, flag) in _ISAS.items() if flag is None or capabilities.get(flag)), "x86-64")
+    """The instruction set the loaded kernels run, named by the register width their tiles use
+    (``register_bytes`` in ``shared.h``): ``avx512f``, ``avx2``, or ``x86-64`` (elsewhere the machine's
+    name); ``none`` where the PyTorch fallback runs instead."""
+    if backend() != "cpp":
+        return "none"
+    width = torch.ops.neuroplastic_fused.register_bytes()
+    narrowest = "x86-64" if platform.machine() in ("x86_64", "AMD64") else platform.machine()
+    return {64: "avx512f", 32: "avx2", 16: narrowest}[width]
 
 
 def forward(currents, beta, threshold, v0, z0, interval=1, spikes=None):

@@ -294,7 +294,11 @@ void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, con
 
 }  // namespace
 
+// The register width the tiles use on this machine (register_bytes: the loaded clone's): extension.instruction_set.
+int64_t register_width() { return register_bytes(); }
+
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
+  m.def("register_bytes() -> int", &register_width);
   m.def("spike_index(Tensor spikes, int max_count, Tensor(a!) offsets, Tensor(b!) columns, Tensor(c!) values) -> int");
   m.def("spike_index_transpose(Tensor offsets, Tensor columns, Tensor? values, int n, Tensor(a!) t_offsets, "
         "Tensor(b!) t_rows, Tensor(c!) t_values) -> ()");
