@@ -37,7 +37,7 @@ constexpr int64_t kReadoutLanes = 16;  // readout outputs held in one padded row
 // β one number (a population's neurons are). out is this sample's
 // and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values. Returns whether the
 // final voltage is finite.
-template <typename T, bool kWeighted, int64_t kBlock, bool kBias>
+template <typename T, bool kWeighted, int64_t kBlock, bool kBias, int64_t kBytes>
 NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
                          const T* val, int64_t row_stride, const T* __restrict__ weight_t,
                          const T* __restrict__ bias, T beta, T theta,
@@ -53,8 +53,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
     for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] = readout_bias[o];
     for (int64_t block = 0; block < hidden; block += kBlock) {
       // the block's currents in vector registers (as spike_sum's tiles: a plain loop here was left scalar)
-      using vec = typename Tile<T, 1>::vec;
-      constexpr int64_t per_vec = Tile<T, 1>::per_vec, vectors = kBlock / per_vec;
+      using vec = typename Tile<T, 1, kBytes>::vec;  // vectors of the register width (shared.h)
+      constexpr int64_t per_vec = Tile<T, 1, kBytes>::per_vec, vectors = kBlock / per_vec;
       vec sums[vectors] = {}, loaded;
       for (int64_t k = off[row]; k < off[row + 1]; ++k) {
         const T* w = weight_t + int64_t(col[k]) * hidden + block;
@@ -125,26 +125,30 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
     T* o = out.mutable_data_ptr<T>();
     const auto theta = static_cast<T>(threshold), d = static_cast<T>(decay), rate = static_cast<T>(beta);
     // items (sample, model), the models of one sample together: they read the same input rows
-    at::parallel_for(0, batch * models, 8, [&](int64_t begin, int64_t end) {
-      std::vector<T> state(2 * hidden);
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t s = item / models, m = item % models;
-        const int64_t first_row = (input_models == 1 ? 0 : m) * steps * batch + s;
-        const auto run = [&](auto weighted, auto block) {
-          const auto go = [&](auto with_bias) {
-            return run_model<T, decltype(weighted)::value, decltype(block)::value, decltype(with_bias)::value>(
-                steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
-                b ? b + m * hidden : nullptr, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, d,
-                o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+    with_register_bytes([&](auto bytes) {
+      at::parallel_for(0, batch * models, 8, [&](int64_t begin, int64_t end) {
+        std::vector<T> state(2 * hidden);
+        for (int64_t item = begin; item < end; ++item) {
+          const int64_t s = item / models, m = item % models;
+          const int64_t first_row = (input_models == 1 ? 0 : m) * steps * batch + s;
+          const auto run = [&](auto weighted, auto block) {
+            const auto go = [&](auto with_bias) {
+              return run_model<T, decltype(weighted)::value, decltype(block)::value, decltype(with_bias)::value,
+                               decltype(bytes)::value>(
+                  steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
+                  b ? b + m * hidden : nullptr, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes,
+                  d, o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+            };
+            return b ? go(std::true_type{}) : go(std::false_type{});
           };
-          return b ? go(std::true_type{}) : go(std::false_type{});
-        };
-        using Narrow = std::integral_constant<int64_t, 32>;
-        using Wide = std::integral_constant<int64_t, 64>;
-        const bool finite = hidden == 32 ? (val ? run(std::true_type{}, Narrow{}) : run(std::false_type{}, Narrow{}))
-                                         : (val ? run(std::true_type{}, Wide{}) : run(std::false_type{}, Wide{}));
-        if (!finite) ++diverged;
-      }
+          using Narrow = std::integral_constant<int64_t, 32>;
+          using Wide = std::integral_constant<int64_t, 64>;
+          const bool finite = hidden == 32
+                                  ? (val ? run(std::true_type{}, Narrow{}) : run(std::false_type{}, Narrow{}))
+                                  : (val ? run(std::true_type{}, Wide{}) : run(std::false_type{}, Wide{}));
+          if (!finite) ++diverged;
+        }
+      });
     });
   });
   return diverged.load();

@@ -9,8 +9,9 @@
 
 namespace {
 
-// A tile of kLanes vectors of kBytes bytes (64: kLanes × 16 floats or × 8 doubles), summed in registers.
-template <typename scalar_t, int64_t kLanes, int64_t kBytes = 64>
+// A tile of kLanes vectors of kBytes bytes (64: kLanes × 16 floats or × 8 doubles), summed in registers;
+// kBytes the machine's register width (register_bytes, shared.h).
+template <typename scalar_t, int64_t kLanes, int64_t kBytes>
 struct Tile {
   typedef scalar_t vec __attribute__((vector_size(kBytes)));
   static constexpr int64_t per_vec = kBytes / sizeof(scalar_t);
