@@ -32,10 +32,9 @@
 namespace {
 
 // The width of the registers of the clone the loader picks on this machine (NP_CLONES): AVX-512 64
-// bytes, AVX2 32, else 16 (also where there are no clones). A tile built of vectors of that width
-// takes as many registers on every machine; tiles of 64-byte vectors took all sixteen of AVX2's
-// registers for their sums and spilled (the forward sums and weight gradient of `neuroplastic bench`
-// ran four times as slow as in 32-byte vectors).
+// bytes, AVX2 32, else 16 (also where there are no clones). Tiles are built of vectors of that width:
+// 64-byte vectors, wider than AVX2's registers, were split in two and their sums kept on the stack (the
+// forward sums and weight gradient of `neuroplastic bench` ran 3–4× as slow as in 32-byte vectors).
 inline int64_t register_bytes() {
 #if defined(NP_ISA_BYTES)
   return NP_ISA_BYTES;

@@ -37,7 +37,7 @@
 namespace {
 
 // Tile sizes, tuned on the standard workload (n_in = n_out = 512, 8000 rows, 2 cores; BENCHMARKS.md), in
-// vectors of the machine's register width (tile_sums.h: 8 registers of sums, whatever the width).
+// vectors of the machine's register width (register_bytes, shared.h).
 constexpr int64_t kOutLanes = 8;     // forward: 8 vectors (128 floats in AVX-512) of an output row, one sum each
 constexpr int64_t kGradBytes = 128;  // weight gradient: 128 bytes of columns (32 floats), 4 partial sums each,
 constexpr int64_t kGradRows = 256;   // from kGradRows rows of G packed together (32 KB in float32)
@@ -136,7 +136,7 @@ NP_CLONES void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, 
                              int64_t width) {
   for (int64_t r = r0; r < r1; ++r) {
     sum_rows<scalar_t, kOutLanes, 1, kWeighted, kBytes>(m, ld, ix + off[r], kWeighted ? w + off[r] : nullptr,
-                                                off[r + 1] - off[r], init, out + r * ld, width);
+                                                        off[r + 1] - off[r], init, out + r * ld, width);
   }
 }
 
@@ -294,7 +294,7 @@ void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, con
 
 }  // namespace
 
-// The register width the tiles use on this machine (register_bytes: the loaded clone's): extension.instruction_set.
+// The register width of the loaded clone's tiles (register_bytes), for extension.instruction_set.
 int64_t register_width() { return register_bytes(); }
 
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
