@@ -131,7 +131,7 @@ void transpose_index(const at::Tensor& offsets, const at::Tensor& columns, const
 
 // Rows [r0, r1) of one column tile (m, init and out start at its first column).
 template <typename scalar_t, bool kWeighted, int64_t kBytes>
-NP_CLONES void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, const int32_t* ix,
+inline void sum_row_block(const scalar_t* m, int64_t ld, const int64_t* off, const int32_t* ix,
                              const scalar_t* w, int64_t r0, int64_t r1, const scalar_t* init, scalar_t* out,
                              int64_t width) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -157,11 +157,13 @@ void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const scalar
         for (int64_t c0 = 0; c0 < n_out; c0 += tile) {
           const int64_t r1 = std::min(end, r0 + kRowBlock), width = std::min(tile, n_out - c0);
           const scalar_t* tile_init = b ? b + c0 : nullptr;
-          if (w) {
-            sum_row_block<scalar_t, true, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
-          } else {
-            sum_row_block<scalar_t, false, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
-          }
+          InWidth<kBytes>::run([&] {
+            if (w) {
+              sum_row_block<scalar_t, true, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
+            } else {
+              sum_row_block<scalar_t, false, kBytes>(mp + c0, n_out, off, ix, w, r0, r1, tile_init, o + c0, width);
+            }
+          });
         }
       }
     });
@@ -170,7 +172,7 @@ void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const scalar
 
 // gt[j, tile] (+)= Σ_{r ∈ key j of the block} w_r packed[r] for every column j (gt starts at the tile).
 template <typename scalar_t, bool kWeighted, int64_t kBytes>
-NP_CLONES void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix, const scalar_t* w,
+inline void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix, const scalar_t* w,
                                 int64_t n_in, bool first, scalar_t* gt, int64_t ld, int64_t width) {
   constexpr int64_t lanes = kGradBytes / kBytes, tile = Tile<scalar_t, lanes, kBytes>::width;
   for (int64_t j = 0; j < n_in; ++j) {
@@ -206,13 +208,15 @@ void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, 
             std::copy(gp + r * n_out + c0, gp + r * n_out + c0 + width, &packed[(r - r0) * tile]);
           }
           const int64_t* block_off = off + b * n_in;
-          if (w) {
-            add_column_block<scalar_t, true, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0, n_out,
-                                                     width);
-          } else {
-            add_column_block<scalar_t, false, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0, n_out,
-                                                      width);
-          }
+          InWidth<kBytes>::run([&] {
+            if (w) {
+              add_column_block<scalar_t, true, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0, n_out,
+                                                       width);
+            } else {
+              add_column_block<scalar_t, false, kBytes>(packed.data(), block_off, ix, w, n_in, b == 0, o + c0,
+                                                        n_out, width);
+            }
+          });
         }
       }
     });
