@@ -4,9 +4,9 @@ A choice by timing (:func:`~neuroplastic.fused.recurrent.pseudo_density`: where 
 masked product beats the dense one) changes which additions are done in which order, so two runs
 of one seed that measured differently would not give the same bits. Each measurement is therefore
 stored beside the compiled library (``<library>.calibration.json``, so a rebuilt kernel measures
-anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model and the
-instruction set PyTorch uses), :data:`VERSION` and the measurement's key; every later process on that
-machine reads it instead of timing again. ``NEUROPLASTIC_CALIBRATION=off`` measures in every process
+anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model, the
+instruction set PyTorch uses and the one the kernels run), :data:`VERSION` and the measurement's
+key; every later process on that machine reads it instead of timing again. ``NEUROPLASTIC_CALIBRATION=off`` measures in every process
 and keeps nothing (the behaviour before), ``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces
 what is kept (say, after a measurement taken on a busy machine). Processes hold a lock on the file
 (``fcntl``, where there is one) from reading to writing, so each key is measured once; the file is

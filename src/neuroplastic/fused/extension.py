@@ -129,7 +129,7 @@ def _flags_of(isa: str) -> tuple[str, ...]:
     if isa not in _ISAS:
         raise ValueError(f"{ISA_ENV} must be auto or one of {tuple(_ISAS)}, got {isa!r}")
     code, flag = _ISAS[isa]
-    if platform.machine() not in ("x86_64", "AMD64") or (flag and not torch.cpu.get_capabilities().get(flag)):
+    if not _x86() or (flag and not torch.cpu.get_capabilities().get(flag)):
         raise ValueError(f"{ISA_ENV}={isa}: this machine ({platform.machine()}) cannot run that instruction set")
     return (f"-DNP_ISA={code}",)
 
@@ -141,8 +141,11 @@ def instruction_set() -> str:
     if backend() != "cpp":
         return "none"
     width = torch.ops.neuroplastic_fused.register_bytes()
-    narrowest = "x86-64" if platform.machine() in ("x86_64", "AMD64") else platform.machine()
-    return {64: "avx512f", 32: "avx2", 16: narrowest}[width]
+    return {64: "avx512f", 32: "avx2", 16: "x86-64" if _x86() else platform.machine()}[width]
+
+
+def _x86() -> bool:
+    return platform.machine() in ("x86_64", "AMD64")
 
 
 def forward(currents, beta, threshold, v0, z0, interval=1, spikes=None):

@@ -24,6 +24,7 @@
 #define NP_ISA_BYTES 16
 #endif
 #elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NP_TARGET_CLONES  // a clone per instruction set, the loader picking one (and InWidth's per width)
 #define NP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NP_CLONES
@@ -38,7 +39,7 @@ namespace {
 inline int64_t register_bytes() {
 #if defined(NP_ISA_BYTES)
   return NP_ISA_BYTES;
-#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#elif defined(NP_TARGET_CLONES)
   static const int64_t bytes = [] {
     __builtin_cpu_init();  // as the clones' resolvers do: this may run before the library's constructors
     return __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx2") ? 32 : 16;
@@ -68,7 +69,7 @@ void with_register_bytes(const F& f) {
 // kBytes wide, f's body inlined there (flatten): a kernel templated on the width is built once, for the
 // machines that run it, instead of in every clone of NP_CLONES (spike_linear.cpp's: the library 1.8 →
 // 1.3 MB, its build 29 → 24 s). population_lif.cpp keeps its clones: inlined so, it ran 12% slower.
-#if defined(NP_ISA) || !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__))
+#if !defined(NP_TARGET_CLONES)
 template <int64_t kBytes>
 struct InWidth {
   template <typename F>

@@ -17,10 +17,10 @@
 // check shapes and dtypes, not the indices themselves.
 // Each output is a fixed number of partial sums in a fixed order (a row's spikes by column, a
 // column's by row), whatever the batching of the rows: a step-by-step caller of spike_sum gets the
-// bits of a whole sequence. The sums over a tile of output columns stay in registers; the functions that run
-// them are compiled for AVX-512, AVX2 and plain x86-64 and the loader picks one per machine
-// (target_clones), since the build cache may be shared by machines, with tiles made of vectors of
-// that clone's register width (register_bytes in shared.h; a column's sums are the same whatever it is).
+// bits of a whole sequence. The sums over a tile of output columns stay in registers, in vectors of the
+// machine's register width (register_bytes in shared.h; a column's sums are the same whatever it is): the
+// functions that run them are compiled once per width, for its instruction set (AVX-512, AVX2, plain
+// x86-64: InWidth), and the one of this machine runs, since the build cache may be shared by machines.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -42,6 +42,9 @@ constexpr int64_t kOutLanes = 8;     // forward: 8 vectors (128 floats in AVX-51
 constexpr int64_t kGradBytes = 128;  // weight gradient: 128 bytes of columns (32 floats), 4 partial sums each,
 constexpr int64_t kGradRows = 256;   // from kGradRows rows of G packed together (32 KB in float32)
 constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (its rows stay in cache)
+
+template <typename scalar_t, int64_t kBytes>
+using GradientTile = Tile<scalar_t, kGradBytes / kBytes, kBytes>;  // the weight gradient's columns
 
 template <typename scalar_t>
 int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {  // nonzero entries; all of them 1?
@@ -174,7 +177,7 @@ void sum_selected(const at::Tensor& offsets, const at::Tensor& idx, const scalar
 template <typename scalar_t, bool kWeighted, int64_t kBytes>
 inline void add_column_block(const scalar_t* packed, const int64_t* off, const int32_t* ix, const scalar_t* w,
                                 int64_t n_in, bool first, scalar_t* gt, int64_t ld, int64_t width) {
-  constexpr int64_t lanes = kGradBytes / kBytes, tile = Tile<scalar_t, lanes, kBytes>::width;
+  constexpr int64_t lanes = kGradBytes / kBytes, tile = GradientTile<scalar_t, kBytes>::width;
   for (int64_t j = 0; j < n_in; ++j) {
     scalar_t* out = gt + j * ld;
     sum_rows<scalar_t, lanes, 4, kWeighted, kBytes>(packed, tile, ix + off[j], kWeighted ? w + off[j] : nullptr,
@@ -196,7 +199,7 @@ void sum_selected_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, 
   const scalar_t* gp = g.data_ptr<scalar_t>();
   scalar_t* o = gt.data_ptr<scalar_t>();
   with_register_bytes([&](auto bytes) {
-    constexpr int64_t kBytes = decltype(bytes)::value, tile = Tile<scalar_t, kGradBytes / kBytes, kBytes>::width;
+    constexpr int64_t kBytes = decltype(bytes)::value, tile = GradientTile<scalar_t, kBytes>::width;
     const int64_t tiles = (n_out + tile - 1) / tile;
     at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> packed(kGradRows * tile);
@@ -298,11 +301,8 @@ void spike_sum_packed(const at::Tensor& t_offsets, const at::Tensor& t_rows, con
 
 }  // namespace
 
-// The register width of the loaded clone's tiles (register_bytes), for extension.instruction_set.
-int64_t register_width() { return register_bytes(); }
-
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
-  m.def("register_bytes() -> int", &register_width);
+  m.def("register_bytes() -> int", &register_bytes);  // the tiles' width here: extension.instruction_set
   m.def("spike_index(Tensor spikes, int max_count, Tensor(a!) offsets, Tensor(b!) columns, Tensor(c!) values) -> int");
   m.def("spike_index_transpose(Tensor offsets, Tensor columns, Tensor? values, int n, Tensor(a!) t_offsets, "
         "Tensor(b!) t_rows, Tensor(c!) t_values) -> ()");

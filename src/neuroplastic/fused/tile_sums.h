@@ -1,7 +1,7 @@
 // The sums of spike_linear.cpp's kernels over a tile of output columns, held in vector registers:
 // out = init + Σ_k w[k] m[idx[k]] for a row's (or a column's) listed spikes, in a fixed order of
 // additions whatever the tile's width (so that the bits of a column do not depend on where a tile
-// ends). Inlined into its NP_CLONES callers.
+// ends). Inlined into their callers (InWidth's, shared.h).
 #pragma once
 
 #include <cstdint>
