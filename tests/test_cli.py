@@ -89,6 +89,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, capsys, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("variable, value", [("NEUROPLASTIC_FUSED", "bogus"), ("NEUROPLASTIC_ISA", "avx9")])
+def test_a_bad_kernel_setting_exits_2_before_anything_is_written(variable, value, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(variable, value)
+    out = tmp_path / "run"
+    assert exit_code(["train", "--task", "digits", "--epochs", "1", "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0]
+    assert not out.exists()
+
+
 def test_console_script_runs_as_a_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "neuroplastic.cli.main", "neuron", "lif", "--dt", "-1"],
                           capture_output=True, text=True, cwd=tmp_path)

@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     finished = False
     try:
+        from neuroplastic.fused.extension import check_environment  # the kernels' settings, before any output
+
+        check_environment()
         args.handler(args)
         finished = True
     except ValueError as error:  # UsageError and every parameter check raise ValueError

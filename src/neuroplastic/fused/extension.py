@@ -45,8 +45,8 @@ import torch
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.spikes import Arctan, Boxcar, FastSigmoid, Rescaled, Surrogate, Triangle
 
-__all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "forward", "instruction_set",
-           "native_surrogate"]
+__all__ = ["KernelFunction", "backend", "backward", "backward_recompute", "check_environment", "forward",
+           "instruction_set", "native_surrogate"]
 
 ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
@@ -99,12 +99,9 @@ def backend(tensor: torch.Tensor | None = None) -> str:
 
     Without a tensor, the backend for CPU float32 tensors.
     """
-    choice = os.environ.get(ENV, "auto")
-    if choice not in _CHOICES:
-        raise ValueError(f"{ENV} must be one of {_CHOICES}, got {choice!r}")
+    choice = check_environment()
     if choice == "torch":
         return "torch"
-    _isa_flags()  # a bad NEUROPLASTIC_ISA is an error, not a silent fallback
     fits = tensor is None or (
         tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
     )
@@ -114,6 +111,16 @@ def backend(tensor: torch.Tensor | None = None) -> str:
         reason = "it could not be built" if fits else "it needs CPU float32 or float64 tensors"
         raise RuntimeError(f"{ENV}=cpp, but the C++ kernel cannot be used: {reason}")
     return "torch"
+
+
+def check_environment() -> str:
+    """``NEUROPLASTIC_FUSED``'s choice, after checking it and ``NEUROPLASTIC_ISA`` (a bad value is an error,
+    not a silent fallback); builds nothing. The command line calls it before a command writes anything."""
+    choice = os.environ.get(ENV, "auto")
+    if choice not in _CHOICES:
+        raise ValueError(f"{ENV} must be one of {_CHOICES}, got {choice!r}")
+    _isa_flags()
+    return choice
 
 
 def _isa_flags() -> tuple[str, ...]:
