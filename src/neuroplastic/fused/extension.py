@@ -52,7 +52,7 @@ ENV = "NEUROPLASTIC_FUSED"
 _CHOICES = ("auto", "torch", "cpp")
 _SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp",
                                                                    "leaky_filter.cpp", "grouped_linear.cpp",
-                                                                   "population_lif.cpp"))
+                                                                   "population_lif.cpp", "population_alif.cpp"))
 _HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h", "tile_sums.h"))
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the

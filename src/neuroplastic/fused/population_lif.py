@@ -1,10 +1,11 @@
 """The readouts of many small networks of one shape at once, nothing else written: spike input, one
-feed-forward LIF layer and a leaky readout, each model its own weights (``population_lif.cpp``).
+LIF layer — feed-forward (``population_lif.cpp``) or recurrent adaptive LIF (``population_alif.cpp``)
+— and a leaky readout, each model its own weights.
 
 A population's pass layer by layer (:func:`~neuroplastic.networks.population_forward`) writes every
 model's currents and spikes, ``(T, B, N)`` each, to memory and reads them back; for these networks
-the kernel instead runs each model on each sample over the whole sequence with its state in cache,
-in the operations and the order of the layer-by-layer kernels (the event-driven currents, the LIF
+the kernels instead run each model on each sample over the whole sequence with its state in cache,
+in the operations and the order of the layer-by-layer kernels (the event-driven currents, the neurons'
 update, the readout's sums, the leaky filter): the same hidden spikes, bit for bit, and the readouts
 to rounding.
 """
@@ -13,10 +14,10 @@ from __future__ import annotations
 import torch
 
 from neuroplastic import transforms
-from neuroplastic.fused import event_linear, extension
+from neuroplastic.fused import event_linear, extension, recurrent
 from neuroplastic.validation import all_finite
 
-__all__ = ["lif_readouts", "READOUT_MAX_OUTPUTS"]
+__all__ = ["lif_readouts", "alif_readouts", "READOUT_MAX_OUTPUTS"]
 
 READOUT_MAX_OUTPUTS = 16  # the kernel holds a model's readout in one padded row
 
@@ -32,23 +33,86 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     by event (not spikes, or too many: :func:`~neuroplastic.fused.event_linear.index`, for each model's
     input) — and the caller runs the layers one by one."""
     _check_shapes(x, weight, bias, readout_weight, readout_bias)
-    tensors = [t for t in (x, weight, bias, readout_weight, readout_bias) if t is not None]
-    if (x.numel() == 0
-            or readout_weight.shape[1] > READOUT_MAX_OUTPUTS or not threshold > 0
-            or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-            or any(t.device.type != "cpu" or t.dtype != weight.dtype for t in tensors)
-            or weight.dtype not in (torch.float32, torch.float64) or transforms.active(*tensors)
-            or extension.backend(weight) != "cpp" or not all_finite(weight) or not all_finite(readout_weight)):
+    if not _applies(x, weight, bias, readout_weight, readout_bias) or not threshold > 0:
         return None
     if x.dim() == 4 and bool(((x != 0).flatten(1).sum(1) > event_linear.FORWARD_DENSITY * x[0].numel()).any()):
         return None  # a model whose own layer would take the matrix product (its input's density)
     events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)  # rows (M or 1, T, B)
     if events is None or not events.sparse_forward:
         return None
+    padded = 32 if weight.shape[1] <= 32 else -(-weight.shape[1] // 64) * 64  # the padding never spikes (θ > 0)
+    weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
+                                                                         readout_bias, padded)
+    diverged = torch.ops.neuroplastic_fused.population_lif_forward(
+        events.offsets, events.columns, events.values if events.values.numel() else None,
+        weight.shape[0] if x.dim() == 4 else 1, *x.shape[-3:-1], weight_t, bias_padded, float(beta),
+        float(threshold), readout_t, readout_bias_padded, float(decay), out)
+    if diverged:
+        raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
+    return out
+
+
+def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recurrent_weight: torch.Tensor,
+                  neuron, dt: float, *, readout_weight: torch.Tensor, readout_bias: torch.Tensor | None,
+                  decay: float, bias_first: bool) -> torch.Tensor | None:
+    """:func:`lif_readouts` for recurrent layers of e-prop's adaptive LIF ``neuron``
+    (:class:`~neuroplastic.neurons.ALIF`, starting at rest) with ``recurrent_weight`` ``(M, N, N)``: the
+    readouts ``(T, B, M, n_out)``. The input currents are summed as the population's grouped product adds
+    them (``bias_first``: the bias, then the terms) or as a layer's event-driven currents do (the terms,
+    then the bias), every input event by event. None where :func:`lif_readouts` gives None for the
+    weights, where the recurrent kernel could not run these neurons
+    (:func:`~neuroplastic.fused.recurrent.why_not`), or where it would have taken a step's recurrent
+    product as a matrix product (a step after one with many spikes across the batch:
+    :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order)."""
+    _check_shapes(x, weight, bias, readout_weight, readout_bias)
+    models, hidden = weight.shape[:2]
+    if tuple(recurrent_weight.shape) != (models, hidden, hidden):
+        raise ValueError(f"recurrent_weight must be {(models, hidden, hidden)}, got {tuple(recurrent_weight.shape)}")
+    if (not _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight) or recurrent.why_not(neuron)
+            or not float(neuron.v_th) > 0):
+        return None
+    spikes = x.reshape(-1, x.shape[-1]).contiguous()
+    _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
+    padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks
+    weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
+                                                                         readout_bias, padded)
+    recurrent_t = weight.new_zeros(models, padded, padded)
+    recurrent_t[:, :hidden, :hidden] = recurrent_weight.transpose(1, 2)
+    alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in recurrent._leaks(neuron, dt, recurrent_weight))
     steps, batch = x.shape[-3:-1]
-    models, hidden, outputs = weight.shape[0], weight.shape[1], readout_weight.shape[1]
-    padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks; the padding never spikes (θ > 0)
-    weight_t = weight.new_zeros(models, weight.shape[2], padded)
+    counts = torch.empty(batch, models, steps, dtype=torch.int32)
+    diverged = torch.ops.neuroplastic_fused.population_alif_forward(
+        offsets, columns, values if values.numel() else None, models if x.dim() == 4 else 1, steps, batch,
+        weight_t, bias_padded, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
+        float(neuron.t_ref), float(dt), readout_t, readout_bias_padded, float(decay), out, counts)
+    if diverged:
+        raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values; "
+                         "smaller weights or inputs keep it finite")
+    per_step = counts.sum((0, 1), dtype=torch.int64)[:-1]  # what each step leaves the next one's product
+    if steps > 1 and int(per_step.max()) > recurrent.EVENT_DENSITY * models * batch * hidden:
+        return None
+    return out
+
+
+def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=None) -> bool:
+    """Whether the one-kernel pass may run: no gradient asked for, no transform, CPU float32/float64
+    alike, finite weights, at most :data:`READOUT_MAX_OUTPUTS` outputs, the C++ backend."""
+    given = [t for t in (x, weight, bias, readout_weight, readout_bias, recurrent_weight) if t is not None]
+    return not (x.numel() == 0 or readout_weight.shape[1] > READOUT_MAX_OUTPUTS
+                or (torch.is_grad_enabled() and any(t.requires_grad for t in given))
+                or any(t.device.type != "cpu" or t.dtype != weight.dtype for t in given)
+                or weight.dtype not in (torch.float32, torch.float64) or transforms.active(*given)
+                or extension.backend(weight) != "cpp"
+                or not all(all_finite(t) for t in (weight, readout_weight, recurrent_weight) if t is not None))
+
+
+def _padded(x, weight, bias, readout_weight, readout_bias, padded: int):
+    """The kernels' arguments with the hidden layer padded with zeros to ``padded`` neurons: ``weight_t``
+    ``(M, n_in, H)``, the bias ``(M, H)`` (or None), ``readout_t`` ``(M, H, 16)``, the readout's bias
+    ``(M, 16)``; and the readouts' memory ``(T, B, M, n_out)``."""
+    models, hidden, inputs = weight.shape
+    outputs = readout_weight.shape[1]
+    weight_t = weight.new_zeros(models, inputs, padded)
     weight_t[:, :, :hidden] = weight.transpose(1, 2)
     bias_padded = None
     if bias is not None:
@@ -59,15 +123,7 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     readout_bias_padded = weight.new_zeros(models, READOUT_MAX_OUTPUTS)
     if readout_bias is not None:
         readout_bias_padded[:, :outputs] = readout_bias
-    out = x.new_empty(steps, batch, models, outputs)
-    diverged = torch.ops.neuroplastic_fused.population_lif_forward(
-        events.offsets, events.columns, events.values if events.values.numel() else None,
-        models if x.dim() == 4 else 1, steps, batch,
-        weight_t, bias_padded, float(beta), float(threshold), readout_t,
-        readout_bias_padded, float(decay), out)
-    if diverged:
-        raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
-    return out
+    return weight_t, bias_padded, readout_t, readout_bias_padded, x.new_empty(*x.shape[-3:-1], models, outputs)
 
 
 def _check_shapes(x, weight, bias, readout_weight, readout_bias):

@@ -20,8 +20,8 @@ synaptic weights and biases. Stacked (:func:`stack_networks`, the layout of
   model's rows summed event by event on sparse steps), else ``torch.bmm(z_{t−1}, W_recᵀ)`` per step.
 - **Readout** ``y^m_t = κ y^m_{t−1} + W_out^m z^m_t + b^m``: one grouped product (event by event where no
   graph is kept, else ``torch.baddbmm``), then the leaky integration over ``(T, M·B, n_out)``.
-- **Readouts only** (``keep_spikes=False``, no graph): a network of one feed-forward LIF layer on the
-  fused path reading spikes runs in one kernel that writes nothing but the readouts
+- **Readouts only** (``keep_spikes=False``, no graph): a network of one layer on the fused path reading
+  spikes (feed-forward LIF, or recurrent ALIF/LIF) runs in one kernel that writes nothing but the readouts
   (:mod:`~neuroplastic.fused.population_lif`); any other runs its models in chunks (:func:`_chunk`).
 
 It computes what a loop over the models computes (``tests/test_population.py``: values and gradients,
@@ -42,7 +42,7 @@ from torch.nn.utils.parametrize import type_before_parametrizations
 
 from neuroplastic.fused import lif_sequence, linear_lif_sequence, workspace
 from neuroplastic.fused.event_linear import grouped_linear
-from neuroplastic.fused.population_lif import lif_readouts
+from neuroplastic.fused.population_lif import alif_readouts, lif_readouts
 from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import SpikingLayer
@@ -147,19 +147,26 @@ def population_forward(network: SpikingNetwork, parameters: dict[str, torch.Tens
 
 
 def _readouts_in_one_kernel(network, parameters, x):
-    """The readouts ``(T, B, M, n_out)`` of a network of one feed-forward layer on the fused LIF path,
-    computed per model and sample with nothing else written
-    (:func:`~neuroplastic.fused.population_lif.lif_readouts`); None where that does not apply."""
-    if len(network.layers) != 1 or network.layers[0].recurrent is not None:
+    """The readouts ``(T, B, M, n_out)`` of a network of one layer on the fused path — feed-forward LIF or
+    recurrent ALIF — computed per model and sample with nothing else written
+    (:mod:`~neuroplastic.fused.population_lif`); None where that does not apply."""
+    if len(network.layers) != 1:
         return None
     layer, weight = network.layers[0], parameters["layers.0.synapses.weight"]
     neuron = layer.neuron_parameters.model(validate=True)
+    bias = parameters.get("layers.0.synapses.bias")
+    readout = dict(readout_weight=parameters["readout.synapses.weight"],
+                   readout_bias=parameters.get("readout.synapses.bias"), decay=network.readout.decay)
+    if layer.recurrent is not None:
+        recurrent = _parametrized(layer.recurrent, parameters, "layers.0.recurrent.")
+        if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, recurrent):
+            return None  # as _layer: the input currents by the grouped product, then the recurrent kernel
+        return alif_readouts(x, weight, bias, recurrent, neuron, layer.dt, bias_first=True, **readout)
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight):
         return None
     options = _fused_options(neuron, layer.dt)
-    return lif_readouts(x, weight, parameters.get("layers.0.synapses.bias"), beta=float(options["beta"]),
-                        threshold=float(options["threshold"]), readout_weight=parameters["readout.synapses.weight"],
-                        readout_bias=parameters.get("readout.synapses.bias"), decay=network.readout.decay)
+    return lif_readouts(x, weight, bias, beta=float(options["beta"]), threshold=float(options["threshold"]),
+                        **readout)
 
 
 def _chunk(network, x) -> int:
