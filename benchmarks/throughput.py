@@ -4,10 +4,12 @@
     python benchmarks/throughput.py --quick    # digits and one population, ~40 s
 
 ``inference``: a recipe's network (``build_network(load_task(task), recipe_for(task))``, untrained)
-over its task's test split in batches of 256, three ways: a training forward pass (train mode,
-gradients on: what a training step pays before its backward pass), evaluation as ``Trainer.evaluate``
-runs it (eval mode, ``torch.no_grad``) and under ``torch.inference_mode``. digits: feed-forward LIF
-(the fused path); mnist1d: recurrent LIF; cue: recurrent ALIF (both the fused recurrent kernel).
+over its task's test split in batches of 256: a training forward pass (train mode, gradients on: what
+a training step pays before its backward pass), the forward pass in eval mode under ``torch.no_grad``
+and under ``torch.inference_mode``, and — where it applies — what ``Trainer.evaluate`` runs instead,
+the readouts and spike counts in one kernel (:func:`~neuroplastic.networks.evaluation.counted_pass`).
+digits: feed-forward LIF (the fused path); mnist1d: recurrent LIF on dense input; cue: recurrent
+ALIF on spikes (both the fused recurrent kernel; cue's evaluation one kernel).
 
 ``population``: ``M`` networks of ``N`` hidden neurons (LIF, feed-forward or recurrent, 64 inputs, 10
 outputs) on ``B`` samples of ``T`` steps of spikes (rate 0.1), four ways: a loop over the models (each
@@ -34,6 +36,7 @@ from torch.func import functional_call, vmap
 
 from neuroplastic.bench.timing import machine
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+from neuroplastic.networks.evaluation import counted_pass
 from neuroplastic.networks.population import population_forward, stack_networks
 from neuroplastic.neurons import ALIF
 from neuroplastic.spikes import FastSigmoid
@@ -65,9 +68,16 @@ def inference(task_name: str, rounds: int) -> dict:
                 for inputs in batches:
                     network(inputs)
         return run
-    return timed({"training forward": over_the_split(True, torch.enable_grad),
-                  "evaluation (no_grad)": over_the_split(False, torch.no_grad),
-                  "evaluation (inference_mode)": over_the_split(False, torch.inference_mode)}, rounds)
+    def counted():
+        network.eval()
+        for inputs in batches:
+            counted_pass(network, inputs)
+    ways = {"training forward": over_the_split(True, torch.enable_grad),
+            "evaluation (no_grad)": over_the_split(False, torch.no_grad),
+            "evaluation (inference_mode)": over_the_split(False, torch.inference_mode)}
+    if counted_pass(network.eval(), batches[0]) is not None:
+        ways["evaluation as Trainer.evaluate runs it: one kernel (counted_pass)"] = counted
+    return timed(ways, rounds)
 
 
 def population(models: int, neurons: int, batch: int, steps: int, recurrent: bool, rounds: int) -> dict:

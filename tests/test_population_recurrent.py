@@ -91,7 +91,8 @@ def test_recurrent_readouts_follow_the_lsnn_equations_and_step_aside():
     x = spikes((T, B, N_IN), torch.float64)
     expected = _lsnn_readouts(x, weight, bias, recurrent, neuron, 1.0, **readout)
     for bias_first in (True, False):
-        got = population_lif.alif_readouts(x, weight, bias, recurrent, neuron, 1.0, bias_first=bias_first, **readout)
+        got, _ = population_lif.alif_readouts(x, weight, bias, recurrent, neuron, 1.0, bias_first=bias_first,
+                                              **readout)
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
     arguments = dict(bias_first=True, **readout)
     busy = population_lif.alif_readouts(x, weight + 3.0, bias, recurrent, neuron, 1.0, **arguments)

@@ -217,6 +217,34 @@ class Workload:
             self.multiply_accumulates = self.multiply_accumulates + multiply_accumulates
             self.dense += steps * batch * kernel.numel()
 
+    @torch.no_grad()
+    def add_counted(self, inputs: torch.Tensor, counted) -> None:
+        """One batch evaluated by :func:`~neuroplastic.networks.evaluation.counted_pass` (plain synapses,
+        binary spikes): what :meth:`add` sums, from each hidden neuron's spike counts. A neuron's spikes
+        reach the layer above and the readout within the pass, its recurrent synapses all but those of
+        the last step (λ = 1): each costs an accumulate per nonzero weight of its column."""
+        steps, batch = inputs.shape[:2]
+        self.samples += batch
+        layers, kernel = self.network.layers, _layer_kernel(self.network)
+        events = [int(counts.sum()) for counts in counted.spike_counts]
+        self.events += sum(events)
+        self.bits += sum(count * layer.payload_bits for count, layer in zip(events, layers))
+        self.neuron_steps += steps * batch * sum(layer.size for layer in layers)
+        first = kernel(layers[0].synapses)
+        accumulates, _ = effective_operations(inputs, first)
+        self.dense += steps * batch * first.numel()
+        reads = []  # (K, the spikes that reach it within the pass)
+        for index, (layer, counts, last) in enumerate(zip(layers, counted.spike_counts, counted.last_spikes)):
+            if layer.recurrent is not None:
+                reads.append((kernel(layer.recurrent), counts - last))
+            above = kernel(layers[index + 1].synapses) if index + 1 < len(layers) else \
+                _kernel(self.network.readout.synapses)
+            reads.append((above, counts))
+        for weights, counts in reads:
+            accumulates = accumulates + (counts.sum(0) * torch.count_nonzero(weights[0], dim=0)).sum()
+            self.dense += steps * batch * weights.numel()
+        self.accumulates = self.accumulates + accumulates
+
     def metrics(self) -> dict:
         """``footprint_bytes``, ``connection_sparsity``, ``activation_sparsity`` and the synaptic
         operations per sample (``dense_operations_per_sample``, ``effective_macs_per_sample``,

@@ -1,7 +1,7 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
-``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``
-and ``population_lif.cpp`` (with ``shared.h``, ``masked_product.h`` and ``tile_sums.h``) ship inside the
+``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``,
+``population_lif.cpp`` and ``population_alif.cpp`` (with ``shared.h``, ``masked_product.h`` and ``tile_sums.h``) ship inside the
 package and are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs
 a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never
 at import. The library is cached as

@@ -89,7 +89,8 @@ inline __attribute__((always_inline)) void update(int64_t n, const T* __restrict
 // (weights, bias: they never reach θ > 0): weight_t (n_in, H), bias (H) or none, recurrent_t (H, H)
 // (row j: W[:, j]), alpha and rho (H), readout_t (H, kLanes), readout_bias (kLanes). The input's events
 // of step t are col[off[t·row_stride] … off[t·row_stride + 1]). out: this item's row of step 0, rows
-// out_stride apart; counts: its spikes per step. work holds 9·H values. Returns whether the final
+// out_stride apart; counts: its spikes per step; per_neuron (or null): each neuron's spikes over the
+// sequence, then its spike of the last step (2·H). work holds 9·H values. Returns whether the final
 // state is finite.
 template <typename T, bool kWeighted, bool kBiasFirst, int64_t kBlock, int64_t kBytes>
 NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
@@ -97,7 +98,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
                          const T* __restrict__ bias, const T* __restrict__ recurrent_t,
                          const T* __restrict__ alpha, const T* __restrict__ rho, const Neurons<T>& c,
                          const T* __restrict__ readout_t, const T* __restrict__ readout_bias,
-                         T* __restrict__ out, int64_t out_stride, int32_t* __restrict__ counts, T* __restrict__ work) {
+                         T* __restrict__ out, int64_t out_stride, int32_t* __restrict__ counts, int32_t* __restrict__ per_neuron,
+                         T* __restrict__ work) {
   const int64_t hidden = blocks * kBlock;
   T *v = work, *a = v + hidden, *r = a + hidden, *z_prev = r + hidden, *z = z_prev + hidden;
   T *input = z + hidden, *rec = input + hidden;
@@ -124,6 +126,7 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
     std::memcpy(&sums, readout_bias, sizeof(sums));
     for_each_nonzero(hidden, z, [&](int64_t j) {
       fired_now[spiked++] = int32_t(j);
+      if (per_neuron != nullptr) ++per_neuron[j];
       std::memcpy(&row, readout_t + j * kLanes, sizeof(row));
       sums += row;
     });
@@ -134,6 +137,9 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
     std::swap(fired, fired_now);
     fired_count = spiked;
   }
+  if (per_neuron != nullptr) {
+    for (int64_t i = 0; i < hidden; ++i) per_neuron[hidden + i] = z_prev[i] != T(0);  // z_prev: the last step's
+  }
   bool finite = true;
   for (int64_t i = 0; i < hidden; ++i) finite &= std::isfinite(v[i]) & std::isfinite(a[i]);
   return finite;
@@ -143,7 +149,7 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
 // or M; weight_t (M, n_in, H), bias (M, H) or none, recurrent_t (M, H, H), alpha and rho (H),
 // readout_t (M, H, kLanes), readout_bias (M, kLanes), H = 32 (one block of 32) or a multiple of 64
 // (blocks of 64), padded with zeros
-// (population_alif.py); out (T, B, M, O); counts (B, M, T). Returns how many (model, sample) ended
+// (population_alif.py); out (T, B, M, O); counts (B, M, T); per_neuron (B, M, 2, H) or none. Returns how many (model, sample) ended
 // with a non-finite state.
 int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& columns,
                                 const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
@@ -151,7 +157,7 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
                                 bool bias_first, const at::Tensor& recurrent_t, const at::Tensor& alpha,
                                 const at::Tensor& rho, double threshold, double adaptation, double t_ref, double dt,
                                 const at::Tensor& readout_t, const at::Tensor& readout_bias, double decay,
-                                at::Tensor out, at::Tensor counts) {
+                                at::Tensor out, at::Tensor counts, const std::optional<at::Tensor>& per_neuron) {
   TORCH_CHECK(weight_t.dim() == 3 && (weight_t.size(2) == 32 || weight_t.size(2) % 64 == 0),
               "weight_t must be (M, n_in, H), H padded to 32 or a multiple of 64");
   const int64_t models = weight_t.size(0), inputs = weight_t.size(1), hidden = weight_t.size(2);
@@ -165,6 +171,9 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
               "offsets must index the input's (X, T, B) rows");
   TORCH_CHECK(counts.dtype() == at::kInt && counts.is_contiguous() && counts.numel() == batch * models * steps,
               "counts must be int32 (B, M, T)");
+  TORCH_CHECK(!per_neuron || (per_neuron->dtype() == at::kInt && per_neuron->is_contiguous() &&
+                              per_neuron->numel() == batch * models * 2 * hidden),
+              "per_neuron must be int32 (B, M, 2, H)");
   check(weight_t, weight_t, models * inputs * hidden, "weight_t");
   if (bias) check(*bias, weight_t, models * hidden, "bias");
   check(recurrent_t, weight_t, models * hidden * hidden, "recurrent_t");
@@ -184,6 +193,8 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
     const T *u = readout_t.const_data_ptr<T>(), *c = readout_bias.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     int32_t* n = counts.mutable_data_ptr<int32_t>();
+    int32_t* each = per_neuron ? per_neuron->mutable_data_ptr<int32_t>() : nullptr;
+    if (each != nullptr) std::fill(each, each + per_neuron->numel(), 0);
     const Neurons<T> cell{static_cast<T>(threshold), static_cast<T>(adaptation), static_cast<T>(t_ref),
                           static_cast<T>(dt), static_cast<T>(dt / 2), static_cast<T>(decay)};
     with_register_bytes([&](auto bytes) {
@@ -199,7 +210,7 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
                 steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
                 b ? b + m * hidden : nullptr, rw + m * hidden * hidden, al, rh, cell, u + m * hidden * kLanes,
                 c + m * kLanes, o + (s * models + m) * outputs, batch * models * outputs, n + item * steps,
-                work.data());
+                each == nullptr ? nullptr : each + item * 2 * hidden, work.data());
           };
           const auto in_blocks = [&](auto weighted, auto bias_order) {
             return hidden == 32 ? run(weighted, bias_order, std::integral_constant<int64_t, 32>{})
@@ -223,7 +234,7 @@ TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
   m.def("population_alif_forward(Tensor offsets, Tensor columns, Tensor? values, int input_models, int steps, "
         "int batch, Tensor weight_t, Tensor? bias, bool bias_first, Tensor recurrent_t, Tensor alpha, Tensor rho, "
         "float threshold, float adaptation, float t_ref, float dt, Tensor readout_t, Tensor readout_bias, "
-        "float decay, Tensor(a!) out, Tensor(b!) counts) -> int");
+        "float decay, Tensor(a!) out, Tensor(b!) counts, Tensor(c!)? per_neuron) -> int");
 }
 
 TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {

@@ -54,16 +54,19 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recurrent_weight: torch.Tensor,
                   neuron, dt: float, *, readout_weight: torch.Tensor, readout_bias: torch.Tensor | None,
-                  decay: float, bias_first: bool) -> torch.Tensor | None:
+                  decay: float, bias_first: bool, neuron_counts: bool = False):
     """:func:`lif_readouts` for recurrent layers of e-prop's adaptive LIF ``neuron``
-    (:class:`~neuroplastic.neurons.ALIF`, starting at rest) with ``recurrent_weight`` ``(M, N, N)``: the
-    readouts ``(T, B, M, n_out)``. The input currents are summed as the population's grouped product adds
-    them (``bias_first``: the bias, then the terms) or as a layer's event-driven currents do (the terms,
-    then the bias), every input event by event. None where :func:`lif_readouts` gives None for the
-    weights, where the recurrent kernel could not run these neurons
-    (:func:`~neuroplastic.fused.recurrent.why_not`), or where it would have taken a step's recurrent
-    product as a matrix product (a step after one with many spikes across the batch:
-    :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order)."""
+    (:class:`~neuroplastic.neurons.ALIF`, starting at rest) with ``recurrent_weight`` ``(M, N, N)``:
+    ``(readouts (T, B, M, n_out), counts)``, ``counts`` (where ``neuron_counts``, else None) ``(B, M, 2, N)``
+    int32: each neuron's spikes over the sequence, and its spike of the last step.
+
+    The input currents are summed as the population's grouped product adds them (``bias_first``: the
+    bias, then the terms, every input event by event) or as a layer's event-driven currents do (the
+    terms, then the bias). None where :func:`lif_readouts` gives None for the weights, or for an input
+    that a layer would not take event by event (not ``bias_first``); where the recurrent kernel could
+    not run these neurons (:func:`~neuroplastic.fused.recurrent.why_not`); or where it would have taken
+    a step's recurrent product as a matrix product (a step after one with many spikes across the
+    batch: :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order)."""
     _check_shapes(x, weight, bias, readout_weight, readout_bias)
     models, hidden = weight.shape[:2]
     if tuple(recurrent_weight.shape) != (models, hidden, hidden):
@@ -71,8 +74,14 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if (not _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight) or recurrent.why_not(neuron)
             or not float(neuron.v_th) > 0):
         return None
-    spikes = x.reshape(-1, x.shape[-1]).contiguous()
-    _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
+    if bias_first:  # the population's grouped product: every input event by event
+        spikes = x.reshape(-1, x.shape[-1]).contiguous()
+        _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
+    else:  # a layer's own currents: event by event where the layer would take them so
+        events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)
+        if events is None or not events.sparse_forward:
+            return None
+        offsets, columns, values = events.offsets, events.columns, events.values
     padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks
     weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
                                                                          readout_bias, padded)
@@ -81,17 +90,18 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in recurrent._leaks(neuron, dt, recurrent_weight))
     steps, batch = x.shape[-3:-1]
     counts = torch.empty(batch, models, steps, dtype=torch.int32)
+    per_neuron = torch.empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
     diverged = torch.ops.neuroplastic_fused.population_alif_forward(
         offsets, columns, values if values.numel() else None, models if x.dim() == 4 else 1, steps, batch,
         weight_t, bias_padded, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
-        float(neuron.t_ref), float(dt), readout_t, readout_bias_padded, float(decay), out, counts)
+        float(neuron.t_ref), float(dt), readout_t, readout_bias_padded, float(decay), out, counts, per_neuron)
     if diverged:
         raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values; "
                          "smaller weights or inputs keep it finite")
     per_step = counts.sum((0, 1), dtype=torch.int64)[:-1]  # what each step leaves the next one's product
     if steps > 1 and int(per_step.max()) > recurrent.EVENT_DENSITY * models * batch * hidden:
         return None
-    return out
+    return out, None if per_neuron is None else per_neuron[..., :hidden]
 
 
 def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=None) -> bool:

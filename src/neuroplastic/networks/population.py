@@ -161,7 +161,8 @@ def _readouts_in_one_kernel(network, parameters, x):
         recurrent = _parametrized(layer.recurrent, parameters, "layers.0.recurrent.")
         if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, recurrent):
             return None  # as _layer: the input currents by the grouped product, then the recurrent kernel
-        return alif_readouts(x, weight, bias, recurrent, neuron, layer.dt, bias_first=True, **readout)
+        ran = alif_readouts(x, weight, bias, recurrent, neuron, layer.dt, bias_first=True, **readout)
+        return None if ran is None else ran[0]
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight):
         return None
     options = _fused_options(neuron, layer.dt)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from neuroplastic.networks import SpikingNetwork
+from neuroplastic.networks.evaluation import counted_pass
 from neuroplastic.neurobench import Workload
 from neuroplastic.tasks import Task
 
@@ -83,11 +84,16 @@ class Trainer:
         self.network.eval()
         totals, samples, workload = {}, 0, Workload(self.network)
         for inputs, targets in self._batches(split, 256, shuffle=False):
-            output = self.network(inputs)
+            counted = counted_pass(self.network, inputs)  # readouts and spike counts in one kernel
+            if counted is None:
+                output = self.network(inputs)
+                workload.add(inputs, output)
+            else:
+                workload.add_counted(inputs, counted)
             batch = inputs.shape[1]
             samples += batch
-            workload.add(inputs, output)
-            for name, value in self.evaluate_batch(output.readout, targets).items():
+            readout = output.readout if counted is None else counted.readout
+            for name, value in self.evaluate_batch(readout, targets).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * batch
         return {**{name: total / samples for name, total in totals.items()},
                 "spikes_per_sample": workload.events / samples, "bits_per_sample": workload.bits / samples,

@@ -1,0 +1,79 @@
+"""Evaluation in one kernel (``networks.evaluation.counted_pass``): the readouts and every neuron's
+spike count of a recurrent ALIF network equal its forward pass's, and ``Trainer.evaluate`` reports the
+same metrics (NeuroBench's included) either way."""
+import pytest
+import torch
+
+from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
+from neuroplastic.networks import evaluation
+from neuroplastic.networks.evaluation import counted_pass
+from neuroplastic.neurons import ALIF
+from neuroplastic.tasks.cue import cue_task
+from neuroplastic.training import trainer as trainer_module
+from neuroplastic.training.objectives import objective_for
+from neuroplastic.training.trainer import Trainer
+
+NEURON = ALIF(tau_a=200.0, beta=0.5, v_th=0.6, t_ref=2.0)
+
+
+def small_cue():
+    return cue_task(n_cues=3, delay_ms=100.0, train_samples=8, test_samples=300)  # 2 batches of ≤ 256
+
+
+def recurrent_network(task, *, recurrent=True, dtype=torch.float32, scale=4.0, neuron=NEURON):
+    generator = torch.Generator().manual_seed(0)
+    layer = SpikingLayer(task.n_inputs, 50, neuron, recurrent=recurrent, scale=scale, generator=generator)
+    return SpikingNetwork([layer], LeakyReadout(50, task.n_outputs, generator=generator)).to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype):
+    task = small_cue()
+    network = recurrent_network(task, dtype=dtype)
+    inputs, _ = next(task.batches("test", 64, shuffle=False))
+    inputs = inputs.to(dtype)
+    with torch.no_grad():
+        output = network(inputs)
+    counted = counted_pass(network, inputs)
+    spikes = output.spikes[0]
+    assert 0.005 < float(spikes.mean()) < 0.2  # the neurons fire, and the recurrent products run event by event
+    assert torch.equal(counted.spike_counts[0], spikes.sum(0).int())
+    assert torch.equal(counted.last_spikes[0], spikes[-1].int())
+    torch.testing.assert_close(counted.readout, output.readout, rtol=1e-5,
+                               atol=1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_trainer_evaluates_the_same_in_one_kernel(monkeypatch):
+    """Accuracy, events, bits and every NeuroBench metric of the split, over two batches: the one-kernel
+    pass against the forward pass (the counted pass turned off)."""
+    task = small_cue()
+    network = recurrent_network(task)
+    trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate)
+    calls = []
+    original = evaluation.counted_pass
+    monkeypatch.setattr(trainer_module, "counted_pass", lambda *a: calls.append(original(*a)) or calls[-1])
+    fast = trainer.evaluate()
+    assert len(calls) == 2 and all(call is not None for call in calls)
+    monkeypatch.setattr(trainer_module, "counted_pass", lambda *a: None)
+    reference = trainer.evaluate()
+    assert reference["neurobench"]["effective_acs_per_sample"] > 0 and reference["spikes_per_sample"] > 0
+    assert fast == reference
+
+
+def test_counted_pass_steps_aside_where_it_does_not_apply():
+    """A feed-forward layer, dropout while training, dense input, a gradient-free but busy network
+    (many spikes: the layer's matrix products), another dtype of input than the weights': None or
+    the forward pass's own error; NaN input: the forward pass's error."""
+    task = small_cue()
+    inputs, _ = next(task.batches("test", 16, shuffle=False))
+    assert counted_pass(recurrent_network(task, recurrent=False), inputs) is None
+    network = recurrent_network(task)
+    assert counted_pass(network, torch.rand(inputs.shape)) is None  # dense: the layer's matrix product
+    eager = ALIF(beta=0.0, v_th=0.05, t_ref=0.0)  # most neurons spike at once
+    assert counted_pass(recurrent_network(task, scale=20.0, neuron=eager), inputs) is None
+    dropout = SpikingNetwork(list(network.layers), network.readout, dropout=0.3).train()
+    assert counted_pass(dropout, inputs) is None
+    with pytest.raises(ValueError, match="network input"):
+        counted_pass(network, inputs.clone().index_fill_(0, torch.tensor([3]), float("nan")))
+    with pytest.raises(ValueError, match="network input must be"):
+        counted_pass(network, inputs[0])
