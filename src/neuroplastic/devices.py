@@ -1,4 +1,5 @@
-"""Where computation runs: naming a device, and random draws made where the model is.
+"""Where computation runs: naming a device, random draws made where the model is, and how the host's
+memory is handed out.
 
 A model's device is that of its parameters; every tensor a training step makes is made there (tested
 with the ``meta`` device in ``tests/test_devices.py``). Draws made once (weights, feedback matrices)
@@ -8,11 +9,17 @@ seeded from the CPU one (:func:`generator_on`), so nothing crosses between devic
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import re
 
 import torch
 
-__all__ = ["parse_device", "generator_on", "generator_for", "DEVICE_HELP"]
+__all__ = ["parse_device", "generator_on", "generator_for", "keep_freed_memory", "DEVICE_HELP", "HEAP_ENV"]
+
+HEAP_ENV = "NEUROPLASTIC_HEAP"
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
@@ -56,3 +63,23 @@ def generator_for(device, generator: torch.Generator) -> torch.Generator:
     if generator.device.type == device.type and (device.index is None or generator.device.index == device.index):
         return generator
     return generator_on(device, generator)
+
+
+def keep_freed_memory() -> bool:
+    """Has glibc's allocator serve large blocks from its heap and keep the memory freed there, for the
+    rest of the process (``mallopt``: no ``mmap`` for large blocks, no trimming); True where it did.
+
+    glibc maps every block of 32 MB and more afresh and unmaps it when it is freed. A recurrent layer's
+    tensors over a long sequence are that large — cue's currents, spikes and pseudo-derivatives, (T, B,
+    N) each, 58 MB for a training batch — so every pass writes them into new pages, one page fault per
+    4 KiB: cue's training forward over its test split 743 → 208 ms, one epoch of ``neuroplastic train``
+    8.3 → 5.0 s (BENCHMARKS.md). The process then keeps its peak memory instead of handing it back.
+    The command line calls this before a command runs; ``NEUROPLASTIC_HEAP=release`` keeps glibc's
+    way. Elsewhere than glibc it does nothing."""
+    setting = os.environ.get(HEAP_ENV, "keep").strip().lower()
+    if setting not in ("keep", "release"):
+        raise ValueError(f"{HEAP_ENV} must be keep or release, got {os.environ[HEAP_ENV]!r}")
+    if setting == "release" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

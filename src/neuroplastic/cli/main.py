@@ -34,9 +34,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     finished = False
     try:
+        from neuroplastic.devices import keep_freed_memory
         from neuroplastic.fused.extension import check_environment  # the kernels' settings, before any output
 
         check_environment()
+        keep_freed_memory()  # large tensors reused, not page-faulted in afresh at every pass
         args.handler(args)
         finished = True
     except ValueError as error:  # UsageError and every parameter check raise ValueError
