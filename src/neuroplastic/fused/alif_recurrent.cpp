@@ -19,6 +19,7 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
+#include "alif_step.h"
 #include "masked_product.h"
 #include "shared.h"
 
@@ -26,11 +27,6 @@
 #include <vector>
 
 namespace {
-
-template <typename T>
-struct Cell {  // the neurons' constants as the step path casts them to the tensors' dtype
-  T theta, adaptation, t_ref, dt, half_dt;
-};
 
 // rec = z Wᵀ event by event for binary spikes z (batch × width): for each spike, a row of Wᵀ added
 // (in the order of the columns, whatever the batch), instead of a multiply-add per synapse.
@@ -47,32 +43,13 @@ NP_CLONES void spike_product(int64_t batch, int64_t width, const T* __restrict__
   }
 }
 
-// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ: the state rows in place, and
-// h where Keep (a pass whose backward reads it); returns how many of them spiked.
+// One step of a row of neurons after the product gave rec = z_{t−1} Wᵀ (alif_step.h).
 template <int64_t K, bool Exact, bool Keep, typename T>
 NP_CLONES int64_t forward_row(int64_t n, const T* __restrict__ x, const T* __restrict__ rec,
                               const T* __restrict__ alpha, const T* __restrict__ rho, const Cell<T>& c,
                               const Surrogate<T>& s, const T* __restrict__ z_prev, T* __restrict__ v,
                               T* __restrict__ a, T* __restrict__ r, T* __restrict__ z, T* __restrict__ h) {
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const T current = x[i] + rec[i];
-    const T potential = (alpha[i] * v[i] + current) - z_prev[i] * c.theta;
-    const T trace = rho[i] * a[i] + z_prev[i];
-    const bool free = r[i] <= c.half_dt;
-    const T u = (potential - (c.theta + c.adaptation * trace)) / c.theta;
-    const T spike = (u >= T(0)) & free ? T(1) : T(0);
-    v[i] = potential;
-    a[i] = trace;
-    z[i] = spike;
-    if constexpr (Keep) {
-      const T pseudo = surrogate<K, Exact>(u, s) / c.theta;  // evaluated everywhere: the loop stays vectorized
-      h[i] = free ? pseudo : T(0);
-    }
-    r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
-    count += spike > T(0);
-  }
-  return count;
+  return alif_step<K, Exact, Keep>(n, x, rec, alpha, rho, c, s, z_prev, v, a, r, z, h);
 }
 
 // out = x w per model: the rows of x (batch × width) in M groups, w (M, width, width); one model: mm.

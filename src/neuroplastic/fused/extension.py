@@ -1,7 +1,8 @@
 """The C++ backend: built on first use, cached, and chosen only where it applies.
 
 ``lif.cpp``, ``spike_linear.cpp``, ``alif_recurrent.cpp``, ``leaky_filter.cpp``, ``grouped_linear.cpp``,
-``population_lif.cpp`` and ``population_alif.cpp`` (with ``shared.h``, ``masked_product.h`` and ``tile_sums.h``) ship inside the
+``population_lif.cpp`` and ``population_alif.cpp`` (with ``shared.h``, ``masked_product.h``, ``tile_sums.h``,
+``alif_step.h`` and ``population.h``) ship inside the
 package and are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs
 a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never
 at import. The library is cached as
@@ -53,7 +54,8 @@ _CHOICES = ("auto", "torch", "cpp")
 _SOURCES = tuple(Path(__file__).with_name(name) for name in ("lif.cpp", "spike_linear.cpp", "alif_recurrent.cpp",
                                                                    "leaky_filter.cpp", "grouped_linear.cpp",
                                                                    "population_lif.cpp", "population_alif.cpp"))
-_HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h", "tile_sums.h"))
+_HEADERS = tuple(Path(__file__).with_name(name) for name in ("shared.h", "masked_product.h", "tile_sums.h",
+                                                                "alif_step.h", "population.h"))
 # (compiler flags, linker flags), tried in turn. OpenMP lets at::parallel_for split the neurons among
 # torch's threads (without it, one thread); no fused multiply-add, so each operation rounds as in the
 # step path and the spikes match it exactly; no -march=native, as the cache may be shared by machines.

@@ -3,9 +3,8 @@
 // without writing anything but the readouts and each step's spike count: per model and sample, the
 // whole sequence with the state in cache,
 //
-//   I_t = X_t + Σ_{j: z_{t−1,j} ≠ 0} W^m[:, j],   X_t = b^m + Σ_{k ∈ x_t} x_tk V^m[:, k]
-//   v_t = (α v_{t−1} + I_t) − θ z_{t−1},   a_t = ρ a_{t−1} + z_{t−1},   u_t = (v_t − (θ + β a_t)) / θ
-//   z_t = H(u_t) · [r_{t−1} ≤ dt/2],   r_t = t_ref if z_t else max(r_{t−1} − dt, 0)
+//   X_t = b^m + Σ_{k ∈ x_t} x_tk V^m[:, k],   R_t = Σ_{j: z_{t−1,j} ≠ 0} W^m[:, j]
+//   z_t from X_t + R_t by the neurons' step (alif_step.h)
 //   y_t = decay · y_{t−1} + c^m + Σ_{j: z_tj ≠ 0} U^m[:, j]
 //
 // in the operations and the order of the kernels a model's layer-by-layer pass runs: the input
@@ -13,11 +12,13 @@
 // alif_recurrent_forward's event product and update, grouped_linear's readout and leaky_filter. That
 // pass sums a step's recurrent product event by event only where the step before had few spikes
 // across the whole batch; the counts written here let the caller check that it would have
-// (population_alif.py), so the spikes are the same bits and the readouts agree to rounding.
+// (population_lif.py), so the spikes are the same bits and the readouts agree to rounding.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "alif_step.h"
+#include "population.h"
 #include "shared.h"
 #include "tile_sums.h"
 
@@ -31,14 +32,13 @@
 
 namespace {
 
-constexpr int64_t kLanes = 16;  // readout outputs held in one padded row
+template <typename T>
+using Lanes = typename Tile<T, 1, kReadoutLanes * sizeof(T)>::vec;  // a readout's padded row (tile_sums.h)
 
 template <typename T>
-using Lanes = typename Tile<T, 1, kLanes * sizeof(T)>::vec;  // a readout's padded row (tile_sums.h)
-
-template <typename T>
-struct Neurons {  // the constants as the layer's kernel casts them
-  T theta, adaptation, t_ref, dt, half_dt, decay;
+struct Neurons {  // the constants as the layer's kernels cast them
+  Cell<T> cell;
+  T decay;
 };
 
 // out[0:kBlock] = init (or 0) + Σ over the listed rows of m (ld apart, offset `at`), row i weighted by
@@ -64,32 +64,11 @@ inline __attribute__((always_inline)) void block_sums(const T* m, int64_t ld, in
   std::memcpy(out, sums, sizeof(sums));
 }
 
-// One step of the neurons after their currents' two parts: alif_recurrent_forward's forward_row.
-template <typename T>
-inline __attribute__((always_inline)) void update(int64_t n, const T* __restrict__ input, const T* __restrict__ rec,
-                                                  const T* __restrict__ alpha, const T* __restrict__ rho,
-                                                  const Neurons<T>& c, const T* __restrict__ z_prev,
-                                                  T* __restrict__ v, T* __restrict__ a, T* __restrict__ r,
-                                                  T* __restrict__ z) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T current = input[i] + rec[i];
-    const T potential = (alpha[i] * v[i] + current) - z_prev[i] * c.theta;
-    const T trace = rho[i] * a[i] + z_prev[i];
-    const bool free = r[i] <= c.half_dt;
-    const T u = (potential - (c.theta + c.adaptation * trace)) / c.theta;
-    const T spike = (u >= T(0)) & free ? T(1) : T(0);
-    v[i] = potential;
-    a[i] = trace;
-    z[i] = spike;
-    r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
-  }
-}
-
 // One model and one sample over every step. H = blocks · kBlock hidden neurons, padded with zeros
 // (weights, bias: they never reach θ > 0): weight_t (n_in, H), bias (H) or none, recurrent_t (H, H)
-// (row j: W[:, j]), alpha and rho (H), readout_t (H, kLanes), readout_bias (kLanes). The input's events
-// of step t are col[off[t·row_stride] … off[t·row_stride + 1]). out: this item's row of step 0, rows
-// out_stride apart; counts: its spikes per step; per_neuron (or null): each neuron's spikes over the
+// (row j: W[:, j]), alpha and rho (H), readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes). The
+// input's events of step t are col[off[t·row_stride] … off[t·row_stride + 1]). out: this item's row of
+// step 0, rows out_stride apart; counts: its spikes per step; per_neuron (or null): each neuron's spikes over the
 // sequence, then its spike of the last step (2·H). work holds 9·H values. Returns whether the final
 // state is finite.
 template <typename T, bool kWeighted, bool kBiasFirst, int64_t kBlock, int64_t kBytes>
@@ -98,7 +77,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
                          const T* __restrict__ bias, const T* __restrict__ recurrent_t,
                          const T* __restrict__ alpha, const T* __restrict__ rho, const Neurons<T>& c,
                          const T* __restrict__ readout_t, const T* __restrict__ readout_bias,
-                         T* __restrict__ out, int64_t out_stride, int32_t* __restrict__ counts, int32_t* __restrict__ per_neuron,
+                         T* __restrict__ out, int64_t out_stride, int32_t* __restrict__ counts,
+                         int32_t* __restrict__ per_neuron,
                          T* __restrict__ work) {
   const int64_t hidden = blocks * kBlock;
   T *v = work, *a = v + hidden, *r = a + hidden, *z_prev = r + hidden, *z = z_prev + hidden;
@@ -112,7 +92,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
     const int64_t first = off[t * row_stride], events = off[t * row_stride + 1] - first;
     for (int64_t at = 0; at < hidden; at += kBlock) {
       if constexpr (kBiasFirst) {  // grouped_linear: out = bias, then each term added
-        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, val + first, events, bias, input + at);
+        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, val + first, events, bias,
+                                                 input + at);
       } else {  // spike_sum: the sum, then the bias added to it
         block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, val + first, events, nullptr,
                                          input + at);
@@ -120,14 +101,15 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
       }
       block_sums<T, false, kBlock, kBytes>(recurrent_t, hidden, at, fired, nullptr, fired_count, nullptr, rec + at);
     }
-    update(hidden, input, rec, alpha, rho, c, z_prev, v, a, r, z);
+    alif_step<kFastSigmoid, true, false>(hidden, input, rec, alpha, rho, c.cell, Surrogate<T>{}, z_prev, v, a, r, z,
+                                         static_cast<T*>(nullptr));  // no h, so any surrogate
     int64_t spiked = 0;
     Lanes<T> sums, row;  // grouped_linear's readout: the bias, then a row per spike (z = 1: 1 · u is u)
     std::memcpy(&sums, readout_bias, sizeof(sums));
     for_each_nonzero(hidden, z, [&](int64_t j) {
       fired_now[spiked++] = int32_t(j);
       if (per_neuron != nullptr) ++per_neuron[j];
-      std::memcpy(&row, readout_t + j * kLanes, sizeof(row));
+      std::memcpy(&row, readout_t + j * kReadoutLanes, sizeof(row));
       sums += row;
     });
     y = c.decay * y + sums;
@@ -147,10 +129,11 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
 
 // offsets/columns/values: the input spikes' index over (X, T, B) rows, X = 1 (every model reads them)
 // or M; weight_t (M, n_in, H), bias (M, H) or none, recurrent_t (M, H, H), alpha and rho (H),
-// readout_t (M, H, kLanes), readout_bias (M, kLanes), H = 32 (one block of 32) or a multiple of 64
+// readout_t (M, H, kReadoutLanes), readout_bias (M, kReadoutLanes), H = 32 (one block of 32) or a multiple
+// of 64
 // (blocks of 64), padded with zeros
-// (population_alif.py); out (T, B, M, O); counts (B, M, T); per_neuron (B, M, 2, H) or none. Returns how many (model, sample) ended
-// with a non-finite state.
+// (population_lif.py); out (T, B, M, O); counts (B, M, T); per_neuron (B, M, 2, H) or none. Returns how
+// many (model, sample) ended with a non-finite state.
 int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& columns,
                                 const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
                                 int64_t batch, const at::Tensor& weight_t, const std::optional<at::Tensor>& bias,
@@ -158,30 +141,15 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
                                 const at::Tensor& rho, double threshold, double adaptation, double t_ref, double dt,
                                 const at::Tensor& readout_t, const at::Tensor& readout_bias, double decay,
                                 at::Tensor out, at::Tensor counts, const std::optional<at::Tensor>& per_neuron) {
-  TORCH_CHECK(weight_t.dim() == 3 && (weight_t.size(2) == 32 || weight_t.size(2) % 64 == 0),
-              "weight_t must be (M, n_in, H), H padded to 32 or a multiple of 64");
-  const int64_t models = weight_t.size(0), inputs = weight_t.size(1), hidden = weight_t.size(2);
-  TORCH_CHECK(out.dim() == 4 && out.size(0) == steps && out.size(1) == batch && out.size(2) == models &&
-                  out.size(3) <= kLanes, "out must be (T, B, M, O), O <= ", kLanes);
-  const int64_t outputs = out.size(3);
-  TORCH_CHECK(threshold > 0, "the padded neurons need a positive threshold");
-  TORCH_CHECK(input_models == 1 || input_models == models, "the input is read by every model or one per model");
-  TORCH_CHECK(offsets.dtype() == at::kLong && columns.dtype() == at::kInt && offsets.is_contiguous() &&
-                  columns.is_contiguous() && offsets.numel() == input_models * steps * batch + 1,
-              "offsets must index the input's (X, T, B) rows");
+  const auto [models, inputs, hidden, outputs] = check_population(
+      offsets, columns, values, input_models, steps, batch, weight_t, bias, threshold, readout_t, readout_bias, out);
   TORCH_CHECK(counts.dtype() == at::kInt && counts.is_contiguous() && counts.numel() == batch * models * steps,
               "counts must be int32 (B, M, T)");
   TORCH_CHECK(!per_neuron || (per_neuron->dtype() == at::kInt && per_neuron->is_contiguous() &&
                               per_neuron->numel() == batch * models * 2 * hidden),
               "per_neuron must be int32 (B, M, 2, H)");
-  check(weight_t, weight_t, models * inputs * hidden, "weight_t");
-  if (bias) check(*bias, weight_t, models * hidden, "bias");
   check(recurrent_t, weight_t, models * hidden * hidden, "recurrent_t");
   for (const auto* row : {&alpha, &rho}) check(*row, weight_t, hidden, "alpha and rho");
-  check(readout_t, weight_t, models * hidden * kLanes, "readout_t");
-  check(readout_bias, weight_t, models * kLanes, "readout_bias");
-  check(out, weight_t, steps * batch * models * outputs, "out");
-  if (values) check(*values, weight_t, columns.numel(), "values");
   std::atomic<int64_t> diverged{0};
   AT_DISPATCH_FLOATING_TYPES(weight_t.scalar_type(), "population_alif_forward", [&] {
     using T = scalar_t;
@@ -195,8 +163,8 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
     int32_t* n = counts.mutable_data_ptr<int32_t>();
     int32_t* each = per_neuron ? per_neuron->mutable_data_ptr<int32_t>() : nullptr;
     if (each != nullptr) std::fill(each, each + per_neuron->numel(), 0);
-    const Neurons<T> cell{static_cast<T>(threshold), static_cast<T>(adaptation), static_cast<T>(t_ref),
-                          static_cast<T>(dt), static_cast<T>(dt / 2), static_cast<T>(decay)};
+    const Neurons<T> cell{{static_cast<T>(threshold), static_cast<T>(adaptation), static_cast<T>(t_ref),
+                           static_cast<T>(dt), static_cast<T>(dt / 2)}, static_cast<T>(decay)};
     with_register_bytes([&](auto bytes) {
       // items (sample, model), the models of one sample together: they read the same input rows
       at::parallel_for(0, batch * models, 8, [&](int64_t begin, int64_t end) {
@@ -208,8 +176,9 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
             return run_model<T, decltype(weighted)::value, decltype(bias_order)::value, decltype(block)::value,
                              decltype(bytes)::value>(
                 steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
-                b ? b + m * hidden : nullptr, rw + m * hidden * hidden, al, rh, cell, u + m * hidden * kLanes,
-                c + m * kLanes, o + (s * models + m) * outputs, batch * models * outputs, n + item * steps,
+                b ? b + m * hidden : nullptr, rw + m * hidden * hidden, al, rh, cell,
+                u + m * hidden * kReadoutLanes, c + m * kReadoutLanes, o + (s * models + m) * outputs,
+                batch * models * outputs, n + item * steps,
                 each == nullptr ? nullptr : each + item * 2 * hidden, work.data());
           };
           const auto in_blocks = [&](auto weighted, auto bias_order) {

@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "population.h"
 #include "shared.h"
 #include "tile_sums.h"
 
@@ -28,7 +29,6 @@
 
 namespace {
 
-constexpr int64_t kReadoutLanes = 16;  // readout outputs held in one padded row
 
 // One model and one sample over every step, kBlock hidden neurons at a time (their currents summed in
 // registers). The hidden layer is padded to blocks of kBlock neurons (zero weights and bias: they
@@ -97,23 +97,8 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
                                int64_t batch, const at::Tensor& weight_t, const std::optional<at::Tensor>& bias,
                                double beta, double threshold, const at::Tensor& readout_t,
                                const at::Tensor& readout_bias, double decay, at::Tensor out) {
-  TORCH_CHECK(weight_t.dim() == 3 && (weight_t.size(2) == 32 || weight_t.size(2) % 64 == 0),
-              "weight_t must be (M, n_in, H), H padded to 32 or a multiple of 64");
-  const int64_t models = weight_t.size(0), inputs = weight_t.size(1), hidden = weight_t.size(2);
-  TORCH_CHECK(out.dim() == 4 && out.size(0) == steps && out.size(1) == batch && out.size(2) == models &&
-                  out.size(3) <= kReadoutLanes, "out must be (T, B, M, O), O <= ", kReadoutLanes);
-  const int64_t outputs = out.size(3);
-  TORCH_CHECK(threshold > 0, "the padded neurons need a positive threshold");
-  TORCH_CHECK(input_models == 1 || input_models == models, "the input is read by every model or one per model");
-  TORCH_CHECK(offsets.dtype() == at::kLong && columns.dtype() == at::kInt && offsets.is_contiguous() &&
-                  columns.is_contiguous() && offsets.numel() == input_models * steps * batch + 1,
-              "offsets must index the input's (X, T, B) rows");
-  check(weight_t, weight_t, models * inputs * hidden, "weight_t");
-  if (bias) check(*bias, weight_t, models * hidden, "bias");
-  check(readout_t, weight_t, models * hidden * kReadoutLanes, "readout_t");
-  check(readout_bias, weight_t, models * kReadoutLanes, "readout_bias");
-  check(out, weight_t, steps * batch * models * outputs, "out");
-  if (values) check(*values, weight_t, columns.numel(), "values");
+  const auto [models, inputs, hidden, outputs] = check_population(
+      offsets, columns, values, input_models, steps, batch, weight_t, bias, threshold, readout_t, readout_bias, out);
   std::atomic<int64_t> diverged{0};
   AT_DISPATCH_FLOATING_TYPES(weight_t.scalar_type(), "population_lif_forward", [&] {
     using T = scalar_t;

@@ -87,7 +87,8 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                                                                          readout_bias, padded)
     recurrent_t = weight.new_zeros(models, padded, padded)
     recurrent_t[:, :hidden, :hidden] = recurrent_weight.transpose(1, 2)
-    alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in recurrent._leaks(neuron, dt, recurrent_weight))
+    leaks = recurrent._leaks(neuron, dt, recurrent_weight)
+    alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in leaks)
     steps, batch = x.shape[-3:-1]
     counts = torch.empty(batch, models, steps, dtype=torch.int32)
     per_neuron = torch.empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
