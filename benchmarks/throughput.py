@@ -8,8 +8,9 @@ over its task's test split in batches of 256: a training forward pass (train mod
 a training step pays before its backward pass), the forward pass in eval mode under ``torch.no_grad``
 and under ``torch.inference_mode``, and — where it applies — what ``Trainer.evaluate`` runs instead,
 the readouts and spike counts in one kernel (:func:`~neuroplastic.networks.evaluation.counted_pass`).
-digits: feed-forward LIF (the fused path); mnist1d: recurrent LIF on dense input; cue: recurrent
-ALIF on spikes (both the fused recurrent kernel; cue's evaluation one kernel).
+digits: feed-forward LIF (the fused path); mnist1d: recurrent LIF on an amplitude code (21% of its
+entries spikes); cue: recurrent ALIF on spikes (both the fused recurrent kernel; both evaluations one
+kernel).
 
 ``population``: ``M`` networks of ``N`` hidden neurons (LIF, feed-forward or recurrent, 64 inputs, 10
 outputs) on ``B`` samples of ``T`` steps of spikes (rate 0.1), four ways: a loop over the models (each

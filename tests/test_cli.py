@@ -99,6 +99,17 @@ def test_a_bad_kernel_setting_exits_2_before_anything_is_written(variable, value
     assert not out.exists()
 
 
+def test_commands_keep_freed_memory_before_they_run(capsys, monkeypatch):
+    """Every command asks for glibc's heap to keep freed memory (``devices.keep_freed_memory``, which
+    ``NEUROPLASTIC_HEAP`` governs; its effect is tested in processes of its own, ``test_heap.py``)."""
+    from neuroplastic import devices
+
+    calls = []
+    monkeypatch.setattr(devices, "keep_freed_memory", lambda: calls.append(1) or True)
+    run_json(capsys, "neuron", "lif", "--duration", "10")
+    assert calls == [1]
+
+
 def test_console_script_runs_as_a_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "neuroplastic.cli.main", "neuron", "lif", "--dt", "-1"],
                           capture_output=True, text=True, cwd=tmp_path)

@@ -1,6 +1,8 @@
 """Evaluation in one kernel (``networks.evaluation.counted_pass``): the readouts and every neuron's
 spike count of a recurrent ALIF network equal its forward pass's, and ``Trainer.evaluate`` reports the
 same metrics (NeuroBench's included) either way."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -43,10 +45,16 @@ def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype):
                                atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
-def test_trainer_evaluates_the_same_in_one_kernel(monkeypatch):
+@pytest.mark.parametrize("graded", [False, True])
+def test_trainer_evaluates_the_same_in_one_kernel(graded, monkeypatch):
     """Accuracy, events, bits and every NeuroBench metric of the split, over two batches: the one-kernel
-    pass against the forward pass (the counted pass turned off)."""
+    pass against the forward pass (the counted pass turned off); graded input: its multiply-accumulates."""
     task = small_cue()
+    if graded:  # the input's spikes scaled, each by its own value in (0, 2)
+        scaled = task.test.inputs.coalesce()
+        values = torch.rand(scaled.values().shape, generator=torch.Generator().manual_seed(3)) * 2
+        task = dataclasses.replace(task, test=dataclasses.replace(task.test, inputs=torch.sparse_coo_tensor(
+            scaled.indices(), values, scaled.shape, check_invariants=True)))
     network = recurrent_network(task)
     trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate)
     calls = []
@@ -57,6 +65,7 @@ def test_trainer_evaluates_the_same_in_one_kernel(monkeypatch):
     monkeypatch.setattr(trainer_module, "counted_pass", lambda *a: None)
     reference = trainer.evaluate()
     assert reference["neurobench"]["effective_acs_per_sample"] > 0 and reference["spikes_per_sample"] > 0
+    assert (reference["neurobench"]["effective_macs_per_sample"] > 0) == graded
     assert fast == reference
 
 
@@ -73,6 +82,15 @@ def test_counted_pass_steps_aside_where_it_does_not_apply():
     assert counted_pass(recurrent_network(task, scale=20.0, neuron=eager), inputs) is None
     dropout = SpikingNetwork(list(network.layers), network.readout, dropout=0.3).train()
     assert counted_pass(dropout, inputs) is None
+    for module in (network, network.layers[0], network.readout):  # a hook may change what the pass computes
+        handle = module.register_forward_hook(lambda *_: None)
+        assert counted_pass(network, inputs) is None
+        handle.remove()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert counted_pass(network, inputs) is None
+    network.layers[0].synapses.bias = torch.full((50,), 0.01)  # a plain tensor: used as the forward pass uses it
+    with torch.no_grad():
+        torch.testing.assert_close(counted_pass(network, inputs).readout, network(inputs).readout)
     with pytest.raises(ValueError, match="network input"):
         counted_pass(network, inputs.clone().index_fill_(0, torch.tensor([3]), float("nan")))
     with pytest.raises(ValueError, match="network input must be"):

@@ -73,9 +73,11 @@ def keep_freed_memory() -> bool:
     tensors over a long sequence are that large — cue's currents, spikes and pseudo-derivatives, (T, B,
     N) each, 58 MB for a training batch — so every pass writes them into new pages, one page fault per
     4 KiB: cue's training forward over its test split 743 → 208 ms, one epoch of ``neuroplastic train``
-    8.3 → 5.0 s (BENCHMARKS.md). The process then keeps its peak memory instead of handing it back.
-    The command line calls this before a command runs; ``NEUROPLASTIC_HEAP=release`` keeps glibc's
-    way. Elsewhere than glibc it does nothing."""
+    6.9 → 3.7–4.2 s (BENCHMARKS.md). The process then keeps its peak memory instead of handing it
+    back. It governs glibc's main heap, which serves the thread that runs Python; large blocks that
+    other threads allocate (their heaps hold 64 MB at most) are still mapped afresh. The command line calls this before a
+    command runs; ``NEUROPLASTIC_HEAP=release`` keeps glibc's way. Elsewhere than glibc it does
+    nothing."""
     setting = os.environ.get(HEAP_ENV, "keep").strip().lower()
     if setting not in ("keep", "release"):
         raise ValueError(f"{HEAP_ENV} must be keep or release, got {os.environ[HEAP_ENV]!r}")

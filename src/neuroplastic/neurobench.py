@@ -220,9 +220,10 @@ class Workload:
     @torch.no_grad()
     def add_counted(self, inputs: torch.Tensor, counted) -> None:
         """One batch evaluated by :func:`~neuroplastic.networks.evaluation.counted_pass` (plain synapses,
-        binary spikes): what :meth:`add` sums, from each hidden neuron's spike counts. A neuron's spikes
-        reach the layer above and the readout within the pass, its recurrent synapses all but those of
-        the last step (λ = 1): each costs an accumulate per nonzero weight of its column."""
+        binary hidden spikes): what :meth:`add` sums, the input's operations from the input, the hidden
+        layers' from each neuron's spike counts. A neuron's spikes reach the layer above and the readout
+        within the pass, its recurrent synapses all but those of the last step (λ = 1): each costs an
+        accumulate per nonzero weight of its column."""
         steps, batch = inputs.shape[:2]
         self.samples += batch
         layers, kernel = self.network.layers, _layer_kernel(self.network)
@@ -231,7 +232,8 @@ class Workload:
         self.bits += sum(count * layer.payload_bits for count, layer in zip(events, layers))
         self.neuron_steps += steps * batch * sum(layer.size for layer in layers)
         first = kernel(layers[0].synapses)
-        accumulates, _ = effective_operations(inputs, first)
+        accumulates, multiply_accumulates = effective_operations(inputs, first)  # graded input: MACs
+        self.multiply_accumulates = self.multiply_accumulates + multiply_accumulates
         self.dense += steps * batch * first.numel()
         reads = []  # (K, the spikes that reach it within the pass)
         for index, (layer, counts, last) in enumerate(zip(layers, counted.spike_counts, counted.last_spikes)):

@@ -90,13 +90,14 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
   Lanes<T> y{};
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t first = off[t * row_stride], events = off[t * row_stride + 1] - first;
+    const T* values = kWeighted ? val + first : nullptr;  // binary input: no values
     for (int64_t at = 0; at < hidden; at += kBlock) {
       if constexpr (kBiasFirst) {  // grouped_linear: out = bias, then each term added
-        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, val + first, events, bias,
+        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, values, events, bias,
                                                  input + at);
       } else {  // spike_sum: the sum, then the bias added to it
-        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, val + first, events, nullptr,
-                                         input + at);
+        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, at, col + first, values, events, nullptr,
+                                                 input + at);
         for (int64_t i = at; i < at + kBlock; ++i) input[i] = bias != nullptr ? bias[i] + input[i] : T(0) + input[i];
       }
       block_sums<T, false, kBlock, kBytes>(recurrent_t, hidden, at, fired, nullptr, fired_count, nullptr, rec + at);

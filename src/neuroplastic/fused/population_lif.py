@@ -66,7 +66,8 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     that a layer would not take event by event (not ``bias_first``); where the recurrent kernel could
     not run these neurons (:func:`~neuroplastic.fused.recurrent.why_not`); or where it would have taken
     a step's recurrent product as a matrix product (a step after one with many spikes across the
-    batch: :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order)."""
+    batch: :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order) — which the
+    kernel's counts show only once it has run."""
     _check_shapes(x, weight, bias, readout_weight, readout_bias)
     models, hidden = weight.shape[:2]
     if tuple(recurrent_weight.shape) != (models, hidden, hidden):

@@ -7,8 +7,10 @@ back (for cue's test batch of 256 samples × 2250 steps, 230 MB each, in fresh p
 :func:`counted_pass` runs a network of one recurrent ALIF or LIF layer (e-prop's LSNN cell) fed spikes
 in one kernel per sample instead, with its state in cache
 (:func:`~neuroplastic.fused.population_lif.alif_readouts`, a population of one): the same operations
-in the same order as the layer's kernels but for the sums of its input and readout products, so the
-spikes are the same and the readouts agree to rounding (``tests/test_evaluation_pass.py``).
+in the same order as the layer's kernels — the input's events summed as the layer's event-driven
+currents sum them, the recurrent product event by event, the ALIF update — so the spikes are the same;
+only the readout's product sums in another order than the forward pass's matrix product, and the
+readouts agree to rounding (``tests/test_evaluation_pass.py``).
 :meth:`Trainer.evaluate <neuroplastic.training.trainer.Trainer.evaluate>` takes it wherever it
 applies and the network's forward pass elsewhere.
 """
@@ -20,7 +22,7 @@ import torch
 
 from neuroplastic.fused.population_lif import alif_readouts
 from neuroplastic.networks import paths
-from neuroplastic.networks.layers import as_weights_dtype
+from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype
 from neuroplastic.networks.network import SpikingNetwork
 from neuroplastic.networks.population import check_batchable
 from neuroplastic.validation import require_finite_tensor
@@ -39,10 +41,14 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
     """``network``'s readout for ``x`` ``(T, B, n_in)`` from rest, with each hidden neuron's spike counts,
     computed in one kernel; None where that does not apply — any network but a
     :class:`~neuroplastic.networks.SpikingNetwork` of one recurrent layer of ALIF neurons on the fused
-    path, with plain synapses, binary spikes and noiseless neurons, in ``eval()`` (or without dropout),
-    fed spikes (or graded input) on CPU — and its forward pass is the one to run."""
+    path and a :class:`~neuroplastic.networks.LeakyReadout`, none of them subclassed or hooked, with
+    plain synapses, binary spikes and noiseless neurons, in ``eval()`` (or without dropout), fed spikes
+    (or graded input) on CPU outside autocast — and its forward pass is the one to run."""
     if (type(network) is not SpikingNetwork or len(network.layers) != 1 or network.layers[0].recurrent is None
-            or (network.training and network.dropout.p > 0) or not paths.plain(network.readout.synapses)):
+            or (network.training and network.dropout.p > 0) or type(network.layers[0]) is not SpikingLayer
+            or type(network.readout) is not LeakyReadout or not paths.plain(network.readout.synapses)
+            or any(paths.hooked(module) for module in (network, network.layers[0], network.readout))
+            or torch.is_autocast_enabled("cpu")):
         return None
     try:
         check_batchable(network)
@@ -50,17 +56,18 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
         return None
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(x, 'shape', ()))}")
-    layer = network.layers[0]
+    layer, readout = network.layers[0], network.readout.synapses
     x = require_finite_tensor("network input", as_weights_dtype("network input", x, layer.synapses))
     neuron = layer.neuron_parameters.model(validate=True)
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, layer.recurrent.weight):
         return None
-    one = {name: tensor.detach()[None] for name, tensor in network.named_parameters()}
-    ran = alif_readouts(x, layer.synapses.weight.detach()[None], one.get("layers.0.synapses.bias"),
-                        layer.recurrent.weight.detach()[None], neuron, layer.dt,
-                        readout_weight=one["readout.synapses.weight"], readout_bias=one.get("readout.synapses.bias"),
+
+    def one(tensor):  # a population of one; a bias may be a plain tensor
+        return None if tensor is None else tensor.detach()[None]
+    ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(layer.recurrent.weight), neuron,
+                        layer.dt, readout_weight=one(readout.weight), readout_bias=one(readout.bias),
                         decay=network.readout.decay, bias_first=False, neuron_counts=True)
     if ran is None:
         return None
-    readout, counts = ran
-    return CountedPass(readout[:, :, 0], (counts[:, 0, 0],), (counts[:, 0, 1],))
+    readouts, counts = ran
+    return CountedPass(readouts[:, :, 0], (counts[:, 0, 0],), (counts[:, 0, 1],))
