@@ -1,6 +1,6 @@
 """Evaluation in one kernel (``networks.evaluation.counted_pass``): the readouts and every neuron's
-spike count of a recurrent ALIF network equal its forward pass's, and ``Trainer.evaluate`` reports the
-same metrics (NeuroBench's included) either way."""
+spike count of a network of one recurrent ALIF or feed-forward LIF layer equal its forward pass's, and
+``Trainer.evaluate`` reports the same metrics (NeuroBench's included) either way."""
 import dataclasses
 
 import pytest
@@ -28,10 +28,15 @@ def recurrent_network(task, *, recurrent=True, dtype=torch.float32, scale=4.0, n
     return SpikingNetwork([layer], LeakyReadout(50, task.n_outputs, generator=generator)).to(dtype).eval()
 
 
+FEED_FORWARD_LIF = ALIF(beta=0.0, t_ref=0.0, v_th=1.0)  # the fused path of feed-forward layers
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype):
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype, recurrent):
     task = small_cue()
-    network = recurrent_network(task, dtype=dtype)
+    network = recurrent_network(task, dtype=dtype, recurrent=recurrent,
+                                **({} if recurrent else {"neuron": FEED_FORWARD_LIF, "scale": 6.0}))
     inputs, _ = next(task.batches("test", 64, shuffle=False))
     inputs = inputs.to(dtype)
     with torch.no_grad():
@@ -45,8 +50,8 @@ def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype):
                                atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
-@pytest.mark.parametrize("graded", [False, True])
-def test_trainer_evaluates_the_same_in_one_kernel(graded, monkeypatch):
+@pytest.mark.parametrize("graded, recurrent", [(False, True), (True, True), (True, False)])
+def test_trainer_evaluates_the_same_in_one_kernel(graded, recurrent, monkeypatch):
     """Accuracy, events, bits and every NeuroBench metric of the split, over two batches: the one-kernel
     pass against the forward pass (the counted pass turned off); graded input: its multiply-accumulates."""
     task = small_cue()
@@ -55,7 +60,8 @@ def test_trainer_evaluates_the_same_in_one_kernel(graded, monkeypatch):
         values = torch.rand(scaled.values().shape, generator=torch.Generator().manual_seed(3)) * 2
         task = dataclasses.replace(task, test=dataclasses.replace(task.test, inputs=torch.sparse_coo_tensor(
             scaled.indices(), values, scaled.shape, check_invariants=True)))
-    network = recurrent_network(task)
+    network = recurrent_network(task, recurrent=recurrent,
+                                **({} if recurrent else {"neuron": FEED_FORWARD_LIF, "scale": 6.0}))
     trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate)
     calls = []
     original = evaluation.counted_pass
@@ -70,9 +76,9 @@ def test_trainer_evaluates_the_same_in_one_kernel(graded, monkeypatch):
 
 
 def test_counted_pass_steps_aside_where_it_does_not_apply():
-    """A feed-forward layer, dropout while training, dense input, a gradient-free but busy network
-    (many spikes: the layer's matrix products), another dtype of input than the weights': None or
-    the forward pass's own error; NaN input: the forward pass's error."""
+    """A feed-forward layer off the fused path (adaptive neurons), dropout while training, dense input, a
+    busy network (many spikes: the layer's matrix products), hooks, autocast: None; NaN input or a
+    wrong shape: the forward pass's error; a bias that is a plain tensor: used."""
     task = small_cue()
     inputs, _ = next(task.batches("test", 16, shuffle=False))
     assert counted_pass(recurrent_network(task, recurrent=False), inputs) is None

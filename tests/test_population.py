@@ -244,14 +244,14 @@ def test_the_one_kernel_steps_aside_and_refuses_a_diverging_layer():
                                                                           dtype=torch.float64),
                      readout_bias=torch.randn(M, 3, generator=generator, dtype=torch.float64), decay=0.8)
     spikes = inputs((T, B, N_IN), torch.float64)
-    torch.testing.assert_close(population.lif_readouts(spikes, weight, bias, **arguments),
+    torch.testing.assert_close(population.lif_readouts(spikes, weight, bias, **arguments)[0],
                                _reference_readouts(spikes, weight, bias, **arguments), rtol=0, atol=1e-12)
     assert population.lif_readouts(torch.rand(T, B, N_IN, dtype=torch.float64), weight, bias, **arguments) is None
     one_dense = (torch.rand(M, T, B, N_IN, generator=torch.Generator().manual_seed(6)) < 0.2).double()
     one_dense[1] = 1.0  # model 1's own layer would take the matrix product
     assert population.lif_readouts(one_dense, weight, bias, **arguments) is None
     one_dense[1] = 0.0
-    torch.testing.assert_close(population.lif_readouts(one_dense, weight, bias, **arguments)[:, :, 2],
+    torch.testing.assert_close(population.lif_readouts(one_dense, weight, bias, **arguments)[0][:, :, 2],
                                _reference_readouts(one_dense[2], weight[2:3], bias[2:3], **{
                                    **arguments, "readout_weight": arguments["readout_weight"][2:3],
                                    "readout_bias": arguments["readout_bias"][2:3]})[:, :, 0], rtol=0, atol=1e-12)

@@ -44,4 +44,14 @@ inline PopulationShape check_population(const at::Tensor& offsets, const at::Ten
   return {models, inputs, hidden, out.size(3)};
 }
 
+// per_neuron, (B, M, 2, H) int32 or none, zeroed for the kernels to count each neuron's spikes, then
+// its spike of the last step; its data, or null.
+inline int32_t* neuron_counts(const std::optional<at::Tensor>& per_neuron, int64_t numel) {
+  if (!per_neuron) return nullptr;
+  TORCH_CHECK(per_neuron->dtype() == at::kInt && per_neuron->is_contiguous() && per_neuron->numel() == numel,
+              "per_neuron must be int32 (B, M, 2, H)");
+  per_neuron->zero_();
+  return per_neuron->mutable_data_ptr<int32_t>();
+}
+
 }  // namespace

@@ -146,9 +146,7 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
       offsets, columns, values, input_models, steps, batch, weight_t, bias, threshold, readout_t, readout_bias, out);
   TORCH_CHECK(counts.dtype() == at::kInt && counts.is_contiguous() && counts.numel() == batch * models * steps,
               "counts must be int32 (B, M, T)");
-  TORCH_CHECK(!per_neuron || (per_neuron->dtype() == at::kInt && per_neuron->is_contiguous() &&
-                              per_neuron->numel() == batch * models * 2 * hidden),
-              "per_neuron must be int32 (B, M, 2, H)");
+  int32_t* each = neuron_counts(per_neuron, batch * models * 2 * hidden);
   check(recurrent_t, weight_t, models * hidden * hidden, "recurrent_t");
   for (const auto* row : {&alpha, &rho}) check(*row, weight_t, hidden, "alpha and rho");
   std::atomic<int64_t> diverged{0};
@@ -162,8 +160,6 @@ int64_t population_alif_forward(const at::Tensor& offsets, const at::Tensor& col
     const T *u = readout_t.const_data_ptr<T>(), *c = readout_bias.const_data_ptr<T>();
     T* o = out.mutable_data_ptr<T>();
     int32_t* n = counts.mutable_data_ptr<int32_t>();
-    int32_t* each = per_neuron ? per_neuron->mutable_data_ptr<int32_t>() : nullptr;
-    if (each != nullptr) std::fill(each, each + per_neuron->numel(), 0);
     const Neurons<T> cell{{static_cast<T>(threshold), static_cast<T>(adaptation), static_cast<T>(t_ref),
                            static_cast<T>(dt), static_cast<T>(dt / 2)}, static_cast<T>(decay)};
     with_register_bytes([&](auto bytes) {

@@ -35,14 +35,16 @@ namespace {
 // never reach θ > 0): weight_t (n_in, H), bias (H) where kBias (else the sum is added to 0, as spike_sum
 // does without one), readout_t (H, kReadoutLanes), readout_bias (kReadoutLanes), H = blocks · kBlock,
 // β one number (a population's neurons are). out is this sample's
-// and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values. Returns whether the
+// and model's (O) row of step 0, rows `out_stride` apart; v and z hold H values; per_neuron (or null):
+// each neuron's spikes over the sequence, then its spike of the last step (2·H). Returns whether the
 // final voltage is finite.
 template <typename T, bool kWeighted, int64_t kBlock, bool kBias, int64_t kBytes>
 NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const int64_t* off, const int32_t* col,
                          const T* val, int64_t row_stride, const T* __restrict__ weight_t,
                          const T* __restrict__ bias, T beta, T theta,
                          const T* __restrict__ readout_t, const T* __restrict__ readout_bias, T decay,
-                         T* __restrict__ out, int64_t out_stride, T* __restrict__ v, T* __restrict__ z) {
+                         T* __restrict__ out, int64_t out_stride, int32_t* __restrict__ per_neuron,
+                         T* __restrict__ v, T* __restrict__ z) {
   const int64_t hidden = blocks * kBlock;
   std::fill(v, v + hidden, T(0));
   std::fill(z, z + hidden, T(0));
@@ -75,12 +77,16 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
         zb[i] = value >= theta ? T(1) : T(0);
       }
       for_each_nonzero(kBlock, zb, [&](int64_t j) {  // z = 1: grouped_linear's 1 · u is u
+        if (per_neuron != nullptr) ++per_neuron[block + j];
         const T* u = readout_t + (block + j) * kReadoutLanes;
         for (int64_t o = 0; o < kReadoutLanes; ++o) r[o] += u[o];
       });
     }
     for (int64_t o = 0; o < kReadoutLanes; ++o) y[o] = decay * y[o] + r[o];
     for (int64_t o = 0; o < outputs; ++o) out[t * out_stride + o] = y[o];
+  }
+  if (per_neuron != nullptr) {
+    for (int64_t i = 0; i < hidden; ++i) per_neuron[hidden + i] = z[i] != T(0);
   }
   bool finite = true;
   for (int64_t i = 0; i < hidden; ++i) finite &= std::isfinite(v[i]);
@@ -90,15 +96,17 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
 // offsets/columns/values: the input spikes' index over (X, T, B) rows, X = 1 (every model reads them)
 // or M; weight_t (M, n_in, H), bias (M, H) or none, readout_t (M, H, kReadoutLanes), readout_bias
 // (M, kReadoutLanes), H = 32 (one block of 32) or a multiple of 64 (blocks of 64), padded with zeros
-// (population_lif.py); out (T, B, M, O).
+// (population_lif.py); out (T, B, M, O); per_neuron (B, M, 2, H) or none.
 // Returns how many (model, sample) ended with a non-finite voltage.
 int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& columns,
                                const std::optional<at::Tensor>& values, int64_t input_models, int64_t steps,
                                int64_t batch, const at::Tensor& weight_t, const std::optional<at::Tensor>& bias,
                                double beta, double threshold, const at::Tensor& readout_t,
-                               const at::Tensor& readout_bias, double decay, at::Tensor out) {
+                               const at::Tensor& readout_bias, double decay, at::Tensor out,
+                               const std::optional<at::Tensor>& per_neuron) {
   const auto [models, inputs, hidden, outputs] = check_population(
       offsets, columns, values, input_models, steps, batch, weight_t, bias, threshold, readout_t, readout_bias, out);
+  int32_t* each = neuron_counts(per_neuron, batch * models * 2 * hidden);
   std::atomic<int64_t> diverged{0};
   AT_DISPATCH_FLOATING_TYPES(weight_t.scalar_type(), "population_lif_forward", [&] {
     using T = scalar_t;
@@ -122,7 +130,8 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
                                decltype(bytes)::value>(
                   steps, hidden / block, outputs, off + first_row, col, val, batch, w + m * inputs * hidden,
                   b ? b + m * hidden : nullptr, rate, theta, u + m * hidden * kReadoutLanes, c + m * kReadoutLanes,
-                  d, o + (s * models + m) * outputs, batch * models * outputs, state.data(), state.data() + hidden);
+                  d, o + (s * models + m) * outputs, batch * models * outputs,
+                  each == nullptr ? nullptr : each + item * 2 * hidden, state.data(), state.data() + hidden);
             };
             return b ? go(std::true_type{}) : go(std::false_type{});
           };
@@ -144,7 +153,7 @@ int64_t population_lif_forward(const at::Tensor& offsets, const at::Tensor& colu
 TORCH_LIBRARY_FRAGMENT(neuroplastic_fused, m) {
   m.def("population_lif_forward(Tensor offsets, Tensor columns, Tensor? values, int input_models, int steps, "
         "int batch, Tensor weight_t, Tensor? bias, float beta, float threshold, Tensor readout_t, "
-        "Tensor readout_bias, float decay, Tensor(a!) out) -> int");
+        "Tensor readout_bias, float decay, Tensor(a!) out, Tensor(b!)? per_neuron) -> int");
 }
 
 TORCH_LIBRARY_IMPL(neuroplastic_fused, CPU, m) {

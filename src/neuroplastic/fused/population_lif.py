@@ -23,8 +23,11 @@ READOUT_MAX_OUTPUTS = 16  # the kernel holds a model's readout in one padded row
 
 
 def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, beta: float, threshold: float,
-                 readout_weight: torch.Tensor, readout_bias: torch.Tensor | None, decay: float) -> torch.Tensor | None:
-    """Every model's readout ``(T, B, M, n_out)``, ``y_t = decay · y_{t−1} + U^m z^m_t + c^m``, of the LIF
+                 readout_weight: torch.Tensor, readout_bias: torch.Tensor | None, decay: float,
+                 neuron_counts: bool = False):
+    """``(readouts, counts)``: every model's readout ``(T, B, M, n_out)``, ``y_t = decay · y_{t−1} + U^m z^m_t +
+    c^m``, and where ``neuron_counts`` (else None) ``(B, M, 2, N)`` int32, each neuron's spikes over the
+    sequence and its spike of the last step — of the LIF
     layers ``z^m`` (``β``, ``θ``, reset by subtraction, starting at rest) fed ``x`` ``(T, B, n_in)`` (every
     model reads it) or ``(M, T, B, n_in)`` (one input per model) through ``weight`` ``(M, N, n_in)`` and
     ``bias`` ``(M, N)``; ``readout_weight`` ``(M, n_out, N)``, ``readout_bias`` ``(M, n_out)``. None where the
@@ -43,13 +46,15 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     padded = 32 if weight.shape[1] <= 32 else -(-weight.shape[1] // 64) * 64  # the padding never spikes (θ > 0)
     weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
                                                                          readout_bias, padded)
+    batch, models = x.shape[-2], weight.shape[0]
+    per_neuron = torch.empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
     diverged = torch.ops.neuroplastic_fused.population_lif_forward(
         events.offsets, events.columns, events.values if events.values.numel() else None,
-        weight.shape[0] if x.dim() == 4 else 1, *x.shape[-3:-1], weight_t, bias_padded, float(beta),
-        float(threshold), readout_t, readout_bias_padded, float(decay), out)
+        models if x.dim() == 4 else 1, *x.shape[-3:-1], weight_t, bias_padded, float(beta),
+        float(threshold), readout_t, readout_bias_padded, float(decay), out, per_neuron)
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
-    return out
+    return out, None if per_neuron is None else per_neuron[..., :weight.shape[1]]
 
 
 def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recurrent_weight: torch.Tensor,

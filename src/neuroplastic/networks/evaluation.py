@@ -4,11 +4,12 @@ Evaluation needs the readouts (the metrics) and how many spikes each neuron sent
 activation sparsity and synaptic operations, the events per sample), not every spike: a network's
 forward pass writes its input currents and its spikes, ``(T, B, N)`` each, to memory and reads them
 back (for cue's test batch of 256 samples × 2250 steps, 230 MB each, in fresh pages every pass).
-:func:`counted_pass` runs a network of one recurrent ALIF or LIF layer (e-prop's LSNN cell) fed spikes
-in one kernel per sample instead, with its state in cache
-(:func:`~neuroplastic.fused.population_lif.alif_readouts`, a population of one): the same operations
-in the same order as the layer's kernels — the input's events summed as the layer's event-driven
-currents sum them, the recurrent product event by event, the ALIF update — so the spikes are the same;
+:func:`counted_pass` runs a network of one layer on the fused path — recurrent ALIF or LIF (e-prop's
+LSNN cell), or feed-forward LIF — fed spikes in one kernel per sample instead, with its state in cache
+(:func:`~neuroplastic.fused.population_lif.alif_readouts` and
+:func:`~neuroplastic.fused.population_lif.lif_readouts`, a population of one): the same operations in
+the same order as the layer's kernels — the input's events summed as the layer's event-driven currents
+sum them, the recurrent product event by event, the neurons' update — so the spikes are the same;
 only the readout's product sums in another order than the forward pass's matrix product, and the
 readouts agree to rounding (``tests/test_evaluation_pass.py``).
 :meth:`Trainer.evaluate <neuroplastic.training.trainer.Trainer.evaluate>` takes it wherever it
@@ -20,11 +21,12 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.fused.population_lif import alif_readouts
+from neuroplastic.fused.population_lif import alif_readouts, lif_readouts
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype
 from neuroplastic.networks.network import SpikingNetwork
 from neuroplastic.networks.population import check_batchable
+from neuroplastic.neurons.base import exp_decay
 from neuroplastic.validation import require_finite_tensor
 
 __all__ = ["CountedPass", "counted_pass"]
@@ -40,11 +42,11 @@ class CountedPass(NamedTuple):
 def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
     """``network``'s readout for ``x`` ``(T, B, n_in)`` from rest, with each hidden neuron's spike counts,
     computed in one kernel; None where that does not apply — any network but a
-    :class:`~neuroplastic.networks.SpikingNetwork` of one recurrent layer of ALIF neurons on the fused
-    path and a :class:`~neuroplastic.networks.LeakyReadout`, none of them subclassed or hooked, with
+    :class:`~neuroplastic.networks.SpikingNetwork` of one layer on the fused path (recurrent ALIF or
+    LIF, feed-forward LIF) and a :class:`~neuroplastic.networks.LeakyReadout`, none of them subclassed or hooked, with
     plain synapses, binary spikes and noiseless neurons, in ``eval()`` (or without dropout), fed spikes
     (or graded input) on CPU outside autocast — and its forward pass is the one to run."""
-    if (type(network) is not SpikingNetwork or len(network.layers) != 1 or network.layers[0].recurrent is None
+    if (type(network) is not SpikingNetwork or len(network.layers) != 1
             or (network.training and network.dropout.p > 0) or type(network.layers[0]) is not SpikingLayer
             or type(network.readout) is not LeakyReadout or not paths.plain(network.readout.synapses)
             or any(paths.hooked(module) for module in (network, network.layers[0], network.readout))
@@ -59,14 +61,21 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
     layer, readout = network.layers[0], network.readout.synapses
     x = require_finite_tensor("network input", as_weights_dtype("network input", x, layer.synapses))
     neuron = layer.neuron_parameters.model(validate=True)
-    if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, layer.recurrent.weight):
+    recurrent = None if layer.recurrent is None else layer.recurrent.weight
+    if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, layer.synapses.weight,
+                            *([] if recurrent is None else [recurrent])):
         return None
 
     def one(tensor):  # a population of one; a bias may be a plain tensor
         return None if tensor is None else tensor.detach()[None]
-    ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(layer.recurrent.weight), neuron,
-                        layer.dt, readout_weight=one(readout.weight), readout_bias=one(readout.bias),
-                        decay=network.readout.decay, bias_first=False, neuron_counts=True)
+    arguments = dict(readout_weight=one(readout.weight), readout_bias=one(readout.bias), decay=network.readout.decay,
+                     neuron_counts=True)
+    if recurrent is None:  # the feed-forward layer's fused LIF recurrence, its currents summed by spike_sum
+        ran = lif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias),
+                           beta=exp_decay(layer.dt, neuron.tau_m), threshold=float(neuron.v_th), **arguments)
+    else:
+        ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
+                            bias_first=False, **arguments)
     if ran is None:
         return None
     readouts, counts = ran

@@ -166,8 +166,8 @@ def _readouts_in_one_kernel(network, parameters, x):
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight):
         return None
     options = _fused_options(neuron, layer.dt)
-    return lif_readouts(x, weight, bias, beta=float(options["beta"]), threshold=float(options["threshold"]),
-                        **readout)
+    ran = lif_readouts(x, weight, bias, beta=float(options["beta"]), threshold=float(options["threshold"]), **readout)
+    return None if ran is None else ran[0]
 
 
 def _chunk(network, x) -> int:
