@@ -47,7 +47,7 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
                                                                          readout_bias, padded)
     batch, models = x.shape[-2], weight.shape[0]
-    per_neuron = torch.empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
+    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
     diverged = torch.ops.neuroplastic_fused.population_lif_forward(
         events.offsets, events.columns, events.values if events.values.numel() else None,
         models if x.dim() == 4 else 1, *x.shape[-3:-1], weight_t, bias_padded, float(beta),
@@ -96,8 +96,8 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     leaks = recurrent._leaks(neuron, dt, recurrent_weight)
     alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in leaks)
     steps, batch = x.shape[-3:-1]
-    counts = torch.empty(batch, models, steps, dtype=torch.int32)
-    per_neuron = torch.empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
+    counts = weight.new_empty(batch, models, steps, dtype=torch.int32)
+    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
     diverged = torch.ops.neuroplastic_fused.population_alif_forward(
         offsets, columns, values if values.numel() else None, models if x.dim() == 4 else 1, steps, batch,
         weight_t, bias_padded, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
