@@ -80,19 +80,23 @@ class Trainer:
     def evaluate(self, split: str = "test") -> dict:
         """The split's metrics (means over its samples), ``spikes_per_sample`` (hidden events),
         ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic`) and
-        ``neurobench`` (NeuroBench's metrics: :class:`~neuroplastic.neurobench.Workload`)."""
+        ``neurobench`` (NeuroBench's metrics: :class:`~neuroplastic.neurobench.Workload`). A network
+        of one layer fed spikes on the fused path runs in one kernel that writes only its readouts
+        and spike counts (:func:`~neuroplastic.networks.evaluation.counted_pass`), any other its
+        forward pass."""
         self.network.eval()
         totals, samples, workload = {}, 0, Workload(self.network)
         for inputs, targets in self._batches(split, 256, shuffle=False):
-            counted = counted_pass(self.network, inputs)  # readouts and spike counts in one kernel
+            counted = counted_pass(self.network, inputs)
             if counted is None:
                 output = self.network(inputs)
                 workload.add(inputs, output)
+                readout = output.readout
             else:
                 workload.add_counted(inputs, counted)
+                readout = counted.readout
             batch = inputs.shape[1]
             samples += batch
-            readout = output.readout if counted is None else counted.readout
             for name, value in self.evaluate_batch(readout, targets).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * batch
         return {**{name: total / samples for name, total in totals.items()},
