@@ -23,10 +23,9 @@ import torch
 
 from neuroplastic.fused.population_lif import alif_readouts, lif_readouts
 from neuroplastic.networks import paths
-from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype
+from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype, fused_lif_options
 from neuroplastic.networks.network import SpikingNetwork
 from neuroplastic.networks.population import check_batchable
-from neuroplastic.neurons.base import exp_decay
 from neuroplastic.validation import require_finite_tensor
 
 __all__ = ["CountedPass", "counted_pass"]
@@ -71,8 +70,9 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
     arguments = dict(readout_weight=one(readout.weight), readout_bias=one(readout.bias), decay=network.readout.decay,
                      neuron_counts=True)
     if recurrent is None:  # the feed-forward layer's fused LIF recurrence, its currents summed by spike_sum
-        ran = lif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias),
-                           beta=exp_decay(layer.dt, neuron.tau_m), threshold=float(neuron.v_th), **arguments)
+        options = fused_lif_options(neuron, layer.dt)
+        ran = lif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), beta=float(options["beta"]),
+                           threshold=float(options["threshold"]), **arguments)
     else:
         ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
                             bias_first=False, **arguments)

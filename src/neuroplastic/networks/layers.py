@@ -193,9 +193,7 @@ class SpikingLayer(nn.Module):
                                                     reuse_currents=paths.plain(self.synapses))
             _check_settled(neuron, final, len(x), self.dt)  # off the CPU kernel, the step path's own check
             return spikes, spikes, LayerState(final, final.z, synapse_state, state.recurrent)
-        options = dict(beta=exp_decay(self.dt, neuron.tau_m), threshold=neuron.v_th,
-                       surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach,
-                       state=LeakyState(state.neuron.v, state.neuron.z))
+        options = dict(fused_lif_options(neuron, self.dt), state=LeakyState(state.neuron.v, state.neuron.z))
         synapse_state = state.synapses
         if paths.plain(self.synapses):  # its product is fused in
             spikes, final = linear_lif_sequence(x, self.synapses.weight, self.synapses.bias, **options)
@@ -208,6 +206,13 @@ class SpikingLayer(nn.Module):
             return spikes, spikes, LayerState(neuron_state, final.z, synapse_state, state.recurrent)
         graded = self.payload(spikes)  # a payload that does not read the potential
         return graded, spikes, LayerState(neuron_state, graded[-1], synapse_state, state.recurrent)
+
+
+def fused_lif_options(neuron, dt: float) -> dict:
+    """The fused LIF operation's arguments for a feed-forward layer of the discrete LIF ``neuron``
+    (``β = exp(−dt/τ_m)``, ``θ``, the surrogate rescaled by ``θ``, the reset's detachment)."""
+    return dict(beta=exp_decay(dt, neuron.tau_m), threshold=neuron.v_th,
+                surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach)
 
 
 def _check_parameter_shapes(neuron, size: int) -> None:

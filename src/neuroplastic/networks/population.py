@@ -45,12 +45,10 @@ from neuroplastic.fused.event_linear import grouped_linear
 from neuroplastic.fused.population_lif import alif_readouts, lif_readouts
 from neuroplastic.fused.recurrent import alif_recurrent_sequence
 from neuroplastic.networks import paths
-from neuroplastic.networks.layers import SpikingLayer
+from neuroplastic.networks.layers import SpikingLayer, fused_lif_options
 from neuroplastic.networks.network import SpikingNetwork
-from neuroplastic.neurons.base import exp_decay
 from neuroplastic.neurons.parameters import holds_tensors
 from neuroplastic.sim.filters import leaky_integrate
-from neuroplastic.spikes import Rescaled
 from neuroplastic.synapses import Recurrent
 
 __all__ = ["PopulationOutput", "stack_networks", "population_forward"]
@@ -165,7 +163,7 @@ def _readouts_in_one_kernel(network, parameters, x):
         return None if ran is None else ran[0]
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight):
         return None
-    options = _fused_options(neuron, layer.dt)
+    options = fused_lif_options(neuron, layer.dt)
     ran = lif_readouts(x, weight, bias, beta=float(options["beta"]), threshold=float(options["threshold"]), **readout)
     return None if ran is None else ran[0]
 
@@ -233,7 +231,7 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent, reuse: bool):
     neuron = layer.neuron_parameters.model(validate=True)
     # the fused LIF recurrence of a feed-forward layer (a recurrent one: the recurrent kernel, below)
     fused = recurrent is None and paths.runs_fused(layer.path, paths.why_not_fused(neuron, None), x, weight)
-    options = _fused_options(neuron, layer.dt) if fused else None
+    options = fused_lif_options(neuron, layer.dt) if fused else None
     if fused and x.dim() == 3:  # one wide layer of M·N neurons
         wide_bias = None if bias is None else bias.reshape(-1)
         spikes, _ = linear_lif_sequence(x, weight.reshape(models * size, -1), wide_bias, **options)
@@ -264,12 +262,6 @@ def _layer(layer: SpikingLayer, x, weight, bias, recurrent, reuse: bool):
         z, state = neuron.step(state, current, layer.dt)
         outputs.append(z)
     return torch.stack(outputs, 1)
-
-
-def _fused_options(neuron, dt):
-    """The fused operation's arguments for the discrete LIF ``neuron`` (as ``SpikingLayer``'s fused path)."""
-    return dict(beta=exp_decay(dt, neuron.tau_m), threshold=neuron.v_th,
-                surrogate=Rescaled(neuron.surrogate, neuron.v_th), detach_reset=neuron.reset.detach)
 
 
 def _give_back(values):
