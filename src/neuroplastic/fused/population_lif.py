@@ -11,6 +11,8 @@ to rounding.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from neuroplastic import transforms
@@ -38,23 +40,17 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     _check_shapes(x, weight, bias, readout_weight, readout_bias)
     if not _applies(x, weight, bias, readout_weight, readout_bias) or not threshold > 0:
         return None
-    if x.dim() == 4 and bool(((x != 0).flatten(1).sum(1) > event_linear.FORWARD_DENSITY * x[0].numel()).any()):
-        return None  # a model whose own layer would take the matrix product (its input's density)
-    events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)  # rows (M or 1, T, B)
-    if events is None or not events.sparse_forward:
+    events = _layer_events(x, weight)
+    if events is None:
         return None
-    padded = 32 if weight.shape[1] <= 32 else -(-weight.shape[1] // 64) * 64  # the padding never spikes (θ > 0)
-    weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
-                                                                         readout_bias, padded)
-    batch, models = x.shape[-2], weight.shape[0]
-    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
+    padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
     diverged = torch.ops.neuroplastic_fused.population_lif_forward(
         events.offsets, events.columns, events.values if events.values.numel() else None,
-        models if x.dim() == 4 else 1, *x.shape[-3:-1], weight_t, bias_padded, float(beta),
-        float(threshold), readout_t, readout_bias_padded, float(decay), out, per_neuron)
+        weight.shape[0] if x.dim() == 4 else 1, *x.shape[-3:-1], padded.weight_t, padded.bias, float(beta),
+        float(threshold), padded.readout_t, padded.readout_bias, float(decay), padded.out, padded.per_neuron)
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
-    return out, None if per_neuron is None else per_neuron[..., :weight.shape[1]]
+    return padded.results(weight.shape[1])
 
 
 def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recurrent_weight: torch.Tensor,
@@ -84,31 +80,30 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         spikes = x.reshape(-1, x.shape[-1]).contiguous()
         _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
     else:  # a layer's own currents: event by event where the layer would take them so
-        events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)
-        if events is None or not events.sparse_forward:
+        events = _layer_events(x, weight)
+        if events is None:
             return None
         offsets, columns, values = events.offsets, events.columns, events.values
-    padded = 32 if hidden <= 32 else -(-hidden // 64) * 64  # the kernel's blocks
-    weight_t, bias_padded, readout_t, readout_bias_padded, out = _padded(x, weight, bias, readout_weight,
-                                                                         readout_bias, padded)
-    recurrent_t = weight.new_zeros(models, padded, padded)
+    padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
+    width = padded.weight_t.shape[2]
+    recurrent_t = weight.new_zeros(models, width, width)
     recurrent_t[:, :hidden, :hidden] = recurrent_weight.transpose(1, 2)
     leaks = recurrent._leaks(neuron, dt, recurrent_weight)
-    alpha, rho = (torch.cat([row, row.new_zeros(padded - hidden)]) for row in leaks)
+    alpha, rho = (torch.cat([row, row.new_zeros(width - hidden)]) for row in leaks)
     steps, batch = x.shape[-3:-1]
     counts = weight.new_empty(batch, models, steps, dtype=torch.int32)
-    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
     diverged = torch.ops.neuroplastic_fused.population_alif_forward(
         offsets, columns, values if values.numel() else None, models if x.dim() == 4 else 1, steps, batch,
-        weight_t, bias_padded, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
-        float(neuron.t_ref), float(dt), readout_t, readout_bias_padded, float(decay), out, counts, per_neuron)
+        padded.weight_t, padded.bias, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
+        float(neuron.t_ref), float(dt), padded.readout_t, padded.readout_bias, float(decay), padded.out, counts,
+        padded.per_neuron)
     if diverged:
         raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values; "
                          "smaller weights or inputs keep it finite")
     per_step = counts.sum((0, 1), dtype=torch.int64)[:-1]  # what each step leaves the next one's product
     if steps > 1 and int(per_step.max()) > recurrent.EVENT_DENSITY * models * batch * hidden:
         return None
-    return out, None if per_neuron is None else per_neuron[..., :hidden]
+    return padded.results(hidden)
 
 
 def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=None) -> bool:
@@ -123,12 +118,37 @@ def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=Non
                 or not all(all_finite(t) for t in (weight, readout_weight, recurrent_weight) if t is not None))
 
 
-def _padded(x, weight, bias, readout_weight, readout_bias, padded: int):
-    """The kernels' arguments with the hidden layer padded with zeros to ``padded`` neurons: ``weight_t``
-    ``(M, n_in, H)``, the bias ``(M, H)`` (or None), ``readout_t`` ``(M, H, 16)``, the readout's bias
-    ``(M, 16)``; and the readouts' memory ``(T, B, M, n_out)``."""
+def _layer_events(x, weight):
+    """The input's index, where each model's own layer would take it event by event (spikes, few
+    enough: :func:`~neuroplastic.fused.event_linear.index`, for each model's input); else None."""
+    if x.dim() == 4 and bool(((x != 0).flatten(1).sum(1) > event_linear.FORWARD_DENSITY * x[0].numel()).any()):
+        return None  # a model whose own layer would take the matrix product (its input's density)
+    events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)  # rows (M or 1, T, B)
+    return events if events is not None and events.sparse_forward else None
+
+
+class _Padded(NamedTuple):
+    """The kernels' arguments with the hidden layer padded with zeros to the kernels' blocks (32
+    neurons, or a multiple of 64; the padding never spikes, θ > 0): ``weight_t`` ``(M, n_in, H)``, the
+    bias ``(M, H)`` (or None), ``readout_t`` ``(M, H, 16)``, the readout's bias ``(M, 16)``; the
+    readouts' memory ``(T, B, M, n_out)`` and each neuron's counts ``(B, M, 2, H)`` (or None)."""
+
+    weight_t: torch.Tensor
+    bias: torch.Tensor | None
+    readout_t: torch.Tensor
+    readout_bias: torch.Tensor
+    out: torch.Tensor
+    per_neuron: torch.Tensor | None
+
+    def results(self, hidden: int):
+        """``(readouts, counts)``, the counts of the ``hidden`` neurons that are not padding."""
+        return self.out, None if self.per_neuron is None else self.per_neuron[..., :hidden]
+
+
+def _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts: bool) -> _Padded:
     models, hidden, inputs = weight.shape
     outputs = readout_weight.shape[1]
+    padded = 32 if hidden <= 32 else -(-hidden // 64) * 64
     weight_t = weight.new_zeros(models, inputs, padded)
     weight_t[:, :, :hidden] = weight.transpose(1, 2)
     bias_padded = None
@@ -140,7 +160,10 @@ def _padded(x, weight, bias, readout_weight, readout_bias, padded: int):
     readout_bias_padded = weight.new_zeros(models, READOUT_MAX_OUTPUTS)
     if readout_bias is not None:
         readout_bias_padded[:, :outputs] = readout_bias
-    return weight_t, bias_padded, readout_t, readout_bias_padded, x.new_empty(*x.shape[-3:-1], models, outputs)
+    batch = x.shape[-2]
+    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
+    return _Padded(weight_t, bias_padded, readout_t, readout_bias_padded,
+                   x.new_empty(*x.shape[-3:-1], models, outputs), per_neuron)
 
 
 def _check_shapes(x, weight, bias, readout_weight, readout_bias):
