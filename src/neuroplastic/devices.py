@@ -75,9 +75,9 @@ def keep_freed_memory() -> bool:
     4 KiB: cue's training forward over its test split 743 → 208 ms, one epoch of ``neuroplastic train``
     6.9 → 3.7–4.2 s (BENCHMARKS.md). The process then keeps its peak memory instead of handing it
     back. It governs glibc's main heap, which serves the thread that runs Python; large blocks that
-    other threads allocate (their heaps hold 64 MB at most) are still mapped afresh. The command line calls this before a
-    command runs; ``NEUROPLASTIC_HEAP=release`` keeps glibc's way. Elsewhere than glibc it does
-    nothing."""
+    other threads allocate (their heaps hold 64 MB at most) are still mapped afresh. The command line
+    calls this before a command runs; ``NEUROPLASTIC_HEAP=release`` keeps glibc's way. Elsewhere than
+    glibc it does nothing."""
     setting = os.environ.get(HEAP_ENV, "keep").strip().lower()
     if setting not in ("keep", "release"):
         raise ValueError(f"{HEAP_ENV} must be keep or release, got {os.environ[HEAP_ENV]!r}")

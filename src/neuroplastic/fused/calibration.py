@@ -6,9 +6,10 @@ of one seed that measured differently would not give the same bits. Each measure
 stored beside the compiled library (``<library>.calibration.json``, so a rebuilt kernel measures
 anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model, the
 instruction set PyTorch uses and the one the kernels run), :data:`VERSION` and the measurement's
-key; every later process on that machine reads it instead of timing again. ``NEUROPLASTIC_CALIBRATION=off`` measures in every process
-and keeps nothing (the behaviour before), ``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces
-what is kept (say, after a measurement taken on a busy machine). Processes hold a lock on the file
+key; every later process on that machine reads it instead of timing again.
+``NEUROPLASTIC_CALIBRATION=off`` measures in every process and keeps nothing (the behaviour before),
+``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces what is kept (say, after a measurement taken
+on a busy machine). Processes hold a lock on the file
 (``fcntl``, where there is one) from reading to writing, so each key is measured once; the file is
 replaced atomically, and an unreadable one, or an entry that is not a finite number, is measured over.
 """
