@@ -13,7 +13,7 @@ from neuroplastic.neurons import ALIF
 from neuroplastic.neurons.base import exp_decay
 from neuroplastic.spikes import FastSigmoid
 
-M, T, B, N_IN = 3, 40, 4, 6
+M, T, B, N_IN = 3, 40, 7, 6  # B: a group of 4 samples stepped together (kPaired), then 3 one by one
 NEURONS = {
     "lif": ALIF(beta=0.0, t_ref=0.0, v_th=1.0, surrogate=FastSigmoid(10.0)),
     "alif": ALIF(tau_a=50.0, beta=0.3, v_th=0.6, t_ref=2.0),  # adaptation and a refractory period
@@ -33,11 +33,12 @@ def spikes(shape, dtype, rate=0.1, seed=1):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name, hidden, outputs, graded, shared", [
     ("lif", 64, 10, False, True), ("alif", 7, 3, False, True), ("alif", 70, 16, True, False),
-    ("lif", 33, 4, True, True)])
+    ("lif", 33, 4, True, True), ("lif", 70, 5, False, False)])
 def test_one_kernel_gives_the_readouts_of_recurrent_networks(name, hidden, outputs, graded, shared, dtype,
                                                             monkeypatch):
     """Readouts only, no graph: each model and sample in one kernel (blocks of 32 and 64 neurons, padded
-    ones, graded input, one input for all or one per model) — bit for bit the population's
+    ones, graded input, one input for all or one per model; four samples in lockstep up to 64 neurons,
+    else one at a time; adaptive and plain LIF neurons) — bit for bit the population's
     layer-by-layer pass, and each model's own pass to rounding."""
     models = recurrent_networks(NEURONS[name], hidden, outputs, dtype)
     x = spikes((T, B, N_IN) if shared else (M, T, B, N_IN), dtype)

@@ -19,9 +19,10 @@ struct Cell {  // the neurons' constants as the step path casts them to the tens
 };
 
 // A row of n neurons after their input currents x and recurrent input rec: the state rows in place,
-// and h where Keep (a pass whose backward reads it); returns how many of them spiked. Inlined into its
-// NP_CLONES caller.
-template <int64_t K, bool Exact, bool Keep, typename T>
+// and h where Keep (a pass whose backward reads it); returns how many of them spiked. Where not kAdaptive
+// (plain LIF neurons: β = 0, t_ref = 0) the trace and refractory rows are neither read nor written, and the
+// spikes are the same: θ + 0 · a_t is θ, and r_t stays 0 ≤ dt/2. Inlined into its NP_CLONES caller.
+template <int64_t K, bool Exact, bool Keep, typename T, bool kAdaptive = true>
 inline __attribute__((always_inline)) int64_t alif_step(
     int64_t n, const T* __restrict__ x, const T* __restrict__ rec, const T* __restrict__ alpha,
     const T* __restrict__ rho, const Cell<T>& c, const Surrogate<T>& s, const T* __restrict__ z_prev,
@@ -30,18 +31,18 @@ inline __attribute__((always_inline)) int64_t alif_step(
   for (int64_t i = 0; i < n; ++i) {
     const T current = x[i] + rec[i];
     const T potential = (alpha[i] * v[i] + current) - z_prev[i] * c.theta;
-    const T trace = rho[i] * a[i] + z_prev[i];
-    const bool free = r[i] <= c.half_dt;
-    const T u = (potential - (c.theta + c.adaptation * trace)) / c.theta;
+    const T trace = kAdaptive ? rho[i] * a[i] + z_prev[i] : T(0);
+    const bool free = kAdaptive ? r[i] <= c.half_dt : true;
+    const T u = (potential - (kAdaptive ? c.theta + c.adaptation * trace : c.theta)) / c.theta;
     const T spike = (u >= T(0)) & free ? T(1) : T(0);
     v[i] = potential;
-    a[i] = trace;
+    if constexpr (kAdaptive) a[i] = trace;
     z[i] = spike;
     if constexpr (Keep) {
       const T pseudo = surrogate<K, Exact>(u, s) / c.theta;  // evaluated everywhere: the loop stays vectorized
       h[i] = free ? pseudo : T(0);
     }
-    r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
+    if constexpr (kAdaptive) r[i] = spike > T(0) ? c.t_ref : std::max(r[i] - c.dt, T(0));
     count += spike > T(0);
   }
   return count;
