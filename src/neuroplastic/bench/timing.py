@@ -38,6 +38,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
+from neuroplastic.fused.calibration import cpu_info
 from neuroplastic.fused.extension import instruction_set
 
 __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
@@ -49,14 +50,7 @@ def machine() -> dict:
     the kernels' and the BLAS's speed (from ``/proc/cpuinfo``; empty where there is none); the
     instruction set the fused kernels run (``kernels``: ``NEUROPLASTIC_ISA`` can hold them to another
     machine's) and PyTorch's own (``aten``: ``ATEN_CPU_CAPABILITY`` can)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
+    fields = cpu_info()
     flags = set(fields.get("flags", "").split())
     return {"cpu": fields.get("model name", platform.processor() or platform.machine()),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -29,22 +29,31 @@ import torch
 
 from neuroplastic.fused import extension
 
-__all__ = ["remembered", "machine", "VERSION"]
+__all__ = ["remembered", "machine", "cpu_info", "VERSION"]
 
 VERSION = 1  # of the measurements: a change to how they are taken makes every kept one stale
 ENV, REFRESH = "NEUROPLASTIC_CALIBRATION", "NEUROPLASTIC_RECALIBRATE"
 _lock = threading.Lock()
 
 
+def cpu_info() -> dict[str, str]:
+    """The fields of ``/proc/cpuinfo`` (``model name``, ``flags``, …), each as its first processor gives
+    it; empty where there is no such file."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def machine() -> str:
     """This CPU as a calibration's key: its model name, the vector instructions PyTorch picked and those
     the kernels run (``NEUROPLASTIC_ISA`` can hold them to another set)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
-    except OSError:
-        pass
+    model = cpu_info().get("model name") or platform.processor() or platform.machine()
     return f"{model} / {torch.backends.cpu.get_cpu_capability()} / kernels {extension.instruction_set()}"
 
 
