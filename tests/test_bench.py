@@ -5,6 +5,7 @@ must give neuroplastic's spikes exactly; SpikingJelly and Norse reset at once an
 (see :mod:`neuroplastic.bench.workloads`), so theirs must agree up to each neuron's first spike.
 """
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,6 +83,21 @@ def test_quick_json_has_every_case_positive(capsys):
     with open("/proc/cpuinfo") as info:  # the machine, as the kernel names it
         model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
     assert out["machine"]["cpu"] == model and out["machine"]["cores"] >= 1
+    assert_names_the_generation_and_caches(out["machine"])
+
+
+def assert_names_the_generation_and_caches(machine):
+    """Two CPU generations of one vendor may share a model name in a virtual machine: the record holds
+    the family and model numbers and the data caches, as the kernel gives them."""
+    with open("/proc/cpuinfo") as info:
+        fields = dict(line.split(":", 1) for line in info.read().split("\n\n")[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    assert machine["generation"] == f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+    l1d = next((index for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")
+                if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() == "Data"),
+               None)
+    if l1d is not None:
+        assert machine["caches"]["L1d"] == (l1d / "size").read_text().strip()
 
 
 def test_the_recurrent_case_times_its_ways_against_the_floor(capsys):

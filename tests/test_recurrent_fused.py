@@ -329,6 +329,22 @@ def test_a_calibration_is_kept_per_machine_and_measured_over_where_unusable(tmp_
     assert measured == [0.25, 0.5, 0.75, 0.125, 0.375, 0.625, 0.9, 0.8]
 
 
+def test_two_generations_of_one_model_name_keep_calibrations_apart(tmp_path, monkeypatch):
+    """A virtual machine names two CPU generations alike ("AMD EPYC"): the key holds the family and
+    model numbers and the data caches too, so a calibration file shared by both measures on each."""
+    monkeypatch.setenv(calibration.ENV, str(tmp_path / "calibration.json"))
+    zen4 = {"model name": "AMD EPYC", "cpu family": "25", "model": "17"}
+    for fields, cache, value in [(zen4, {"L1d": "32K", "L2": "1024K"}, 0.25),
+                                 ({**zen4, "cpu family": "26", "model": "2"}, {"L1d": "48K", "L2": "1024K"}, 0.5),
+                                 (zen4, {"L1d": "48K", "L2": "1024K"}, 0.75)]:
+        monkeypatch.setattr(calibration, "cpu_info", lambda fields=fields: fields)
+        monkeypatch.setattr(calibration, "caches", lambda cache=cache: cache)
+        assert calibration.remembered("k", lambda value=value: value) == value
+    monkeypatch.setattr(calibration, "caches", lambda: {"L1d": "32K", "L2": "1024K"})
+    assert "family 25 model 17; L1d 32K, L2 1024K" in calibration.machine()
+    assert calibration.remembered("k", lambda: 0.9) == 0.25
+
+
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():
     """The recurrent benchmark's peer (``bench --case recurrent``): snnTorch's RLeaky with the layer's
     weights computes the same recurrence, spike for spike."""

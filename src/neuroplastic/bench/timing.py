@@ -38,7 +38,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
-from neuroplastic.fused.calibration import cpu_info
+from neuroplastic.fused.calibration import caches, cpu_info
 from neuroplastic.fused.extension import instruction_set
 
 __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
@@ -46,13 +46,16 @@ __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rou
 
 
 def machine() -> dict:
-    """The CPU the numbers were measured on: its model, cores, and the vector instructions that decide
-    the kernels' and the BLAS's speed (from ``/proc/cpuinfo``; empty where there is none); the
-    instruction set the fused kernels run (``kernels``: ``NEUROPLASTIC_ISA`` can hold them to another
-    machine's) and PyTorch's own (``aten``: ``ATEN_CPU_CAPABILITY`` can)."""
+    """The CPU the numbers were measured on: its model, family and model numbers (``generation``: a
+    virtual machine may name two generations alike), cores, data caches, and the vector instructions
+    that decide the kernels' and the BLAS's speed (from ``/proc/cpuinfo`` and ``/sys``; empty where there
+    are none); the instruction set the fused kernels run (``kernels``: ``NEUROPLASTIC_ISA`` can hold them
+    to another machine's) and PyTorch's own (``aten``: ``ATEN_CPU_CAPABILITY`` can)."""
     fields = cpu_info()
     flags = set(fields.get("flags", "").split())
     return {"cpu": fields.get("model name", platform.processor() or platform.machine()),
+            "generation": f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}",
+            "caches": caches(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "vector": [flag for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
                        if flag in flags],

@@ -133,5 +133,7 @@ def _table(summary):
 
 
 def _cpu(machine: dict) -> str:
-    return (f"{machine['cpu']}, {machine['cores']} cores, {'/'.join(machine['vector']) or 'no vector flags read'}; "
-            f"kernels {machine['kernels']}, ATen {machine['aten']}")
+    caches = ", ".join(f"{level} {size}" for level, size in machine["caches"].items())
+    vector = "/".join(machine["vector"]) or "no vector flags read"
+    return (f"{machine['cpu']} ({machine['generation']}; {caches or 'caches not read'}), {machine['cores']} cores, "
+            f"{vector}; kernels {machine['kernels']}, ATen {machine['aten']}")

@@ -4,8 +4,9 @@ A choice by timing (:func:`~neuroplastic.fused.recurrent.pseudo_density`: where 
 masked product beats the dense one) changes which additions are done in which order, so two runs
 of one seed that measured differently would not give the same bits. Each measurement is therefore
 stored beside the compiled library (``<library>.calibration.json``, so a rebuilt kernel measures
-anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model, the
-instruction set PyTorch uses and the one the kernels run), :data:`VERSION` and the measurement's
+anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model, family and
+model numbers, data caches, the instruction set PyTorch uses and the one the kernels run),
+:data:`VERSION` and the measurement's
 key; every later process on that machine reads it instead of timing again.
 ``NEUROPLASTIC_CALIBRATION=off`` measures in every process and keeps nothing (the behaviour before),
 ``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces what is kept (say, after a measurement taken
@@ -29,7 +30,7 @@ import torch
 
 from neuroplastic.fused import extension
 
-__all__ = ["remembered", "machine", "cpu_info", "VERSION"]
+__all__ = ["remembered", "machine", "cpu_info", "caches", "VERSION"]
 
 VERSION = 1  # of the measurements: a change to how they are taken makes every kept one stale
 ENV, REFRESH = "NEUROPLASTIC_CALIBRATION", "NEUROPLASTIC_RECALIBRATE"
@@ -50,11 +51,30 @@ def cpu_info() -> dict[str, str]:
     return fields
 
 
+def caches() -> dict[str, str]:
+    """The first processor's data caches by level (``{"L1d": "32K", "L2": "1024K", "L3": "32768K"}``,
+    from ``/sys/devices/system/cpu``); empty where they cannot be read."""
+    found = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            found[f"L{level}{'d' if kind == 'Data' else ''}"] = size
+    return found
+
+
 def machine() -> str:
-    """This CPU as a calibration's key: its model name, the vector instructions PyTorch picked and those
-    the kernels run (``NEUROPLASTIC_ISA`` can hold them to another set)."""
-    model = cpu_info().get("model name") or platform.processor() or platform.machine()
-    return f"{model} / {torch.backends.cpu.get_cpu_capability()} / kernels {extension.instruction_set()}"
+    """This CPU as a calibration's key: its model name, family and model numbers, data caches (a
+    virtual machine may name two generations of one vendor alike, "AMD EPYC"), the vector instructions
+    PyTorch picked and those the kernels run (``NEUROPLASTIC_ISA`` can hold them to another set)."""
+    fields = cpu_info()
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    generation = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+    cache = ", ".join(f"{level} {size}" for level, size in caches().items())
+    return (f"{model} ({generation}; {cache}) / {torch.backends.cpu.get_cpu_capability()} / "
+            f"kernels {extension.instruction_set()}")
 
 
 def remembered(key: str, measure: Callable[[], float]) -> float:
