@@ -6,8 +6,8 @@ of one seed that measured differently would not give the same bits. Each measure
 stored beside the compiled library (``<library>.calibration.json``, so a rebuilt kernel measures
 anew; ``NEUROPLASTIC_CALIBRATION`` names another file), under the machine (CPU model, family and
 model numbers, data caches, the instruction set PyTorch uses and the one the kernels run),
-:data:`VERSION` and the measurement's
-key; every later process on that machine reads it instead of timing again.
+:data:`VERSION` and the measurement's key; every later process on that machine reads it instead of
+timing again.
 ``NEUROPLASTIC_CALIBRATION=off`` measures in every process and keeps nothing (the behaviour before),
 ``NEUROPLASTIC_RECALIBRATE=1`` measures again and replaces what is kept (say, after a measurement taken
 on a busy machine). Processes hold a lock on the file
