@@ -33,9 +33,10 @@
 namespace {
 
 // Samples of one model stepped in lockstep (run_model) where the layer has at most 64 neurons: 64 networks
-// of 64 recurrent LIF neurons ran 10% faster than one sample at a time (2 or 3 samples gained as much);
-// wider layers run one at a time, which in lockstep ran 5% slower (mnist1d's 256 neurons: four samples'
-// state no longer in L1 beside the weights' rows; cue's 100: no change).
+// of 64 recurrent LIF neurons ran 10% faster than one sample at a time on an EPYC with 48 KB of L1d (2 or
+// 3 samples gained as much), 1.5× on one with 32 KB (family 25 model 17: 2 samples 1.25×, 8 as 4);
+// wider layers run one at a time, which in lockstep ran 4–5% slower on both (mnist1d's 256 neurons: four
+// samples' state no longer in L1 beside the weights' rows; cue's 100: no change).
 constexpr int64_t kLockstep = 4, kLockstepWidth = 64;
 
 template <typename T>
