@@ -13,7 +13,7 @@ from neuroplastic.neurons import ALIF
 from neuroplastic.neurons.base import exp_decay
 from neuroplastic.spikes import FastSigmoid
 
-M, T, B, N_IN = 3, 40, 7, 6  # B: a group of 4 samples stepped together (kPaired), then 3 one by one
+M, T, B, N_IN = 3, 40, 7, 6  # B: a group of 4 samples stepped together (kLockstep), then 3 one by one
 NEURONS = {
     "lif": ALIF(beta=0.0, t_ref=0.0, v_th=1.0, surrogate=FastSigmoid(10.0)),
     "alif": ALIF(tau_a=50.0, beta=0.3, v_th=0.6, t_ref=2.0),  # adaptation and a refractory period
