@@ -10,7 +10,6 @@ import argparse
 import sys
 
 from neuroplastic.cli import arguments
-from neuroplastic.cli.threads import choose_threads
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     finished = False
-    choose_threads()  # the cores other work leaves free, before torch starts its threads
     try:
         from neuroplastic.devices import keep_freed_memory
         from neuroplastic.fused.extension import check_environment  # the kernels' settings, before any output
