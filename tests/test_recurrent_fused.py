@@ -341,8 +341,10 @@ def test_two_generations_of_one_model_name_keep_calibrations_apart(tmp_path, mon
         monkeypatch.setattr(calibration, "caches", lambda cache=cache: cache)
         assert calibration.remembered("k", lambda value=value: value) == value
     monkeypatch.setattr(calibration, "caches", lambda: {"L1d": "32K", "L2": "1024K"})
-    assert "family 25 model 17; L1d 32K, L2 1024K" in calibration.machine()
+    assert "family 25 model 17; L1d 32K; L2 1024K" in calibration.machine()
     assert calibration.remembered("k", lambda: 0.9) == 0.25
+    monkeypatch.setattr(calibration, "caches", lambda: {})  # caches that cannot be read
+    assert "(family 25 model 17) /" in calibration.machine()
 
 
 def test_snntorch_rleaky_gives_the_recurrent_lif_layers_spikes():

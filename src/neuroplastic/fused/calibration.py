@@ -72,8 +72,8 @@ def machine() -> str:
     fields = cpu_info()
     model = fields.get("model name") or platform.processor() or platform.machine()
     generation = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-    cache = ", ".join(f"{level} {size}" for level, size in caches().items())
-    return (f"{model} ({generation}; {cache}) / {torch.backends.cpu.get_cpu_capability()} / "
+    cache = "".join(f"; {level} {size}" for level, size in caches().items())
+    return (f"{model} ({generation}{cache}) / {torch.backends.cpu.get_cpu_capability()} / "
             f"kernels {extension.instruction_set()}")
 
 
