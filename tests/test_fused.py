@@ -302,6 +302,37 @@ def test_a_failed_build_falls_back_with_a_warning(monkeypatch):
         fused.backend()
 
 
+def test_a_build_says_so_and_fit_builds_before_its_clock(monkeypatch, tmp_path, capsys):
+    """A build (no library cached for these sources) prints one line on stderr before compiling; ``fit``
+    builds before the first epoch starts its clock, not inside it (a first run on a machine reported the
+    minute of compiling as training time)."""
+    from torch.utils import cpp_extension
+
+    from neuroplastic.training import fit as fit_module
+
+    events = []
+    load = extension._load
+    monkeypatch.setattr(extension, "_load", lambda: events.append("build") or load())
+    original = fit_module.Trainer.train_epoch
+    monkeypatch.setattr(fit_module.Trainer, "train_epoch",
+                        lambda self, *args: events.append("epoch") or original(self, *args))
+    fit_module.fit("digits", "bptt", epochs=1, out=tmp_path / "run", progress=False)
+    assert events[:2] == ["build", "epoch"]  # then every fused pass asks for the library again
+    monkeypatch.setenv(extension.ENV, "torch")  # the fallback chosen: nothing to build
+    events.clear()
+    fit_module.fit("digits", "bptt", epochs=1, out=tmp_path / "again", progress=False)
+    assert events == ["epoch"]
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("error: no compiler")
+    monkeypatch.setenv(extension.ENV, "auto")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))  # nothing cached there
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.raises(RuntimeError, match="no compiler"):
+        extension._build_and_load()
+    assert capsys.readouterr().err.startswith("neuroplastic: compiling the fused C++ kernels")
+
+
 def test_importing_the_package_builds_nothing():
     code = "import neuroplastic, neuroplastic.fused as f; assert f.extension._loaded is None"
     subprocess.run([sys.executable, "-c", code], check=True)

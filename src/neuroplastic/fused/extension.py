@@ -4,8 +4,9 @@
 ``population_lif.cpp`` and ``population_alif.cpp`` (with ``shared.h``, ``masked_product.h``, ``tile_sums.h``,
 ``alif_step.h`` and ``population.h``) ship inside the
 package and are compiled into one library just in time with ``torch.utils.cpp_extension.load`` (needs
-a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, never
-at import. The library is cached as
+a C++ compiler and ``ninja``) the first time a fused pass runs on CPU float32/float64 tensors, or
+when training starts on the CPU (:func:`prepare`, so that a run's clock starts after it), never at
+import; a build says so in one line on stderr. The library is cached as
 ``<TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions>/neuroplastic/neuroplastic_lif_<hash>.so``, the
 hash covering the sources, the torch version, the flags and the machine, so a changed source or a
 new torch builds afresh and later processes load the file without ninja. Each build runs in its own
@@ -36,6 +37,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -94,6 +96,14 @@ def _refuse():
     raise RuntimeError("a fused C++ operation cannot run under torch.func transforms or forward-mode AD; "
                        "call it outside the transform, or use a layer's step path (path='step', or 'auto', "
                        "which chooses it under transforms)")
+
+
+def prepare() -> None:
+    """Builds (or loads) the C++ library now, where ``NEUROPLASTIC_FUSED`` allows it, rather than at the
+    first fused pass: a run's clock then starts after the build (a first run on a machine reported the
+    minute of compiling as training time). A failed build warns and leaves the fallback, as at first use."""
+    if check_environment() != "torch":
+        _load()
 
 
 def backend(tensor: torch.Tensor | None = None) -> str:
@@ -266,6 +276,8 @@ def _build_and_load():
             _library = root / f"{name}{cpp_extension.LIB_EXT}"
             return
     root.mkdir(parents=True, exist_ok=True)
+    print("neuroplastic: compiling the fused C++ kernels for this machine (once per version and machine, "
+          "about a minute)", file=sys.stderr, flush=True)
     errors = []
     for name, cflags, ldflags in names:
         build = tempfile.mkdtemp(prefix=f"{name}-", dir=root)

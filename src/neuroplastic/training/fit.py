@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from neuroplastic.devices import parse_device
+from neuroplastic.fused import extension
 from neuroplastic.progress import progress_bar
 from neuroplastic.report.training import plot_learning_curve, plot_raster
 from neuroplastic.tasks import Task, load_task
@@ -117,6 +118,8 @@ def fit(task: str | Task, rule="bptt", *, network=None, optimizer=None, loss=Non
         counted = checkpoint.get("counts", counted)
     if parallel is not None:
         parallel.same_start(network)
+    if device.type == "cpu":
+        extension.prepare()  # a first run's kernel build before the clock starts, not in its first epoch
     batches = -(-len(task.train) // recipe.batch_size)
     bar = progress_bar(batches * (recipe.epochs - len(history)), desc=f"{task.name}/{method.name}", unit="batch",
                        enabled=progress and writes, every=0, leave=False)  # off a terminal: a line an epoch
