@@ -38,7 +38,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from neuroplastic import fused
-from neuroplastic.fused.calibration import caches, cpu_info
+from neuroplastic.fused.calibration import caches, cpu_info, generation
 from neuroplastic.fused.extension import instruction_set
 
 __all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
@@ -54,7 +54,7 @@ def machine() -> dict:
     fields = cpu_info()
     flags = set(fields.get("flags", "").split())
     return {"cpu": fields.get("model name", platform.processor() or platform.machine()),
-            "generation": f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}",
+            "generation": generation(fields),
             "caches": caches(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "vector": [flag for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")

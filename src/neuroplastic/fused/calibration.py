@@ -30,7 +30,7 @@ import torch
 
 from neuroplastic.fused import extension
 
-__all__ = ["remembered", "machine", "cpu_info", "caches", "VERSION"]
+__all__ = ["remembered", "machine", "cpu_info", "generation", "caches", "VERSION"]
 
 VERSION = 1  # of the measurements: a change to how they are taken makes every kept one stale
 ENV, REFRESH = "NEUROPLASTIC_CALIBRATION", "NEUROPLASTIC_RECALIBRATE"
@@ -49,6 +49,12 @@ def cpu_info() -> dict[str, str]:
     except OSError:
         pass
     return fields
+
+
+def generation(fields: dict[str, str]) -> str:
+    """The CPU's family and model numbers from :func:`cpu_info`'s ``fields`` ("family 25 model 17"; "?"
+    where one is missing): a virtual machine may name two generations of one vendor alike, "AMD EPYC"."""
+    return f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
 
 
 def caches() -> dict[str, str]:
@@ -71,9 +77,8 @@ def machine() -> str:
     PyTorch picked and those the kernels run (``NEUROPLASTIC_ISA`` can hold them to another set)."""
     fields = cpu_info()
     model = fields.get("model name") or platform.processor() or platform.machine()
-    generation = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
     cache = "".join(f"; {level} {size}" for level, size in caches().items())
-    return (f"{model} ({generation}{cache}) / {torch.backends.cpu.get_cpu_capability()} / "
+    return (f"{model} ({generation(fields)}{cache}) / {torch.backends.cpu.get_cpu_capability()} / "
             f"kernels {extension.instruction_set()}")
 
 
