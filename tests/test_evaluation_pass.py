@@ -32,10 +32,11 @@ FEED_FORWARD_LIF = ALIF(beta=0.0, t_ref=0.0, v_th=1.0)  # the fused path of feed
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("recurrent, width", [(True, 50), (True, 100), (False, 50)])
+@pytest.mark.parametrize("recurrent, width", [(True, 50), (True, 100), (False, 50), (False, 100)])
 def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype, recurrent, width):
     """Recurrent layers of up to 64 neurons step four samples in lockstep, wider ones one at a time;
-    the batch of 63 ends short of a group of four."""
+    the batch of 63 ends short of a group of four. Feed-forward layers read out their spikes 32 steps
+    at a time (of the task's many more), from one or two blocks of neurons."""
     task = small_cue()
     network = recurrent_network(task, dtype=dtype, recurrent=recurrent, width=width,
                                 **({} if recurrent else {"neuron": FEED_FORWARD_LIF, "scale": 6.0}))
@@ -99,7 +100,11 @@ def test_counted_pass_steps_aside_where_it_does_not_apply():
     network.layers[0].synapses.bias = torch.full((50,), 0.01)  # a plain tensor: used as the forward pass uses it
     with torch.no_grad():
         torch.testing.assert_close(counted_pass(network, inputs).readout, network(inputs).readout)
-    with pytest.raises(ValueError, match="network input"):
-        counted_pass(network, inputs.clone().index_fill_(0, torch.tensor([3]), float("nan")))
+    feed_forward = recurrent_network(task, recurrent=False, neuron=FEED_FORWARD_LIF, scale=6.0)
+    for bad in (float("nan"), float("inf")):  # the feed-forward kernel finds them as it reads the input
+        for net in (network, feed_forward):
+            with pytest.raises(ValueError, match="network input contains NaN or infinite values"):
+                counted_pass(net, inputs.clone().index_put_((torch.tensor([3]), torch.tensor([5]), torch.tensor([7])),
+                                                            torch.tensor(bad)))
     with pytest.raises(ValueError, match="network input must be"):
         counted_pass(network, inputs[0])

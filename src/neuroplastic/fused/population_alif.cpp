@@ -40,9 +40,6 @@ namespace {
 constexpr int64_t kLockstep = 4, kLockstepWidth = 64;
 
 template <typename T>
-using Lanes = typename Tile<T, 1, kReadoutLanes * sizeof(T)>::vec;  // a readout's padded row (tile_sums.h)
-
-template <typename T>
 struct Neurons {  // the constants as the layer's kernels cast them
   Cell<T> cell;
   T decay;

@@ -12,6 +12,10 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #if defined(NP_ISA)  // one instruction set only (NEUROPLASTIC_ISA, extension.py): another machine's clone, timed here
 #if NP_ISA == 512
 #define NP_CLONES __attribute__((target("avx512f")))
@@ -171,6 +175,96 @@ void with_kind(int64_t kind, const Surrogate<T>& s, const F& body) {
   }
 }
 
+// The comparisons of compare_bits.
+enum Compare : int { kNotEqual, kEqual, kAtLeast };
+
+template <Compare C, typename T>
+inline bool compares(T x, T c) {
+  return C == kNotEqual ? x != c : C == kEqual ? x == c : x >= c;
+}
+
+// Bit j: x[j] C c (kNotEqual: ≠, kEqual: =, kAtLeast: ≥), for j < kWidth (≤ 64), in vectors of kBytes
+// bytes (the register width of the clone that runs: register_bytes), where the instruction set compares
+// into a mask (one instruction per vector; a loop of comparisons shifted into a word was left scalar by
+// the compiler, or took ~45 instructions of vectors per word). Each width's is compiled for its
+// instruction set, inlined into the clone that runs it (NP_CLONES) and a call in the others.
+template <Compare C, int64_t kWidth, typename T, int64_t kBytes>
+inline uint64_t compare_bits(const T* __restrict__ x, T c, std::integral_constant<int64_t, kBytes>) {
+  static_assert(kWidth <= 64, "one mask word");
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < kWidth; ++j) bits |= uint64_t(compares<C>(x[j], c)) << j;
+  return bits;
+}
+
+#if defined(__x86_64__)
+template <Compare C>
+constexpr int kPredicate = C == kNotEqual ? _CMP_NEQ_UQ : C == kEqual ? _CMP_EQ_OQ : _CMP_GE_OQ;
+
+template <Compare C, int64_t kWidth, typename T>
+[[gnu::target("avx512f")]] inline uint64_t compare_bits(const T* __restrict__ x, T c,
+                                                       std::integral_constant<int64_t, 64>) {
+  constexpr int64_t lanes = 64 / sizeof(T);
+  static_assert(kWidth <= 64 && kWidth % lanes == 0, "whole vectors in one mask word");
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < kWidth; j += lanes) {
+    if constexpr (std::is_same_v<T, float>)
+      bits |= uint64_t(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), _mm512_set1_ps(c), kPredicate<C>)) << j;
+    else
+      bits |= uint64_t(_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_set1_pd(c), kPredicate<C>)) << j;
+  }
+  return bits;
+}
+
+template <Compare C, int64_t kWidth, typename T>
+[[gnu::target("avx2")]] inline uint64_t compare_bits(const T* __restrict__ x, T c,
+                                                    std::integral_constant<int64_t, 32>) {
+  constexpr int64_t lanes = 32 / sizeof(T);
+  static_assert(kWidth <= 64 && kWidth % lanes == 0, "whole vectors in one mask word");
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < kWidth; j += lanes) {
+    if constexpr (std::is_same_v<T, float>)
+      bits |= uint64_t(uint32_t(_mm256_movemask_ps(
+                  _mm256_cmp_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(c), kPredicate<C>)))) << j;
+    else
+      bits |= uint64_t(uint32_t(_mm256_movemask_pd(
+                  _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_set1_pd(c), kPredicate<C>)))) << j;
+  }
+  return bits;
+}
+#endif
+
+// A row of n entries as bit masks, ⌈n / 64⌉ words each: nonzero, bit j of word w: x[64w + j] ≠ 0; other
+// (or null): x[64w + j] neither 0 nor 1 (a graded value, NaN or infinite). Returns the count of nonzero
+// entries. In vectors of kBytes bytes (compare_bits), inlined into its NP_CLONES caller.
+template <int64_t kBytes, typename T>
+inline int64_t row_bits(const T* __restrict__ x, int64_t n, uint64_t* __restrict__ nonzero,
+                        uint64_t* __restrict__ other) {
+  const std::integral_constant<int64_t, kBytes> width;
+  int64_t count = 0, w = 0;
+  for (; 64 * (w + 1) <= n; ++w) {
+    nonzero[w] = compare_bits<kNotEqual, 64>(x + 64 * w, T(0), width);
+    if (other != nullptr) other[w] = nonzero[w] & ~compare_bits<kEqual, 64>(x + 64 * w, T(1), width);
+    count += __builtin_popcountll(nonzero[w]);
+  }
+  if (64 * w < n) {
+    uint64_t tail = 0, odd = 0;
+    for (int64_t j = 64 * w; j < n; ++j) {
+      tail |= uint64_t(x[j] != T(0)) << (j - 64 * w);
+      odd |= uint64_t(x[j] != T(0) && x[j] != T(1)) << (j - 64 * w);
+    }
+    nonzero[w] = tail;
+    if (other != nullptr) other[w] = odd;
+    count += __builtin_popcountll(tail);
+  }
+  return count;
+}
+
+// f(base + j) for every set bit j of mask, j increasing.
+template <typename F>
+inline void for_each_bit(uint64_t mask, int64_t base, const F& f) {
+  for (; mask != 0; mask &= mask - 1) f(base + __builtin_ctzll(mask));
+}
+
 // f(k) for every k < n where x[k] ≠ 0, k increasing: 64 entries at a time read into a bit mask (no
 // branch per entry: spikes are a few % of them, and each branch on one would be a likely misprediction),
 // then its set bits. Inlined into its NP_CLONES caller.
@@ -180,10 +274,7 @@ inline void for_each_nonzero(int64_t n, const T* __restrict__ x, const F& f) {
     const int64_t width = std::min<int64_t>(64, n - base);
     uint64_t nonzero = 0;
     for (int64_t j = 0; j < width; ++j) nonzero |= uint64_t(x[base + j] != T(0)) << j;
-    while (nonzero) {
-      f(base + __builtin_ctzll(nonzero));
-      nonzero &= nonzero - 1;
-    }
+    for_each_bit(nonzero, base, f);
   }
 }
 

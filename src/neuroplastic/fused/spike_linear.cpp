@@ -46,15 +46,31 @@ constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (i
 template <typename scalar_t, int64_t kBytes>
 using GradientTile = Tile<scalar_t, kGradBytes / kBytes, kBytes>;  // the weight gradient's columns
 
-template <typename scalar_t>
-int64_t count_row(const scalar_t* row, int64_t n, bool* binary) {  // nonzero entries; all of them 1?
-  int64_t count = 0, other = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    count += row[j] != scalar_t(0);
-    other += (row[j] != scalar_t(0)) & (row[j] != scalar_t(1));
+// Rows [begin, end) of s (n columns, ⌈n / 64⌉ = words of them to a row): listed where `listed`, at off[r]
+// (their columns; their values where val is not null), else counted into off[r + 1], and `graded` set
+// where some entry is neither 0 nor 1. Read 64 entries at a time into bit masks (row_bits, in the
+// vectors of the machine's registers): the branch-free loop over every entry before it, each write's
+// place waiting for the last one's, and its count took 0.67 ms over digits' test split (15% spikes,
+// 10,800 rows of 64; family 25 model 17), these 0.25.
+template <typename scalar_t, int64_t kBytes>
+NP_CLONES void index_rows(const scalar_t* s, int64_t n, int64_t begin, int64_t end, bool listed, int64_t* off,
+                          int32_t* __restrict__ col, scalar_t* __restrict__ val, char* graded) {
+  const int64_t words = (n + 63) / 64;
+  std::vector<uint64_t> masks(2 * words);
+  for (int64_t r = begin; r < end; ++r) {
+    const scalar_t* row = s + r * n;
+    const int64_t count = row_bits<kBytes>(row, n, masks.data(), listed ? nullptr : masks.data() + words);
+    if (!listed) {
+      off[r + 1] = count;
+      for (int64_t w = 0; w < words; ++w) *graded |= masks[words + w] != 0;
+      continue;
+    }
+    int32_t* at = col + off[r];
+    for (int64_t w = 0; w < words; ++w) for_each_bit(masks[w], 64 * w, [&](int64_t j) { *at++ = int32_t(j); });
+    if (val != nullptr) {
+      for (int64_t k = off[r]; k < off[r + 1]; ++k) val[k] = row[col[k]];
+    }
   }
-  *binary = other == 0;
-  return count;
 }
 
 template <typename scalar_t>
@@ -64,15 +80,14 @@ int64_t index_spikes(const at::Tensor& spikes, int64_t max_count, at::Tensor& of
   const scalar_t* s = spikes.data_ptr<scalar_t>();
   offsets.resize_({rows + 1});
   int64_t* off = offsets.data_ptr<int64_t>();
-  std::vector<char> binary_rows(rows, 1);
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      bool binary = true;
-      off[r + 1] = count_row(s + r * n, n, &binary);
-      binary_rows[r] = binary;
-    }
+  std::vector<char> graded_parts(at::get_num_threads() + 1, 0);  // per thread: a row not binary?
+  with_register_bytes([&](auto bytes) {
+    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+      index_rows<scalar_t, decltype(bytes)::value>(s, n, begin, end, false, off, nullptr, nullptr,
+                                                   &graded_parts[at::get_thread_num()]);
+    });
   });
-  const bool graded = std::find(binary_rows.begin(), binary_rows.end(), 0) != binary_rows.end();
+  const bool graded = std::find(graded_parts.begin(), graded_parts.end(), 1) != graded_parts.end();
   off[0] = 0;
   for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
   if (off[rows] > max_count) return off[rows];
@@ -80,18 +95,10 @@ int64_t index_spikes(const at::Tensor& spikes, int64_t max_count, at::Tensor& of
   values.resize_({graded ? off[rows] : 0});
   int32_t* col = columns.data_ptr<int32_t>();
   scalar_t* val = graded ? values.data_ptr<scalar_t>() : nullptr;
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> found(n + 1);  // branch-free: every column is written, the spikes' kept
-    for (int64_t r = begin; r < end; ++r) {
-      const scalar_t* row = s + r * n;
-      int64_t k = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        found[k] = static_cast<int32_t>(j);
-        k += row[j] != scalar_t(0);
-      }
-      std::copy(found.begin(), found.begin() + k, col + off[r]);
-      for (int64_t i = 0; val && i < k; ++i) val[off[r] + i] = row[found[i]];
-    }
+  with_register_bytes([&](auto bytes) {
+    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+      index_rows<scalar_t, decltype(bytes)::value>(s, n, begin, end, true, off, col, val, nullptr);
+    });
   });
   return off[rows];
 }

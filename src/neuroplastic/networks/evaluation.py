@@ -58,7 +58,7 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise ValueError(f"network input must be (T, B, n_inputs), got shape {tuple(getattr(x, 'shape', ()))}")
     layer, readout = network.layers[0], network.readout.synapses
-    x = require_finite_tensor("network input", as_weights_dtype("network input", x, layer.synapses))
+    x = as_weights_dtype("network input", x, layer.synapses)
     neuron = layer.neuron_parameters.model(validate=True)
     recurrent = None if layer.recurrent is None else layer.recurrent.weight
     if not paths.runs_fused(layer.path, paths.why_not_fused(neuron, layer.recurrent), x, layer.synapses.weight,
@@ -73,8 +73,9 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
         options = fused_lif_options(neuron, layer.dt)
         ran = lif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), beta=float(options["beta"]),
                            threshold=float(options["threshold"]), **arguments)
-    else:
-        ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
+    else:  # the input checked here (the feed-forward kernel checks it as it reads it)
+        ran = alif_readouts(require_finite_tensor("network input", x), one(layer.synapses.weight),
+                            one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
                             bias_first=False, **arguments)
     if ran is None:
         return None
