@@ -89,18 +89,13 @@ def index(x, weight, bias) -> Events | None:
     where the matrix product is the one to run: too many spikes."""
     n_in = weight.shape[1]
     spikes = x.reshape(-1, n_in).contiguous()
-    forward_spikes, gradient_spikes = forward_limit(spikes.numel(), n_in), GRADIENT_DENSITY * spikes.numel()
-    count, offsets, columns, values = _indexed(spikes, int(max(forward_spikes, gradient_spikes)))
-    sparse_forward, sparse_gradient = count <= forward_spikes, count <= gradient_spikes
+    forward_limit = FORWARD_DENSITY * spikes.numel() if n_in <= FORWARD_MAX_INPUTS else -1
+    gradient_limit = GRADIENT_DENSITY * spikes.numel()
+    count, offsets, columns, values = _indexed(spikes, int(max(forward_limit, gradient_limit)))
+    sparse_forward, sparse_gradient = count <= forward_limit, count <= gradient_limit
     if not (sparse_forward or sparse_gradient):
         return None
     return Events(spikes, offsets, columns, values, sparse_forward, sparse_gradient)
-
-
-def forward_limit(numel: int, n_in: int) -> float:
-    """The spikes among ``numel`` entries of a layer of ``n_in`` inputs up to which its forward pass sums
-    them event by event (-1: never, too many inputs)."""
-    return FORWARD_DENSITY * numel if n_in <= FORWARD_MAX_INPUTS else -1
 
 
 def _indexed(spikes, max_count: int):

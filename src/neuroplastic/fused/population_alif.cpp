@@ -99,7 +99,7 @@ NP_CLONES int64_t run_model(int64_t steps, int64_t blocks, int64_t outputs, cons
     state[s] = {w, w + hidden, w + 2 * hidden, w + 3 * hidden, w + 4 * hidden, w + 5 * hidden, w + 6 * hidden,
                 reinterpret_cast<int32_t*>(w + 7 * hidden), reinterpret_cast<int32_t*>(w + 7 * hidden) + hidden, 0};
   }
-  Lanes<T> y[kSamples] = {};
+  ReadoutRow<T, kBytes> y[kSamples] = {};
   for (int64_t t = 0; t < steps; ++t) {
     for (int64_t at = 0; at < hidden; at += kBlock) {
       for (int64_t s = 0; s < kSamples; ++s) {
@@ -130,17 +130,15 @@ NP_CLONES int64_t run_model(int64_t steps, int64_t blocks, int64_t outputs, cons
       State& q = state[s];
       int32_t* each = per_neuron != nullptr ? per_neuron + s * items_apart * 2 * hidden : nullptr;
       int64_t spiked = 0;
-      Lanes<T> sums, row;  // grouped_linear's readout: the bias, then a row per spike (z = 1: 1 · u is u)
-      std::memcpy(&sums, readout_bias, sizeof(sums));
+      // grouped_linear's readout: the bias, then a row per spike (z = 1: 1 · u is u)
+      auto sums = ReadoutRow<T, kBytes>::from(readout_bias);
       for_each_nonzero(hidden, q.z, [&](int64_t j) {
         q.fired_now[spiked++] = int32_t(j);
         if (each != nullptr) ++each[j];
-        std::memcpy(&row, readout_t + j * kReadoutLanes, sizeof(row));
-        sums += row;
+        sums.add(readout_t + j * kReadoutLanes);
       });
-      y[s] = c.decay * y[s] + sums;
-      T* row_out = out + s * sample_stride + t * out_stride;
-      for (int64_t o = 0; o < outputs; ++o) row_out[o] = y[s][o];
+      y[s].leak(c.decay, sums);
+      y[s].store(out + s * sample_stride + t * out_stride, outputs);
       counts[s * items_apart * steps + t] = int32_t(spiked);
       std::swap(q.z_prev, q.z);
       std::swap(q.fired, q.fired_now);

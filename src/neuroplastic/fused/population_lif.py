@@ -36,35 +36,20 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     kernel does not apply — a gradient asked for, a transform, not CPU float32/float64, weights that are
     not finite, more than :data:`READOUT_MAX_OUTPUTS` outputs, or an input the layer would not take event
     by event (not spikes, or too many: :func:`~neuroplastic.fused.event_linear.index`, for each model's
-    input) — and the caller runs the layers one by one. Many models read the input's index, built once;
-    one model reads the input itself (no index built: digits' evaluation 2.4 → 2.2 ms a split), and
-    refuses NaN and infinite values in it."""
+    input) — and the caller runs the layers one by one. NaN and infinite entries of the input are refused
+    (:func:`_refuse_non_finite`)."""
     _check_shapes(x, weight, bias, readout_weight, readout_bias)
     if not _applies(x, weight, bias, readout_weight, readout_bias) or not threshold > 0:
         return None
-    models, input_models = weight.shape[0], weight.shape[0] if x.dim() == 4 else 1
-    constants = (float(beta), float(threshold))
-    if models == 1:  # one model reads the input: the kernel finds its nonzero entries, no index built
-        if event_linear.forward_limit(x.numel(), weight.shape[2]) < 0:
-            return None
-        padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
-        read = torch.ops.neuroplastic_fused.population_lif_forward_dense(
-            x.contiguous(), 1, *x.shape[-3:-1], padded.weight_t, padded.bias, *constants, padded.readout_t,
-            padded.readout_bias, float(decay), padded.out, padded.per_neuron)
-        if read == -1:
-            raise ValueError("network input contains NaN or infinite values")
-        if read > event_linear.forward_limit(x.numel(), weight.shape[2]):
-            return None  # the layer would have taken the matrix product: its sums in another order
-        diverged = read == -2
-    else:  # many: its index, built once
-        events = _layer_events(x, weight)
-        if events is None:
-            return None
-        padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
-        diverged = torch.ops.neuroplastic_fused.population_lif_forward(
-            events.offsets, events.columns, events.values if events.values.numel() else None, input_models,
-            *x.shape[-3:-1], padded.weight_t, padded.bias, *constants, padded.readout_t, padded.readout_bias,
-            float(decay), padded.out, padded.per_neuron)
+    events = _layer_events(x, weight)
+    if events is None:
+        return None
+    _refuse_non_finite(events.values)
+    padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
+    diverged = torch.ops.neuroplastic_fused.population_lif_forward(
+        events.offsets, events.columns, events.values if events.values.numel() else None,
+        weight.shape[0] if x.dim() == 4 else 1, *x.shape[-3:-1], padded.weight_t, padded.bias, float(beta),
+        float(threshold), padded.readout_t, padded.readout_bias, float(decay), padded.out, padded.per_neuron)
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
     return padded.results(weight.shape[1])
@@ -101,6 +86,7 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         if events is None:
             return None
         offsets, columns, values = events.offsets, events.columns, events.values
+    _refuse_non_finite(values)
     padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
     width = padded.weight_t.shape[2]
     recurrent_t = weight.new_zeros(models, width, width)
@@ -121,6 +107,14 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if steps > 1 and int(per_step.max()) > recurrent.EVENT_DENSITY * models * batch * hidden:
         return None
     return padded.results(hidden)
+
+
+def _refuse_non_finite(values):
+    """A clear error where the input holds NaN or infinite values: they are among its index's values (the
+    nonzero entries, listed where some are not 1; binary spikes list none). The input need not be read
+    again for them (its sum: on cue's test batches of 23M entries, more than the kernel's time)."""
+    if values.numel() and not all_finite(values):
+        raise ValueError("network input contains NaN or infinite values")
 
 
 def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=None) -> bool:

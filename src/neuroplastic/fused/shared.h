@@ -235,9 +235,10 @@ template <Compare C, int64_t kWidth, typename T>
 
 // A row of n entries as bit masks, ⌈n / 64⌉ words each: nonzero, bit j of word w: x[64w + j] ≠ 0; other
 // (or null): x[64w + j] neither 0 nor 1 (a graded value, NaN or infinite). Returns the count of nonzero
-// entries. In vectors of kBytes bytes (compare_bits), inlined into its NP_CLONES caller.
+// entries. In vectors of kBytes bytes (compare_bits), inlined into its NP_CLONES caller (always: else its
+// calls of compare_bits, in a function compiled for no instruction set in particular, stayed calls).
 template <int64_t kBytes, typename T>
-inline int64_t row_bits(const T* __restrict__ x, int64_t n, uint64_t* __restrict__ nonzero,
+inline __attribute__((always_inline)) int64_t row_bits(const T* __restrict__ x, int64_t n, uint64_t* __restrict__ nonzero,
                         uint64_t* __restrict__ other) {
   const std::integral_constant<int64_t, kBytes> width;
   int64_t count = 0, w = 0;

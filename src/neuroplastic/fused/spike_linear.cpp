@@ -46,30 +46,32 @@ constexpr int64_t kRowBlock = 16;  // output rows per pass over a column tile (i
 template <typename scalar_t, int64_t kBytes>
 using GradientTile = Tile<scalar_t, kGradBytes / kBytes, kBytes>;  // the weight gradient's columns
 
-// Rows [begin, end) of s (n columns, ⌈n / 64⌉ = words of them to a row): listed where `listed`, at off[r]
-// (their columns; their values where val is not null), else counted into off[r + 1], and `graded` set
-// where some entry is neither 0 nor 1. Read 64 entries at a time into bit masks (row_bits, in the
-// vectors of the machine's registers): the branch-free loop over every entry before it, each write's
-// place waiting for the last one's, and its count took 0.67 ms over digits' test split (15% spikes,
-// 10,800 rows of 64; family 25 model 17), these 0.25.
+// Rows [begin, end) of s (n columns) as bit masks, ⌈n / 64⌉ words a row (row_bits, in the vectors of the
+// machine's registers), their nonzero entries counted into off[r + 1], `graded` set where some entry is
+// neither 0 nor 1. Then each row listed from its masks (list_rows) without reading it again. The
+// branch-free loop over every entry before, each write's place waiting for the last one's, and its count
+// took 0.67 ms over digits' test split (15% spikes, 10,800 rows of 64; family 25 model 17); the rows read
+// into masks for the count and again for the list, 0.25; read once, the masks kept, 0.19.
 template <typename scalar_t, int64_t kBytes>
-NP_CLONES void index_rows(const scalar_t* s, int64_t n, int64_t begin, int64_t end, bool listed, int64_t* off,
-                          int32_t* __restrict__ col, scalar_t* __restrict__ val, char* graded) {
+NP_CLONES void mask_rows(const scalar_t* s, int64_t n, int64_t begin, int64_t end, uint64_t* __restrict__ masks,
+                         int64_t* __restrict__ off, char* graded) {
   const int64_t words = (n + 63) / 64;
-  std::vector<uint64_t> masks(2 * words);
+  std::vector<uint64_t> other(words);
   for (int64_t r = begin; r < end; ++r) {
-    const scalar_t* row = s + r * n;
-    const int64_t count = row_bits<kBytes>(row, n, masks.data(), listed ? nullptr : masks.data() + words);
-    if (!listed) {
-      off[r + 1] = count;
-      for (int64_t w = 0; w < words; ++w) *graded |= masks[words + w] != 0;
-      continue;
-    }
+    off[r + 1] = row_bits<kBytes>(s + r * n, n, masks + r * words, other.data());
+    for (int64_t w = 0; w < words; ++w) *graded |= other[w] != 0;
+  }
+}
+
+// The columns of rows [begin, end) from their masks, at off[r]; their values where val is not null.
+template <typename scalar_t>
+void list_rows(const scalar_t* s, int64_t n, int64_t begin, int64_t end, const uint64_t* masks, const int64_t* off,
+               int32_t* __restrict__ col, scalar_t* __restrict__ val) {
+  const int64_t words = (n + 63) / 64;
+  for (int64_t r = begin; r < end; ++r) {
     int32_t* at = col + off[r];
-    for (int64_t w = 0; w < words; ++w) for_each_bit(masks[w], 64 * w, [&](int64_t j) { *at++ = int32_t(j); });
-    if (val != nullptr) {
-      for (int64_t k = off[r]; k < off[r + 1]; ++k) val[k] = row[col[k]];
-    }
+    for (int64_t w = 0; w < words; ++w) for_each_bit(masks[r * words + w], 64 * w, [&](int64_t j) { *at++ = j; });
+    for (int64_t k = off[r]; val != nullptr && k < off[r + 1]; ++k) val[k] = s[r * n + col[k]];
   }
 }
 
@@ -80,11 +82,12 @@ int64_t index_spikes(const at::Tensor& spikes, int64_t max_count, at::Tensor& of
   const scalar_t* s = spikes.data_ptr<scalar_t>();
   offsets.resize_({rows + 1});
   int64_t* off = offsets.data_ptr<int64_t>();
+  std::vector<uint64_t> masks(rows * ((n + 63) / 64));
   std::vector<char> graded_parts(at::get_num_threads() + 1, 0);  // per thread: a row not binary?
   with_register_bytes([&](auto bytes) {
     at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-      index_rows<scalar_t, decltype(bytes)::value>(s, n, begin, end, false, off, nullptr, nullptr,
-                                                   &graded_parts[at::get_thread_num()]);
+      mask_rows<scalar_t, decltype(bytes)::value>(s, n, begin, end, masks.data(), off,
+                                                  &graded_parts[at::get_thread_num()]);
     });
   });
   const bool graded = std::find(graded_parts.begin(), graded_parts.end(), 1) != graded_parts.end();
@@ -95,10 +98,8 @@ int64_t index_spikes(const at::Tensor& spikes, int64_t max_count, at::Tensor& of
   values.resize_({graded ? off[rows] : 0});
   int32_t* col = columns.data_ptr<int32_t>();
   scalar_t* val = graded ? values.data_ptr<scalar_t>() : nullptr;
-  with_register_bytes([&](auto bytes) {
-    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-      index_rows<scalar_t, decltype(bytes)::value>(s, n, begin, end, true, off, col, val, nullptr);
-    });
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    list_rows(s, n, begin, end, masks.data(), off, col, val);
   });
   return off[rows];
 }

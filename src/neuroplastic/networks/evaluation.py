@@ -26,7 +26,6 @@ from neuroplastic.networks import paths
 from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype, fused_lif_options
 from neuroplastic.networks.network import SpikingNetwork
 from neuroplastic.networks.population import check_batchable
-from neuroplastic.validation import require_finite_tensor
 
 __all__ = ["CountedPass", "counted_pass"]
 
@@ -73,9 +72,8 @@ def counted_pass(network, x: torch.Tensor) -> CountedPass | None:
         options = fused_lif_options(neuron, layer.dt)
         ran = lif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), beta=float(options["beta"]),
                            threshold=float(options["threshold"]), **arguments)
-    else:  # the input checked here (the feed-forward kernel checks it as it reads it)
-        ran = alif_readouts(require_finite_tensor("network input", x), one(layer.synapses.weight),
-                            one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
+    else:
+        ran = alif_readouts(x, one(layer.synapses.weight), one(layer.synapses.bias), one(recurrent), neuron, layer.dt,
                             bias_first=False, **arguments)
     if ran is None:
         return None
