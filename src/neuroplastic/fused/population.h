@@ -45,6 +45,29 @@ struct ReadoutRow {
   }
 };
 
+// out[0:kBlock] = init (or 0) + Σ over the listed rows of m (ld apart, offset `at`), row i weighted by
+// w[i] where kWeighted: the block's currents in vector registers, added in the order listed.
+template <typename T, bool kWeighted, int64_t kBlock, int64_t kBytes>
+inline __attribute__((always_inline)) void block_sums(const T* m, int64_t ld, int64_t at, const int32_t* rows,
+                                                      const T* w, int64_t count, const T* init, T* out) {
+  using vec = typename Tile<T, 1, kBytes>::vec;
+  constexpr int64_t per_vec = Tile<T, 1, kBytes>::per_vec, vectors = kBlock / per_vec;
+  vec sums[vectors], loaded;
+  for (int64_t l = 0; l < vectors; ++l) {
+    if (init != nullptr) std::memcpy(&sums[l], init + at + l * per_vec, sizeof(vec));
+    else sums[l] = vec{};
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    const T* row = m + int64_t(rows[k]) * ld + at;
+    for (int64_t l = 0; l < vectors; ++l) {
+      std::memcpy(&loaded, row + l * per_vec, sizeof(vec));
+      if constexpr (kWeighted) loaded *= w[k];
+      sums[l] += loaded;
+    }
+  }
+  std::memcpy(out, sums, sizeof(sums));
+}
+
 struct PopulationShape {
   int64_t models, inputs, hidden, outputs;
 };

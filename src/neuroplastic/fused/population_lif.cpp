@@ -36,25 +36,6 @@ namespace {
 // 11.4 ms (family 25 model 17; one process, the builds taking turns).
 constexpr int64_t kChunk = 32;
 
-// out[0:kBlock] = Σ_k x_k m[col[k], at : at + kBlock] over a row's `count` events (m's rows ld apart, x_k =
-// val[k] where kWeighted, else 1), in vector registers (a plain loop here was left scalar), in order.
-template <typename T, bool kWeighted, int64_t kBlock, int64_t kBytes>
-inline __attribute__((always_inline)) void event_sums(const T* m, int64_t ld, int64_t at, const int32_t* col,
-                                                      const T* val, int64_t count, T* out) {
-  using vec = typename Tile<T, 1, kBytes>::vec;  // vectors of the register width (shared.h)
-  constexpr int64_t per_vec = Tile<T, 1, kBytes>::per_vec, vectors = kBlock / per_vec;
-  vec sums[vectors] = {}, loaded;
-  for (int64_t k = 0; k < count; ++k) {
-    const T* row = m + int64_t(col[k]) * ld + at;
-    for (int64_t l = 0; l < vectors; ++l) {
-      std::memcpy(&loaded, row + l * per_vec, sizeof(vec));
-      if constexpr (kWeighted) loaded *= val[k];
-      sums[l] += loaded;
-    }
-  }
-  std::memcpy(out, sums, sizeof(sums));
-}
-
 // One model and one sample over every step, kBlock hidden neurons at a time. The hidden layer is padded
 // to blocks of kBlock neurons (zero weights and bias: they never reach θ > 0): weight_t (n_in, H), bias
 // (H) where kBias (else the sum is added to 0, as spike_sum does without one), readout_t (H,
@@ -83,8 +64,8 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
       const int64_t row = t * row_stride, events = off[row + 1] - off[row];
       for (int64_t block = 0; block < hidden; block += kBlock) {
         T current[kBlock];
-        event_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, block, col + off[row],
-                                                 kWeighted ? val + off[row] : nullptr, events, current);
+        block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, block, col + off[row],
+                                                 kWeighted ? val + off[row] : nullptr, events, nullptr, current);
         T* vb = v + block;
         T* zb = z + block;
         for (int64_t i = 0; i < kBlock; ++i) {
