@@ -176,14 +176,18 @@ void with_kind(int64_t kind, const Surrogate<T>& s, const F& body) {
 }
 
 // The comparisons of compare_bits.
-enum Compare : int { kNotEqual, kEqual, kAtLeast };
+enum Compare : int { kNotEqual, kEqual };
 
+// Bit j: x[j] C c (kNotEqual: ≠, kEqual: =) for j < width (≤ 64), one entry at a time: a width known only
+// at run time (a row's last, short word), or no instruction set's comparisons into a mask.
 template <Compare C, typename T>
-inline bool compares(T x, T c) {
-  return C == kNotEqual ? x != c : C == kEqual ? x == c : x >= c;
+inline uint64_t scalar_bits(const T* __restrict__ x, int64_t width, T c) {
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < width; ++j) bits |= uint64_t(C == kNotEqual ? x[j] != c : x[j] == c) << j;
+  return bits;
 }
 
-// Bit j: x[j] C c (kNotEqual: ≠, kEqual: =, kAtLeast: ≥), for j < kWidth (≤ 64), in vectors of kBytes
+// Bit j: x[j] C c (kNotEqual: ≠, kEqual: =), for j < kWidth (≤ 64), in vectors of kBytes
 // bytes (the register width of the clone that runs: register_bytes), where the instruction set compares
 // into a mask (one instruction per vector; a loop of comparisons shifted into a word was left scalar by
 // the compiler, or took ~45 instructions of vectors per word). Each width's is compiled for its
@@ -191,9 +195,7 @@ inline bool compares(T x, T c) {
 template <Compare C, int64_t kWidth, typename T, int64_t kBytes>
 inline uint64_t compare_bits(const T* __restrict__ x, T c, std::integral_constant<int64_t, kBytes>) {
   static_assert(kWidth <= 64, "one mask word");
-  uint64_t bits = 0;
-  for (int64_t j = 0; j < kWidth; ++j) bits |= uint64_t(compares<C>(x[j], c)) << j;
-  return bits;
+  return scalar_bits<C>(x, kWidth, c);
 }
 
 #if defined(__x86_64__)
@@ -238,8 +240,8 @@ template <Compare C, int64_t kWidth, typename T>
 // entries. In vectors of kBytes bytes (compare_bits), inlined into its NP_CLONES caller (always: else its
 // calls of compare_bits, in a function compiled for no instruction set in particular, stayed calls).
 template <int64_t kBytes, typename T>
-inline __attribute__((always_inline)) int64_t row_bits(const T* __restrict__ x, int64_t n, uint64_t* __restrict__ nonzero,
-                        uint64_t* __restrict__ other) {
+inline __attribute__((always_inline)) int64_t row_bits(const T* __restrict__ x, int64_t n,
+                                                       uint64_t* __restrict__ nonzero, uint64_t* __restrict__ other) {
   const std::integral_constant<int64_t, kBytes> width;
   int64_t count = 0, w = 0;
   for (; 64 * (w + 1) <= n; ++w) {
@@ -247,15 +249,10 @@ inline __attribute__((always_inline)) int64_t row_bits(const T* __restrict__ x, 
     if (other != nullptr) other[w] = nonzero[w] & ~compare_bits<kEqual, 64>(x + 64 * w, T(1), width);
     count += __builtin_popcountll(nonzero[w]);
   }
-  if (64 * w < n) {
-    uint64_t tail = 0, odd = 0;
-    for (int64_t j = 64 * w; j < n; ++j) {
-      tail |= uint64_t(x[j] != T(0)) << (j - 64 * w);
-      odd |= uint64_t(x[j] != T(0) && x[j] != T(1)) << (j - 64 * w);
-    }
-    nonzero[w] = tail;
-    if (other != nullptr) other[w] = odd;
-    count += __builtin_popcountll(tail);
+  if (64 * w < n) {  // the last, short word
+    nonzero[w] = scalar_bits<kNotEqual>(x + 64 * w, n - 64 * w, T(0));
+    if (other != nullptr) other[w] = nonzero[w] & ~scalar_bits<kEqual>(x + 64 * w, n - 64 * w, T(1));
+    count += __builtin_popcountll(nonzero[w]);
   }
   return count;
 }
@@ -271,12 +268,8 @@ inline void for_each_bit(uint64_t mask, int64_t base, const F& f) {
 // then its set bits. Inlined into its NP_CLONES caller.
 template <typename T, typename F>
 inline void for_each_nonzero(int64_t n, const T* __restrict__ x, const F& f) {
-  for (int64_t base = 0; base < n; base += 64) {
-    const int64_t width = std::min<int64_t>(64, n - base);
-    uint64_t nonzero = 0;
-    for (int64_t j = 0; j < width; ++j) nonzero |= uint64_t(x[base + j] != T(0)) << j;
-    for_each_bit(nonzero, base, f);
-  }
+  for (int64_t base = 0; base < n; base += 64)
+    for_each_bit(scalar_bits<kNotEqual>(x + base, std::min<int64_t>(64, n - base), T(0)), base, f);
 }
 
 void check(const at::Tensor& x, const at::Tensor& like, int64_t numel, const char* name) {
