@@ -35,7 +35,7 @@ FEED_FORWARD_LIF = ALIF(beta=0.0, t_ref=0.0, v_th=1.0)  # the fused path of feed
 @pytest.mark.parametrize("recurrent, width", [(True, 50), (True, 100), (False, 50), (False, 100)])
 def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype, recurrent, width):
     """Recurrent layers of up to 64 neurons step four samples in lockstep, wider ones one at a time;
-    the batch of 63 ends short of a group of four. Feed-forward layers read out their spikes 32 steps
+    the batch of 63 ends short of a group of four. Feed-forward layers read out their spikes 128 steps
     at a time (of the task's many more), from one or two blocks of neurons."""
     task = small_cue()
     network = recurrent_network(task, dtype=dtype, recurrent=recurrent, width=width,

@@ -33,8 +33,11 @@ namespace {
 // of its readout, which then reads their spikes from bit masks. Read out at each step, the loop over a
 // step's spikes waited for the update that made them, and every misprediction of its end discarded the
 // next block's work: the kernel over digits' test split 2.6 → 1.7 ms, 64 networks of 64 neurons 14.3 →
-// 11.4 ms (family 25 model 17; one process, the builds taking turns).
-constexpr int64_t kChunk = 32;
+// 11.4 ms (family 25 model 17; one process, the builds taking turns). Within a chunk each block of
+// neurons takes every step before the next block does (its state stays in registers, its rows of
+// weight_t in the L1 cache): 64 networks of 64 neurons 10.5 → 8.8 ms, digits' split 1.60 → 1.55 ms; a
+// chunk of 128 steps rather than 32 another 3% on the former.
+constexpr int64_t kChunk = 128;
 
 // One model and one sample over every step, kBlock hidden neurons at a time. The hidden layer is padded
 // to blocks of kBlock neurons (zero weights and bias: they never reach θ > 0): weight_t (n_in, H), bias
@@ -60,14 +63,14 @@ NP_CLONES bool run_model(int64_t steps, int64_t blocks, int64_t outputs, const i
   ReadoutRow<T, kBytes> y = {};
   for (int64_t first = 0; first < steps; first += kChunk) {
     const int64_t last = std::min(steps, first + kChunk);
-    for (int64_t t = first; t < last; ++t) {
-      const int64_t row = t * row_stride, events = off[row + 1] - off[row];
-      for (int64_t block = 0; block < hidden; block += kBlock) {
+    for (int64_t block = 0; block < hidden; block += kBlock) {
+      T* vb = v + block;
+      T* zb = z + block;
+      for (int64_t t = first; t < last; ++t) {
+        const int64_t row = t * row_stride, events = off[row + 1] - off[row];
         T current[kBlock];
         block_sums<T, kWeighted, kBlock, kBytes>(weight_t, hidden, block, col + off[row],
                                                  kWeighted ? val + off[row] : nullptr, events, nullptr, current);
-        T* vb = v + block;
-        T* zb = z + block;
         for (int64_t i = 0; i < kBlock; ++i) {
           const T input = kBias ? bias[block + i] + current[i] : T(0) + current[i];  // spike_sum's init + sum
           const T value = beta * vb[i] + input - theta * zb[i];
