@@ -7,7 +7,8 @@
 over its task's test split in batches of 256: a training forward pass (train mode, gradients on: what
 a training step pays before its backward pass), the forward pass in eval mode under ``torch.no_grad``
 and under ``torch.inference_mode``, and — where it applies — what ``Trainer.evaluate`` runs instead,
-the readouts and spike counts in one kernel (:func:`~neuroplastic.networks.evaluation.counted_pass`).
+the readouts and spike counts in one kernel (:func:`~neuroplastic.networks.evaluation.counted_passes`,
+prepared once for the split).
 digits: feed-forward LIF (the fused path); mnist1d: recurrent LIF on an amplitude code (21% of its
 entries spikes); cue: recurrent ALIF on spikes (both the fused recurrent kernel; both evaluations one
 kernel).
@@ -37,7 +38,7 @@ from torch.func import functional_call, vmap
 
 from neuroplastic.bench.timing import machine
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
-from neuroplastic.networks.evaluation import counted_pass
+from neuroplastic.networks.evaluation import counted_pass, counted_passes
 from neuroplastic.networks.population import population_forward, stack_networks
 from neuroplastic.neurons import ALIF
 from neuroplastic.spikes import FastSigmoid
@@ -69,10 +70,11 @@ def inference(task_name: str, rounds: int) -> dict:
                 for inputs in batches:
                     network(inputs)
         return run
-    def counted():
+    def counted():  # as Trainer.evaluate: the passes prepared once for the split
         network.eval()
+        passes = counted_passes(network)
         for inputs in batches:
-            counted_pass(network, inputs)
+            passes(inputs)
     ways = {"training forward": over_the_split(True, torch.enable_grad),
             "evaluation (no_grad)": over_the_split(False, torch.no_grad),
             "evaluation (inference_mode)": over_the_split(False, torch.inference_mode)}

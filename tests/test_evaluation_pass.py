@@ -67,11 +67,14 @@ def test_trainer_evaluates_the_same_in_one_kernel(graded, recurrent, monkeypatch
                                 **({} if recurrent else {"neuron": FEED_FORWARD_LIF, "scale": 6.0}))
     trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate)
     calls = []
-    original = evaluation.counted_pass
-    monkeypatch.setattr(trainer_module, "counted_pass", lambda *a: calls.append(original(*a)) or calls[-1])
+
+    def recorded(network):  # the passes prepared once for the split, then called for each batch
+        passes = evaluation.counted_passes(network)
+        return lambda x: calls.append(passes(x)) or calls[-1]
+    monkeypatch.setattr(trainer_module, "counted_passes", recorded)
     fast = trainer.evaluate()
     assert len(calls) == 2 and all(call is not None for call in calls)
-    monkeypatch.setattr(trainer_module, "counted_pass", lambda *a: None)
+    monkeypatch.setattr(trainer_module, "counted_passes", lambda network: None)
     reference = trainer.evaluate()
     assert reference["neurobench"]["effective_acs_per_sample"] > 0 and reference["spikes_per_sample"] > 0
     assert (reference["neurobench"]["effective_macs_per_sample"] > 0) == graded
@@ -108,3 +111,24 @@ def test_counted_pass_steps_aside_where_it_does_not_apply():
                                                             torch.tensor(bad)))
     with pytest.raises(ValueError, match="network input must be"):
         counted_pass(network, inputs[0])
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_counted_passes_prepare_the_weights_once_for_every_batch(recurrent):
+    """``counted_passes`` (what ``Trainer.evaluate`` runs over a split) gives each batch what
+    ``counted_pass`` gives it, from the weights as they were when it was made; None for a network it
+    cannot run."""
+    task = small_cue()
+    network = recurrent_network(task, recurrent=recurrent,
+                                **({} if recurrent else {"neuron": FEED_FORWARD_LIF, "scale": 6.0}))
+    passes = evaluation.counted_passes(network)
+    before = [counted_pass(network, inputs) for inputs, _ in task.batches("test", 128, shuffle=False)]
+    with torch.no_grad():
+        network.readout.synapses.weight.mul_(2.0)  # after the passes were made: they keep the weights they read
+    for (inputs, _), expected in zip(task.batches("test", 128, shuffle=False), before, strict=True):
+        got = passes(inputs)
+        assert torch.equal(got.readout, expected.readout)
+        assert torch.equal(got.spike_counts[0], expected.spike_counts[0])
+        assert torch.equal(got.last_spikes[0], expected.last_spikes[0])
+    assert not torch.equal(counted_pass(network, inputs).readout, got.readout)  # made anew: the new weights
+    assert evaluation.counted_passes(recurrent_network(task, recurrent=False)) is None  # adaptive: not fused

@@ -19,7 +19,8 @@ from neuroplastic import transforms
 from neuroplastic.fused import event_linear, extension, recurrent
 from neuroplastic.validation import all_finite
 
-__all__ = ["lif_readouts", "alif_readouts", "READOUT_MAX_OUTPUTS"]
+__all__ = ["lif_readouts", "alif_readouts", "run_lif", "run_alif", "kernel_weights", "KernelWeights",
+           "READOUT_MAX_OUTPUTS"]
 
 READOUT_MAX_OUTPUTS = 16  # the kernel holds a model's readout in one padded row
 
@@ -33,26 +34,34 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     layers ``z^m`` (``β``, ``θ``, reset by subtraction, starting at rest) fed ``x`` ``(T, B, n_in)`` (every
     model reads it) or ``(M, T, B, n_in)`` (one input per model) through ``weight`` ``(M, N, n_in)`` and
     ``bias`` ``(M, N)``; ``readout_weight`` ``(M, n_out, N)``, ``readout_bias`` ``(M, n_out)``. None where the
-    kernel does not apply — a gradient asked for, a transform, not CPU float32/float64, weights that are
-    not finite, more than :data:`READOUT_MAX_OUTPUTS` outputs, or an input the layer would not take event
-    by event (not spikes, or too many: :func:`~neuroplastic.fused.event_linear.index`, for each model's
-    input) — and the caller runs the layers one by one. NaN and infinite entries of the input are refused
+    kernel does not apply — weights it does not take (:func:`kernel_weights`), an input not CPU
+    float32/float64 like them or under a transform, or one the layer would not take event by event (not
+    spikes, or too many: :func:`~neuroplastic.fused.event_linear.index`, for each model's input) — and the
+    caller runs the layers one by one. NaN and infinite entries of the input are refused
     (:func:`_refuse_non_finite`)."""
-    _check_shapes(x, weight, bias, readout_weight, readout_bias)
-    if not _applies(x, weight, bias, readout_weight, readout_bias) or not threshold > 0:
+    weights = kernel_weights(weight, bias, readout_weight, readout_bias)
+    _check_input(x, weight)
+    return run_lif(x, weights, beta=beta, threshold=threshold, decay=decay, neuron_counts=neuron_counts)
+
+
+def run_lif(x: torch.Tensor, weights: KernelWeights | None, *, beta: float, threshold: float, decay: float,
+            neuron_counts: bool = False):
+    """:func:`lif_readouts` with the weights prepared by :func:`kernel_weights` (None: the kernel does not
+    take them), once for the batches of an evaluation."""
+    if weights is None or not _input_applies(x, weights) or not threshold > 0:
         return None
-    events = _layer_events(x, weight)
+    events = _layer_events(x, weights.weight)
     if events is None:
         return None
     _refuse_non_finite(events.values)
-    padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
+    out, per_neuron = _outputs(x, weights, neuron_counts)
     diverged = torch.ops.neuroplastic_fused.population_lif_forward(
         events.offsets, events.columns, events.values if events.values.numel() else None,
-        weight.shape[0] if x.dim() == 4 else 1, *x.shape[-3:-1], padded.weight_t, padded.bias, float(beta),
-        float(threshold), padded.readout_t, padded.readout_bias, float(decay), padded.out, padded.per_neuron)
+        weights.models if x.dim() == 4 else 1, *x.shape[-3:-1], weights.weight_t, weights.bias, float(beta),
+        float(threshold), weights.readout_t, weights.readout_bias, float(decay), out, per_neuron)
     if diverged:
         raise ValueError("currents (or state) contain NaN or infinite values, or the voltage overflowed")
-    return padded.results(weight.shape[1])
+    return out, weights.counts_of(per_neuron)
 
 
 def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, recurrent_weight: torch.Tensor,
@@ -71,42 +80,48 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     a step's recurrent product as a matrix product (a step after one with many spikes across the
     batch: :data:`~neuroplastic.fused.recurrent.EVENT_DENSITY`, the sums in another order) — which the
     kernel's counts show only once it has run."""
-    _check_shapes(x, weight, bias, readout_weight, readout_bias)
-    models, hidden = weight.shape[:2]
-    if tuple(recurrent_weight.shape) != (models, hidden, hidden):
-        raise ValueError(f"recurrent_weight must be {(models, hidden, hidden)}, got {tuple(recurrent_weight.shape)}")
-    if (not _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight) or recurrent.why_not(neuron)
+    weights = kernel_weights(weight, bias, readout_weight, readout_bias, recurrent_weight)
+    _check_input(x, weight)
+    return run_alif(x, weights, neuron, dt, decay=decay, bias_first=bias_first, neuron_counts=neuron_counts)
+
+
+def run_alif(x: torch.Tensor, weights: KernelWeights | None, neuron, dt: float, *, decay: float, bias_first: bool,
+             neuron_counts: bool = False):
+    """:func:`alif_readouts` with the weights prepared by :func:`kernel_weights` (None: the kernel does not
+    take them)."""
+    if (weights is None or not _input_applies(x, weights) or recurrent.why_not(neuron)
             or not float(neuron.v_th) > 0):
         return None
     if bias_first:  # the population's grouped product: every input event by event
         spikes = x.reshape(-1, x.shape[-1]).contiguous()
         _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
     else:  # a layer's own currents: event by event where the layer would take them so
-        events = _layer_events(x, weight)
+        events = _layer_events(x, weights.weight)
         if events is None:
             return None
         offsets, columns, values = events.offsets, events.columns, events.values
     _refuse_non_finite(values)
-    padded = _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts)
-    width = padded.weight_t.shape[2]
-    recurrent_t = weight.new_zeros(models, width, width)
-    recurrent_t[:, :hidden, :hidden] = recurrent_weight.transpose(1, 2)
-    leaks = recurrent._leaks(neuron, dt, recurrent_weight)
+    out, per_neuron = _outputs(x, weights, neuron_counts)
+    models, hidden = weights.models, weights.weight.shape[1]
+    width = weights.weight_t.shape[2]
+    if weights.recurrent_t is None:
+        raise ValueError("run_alif needs a recurrent layer's weights: kernel_weights(..., recurrent_weight)")
+    leaks = recurrent._leaks(neuron, dt, weights.weight_t[0, 0, :hidden])  # rows (N,)
     alpha, rho = (torch.cat([row, row.new_zeros(width - hidden)]) for row in leaks)
     steps, batch = x.shape[-3:-1]
-    counts = weight.new_empty(batch, models, steps, dtype=torch.int32)
+    counts = x.new_empty(batch, models, steps, dtype=torch.int32)
     diverged = torch.ops.neuroplastic_fused.population_alif_forward(
         offsets, columns, values if values.numel() else None, models if x.dim() == 4 else 1, steps, batch,
-        padded.weight_t, padded.bias, bias_first, recurrent_t, alpha, rho, float(neuron.v_th), float(neuron.beta),
-        float(neuron.t_ref), float(dt), padded.readout_t, padded.readout_bias, float(decay), padded.out, counts,
-        padded.per_neuron)
+        weights.weight_t, weights.bias, bias_first, weights.recurrent_t, alpha, rho, float(neuron.v_th),
+        float(neuron.beta), float(neuron.t_ref), float(dt), weights.readout_t, weights.readout_bias, float(decay),
+        out, counts, per_neuron)
     if diverged:
         raise ValueError("the layer's ALIF neurons diverged: their state holds NaN or infinite values; "
                          "smaller weights or inputs keep it finite")
     per_step = counts.sum((0, 1), dtype=torch.int64)[:-1]  # what each step leaves the next one's product
     if steps > 1 and int(per_step.max()) > recurrent.EVENT_DENSITY * models * batch * hidden:
         return None
-    return padded.results(hidden)
+    return out, weights.counts_of(per_neuron)
 
 
 def _refuse_non_finite(values):
@@ -115,18 +130,6 @@ def _refuse_non_finite(values):
     again for them (its sum: on cue's test batches of 23M entries, more than the kernel's time)."""
     if values.numel() and not all_finite(values):
         raise ValueError("network input contains NaN or infinite values")
-
-
-def _applies(x, weight, bias, readout_weight, readout_bias, recurrent_weight=None) -> bool:
-    """Whether the one-kernel pass may run: no gradient asked for, no transform, CPU float32/float64
-    alike, finite weights, at most :data:`READOUT_MAX_OUTPUTS` outputs, the C++ backend."""
-    given = [t for t in (x, weight, bias, readout_weight, readout_bias, recurrent_weight) if t is not None]
-    return not (x.numel() == 0 or readout_weight.shape[1] > READOUT_MAX_OUTPUTS
-                or (torch.is_grad_enabled() and any(t.requires_grad for t in given))
-                or any(t.device.type != "cpu" or t.dtype != weight.dtype for t in given)
-                or weight.dtype not in (torch.float32, torch.float64) or transforms.active(*given)
-                or extension.backend(weight) != "cpp"
-                or not all(all_finite(t) for t in (weight, readout_weight, recurrent_weight) if t is not None))
 
 
 def _layer_events(x, weight):
@@ -138,25 +141,47 @@ def _layer_events(x, weight):
     return events if events is not None and events.sparse_forward else None
 
 
-class _Padded(NamedTuple):
-    """The kernels' arguments with the hidden layer padded with zeros to the kernels' blocks (32
-    neurons, or a multiple of 64; the padding never spikes, θ > 0): ``weight_t`` ``(M, n_in, H)``, the
-    bias ``(M, H)`` (or None), ``readout_t`` ``(M, H, 16)``, the readout's bias ``(M, 16)``; the
-    readouts' memory ``(T, B, M, n_out)`` and each neuron's counts ``(B, M, 2, H)`` (or None)."""
+class KernelWeights(NamedTuple):
+    """A population's weights as the kernels read them (:func:`kernel_weights`), the hidden layer padded
+    with zeros to the kernels' blocks (32 neurons, or a multiple of 64; the padding never spikes, θ > 0):
+    ``weight_t`` ``(M, n_in, H)``, the bias ``(M, H)`` (or None), ``readout_t`` ``(M, H, 16)``, the readout's
+    bias ``(M, 16)``, ``recurrent_t`` ``(M, H, H)`` (row j: ``W[:, j]``; None for feed-forward layers);
+    ``weight`` as given ``(M, N, n_in)``, and ``outputs`` the readout's."""
 
+    weight: torch.Tensor
     weight_t: torch.Tensor
     bias: torch.Tensor | None
     readout_t: torch.Tensor
     readout_bias: torch.Tensor
-    out: torch.Tensor
-    per_neuron: torch.Tensor | None
+    recurrent_t: torch.Tensor | None
+    outputs: int
 
-    def results(self, hidden: int):
-        """``(readouts, counts)``, the counts of the ``hidden`` neurons that are not padding."""
-        return self.out, None if self.per_neuron is None else self.per_neuron[..., :hidden]
+    @property
+    def models(self) -> int:
+        return self.weight.shape[0]
+
+    def counts_of(self, per_neuron):
+        """The counts ``(B, M, 2, N)`` of the neurons that are not padding (None for None)."""
+        return None if per_neuron is None else per_neuron[..., :self.weight.shape[1]]
 
 
-def _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts: bool) -> _Padded:
+def kernel_weights(weight: torch.Tensor, bias: torch.Tensor | None, readout_weight: torch.Tensor,
+                   readout_bias: torch.Tensor | None, recurrent_weight: torch.Tensor | None = None):
+    """The weights (``weight`` ``(M, N, n_in)``, ``bias`` ``(M, N)``, ``readout_weight`` ``(M, n_out, N)``,
+    ``readout_bias`` ``(M, n_out)``, and for a recurrent layer ``recurrent_weight`` ``(M, N, N)``) as the
+    kernels read them (:class:`KernelWeights`), or None where the kernels do not take them: a gradient
+    asked for, a transform, not CPU float32/float64 alike, weights that are not finite, more than
+    :data:`READOUT_MAX_OUTPUTS` outputs, no C++ backend. Their values as they are now: prepared once, they
+    serve every batch of an evaluation (:func:`~neuroplastic.networks.evaluation.counted_passes`)."""
+    _check_weights(weight, bias, readout_weight, readout_bias, recurrent_weight)
+    given = [t for t in (weight, bias, readout_weight, readout_bias, recurrent_weight) if t is not None]
+    if (readout_weight.shape[1] > READOUT_MAX_OUTPUTS
+            or (torch.is_grad_enabled() and any(t.requires_grad for t in given))
+            or any(t.device.type != "cpu" or t.dtype != weight.dtype for t in given)
+            or weight.dtype not in (torch.float32, torch.float64) or transforms.active(*given)
+            or extension.backend(weight) != "cpp"
+            or not all(all_finite(t) for t in (weight, readout_weight, recurrent_weight) if t is not None)):
+        return None
     models, hidden, inputs = weight.shape
     outputs = readout_weight.shape[1]
     padded = 32 if hidden <= 32 else -(-hidden // 64) * 64
@@ -171,25 +196,52 @@ def _padded(x, weight, bias, readout_weight, readout_bias, neuron_counts: bool) 
     readout_bias_padded = weight.new_zeros(models, READOUT_MAX_OUTPUTS)
     if readout_bias is not None:
         readout_bias_padded[:, :outputs] = readout_bias
-    batch = x.shape[-2]
-    per_neuron = weight.new_empty(batch, models, 2, padded, dtype=torch.int32) if neuron_counts else None
-    return _Padded(weight_t, bias_padded, readout_t, readout_bias_padded,
-                   x.new_empty(*x.shape[-3:-1], models, outputs), per_neuron)
+    recurrent_t = None
+    if recurrent_weight is not None:
+        recurrent_t = weight.new_zeros(models, padded, padded)
+        recurrent_t[:, :hidden, :hidden] = recurrent_weight.transpose(1, 2)
+    return KernelWeights(weight, weight_t, bias_padded, readout_t, readout_bias_padded, recurrent_t, outputs)
 
 
-def _check_shapes(x, weight, bias, readout_weight, readout_bias):
-    """Refuses, naming them, shapes that do not pair: x (T, B, n_in) or (M, T, B, n_in), weight (M, N, n_in),
-    bias (M, N), readout_weight (M, n_out, N), readout_bias (M, n_out)."""
-    if weight.dim() != 3 or readout_weight.dim() != 3 or x.dim() not in (3, 4):
-        raise ValueError(f"lif_readouts takes x (T, B, n_in) or (M, T, B, n_in), weight (M, N, n_in) and "
-                         f"readout_weight (M, n_out, N), got {tuple(x.shape)}, {tuple(weight.shape)}, "
-                         f"{tuple(readout_weight.shape)}")
-    models, hidden, inputs = weight.shape
-    outputs = readout_weight.shape[1]
+def _input_applies(x, weights: KernelWeights) -> bool:
+    """Whether the kernels take ``x`` with ``weights``: not empty, of their dtype on the CPU, no
+    gradient asked for, no transform."""
+    _check_input(x, weights.weight)
+    return not (x.numel() == 0 or x.device.type != "cpu" or x.dtype != weights.weight.dtype
+                or (torch.is_grad_enabled() and x.requires_grad) or transforms.active(x))
+
+
+def _outputs(x, weights: KernelWeights, neuron_counts: bool):
+    """The readouts' memory ``(T, B, M, n_out)`` and, where ``neuron_counts``, each neuron's counts
+    ``(B, M, 2, H)`` (else None)."""
+    steps, batch = x.shape[-3:-1]
+    per_neuron = None
+    if neuron_counts:
+        per_neuron = x.new_empty(batch, weights.models, 2, weights.weight_t.shape[2], dtype=torch.int32)
+    return x.new_empty(steps, batch, weights.models, weights.outputs), per_neuron
+
+
+def _check_input(x, weight):
+    """Refuses, naming it, an input that does not pair with ``weight`` (M, N, n_in): (T, B, n_in) or
+    (M, T, B, n_in)."""
+    models, _, inputs = weight.shape
     leading = (models,) if x.dim() == 4 else ()
-    expected = {"x": (x, (*leading, *x.shape[-3:-1], inputs)), "bias": (bias, (models, hidden)),
-                "readout_weight": (readout_weight, (models, outputs, hidden)),
-                "readout_bias": (readout_bias, (models, outputs))}
+    if x.dim() not in (3, 4) or tuple(x.shape) != (*leading, *x.shape[-3:-1], inputs):
+        raise ValueError(f"x must be (T, B, {inputs}) or ({models}, T, B, {inputs}) for weight "
+                         f"{tuple(weight.shape)}, got {tuple(x.shape)}")
+
+
+def _check_weights(weight, bias, readout_weight, readout_bias, recurrent_weight):
+    """Refuses, naming them, shapes that do not pair: weight (M, N, n_in), bias (M, N), readout_weight
+    (M, n_out, N), readout_bias (M, n_out), recurrent_weight (M, N, N)."""
+    if weight.dim() != 3 or readout_weight.dim() != 3:
+        raise ValueError(f"the kernels take weight (M, N, n_in) and readout_weight (M, n_out, N), got "
+                         f"{tuple(weight.shape)} and {tuple(readout_weight.shape)}")
+    models, hidden, _ = weight.shape
+    outputs = readout_weight.shape[1]
+    expected = {"bias": (bias, (models, hidden)), "readout_weight": (readout_weight, (models, outputs, hidden)),
+                "readout_bias": (readout_bias, (models, outputs)),
+                "recurrent_weight": (recurrent_weight, (models, hidden, hidden))}
     for name, (tensor, shape) in expected.items():
         if tensor is not None and tuple(tensor.shape) != shape:
             raise ValueError(f"{name} must be {shape} for weight {tuple(weight.shape)}, got {tuple(tensor.shape)}")

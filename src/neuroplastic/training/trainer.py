@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from neuroplastic.networks import SpikingNetwork
-from neuroplastic.networks.evaluation import counted_pass
+from neuroplastic.networks.evaluation import counted_passes
 from neuroplastic.neurobench import Workload
 from neuroplastic.tasks import Task
 
@@ -82,12 +82,13 @@ class Trainer:
         ``bits_per_sample`` (the bits they carry: :func:`~neuroplastic.training.problem.traffic`) and
         ``neurobench`` (NeuroBench's metrics: :class:`~neuroplastic.neurobench.Workload`). A network
         of one layer fed spikes on the fused path runs in one kernel that writes only its readouts
-        and spike counts (:func:`~neuroplastic.networks.evaluation.counted_pass`), any other its
-        forward pass."""
+        and spike counts (:func:`~neuroplastic.networks.evaluation.counted_passes`, prepared once for
+        the split), any other its forward pass."""
         self.network.eval()
         totals, samples, workload = {}, 0, Workload(self.network)
+        passes = counted_passes(self.network)
         for inputs, targets in self._batches(split, 256, shuffle=False):
-            counted = counted_pass(self.network, inputs)
+            counted = None if passes is None else passes(inputs)
             if counted is None:
                 output = self.network(inputs)
                 workload.add(inputs, output)
