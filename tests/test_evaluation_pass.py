@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
-from neuroplastic.networks import evaluation
+from neuroplastic.networks import evaluation, paths
 from neuroplastic.networks.evaluation import counted_pass
 from neuroplastic.neurons import ALIF
 from neuroplastic.tasks.cue import cue_task
@@ -132,3 +132,5 @@ def test_counted_passes_prepare_the_weights_once_for_every_batch(recurrent):
         assert torch.equal(got.last_spikes[0], expected.last_spikes[0])
     assert not torch.equal(counted_pass(network, inputs).readout, got.readout)  # made anew: the new weights
     assert evaluation.counted_passes(recurrent_network(task, recurrent=False)) is None  # adaptive: not fused
+    with paths.use_path("step"):  # the step path now: nothing prepared, no kernel built
+        assert evaluation.counted_passes(recurrent_network(task)) is None

@@ -57,8 +57,8 @@ def counted_passes(network) -> Callable[[torch.Tensor], CountedPass | None] | No
     """:func:`counted_pass` for the batches of one evaluation: the network's checks and the kernel's
     padded weights (:func:`~neuroplastic.fused.population_lif.kernel_weights`) made once, and a function
     of each batch ``x`` that gives its :class:`CountedPass`, or None where the kernel does not take that
-    batch. None where it applies to no batch of ``network``. The weights are read now: a change to them
-    afterwards goes unseen by the function (build another)."""
+    batch. None where it applies to no batch of ``network``. The network is read now — its weights,
+    mode, hooks: a change afterwards goes unseen by the function (build another)."""
     if (type(network) is not SpikingNetwork or len(network.layers) != 1
             or (network.training and network.dropout.p > 0) or type(network.layers[0]) is not SpikingLayer
             or type(network.readout) is not LeakyReadout or not paths.plain(network.readout.synapses)
@@ -71,8 +71,9 @@ def counted_passes(network) -> Callable[[torch.Tensor], CountedPass | None] | No
     layer, readout = network.layers[0], network.readout.synapses
     neuron = layer.neuron_parameters.model(validate=True)
     recurrent = None if layer.recurrent is None else layer.recurrent.weight
-    if paths.why_not_fused(neuron, layer.recurrent) is not None:
-        return None  # off the fused path (path="fused" asked for: the forward pass says why it cannot)
+    if paths.why_not_fused(neuron, layer.recurrent) is not None or not paths.runs_fused(layer.path, None):
+        return None  # off the fused path (path="fused" asked for: the forward pass says why it cannot), or on
+        # the step path now: no kernel built, no weights padded
     tensors = [layer.synapses.weight, *([] if recurrent is None else [recurrent])]
 
     def one(tensor):  # a population of one; a bias may be a plain tensor
