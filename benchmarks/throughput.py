@@ -8,7 +8,9 @@ over its task's test split in batches of 256: a training forward pass (train mod
 a training step pays before its backward pass), the forward pass in eval mode under ``torch.no_grad``
 and under ``torch.inference_mode``, and — where it applies — what ``Trainer.evaluate`` runs instead,
 the readouts and spike counts in one kernel (:func:`~neuroplastic.networks.evaluation.counted_passes`,
-prepared once for the split), beside the same prepared anew for every batch (``counted_pass``).
+prepared once for the split), beside the same prepared anew for every batch (``counted_pass``); and
+``Trainer.evaluate`` end to end: its own batches of the split, the pass, the metrics and NeuroBench's
+counts.
 digits: feed-forward LIF (the fused path); mnist1d: recurrent LIF on an amplitude code (21% of its
 entries spikes); cue: recurrent ALIF on spikes (both the fused recurrent kernel; both evaluations one
 kernel).
@@ -43,7 +45,9 @@ from neuroplastic.networks.population import population_forward, stack_networks
 from neuroplastic.neurons import ALIF
 from neuroplastic.spikes import FastSigmoid
 from neuroplastic.tasks import load_task
+from neuroplastic.training.objectives import objective_for
 from neuroplastic.training.recipes import build_network, recipe_for
+from neuroplastic.training.trainer import Trainer
 
 
 def timed(ways: dict, rounds: int) -> dict:
@@ -85,6 +89,8 @@ def inference(task_name: str, rounds: int) -> dict:
     if counted_pass(network.eval(), batches[0]) is not None:
         ways["one kernel, prepared for every batch (counted_pass)"] = counted_per_batch
         ways["evaluation as Trainer.evaluate runs it: one kernel (counted_passes)"] = counted
+    trainer = Trainer(task, network, None, None, evaluate=objective_for(task).evaluate)
+    ways["Trainer.evaluate, end to end (its batches, metrics, NeuroBench's counts)"] = trainer.evaluate
     return timed(ways, rounds)
 
 

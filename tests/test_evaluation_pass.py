@@ -49,6 +49,7 @@ def test_counted_pass_gives_the_forward_pass_readouts_and_spike_counts(dtype, re
     assert 0.005 < float(spikes.mean()) < 0.2  # the neurons fire, and the recurrent products run event by event
     assert torch.equal(counted.spike_counts[0], spikes.sum(0).int())
     assert torch.equal(counted.last_spikes[0], spikes[-1].int())
+    assert torch.equal(counted.input_counts, (inputs != 0).sum((0, 1)))  # what NeuroBench's input ACs read
     torch.testing.assert_close(counted.readout, output.readout, rtol=1e-5,
                                atol=1e-5 if dtype == torch.float32 else 1e-12)
 

@@ -19,7 +19,7 @@ from neuroplastic import transforms
 from neuroplastic.fused import event_linear, extension, recurrent
 from neuroplastic.validation import all_finite
 
-__all__ = ["lif_readouts", "alif_readouts", "run_lif", "run_alif", "kernel_weights", "KernelWeights",
+__all__ = ["lif_readouts", "alif_readouts", "run_lif", "run_alif", "kernel_weights", "KernelWeights", "layer_events",
            "READOUT_MAX_OUTPUTS"]
 
 READOUT_MAX_OUTPUTS = 16  # the kernel holds a model's readout in one padded row
@@ -45,12 +45,13 @@ def lif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def run_lif(x: torch.Tensor, weights: KernelWeights | None, *, beta: float, threshold: float, decay: float,
-            neuron_counts: bool = False):
+            neuron_counts: bool = False, events=None):
     """:func:`lif_readouts` with the weights prepared by :func:`kernel_weights` (None: the kernel does not
-    take them), once for the batches of an evaluation."""
+    take them), once for the batches of an evaluation; ``events``: the input's index where the caller
+    made it (:func:`layer_events`)."""
     if weights is None or not _input_applies(x, weights) or not threshold > 0:
         return None
-    events = _layer_events(x, weights.weight)
+    events = layer_events(x, weights) if events is None else events
     if events is None:
         return None
     _refuse_non_finite(events.values)
@@ -86,9 +87,10 @@ def alif_readouts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 def run_alif(x: torch.Tensor, weights: KernelWeights | None, neuron, dt: float, *, decay: float, bias_first: bool,
-             neuron_counts: bool = False):
+             neuron_counts: bool = False, events=None):
     """:func:`alif_readouts` with the weights prepared by :func:`kernel_weights` (None: the kernel does not
-    take them)."""
+    take them); ``events`` (not ``bias_first``): the input's index where the caller made it
+    (:func:`layer_events`)."""
     if (weights is None or not _input_applies(x, weights) or recurrent.why_not(neuron)
             or not float(neuron.v_th) > 0):
         return None
@@ -96,7 +98,7 @@ def run_alif(x: torch.Tensor, weights: KernelWeights | None, neuron, dt: float, 
         spikes = x.reshape(-1, x.shape[-1]).contiguous()
         _, offsets, columns, values = event_linear._indexed(spikes, spikes.numel())  # rows (M or 1, T, B)
     else:  # a layer's own currents: event by event where the layer would take them so
-        events = _layer_events(x, weights.weight)
+        events = layer_events(x, weights) if events is None else events
         if events is None:
             return None
         offsets, columns, values = events.offsets, events.columns, events.values
@@ -132,9 +134,14 @@ def _refuse_non_finite(values):
         raise ValueError("network input contains NaN or infinite values")
 
 
-def _layer_events(x, weight):
-    """The input's index, where each model's own layer would take it event by event (spikes, few
-    enough: :func:`~neuroplastic.fused.event_linear.index`, for each model's input); else None."""
+def layer_events(x: torch.Tensor, weights: KernelWeights):
+    """The input's index (:class:`~neuroplastic.fused.event_linear.Events`, rows ``(M or 1, T, B)``), where
+    each model's own layer would take it event by event (spikes, few enough:
+    :func:`~neuroplastic.fused.event_linear.index`, for each model's input) and the kernels take it
+    (:func:`_input_applies`); else None."""
+    weight = weights.weight
+    if not _input_applies(x, weights):
+        return None
     if x.dim() == 4 and bool(((x != 0).flatten(1).sum(1) > event_linear.FORWARD_DENSITY * x[0].numel()).any()):
         return None  # a model whose own layer would take the matrix product (its input's density)
     events = event_linear.index(x.reshape(-1, *x.shape[-2:]), weight[0], None)  # rows (M or 1, T, B)

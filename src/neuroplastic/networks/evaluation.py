@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from neuroplastic.fused.population_lif import kernel_weights, run_alif, run_lif
+from neuroplastic.fused.population_lif import kernel_weights, layer_events, run_alif, run_lif
 from neuroplastic.networks import paths
 from neuroplastic.networks.layers import LeakyReadout, SpikingLayer, as_weights_dtype, fused_lif_options
 from neuroplastic.networks.network import SpikingNetwork
@@ -38,6 +38,7 @@ class CountedPass(NamedTuple):
     readout: torch.Tensor  # (T, B, n_out)
     spike_counts: tuple[torch.Tensor, ...]  # per hidden layer (B, N): each neuron's spikes over the pass
     last_spikes: tuple[torch.Tensor, ...]  # per hidden layer (B, N): its spikes of the last step
+    input_counts: torch.Tensor | None = None  # (n_in,): each input's spikes over the batch (None: graded)
 
 
 @torch.no_grad()
@@ -100,9 +101,12 @@ def counted_passes(network) -> Callable[[torch.Tensor], CountedPass | None] | No
         x = as_weights_dtype("network input", x, layer.synapses)
         if not paths.runs_fused(layer.path, None, x, *tensors):
             return None
-        ran = run(x)
+        events = layer_events(x, weights)
+        ran = None if events is None else run(x, events=events)
         if ran is None:
             return None
         readouts, counts = ran
-        return CountedPass(readouts[:, :, 0], (counts[:, 0, 0],), (counts[:, 0, 1],))
+        # each input's spikes, where they are spikes (the index lists no values: every entry 0 or 1)
+        inputs = None if events.values.numel() else torch.bincount(events.columns, minlength=x.shape[-1])
+        return CountedPass(readouts[:, :, 0], (counts[:, 0, 0],), (counts[:, 0, 1],), inputs)
     return counted
