@@ -404,3 +404,17 @@ def test_pattern_is_reproducible_and_the_seed_matters():
     assert torch.equal(a.train.targets, b.train.targets) and torch.equal(a.train.inputs, b.train.inputs)
     assert not torch.equal(a.train.targets, c.train.targets)
     assert load_task("pattern", dt=2.0).train.inputs.shape == (1, 500, 100)
+
+
+def test_batches_of_sparse_stored_inputs_equal_the_dense_ones():
+    """Inputs stored sparse over samples and time (events), or over the samples alone, batch as the same
+    dense tensor, time first."""
+    x = (torch.rand(6, 5, 4, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    y = torch.randint(0, 2, (6,), generator=torch.Generator().manual_seed(1))
+    for stored in (x, x.to_sparse(), x.to_sparse(2), x.to_sparse(1)):
+        split = Split(stored, y)
+        task = Task(name="t", train=split, test=split, n_inputs=4, n_outputs=2, dt=1.0, kind="classification")
+        batches = list(task.batches("test", 4, shuffle=False))
+        assert [b.shape for b, _ in batches] == [(5, 4, 4), (5, 2, 4)]
+        torch.testing.assert_close(torch.cat([b for b, _ in batches], 1), x.transpose(0, 1), rtol=0, atol=0)
+        assert all(b.is_contiguous() for b, _ in batches)

@@ -63,9 +63,9 @@ def readout_cross_entropies(y: torch.Tensor, labels: torch.Tensor, loss_steps: i
         raise ValueError(f"readouts must be (M, T, B, C) with one label per sample, got {tuple(y.shape)} and "
                          f"labels {tuple(labels.shape)}")
     window = _window(y.transpose(0, 1), loss_steps).transpose(0, 1)
-    largest = window.amax(-1, keepdim=True)
-    log_total = (window - largest).exp().sum(-1).log() + largest.squeeze(-1)
-    target = window.gather(-1, labels.view(1, 1, -1, 1).expand(*window.shape[:3], 1)).squeeze(-1)
+    shifted = window - window.amax(-1, keepdim=True)  # both terms shifted: no cancellation of large readouts
+    log_total = shifted.exp().sum(-1).log()
+    target = shifted.gather(-1, labels.view(1, 1, -1, 1).expand(*window.shape[:3], 1)).squeeze(-1)
     return (log_total - target).mean((1, 2))
 
 
