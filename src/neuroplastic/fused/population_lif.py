@@ -91,6 +91,8 @@ def run_alif(x: torch.Tensor, weights: KernelWeights | None, neuron, dt: float, 
     """:func:`alif_readouts` with the weights prepared by :func:`kernel_weights` (None: the kernel does not
     take them); ``events`` (not ``bias_first``): the input's index where the caller made it
     (:func:`layer_events`)."""
+    if weights is not None and weights.recurrent_t is None:
+        raise ValueError("run_alif needs a recurrent layer's weights: kernel_weights(..., recurrent_weight)")
     if (weights is None or not _input_applies(x, weights) or recurrent.why_not(neuron)
             or not float(neuron.v_th) > 0):
         return None
@@ -106,8 +108,6 @@ def run_alif(x: torch.Tensor, weights: KernelWeights | None, neuron, dt: float, 
     out, per_neuron = _outputs(x, weights, neuron_counts)
     models, hidden = weights.models, weights.weight.shape[1]
     width = weights.weight_t.shape[2]
-    if weights.recurrent_t is None:
-        raise ValueError("run_alif needs a recurrent layer's weights: kernel_weights(..., recurrent_weight)")
     leaks = recurrent._leaks(neuron, dt, weights.weight_t[0, 0, :hidden])  # rows (N,)
     alpha, rho = (torch.cat([row, row.new_zeros(width - hidden)]) for row in leaks)
     steps, batch = x.shape[-3:-1]

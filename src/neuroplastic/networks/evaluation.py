@@ -72,9 +72,10 @@ def counted_passes(network) -> Callable[[torch.Tensor], CountedPass | None] | No
     layer, readout = network.layers[0], network.readout.synapses
     neuron = layer.neuron_parameters.model(validate=True)
     recurrent = None if layer.recurrent is None else layer.recurrent.weight
+    # off the fused path (path="fused" asked for: the forward pass says why it cannot), or on the step path
+    # now: no kernel built, no weights padded
     if paths.why_not_fused(neuron, layer.recurrent) is not None or not paths.runs_fused(layer.path, None):
-        return None  # off the fused path (path="fused" asked for: the forward pass says why it cannot), or on
-        # the step path now: no kernel built, no weights padded
+        return None
     tensors = [layer.synapses.weight, *([] if recurrent is None else [recurrent])]
 
     def one(tensor):  # a population of one; a bias may be a plain tensor

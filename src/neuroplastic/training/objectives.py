@@ -25,7 +25,8 @@ from collections.abc import Callable
 import torch
 
 from neuroplastic.rules.base import Segment
-from neuroplastic.training.losses import mse, normalized_mse, readout_cross_entropies, readout_cross_entropy, window_logits
+from neuroplastic.training.losses import (mse, normalized_mse, readout_cross_entropies, readout_cross_entropy,
+                                          window_logits)
 
 __all__ = ["Objective", "Classification", "Regression", "LossFunction", "objective_for"]
 
