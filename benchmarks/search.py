@@ -10,8 +10,8 @@ class (200 train, 50 test; 20% of the training samples held out for validation);
 of 3 hidden nodes of 32 neurons with backward edges (:class:`~neuroplastic.outer.search.SearchSpace`).
 Per seed every method gets ``--budget-s`` seconds of search on the same machine, one after another;
 its pick is retrained for ``--retrain-epochs`` epochs by ``fit`` (the task's recipe, BPTT) and scored
-on the test split — by the search itself (weights drawn from the seed), and again from
-``--retrain-seeds`` − 1 other draws of the weights: the table gives the mean. Random search trains
+on the test split — by the search itself (the seed's weights and order of batches), and again with
+``--retrain-seeds`` − 1 other seeds (other weights, another order): the table gives the mean. Random search trains
 each cell it draws for 2 epochs (26 batches).
 
 Kendall's τ: ``--cells`` cells drawn at random per seed, each retrained as a pick is (``fit``,
@@ -53,8 +53,8 @@ def searched_task(seed: int):
 
 
 def retrained(cell: Cell, seed: int, weights_seed: int, epochs: int, out: Path) -> float:
-    """The test accuracy of ``cell`` retrained as ``search`` retrains a pick, its weights drawn from
-    ``weights_seed``."""
+    """The test accuracy of ``cell`` retrained as ``search`` retrains a pick, with ``weights_seed`` for its
+    weights and its order of batches."""
     fitted = fit(searched_task(seed), "bptt", network=CellBuilder(cell, weights_seed), epochs=epochs,
                  seed=weights_seed, out=out, progress=False)
     return fitted["test_accuracy"]
@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-s", type=float, default=90.0, help="search seconds per method and seed")
     parser.add_argument("--retrain-epochs", type=int, default=15)
-    parser.add_argument("--retrain-seeds", type=int, default=3, help="draws of each pick's weights retrained")
+    parser.add_argument("--retrain-seeds", type=int, default=3, help="retrainings of each pick (seeds: weights, batch order)")
     parser.add_argument("--cells", type=int, default=24, help="cells for Kendall's τ per seed (>= 20; 0: no τ)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one seed, 20 s budgets, 4 retraining epochs, "
