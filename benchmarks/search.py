@@ -52,18 +52,18 @@ def searched_task(seed: int):
     return load_task("randman", seed=seed, **TASK).with_validation(VALIDATION, seed=seed)
 
 
-def retrained(cell: Cell, seed: int, weights_seed: int, epochs: int, out: Path) -> float:
-    """The test accuracy of ``cell`` retrained as ``search`` retrains a pick, with ``weights_seed`` for its
-    weights and its order of batches."""
-    fitted = fit(searched_task(seed), "bptt", network=CellBuilder(cell, weights_seed), epochs=epochs,
+def retrained(cell: Cell, task, weights_seed: int, epochs: int, out: Path) -> float:
+    """The test accuracy of ``cell`` retrained on ``task`` (:func:`searched_task`) as ``search`` retrains a
+    pick, with ``weights_seed`` for its weights and its order of batches."""
+    fitted = fit(task, "bptt", network=CellBuilder(cell, weights_seed), epochs=epochs,
                  seed=weights_seed, out=out, progress=False)
     return fitted["test_accuracy"]
 
 
-def kendall(seed: int, cells: int, epochs: int, out: Path) -> dict:
+def kendall(task, seed: int, cells: int, epochs: int, out: Path) -> dict:
     """τ between the retrained test accuracy of ``cells`` random cells and SNASNet's score of each (at
     initialization), and random search's (validation accuracy after 26 batches from the same weights)."""
-    task, recipe = searched_task(seed), recipe_for("randman")
+    recipe = recipe_for(task.name)
     generator = torch.Generator().manual_seed(seed + 100)
     inputs, _ = draw_batch(task, "train", 64, torch.Generator().manual_seed(seed + 4))
     rows, start = [], time.perf_counter()
@@ -74,7 +74,7 @@ def kendall(seed: int, cells: int, epochs: int, out: Path) -> dict:
         train_cell(network, task, recipe, OPTIONS["random"]["batches"], generator)
         rows.append({"cell": str(cell), "snasnet": score if math.isfinite(score) else -1e9,
                      "random": accuracy(network, task, "validation"),
-                     "test_accuracy": retrained(cell, seed, weights_seed, epochs, out / f"cell{k}")})
+                     "test_accuracy": retrained(cell, task, weights_seed, epochs, out / f"cell{k}")})
     accuracies = [row["test_accuracy"] for row in rows]
     taus = {name: kendalltau([row[name] for row in rows], accuracies) for name in ("snasnet", "random")}
     return {"seed": seed, "cells": cells, "epochs": epochs, "wall_s": time.perf_counter() - start, "rows": rows,
@@ -87,7 +87,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-s", type=float, default=90.0, help="search seconds per method and seed")
     parser.add_argument("--retrain-epochs", type=int, default=15)
-    parser.add_argument("--retrain-seeds", type=int, default=3, help="retrainings of each pick (seeds: weights, batch order)")
+    parser.add_argument("--retrain-seeds", type=int, default=3,
+                        help="retrainings of each pick (seeds: weights, batch order)")
     parser.add_argument("--cells", type=int, default=24, help="cells for Kendall's τ per seed (>= 20; 0: no τ)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one seed, 20 s budgets, 4 retraining epochs, "
@@ -109,6 +110,7 @@ def main():
     config = {**vars(args), "task": TASK, "space": str(SPACE), "validation": VALIDATION}
     results = {"config": config, "runs": [], "tau": []}
     for seed in args.seeds:
+        task = searched_task(seed)
         for method in METHODS:
             folder = out / method / f"seed{seed}"
             summary = search("randman", method, args.budget_s, seed=seed, task_options=TASK, space=SPACE,
@@ -119,14 +121,14 @@ def main():
                                            "test_accuracy", "validation_accuracy", "retrain_wall_s")}
             cell = Cell.from_json(summary["cell_graph"])
             row["retrained"] = [summary["test_accuracy"]] + [
-                retrained(cell, seed, seed + 10_000 * r, args.retrain_epochs, folder / f"retrain{r}")
+                retrained(cell, task, seed + 10_000 * r, args.retrain_epochs, folder / f"retrain{r}")
                 for r in range(1, args.retrain_seeds)]
             row["mean_test_accuracy"] = statistics.mean(row["retrained"])
             results["runs"].append(row)
             print(json.dumps(row), flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2))
         if args.cells:
-            tau = kendall(seed, args.cells, args.retrain_epochs, out / "tau" / f"seed{seed}")
+            tau = kendall(task, seed, args.cells, args.retrain_epochs, out / "tau" / f"seed{seed}")
             results["tau"].append(tau)
             print(json.dumps({k: v for k, v in tau.items() if k != "rows"}), flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -138,18 +140,20 @@ def table(results: dict, seeds: list[int]) -> str:
     scores = ("snasnet", "random")
     by = {(r["method"], r["seed"]): r["mean_test_accuracy"] for r in results["runs"]}
     taus = {tau["seed"]: tau for tau in results["tau"]}
+
+    def row(label: str, accuracies: list[str], tau_cells: list[str]) -> str:
+        return "| " + " | ".join([label, *accuracies, *tau_cells]) + " |"
     lines = ["| seed | darts | snasnet | random | Kendall τ: SNASNet's score (p) | random search's score (p) |",
              "|---|---|---|---|---|---|"]
     for seed in seeds:
         tau = taus.get(seed)
-        lines.append(f"| {seed} | " + " | ".join(f"{by[m, seed]:.3f}" for m in METHODS) + "".join(
-            f" | {tau[f'kendall_tau_{n}']:.3f} ({tau[f'p_value_{n}']:.2f})" if tau else " | –" for n in scores) + " |")
+        tau_cells = [f"{tau[f'kendall_tau_{n}']:.3f} ({tau[f'p_value_{n}']:.2f})" if tau else "–" for n in scores]
+        lines.append(row(str(seed), [f"{by[m, seed]:.3f}" for m in METHODS], tau_cells))
     if len(seeds) > 1:
         spread = [[by[m, s] for s in seeds] for m in METHODS]
-        lines.append("| mean ± sd | " + " | ".join(f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}"
-                                                    for v in spread) + "".join(
-            f" | {statistics.mean(t[f'kendall_tau_{n}'] for t in taus.values()):.3f}" if taus else " | –"
-            for n in scores) + " |")
+        lines.append(row("mean ± sd", [f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" for v in spread],
+                         [f"{statistics.mean(t[f'kendall_tau_{n}'] for t in taus.values()):.3f}" if taus else "–"
+                          for n in scores]))
     return "\n".join(lines)
 
 
