@@ -13,6 +13,7 @@ import argparse
 import json
 import statistics
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.training.fit import fit
 
 TARGETS = {"digits": 0.95, "mnist1d": 0.80, "randman": 0.90, "cue": 0.93, "pattern": 0.1}
@@ -27,6 +28,7 @@ def main():
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="neuroplastic-out/accuracy")
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     results = {}
     for task in args.tasks.split(","):
         for rule in args.rules.split(","):

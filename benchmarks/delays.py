@@ -11,6 +11,7 @@ import argparse
 import json
 import statistics
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.experiments.delays import VARIANTS, run
 
 
@@ -18,6 +19,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     runs = {int(seed): run(seed=int(seed), progress=False).measured for seed in args.seeds.split(",")}
     keys = [f"{v}_accuracy" for v in VARIANTS] + ["learned_unrounded_accuracy", "rounding_cost", "learned_wall_time_s",
                                                   "none_wall_time_s"]

@@ -17,6 +17,7 @@ import warnings
 
 import torch
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.devices import parse_device
 from neuroplastic.tasks import load_task
 from neuroplastic.training.fit import fit
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     devices = [parse_device(name) for name in args.devices.split(",")]
     rows = []
     for rule in args.rules.split(","):

@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+from neuroplastic.bench.timing import machine_record
+
+
 
 def run(task: str, rule: str, epochs: int, processes: int, threads: int, out: str) -> dict:
     command = ["-m", "neuroplastic", "train", "--task", task, "--rule", rule, "--epochs", str(epochs),
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[2])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for task, rule in itertools.product(args.tasks, args.rules):

@@ -20,6 +20,7 @@ import statistics
 
 import torch
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.networks import EnergyNetwork, SpikingEnergyNetwork
 from neuroplastic.tasks import load_task
 from neuroplastic.training.fit import fit
@@ -61,6 +62,7 @@ def main():
     parser.add_argument("--nudged-steps", type=int, default=30, help="steps of a nudged relaxation (default 30)")
     parser.add_argument("--out", default="neuroplastic-out/eqprop")
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     results = {}
     for rule in args.rules.split(","):
         if rule not in NETWORKS:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.outer.evolution import Classification, Genome, RayEvaluator, SerialEvaluator, evolve, make_problem
 
 GOALS = {  # name: evolve's arguments; the goal (None: beat the hand-set parameters)
@@ -139,6 +140,7 @@ def main():
     parser.add_argument("--out", default="neuroplastic-out/bench-evolve")
     parser.add_argument("--runs", type=int, default=10, help="paired: networks per seed")
     args = parser.parse_args()
+    print(machine_record(), flush=True)
     {"throughput": throughput, "goals": goals, "paired": paired}[args.what](args)
 
 

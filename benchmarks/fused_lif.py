@@ -22,6 +22,7 @@ import time
 import torch
 
 from neuroplastic import fused
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.fused import extension
 from neuroplastic.spikes import FastSigmoid, spike
 
@@ -109,6 +110,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(machine_record(), flush=True)
     os.environ[extension.ENV] = "cpp"
     print(f"backend: {fused.backend()}")
     for size in args.sizes:

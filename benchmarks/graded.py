@@ -16,6 +16,7 @@ import statistics
 
 import torch
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.training.fit import fit
 
 PAYLOADS = ("none", "learned", "bits:4")
@@ -32,6 +33,7 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(machine_record(), flush=True)
     means = {}
     for task in args.tasks.split(","):
         for graded in args.payloads.split(","):

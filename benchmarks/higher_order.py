@@ -24,6 +24,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from neuroplastic import ALIF, FastSigmoid
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork, use_path
 
 
@@ -39,6 +40,7 @@ def timed(function, repeats=5):
 
 def main():
     torch.set_num_threads(2)
+    print(machine_record(), flush=True)
     g = torch.Generator().manual_seed(0)
     neuron = ALIF(tau_m=20.0, beta=0.0, v_th=1.0, t_ref=0.0, surrogate=FastSigmoid(10.0))
     net = SpikingNetwork([SpikingLayer(64, 256, neuron, scale=2.0, generator=g)], LeakyReadout(256, 10, generator=g))

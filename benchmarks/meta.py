@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.outer.training import meta_fit
 
 CONFIGS = {  # name: (inner, first_order, shots)
@@ -42,6 +43,7 @@ def main():
     parser.add_argument("--out", default="neuroplastic-out/bench-meta")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    print(machine_record(), flush=True)
     out = Path(args.out)
     results = []
     for name in args.configs:

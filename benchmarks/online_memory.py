@@ -56,6 +56,9 @@ def main():
     if args.child:
         print(child(args.child[0], int(args.child[1])))
         return
+    from neuroplastic.bench.timing import machine_record
+
+    print(machine_record(), flush=True)
     steps = [int(s) for s in args.steps.split(",")]
     results = []
     for rule in RULES:

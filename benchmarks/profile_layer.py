@@ -19,6 +19,7 @@ from collections import defaultdict
 import torch
 
 from neuroplastic.bench.timing import elapsed_ms, training_passes
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.bench.workloads import build
 from neuroplastic.fused import backend
 
@@ -49,6 +50,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine_record(), flush=True)
     if backend() != "cpp":
         raise SystemExit("the fused kernels need the C++ backend, which could not be built here")
     workload, x = build("neuroplastic", args.size, args.steps, args.batch)

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from scipy.stats import kendalltau
 
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.outer.search import SearchSpace, accuracy, search, snasnet_score, train_cell
 from neuroplastic.outer.search.random import build_cell, draw_batch
 from neuroplastic.outer.search.run import CellBuilder
@@ -105,6 +106,7 @@ def main():
     if args.quick:
         args.seeds, args.budget_s, args.retrain_epochs, args.retrain_seeds, args.cells = [0], 20.0, 4, 1, 20
     torch.set_num_threads(args.threads)
+    print(machine_record(), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "task": TASK, "space": str(SPACE), "validation": VALIDATION}

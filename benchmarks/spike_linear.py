@@ -18,6 +18,7 @@ import statistics
 import torch
 
 from neuroplastic.bench.timing import elapsed_ms
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.fused import backend, event_linear
 
 
@@ -64,6 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, default=8000, help="T·B (default 500 steps × 16)")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
+    print(machine_record(), flush=True)
     if backend() != "cpp":
         raise SystemExit("the event-driven kernel needs the C++ backend, which could not be built here")
     event_linear.FORWARD_DENSITY = event_linear.GRADIENT_DENSITY = 1.0  # time every density

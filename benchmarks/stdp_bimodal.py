@@ -84,6 +84,9 @@ def main():
     parser.add_argument("--brian-python", help="a Python interpreter with brian2 installed")
     parser.add_argument("--brian-target", default="numpy", help="Brian2 code-generation target (numpy, cython)")
     args = parser.parse_args()
+    from neuroplastic.bench.timing import machine_record
+
+    print(machine_record(), flush=True)
     result = {"ours": ours(args.repeats)}
     if args.brian_python:
         result["brian2"] = brian(args.brian_python, args.brian_target)

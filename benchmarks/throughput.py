@@ -38,7 +38,7 @@ import time
 import torch
 from torch.func import functional_call, vmap
 
-from neuroplastic.bench.timing import machine
+from neuroplastic.bench.timing import machine, machine_record
 from neuroplastic.networks import LeakyReadout, SpikingLayer, SpikingNetwork
 from neuroplastic.networks.evaluation import counted_pass, counted_passes
 from neuroplastic.networks.population import population_forward, stack_networks
@@ -157,6 +157,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine_record(), flush=True)
     rounds = args.rounds or (3 if args.quick else 5)
     tasks = ("digits",) if args.quick else ("digits", "mnist1d", "cue")
     results = {"threads": args.threads, "rounds": rounds, "inference": {}, "population": {}, "machine": machine(),

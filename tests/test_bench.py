@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from neuroplastic.bench import default_peers
+from neuroplastic.bench.timing import machine_record
 from neuroplastic.bench.workloads import INPUT_SCALE, build, neuron, spiking_layer
 from neuroplastic.cli.main import main
 
@@ -98,6 +99,29 @@ def assert_names_the_generation_and_caches(machine):
                None)
     if l1d is not None:
         assert machine["caches"]["L1d"] == (l1d / "size").read_text().strip()
+
+
+def test_the_machine_record_names_the_cpu_its_flags_and_threads():
+    record = json.loads(machine_record())
+    machine = record["machine"]
+    with open("/proc/cpuinfo") as info:
+        flags = set(next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), []))
+    assert set(machine["vector"]) <= flags and ("avx2" in flags) == ("avx2" in machine["vector"])
+    assert_names_the_generation_and_caches(machine)
+    for part in (machine["cpu"], machine["generation"], "/".join(machine["vector"]), machine["kernels"]):
+        assert part in machine["described"]
+    assert record["threads"] == torch.get_num_threads() and record["torch"] == torch.__version__
+
+
+def test_every_benchmark_script_prints_the_machine_record():
+    """Every table in BENCHMARKS.md names the CPU and flags it ran on (issue 19 §0): each script in
+    ``benchmarks/`` prints :func:`machine_record` before its figures; ``bench_lif_layer.py`` runs
+    ``neuroplastic bench``, whose summary holds the same record."""
+    scripts = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.py"))
+    assert len(scripts) >= 17
+    silent = [script.name for script in scripts if "print(machine_record(), flush=True)" not in script.read_text()
+              and '["bench", "--json"' not in script.read_text()]
+    assert silent == []
 
 
 def test_the_recurrent_case_times_its_ways_against_the_floor(capsys):

@@ -41,8 +41,8 @@ from neuroplastic import fused
 from neuroplastic.fused.calibration import caches, cpu_info, generation
 from neuroplastic.fused.extension import instruction_set
 
-__all__ = ["elapsed_ms", "gemm_passes", "machine", "memory", "peak_rss_mb", "rounds", "rss_mb",
-           "tensor_peak_mb", "training_passes"]
+__all__ = ["describe_machine", "elapsed_ms", "gemm_passes", "machine", "machine_record", "memory", "peak_rss_mb",
+           "rounds", "rss_mb", "tensor_peak_mb", "training_passes"]
 
 
 def machine() -> dict:
@@ -60,6 +60,23 @@ def machine() -> dict:
             "vector": [flag for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
                        if flag in flags],
             "kernels": instruction_set(), "aten": torch.backends.cpu.get_cpu_capability()}
+
+
+def describe_machine(record: dict) -> str:
+    """:func:`machine`'s record in words, as the benchmarks' tables name their CPU."""
+    caches = ", ".join(f"{level} {size}" for level, size in record["caches"].items())
+    vector = "/".join(record["vector"]) or "no vector flags read"
+    return (f"{record['cpu']} ({record['generation']}; {caches or 'caches not read'}), {record['cores']} cores, "
+            f"{vector}; kernels {record['kernels']}, ATen {record['aten']}")
+
+
+def machine_record() -> str:
+    """One JSON line naming where a benchmark runs — :func:`machine`, the same in words, PyTorch's version
+    and its threads — which every script in ``benchmarks/`` prints before its figures, so that a table
+    copied from its output can name the CPU model and flags it came from."""
+    record = machine()
+    return json.dumps({"machine": {**record, "described": describe_machine(record)}, "torch": torch.__version__,
+                       "threads": torch.get_num_threads()})
 
 
 def elapsed_ms(fn) -> float:

@@ -13,6 +13,7 @@ cores, vector instructions) and the run's settings and load average; for the oth
 from __future__ import annotations
 
 from neuroplastic.bench import online, recurrent, suite
+from neuroplastic.bench.timing import describe_machine
 from neuroplastic.bench.workloads import PEERS, installed
 from neuroplastic.cli.common import UsageError, device, emit
 from neuroplastic.progress import progress_bar
@@ -99,7 +100,7 @@ def _table(summary):
         (f"Linear(N→N) + LIF, B={summary['batch']}, T={summary['steps']}, float32 on {summary['device']}, "
          f"{summary['threads']} threads, "
          f"neuroplastic backend {summary['backend']}; ms: median (min) of {summary['repeats']} rounds; "
-         f"load {load[0]:.1f}→{load[1]:.1f}; {_cpu(summary['machine'])}"),
+         f"load {load[0]:.1f}→{load[1]:.1f}; {describe_machine(summary['machine'])}"),
         f"{'N':>6}  {'':20}{'forward ms':>16}{'fwd+bwd ms':>18}{'peak MB':>9}  fwd+bwd median ratio",
     ]
     for size, floor in summary["gemm_floor_ms"].items():
@@ -131,9 +132,3 @@ def _table(summary):
                      f"{d['floor_ms']:.1f} ms + the plain layer) {d['floor_plus_plain_over_plain']:.2f}×")
     return lines
 
-
-def _cpu(machine: dict) -> str:
-    caches = ", ".join(f"{level} {size}" for level, size in machine["caches"].items())
-    vector = "/".join(machine["vector"]) or "no vector flags read"
-    return (f"{machine['cpu']} ({machine['generation']}; {caches or 'caches not read'}), {machine['cores']} cores, "
-            f"{vector}; kernels {machine['kernels']}, ATen {machine['aten']}")
