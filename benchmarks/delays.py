@@ -1,6 +1,6 @@
 """The spike-timing task without delays, with fixed random delays and with learned delays, over seeds.
 
-    python benchmarks/delays.py --seeds 0,1,2        # prints JSON; the full `reproduce delays` per seed
+    python benchmarks/delays.py --seeds 0,1,2        # the machine record, then JSON: `reproduce delays` per seed
 
 Each seed is ``neuroplastic reproduce delays --seed S`` (the ``timing`` recipe: 64 discrete LIF with
 τ_m = 5 steps, max delay 45, BPTT, 15 epochs; the variants differ only in their input synapses).

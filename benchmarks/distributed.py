@@ -24,7 +24,6 @@ import time
 from neuroplastic.bench.timing import machine_record
 
 
-
 def run(task: str, rule: str, epochs: int, processes: int, threads: int, out: str) -> dict:
     command = ["-m", "neuroplastic", "train", "--task", task, "--rule", rule, "--epochs", str(epochs),
                "--quiet", "--json", "--out", out]

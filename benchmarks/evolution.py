@@ -140,6 +140,7 @@ def main():
     parser.add_argument("--out", default="neuroplastic-out/bench-evolve")
     parser.add_argument("--runs", type=int, default=10, help="paired: networks per seed")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(machine_record(), flush=True)
     {"throughput": throughput, "goals": goals, "paired": paired}[args.what](args)
 

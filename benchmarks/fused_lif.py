@@ -110,8 +110,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(machine_record(), flush=True)
     os.environ[extension.ENV] = "cpp"
+    print(machine_record(), flush=True)
     print(f"backend: {fused.backend()}")
     for size in args.sizes:
         measure(size, args.steps, args.batch, args.repeats)

@@ -1,6 +1,6 @@
 """What outer loops pay: second-order derivatives and ``torch.func`` transforms against first order.
 
-    python benchmarks/higher_order.py          # prints JSON (medians of 5 runs after a warm-up, ms)
+    python benchmarks/higher_order.py          # the machine record, then JSON (medians of 5 runs after a warm-up, ms)
 
 Network: the digits recipe's shape, 64 inputs → 256 feed-forward discrete LIF → 10 leaky readouts,
 T = 30, batch 32, input spikes at density 0.2, float32, 2 threads. Timed in one process, in turn:

@@ -1,6 +1,6 @@
 """Peak memory of one training batch against sequence length: online e-prop and DECOLLE against BPTT.
 
-    python benchmarks/online_memory.py            # T = 500 and 5000, prints JSON
+    python benchmarks/online_memory.py            # T = 500 and 5000, the machine record, then JSON
 
 Network: 40 inputs → 100 recurrent ALIF neurons → 2 leaky readouts (the cue-accumulation network),
 batch 16, Poisson inputs at 20 Hz, float32. Each (rule, T) runs in a fresh process; the figure is
@@ -56,8 +56,11 @@ def main():
     if args.child:
         print(child(args.child[0], int(args.child[1])))
         return
+    import torch
+
     from neuroplastic.bench.timing import machine_record
 
+    torch.set_num_threads(1)  # as each child (child())
     print(machine_record(), flush=True)
     steps = [int(s) for s in args.steps.split(",")]
     results = []

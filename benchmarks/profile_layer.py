@@ -18,8 +18,7 @@ from collections import defaultdict
 
 import torch
 
-from neuroplastic.bench.timing import elapsed_ms, training_passes
-from neuroplastic.bench.timing import machine_record
+from neuroplastic.bench.timing import elapsed_ms, machine_record, training_passes
 from neuroplastic.bench.workloads import build
 from neuroplastic.fused import backend
 

@@ -17,8 +17,7 @@ import statistics
 
 import torch
 
-from neuroplastic.bench.timing import elapsed_ms
-from neuroplastic.bench.timing import machine_record
+from neuroplastic.bench.timing import elapsed_ms, machine_record
 from neuroplastic.fused import backend, event_linear
 
 

@@ -1,7 +1,7 @@
 """Speed of the Song–Miller–Abbott STDP network (``neuroplastic reproduce stdp-bimodal``) against
 biological real time, and against Brian2 on the same network when a Brian2 interpreter is given.
 
-    python benchmarks/stdp_bimodal.py                                   # ours, 3 repeats, JSON
+    python benchmarks/stdp_bimodal.py                                   # ours, 3 repeats: the machine record, then JSON
     python benchmarks/stdp_bimodal.py --brian-python /path/to/env/bin/python
 
 Network: 1000 Poisson inputs at 15 Hz → 1 conductance-based LIF neuron, additive pair STDP with
@@ -58,7 +58,6 @@ def ours(repeats: int) -> dict:
 
     from neuroplastic.experiments.stdp_bimodal import run
 
-    torch.set_num_threads(1)
     walls, last = [], None
     for seed in range(repeats):
         start = time.perf_counter()
@@ -84,8 +83,11 @@ def main():
     parser.add_argument("--brian-python", help="a Python interpreter with brian2 installed")
     parser.add_argument("--brian-target", default="numpy", help="Brian2 code-generation target (numpy, cython)")
     args = parser.parse_args()
+    import torch
+
     from neuroplastic.bench.timing import machine_record
 
+    torch.set_num_threads(1)  # the Song network runs on one thread
     print(machine_record(), flush=True)
     result = {"ours": ours(args.repeats)}
     if args.brian_python:

@@ -4,6 +4,7 @@ The comparison is only fair if each peer's configuration is the same neuron: snn
 must give neuroplastic's spikes exactly; SpikingJelly and Norse reset at once and then decay the reset
 (see :mod:`neuroplastic.bench.workloads`), so theirs must agree up to each neuron's first spike.
 """
+import ast
 import json
 from pathlib import Path
 
@@ -102,26 +103,48 @@ def assert_names_the_generation_and_caches(machine):
 
 
 def test_the_machine_record_names_the_cpu_its_flags_and_threads():
-    record = json.loads(machine_record())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record = json.loads(machine_record())
+    finally:
+        torch.set_num_threads(threads)
     machine = record["machine"]
     with open("/proc/cpuinfo") as info:
         flags = set(next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), []))
     assert set(machine["vector"]) <= flags and ("avx2" in flags) == ("avx2" in machine["vector"])
     assert_names_the_generation_and_caches(machine)
-    for part in (machine["cpu"], machine["generation"], "/".join(machine["vector"]), machine["kernels"]):
+    caches = ", ".join(f"{level} {size}" for level, size in machine["caches"].items())
+    for part in (machine["cpu"], machine["generation"], caches, f"{machine['cores']} cores",
+                 "/".join(machine["vector"]), f"kernels {machine['kernels']}", f"ATen {machine['aten']}"):
         assert part in machine["described"]
-    assert record["threads"] == torch.get_num_threads() and record["torch"] == torch.__version__
+    assert record["threads"] == 1 and record["torch"] == torch.__version__
 
 
-def test_every_benchmark_script_prints_the_machine_record():
+def test_every_benchmark_script_prints_the_machine_record_once_its_threads_are_set():
     """Every table in BENCHMARKS.md names the CPU and flags it ran on (issue 19 §0): each script in
-    ``benchmarks/`` prints :func:`machine_record` before its figures; ``bench_lif_layer.py`` runs
-    ``neuroplastic bench``, whose summary holds the same record."""
+    ``benchmarks/`` prints :func:`machine_record` before its figures, in a function that has set the
+    threads first where the script sets them (so that the record's count is the run's);
+    ``bench_lif_layer.py`` runs ``neuroplastic bench``, whose summary holds the machine. distributed.py's
+    rows each name their processes and threads (``OMP_NUM_THREADS`` of its children)."""
     scripts = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.py"))
     assert len(scripts) >= 17
-    silent = [script.name for script in scripts if "print(machine_record(), flush=True)" not in script.read_text()
-              and '["bench", "--json"' not in script.read_text()]
-    assert silent == []
+    for script in scripts:
+        text = script.read_text()
+        if '["bench", "--json"' in text:
+            continue
+        calls = [(function, node) for function in ast.walk(ast.parse(text)) if isinstance(function, ast.FunctionDef)
+                 for node in ast.walk(function) if isinstance(node, ast.Call) and _named(node) == "print"
+                 and node.args and isinstance(node.args[0], ast.Call) and _named(node.args[0]) == "machine_record"]
+        assert len(calls) == 1, script.name
+        function, call = calls[0]
+        if "set_num_threads(" in text and script.name != "distributed.py":
+            assert any(isinstance(node, ast.Call) and _named(node) == "set_num_threads" and node.lineno < call.lineno
+                       for node in ast.walk(function)), script.name
+
+
+def _named(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
 
 
 def test_the_recurrent_case_times_its_ways_against_the_floor(capsys):

@@ -131,4 +131,3 @@ def _table(summary):
                      f"{d['over_plain']:.2f}× the plain layer; floor (the dense {d['max_delay'] + 1}-tap convolution "
                      f"{d['floor_ms']:.1f} ms + the plain layer) {d['floor_plus_plain_over_plain']:.2f}×")
     return lines
-
